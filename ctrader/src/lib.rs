@@ -1,0 +1,1 @@
+//! cTrader Open API: shell until its issue lands.

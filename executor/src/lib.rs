@@ -1,0 +1,1 @@
+//! executor: shell until its issue lands.

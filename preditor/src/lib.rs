@@ -1,0 +1,1 @@
+//! preditor: shell until its issue lands.

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("preditor: not implemented yet (see the project's issues)");
+    std::process::exit(2);
+}

@@ -1,0 +1,1 @@
+//! Oracle Trader IPC line protocol (see PROTOCOL.md).

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): Rust tests, then the light Python checks.
+# Installs what the tests need through the project's own scripts; nothing by hand.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+scripts/setup_venv.sh
+# Rust tests that talk to the reference implementations (onnxruntime, Spotware's message classes)
+# find the interpreter here.
+export ORACLE_PYTHON="$root/scripts/.venv/bin/python"
+
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+
+py_tests=()
+for d in scripts/tests ctrader/tests/python; do
+  [ -d "$d" ] && py_tests+=("$d")
+done
+if [ ${#py_tests[@]} -gt 0 ]; then
+  "$ORACLE_PYTHON" -m pytest -q "${py_tests[@]}"
+fi
