@@ -1,1 +1,41 @@
-//! Oracle Trader IPC line protocol (see PROTOCOL.md).
+//! Oracle Trader IPC line protocol: the text lines the preditor and the executor exchange over a
+//! loopback WebSocket. Types, strict parsing and canonical formatting only; no I/O.
+//! `PROTOCOL.md` next to this crate is the specification.
+//!
+//! Map:
+//! - [`lines`]: [`Line`] and one type per line (`HELLO BAR WARMUP HISTORY HISTORY_END SIGNAL ACK
+//!   ERROR`); `FromStr` (strict, total, never panics) and `Display` (canonical text);
+//!   [`parse_message`] for a WebSocket message carrying several lines.
+//! - [`values`]: validated field values: [`Symbol`], [`Timeframe`], [`BarTime`], [`Decimal`], [`Mode`].
+//! - [`action`]: the policy's seven [`Action`]s and their [`Direction`] / [`Intensity`].
+//! - [`codes`]: ACK [`Reason`]s and [`ErrorCode`]s, with forward-compatible `Other` codes.
+//! - [`error`]: [`ParseError`] (line type + field name + why) and the field-level [`ValueError`].
+//!
+//! ```
+//! use protocol::{Action, Line};
+//! let line: Line = "SIGNAL|EURUSD|LONG_WEAK|3|0.00|B:2026-02-03T10:15:00Z|N:1".parse()?;
+//! let Line::Signal(signal) = &line else { unreachable!() };
+//! assert_eq!(signal.action, Action::LongWeak);
+//! assert_eq!(line.to_string(), "SIGNAL|EURUSD|LONG_WEAK|3|0.00|B:2026-02-03T10:15:00Z|N:1");
+//! # Ok::<(), protocol::ParseError>(())
+//! ```
+
+pub mod action;
+pub mod codes;
+pub mod error;
+pub mod lines;
+pub mod values;
+
+pub use action::{Action, Direction, Intensity};
+pub use codes::{ErrorCode, Reason};
+pub use error::{ParseError, ParseErrorKind, ValueError};
+pub use lines::{
+    Ack, AckOutcome, Bar, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line, Redacted,
+    Signal, Warmup, parse_message, signal_identity,
+};
+pub use values::{BarTime, Decimal, Mode, Symbol, Timeframe};
+
+/// Longest accepted line in bytes (without the `\n` separator). Longer lines are refused with
+/// [`ParseErrorKind::TooLong`] before any other work, so a hostile peer cannot make the parser
+/// chew on megabytes.
+pub const MAX_LINE_LEN: usize = 4096;
