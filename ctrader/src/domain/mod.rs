@@ -1,0 +1,14 @@
+//! Trading-domain conversions of Open API values: prices in 1e-5 units, trendbars as low + deltas,
+//! lots ↔ volume in 0.01 units of the base asset, and the broker's error codes.
+//!
+//! Everything here is pure and synchronous.
+
+pub mod error_code;
+pub mod price;
+pub mod trendbar;
+pub mod volume;
+
+pub use error_code::ErrorCode;
+pub use price::{PRICE_SCALE, SpotQuote, price_from_units, price_to_units, round_to_digits};
+pub use trendbar::{Bar, Timeframe, TrendbarError};
+pub use volume::{SymbolVolume, VolumeError};

@@ -1,0 +1,338 @@
+//! Trendbars: the server sends `low` and unsigned deltas to open, close and high, all in 1e-5
+//! units, plus the open time in Unix minutes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::domain::price::PRICE_SCALE;
+use crate::messages::{ProtoOaTrendbar, ProtoOaTrendbarPeriod};
+
+/// Why a trendbar could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrendbarError {
+    /// `low` is absent; without it no price can be reconstructed.
+    #[error("trendbar at {minutes:?} min has no `low` field")]
+    MissingLow {
+        /// The bar's open time in minutes, if present.
+        minutes: Option<u32>,
+    },
+    /// `utcTimestampInMinutes` is absent.
+    #[error("trendbar has no `utcTimestampInMinutes` field")]
+    MissingTimestamp,
+    /// `low + delta` does not fit a price.
+    #[error("trendbar at {minutes} min: low {low} + {field} {delta} overflows")]
+    Overflow {
+        /// The bar's open time in minutes.
+        minutes: u32,
+        /// The overflowing delta field.
+        field: &'static str,
+        /// The `low` value.
+        low: i64,
+        /// The delta value.
+        delta: u64,
+    },
+    /// A period number outside `ProtoOATrendbarPeriod`.
+    #[error("unknown trendbar period {0} (expected 1..=14, M1..MN1)")]
+    UnknownPeriod(i32),
+    /// A timeframe name that is not one of cTrader's.
+    #[error(
+        "unknown timeframe {0:?} (expected one of M1 M2 M3 M4 M5 M10 M15 M30 H1 H4 H12 D1 W1 MN1)"
+    )]
+    UnknownTimeframe(String),
+}
+
+/// cTrader's bar periods, named as in the IPC protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum Timeframe {
+    M1,
+    M2,
+    M3,
+    M4,
+    M5,
+    M10,
+    M15,
+    M30,
+    H1,
+    H4,
+    H12,
+    D1,
+    W1,
+    MN1,
+}
+
+impl Timeframe {
+    /// All timeframes, shortest first.
+    pub const ALL: [Timeframe; 14] = [
+        Self::M1,
+        Self::M2,
+        Self::M3,
+        Self::M4,
+        Self::M5,
+        Self::M10,
+        Self::M15,
+        Self::M30,
+        Self::H1,
+        Self::H4,
+        Self::H12,
+        Self::D1,
+        Self::W1,
+        Self::MN1,
+    ];
+
+    /// The bar length in seconds; `None` for MN1, whose length follows the calendar.
+    pub fn seconds(self) -> Option<i64> {
+        Some(match self {
+            Self::M1 => 60,
+            Self::M2 => 120,
+            Self::M3 => 180,
+            Self::M4 => 240,
+            Self::M5 => 300,
+            Self::M10 => 600,
+            Self::M15 => 900,
+            Self::M30 => 1800,
+            Self::H1 => 3600,
+            Self::H4 => 4 * 3600,
+            Self::H12 => 12 * 3600,
+            Self::D1 => 86_400,
+            Self::W1 => 7 * 86_400,
+            Self::MN1 => return None,
+        })
+    }
+
+    /// The name used on the IPC protocol and in model file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::M1 => "M1",
+            Self::M2 => "M2",
+            Self::M3 => "M3",
+            Self::M4 => "M4",
+            Self::M5 => "M5",
+            Self::M10 => "M10",
+            Self::M15 => "M15",
+            Self::M30 => "M30",
+            Self::H1 => "H1",
+            Self::H4 => "H4",
+            Self::H12 => "H12",
+            Self::D1 => "D1",
+            Self::W1 => "W1",
+            Self::MN1 => "MN1",
+        }
+    }
+
+    /// The Open API enum value.
+    pub fn to_proto(self) -> ProtoOaTrendbarPeriod {
+        match self {
+            Self::M1 => ProtoOaTrendbarPeriod::M1,
+            Self::M2 => ProtoOaTrendbarPeriod::M2,
+            Self::M3 => ProtoOaTrendbarPeriod::M3,
+            Self::M4 => ProtoOaTrendbarPeriod::M4,
+            Self::M5 => ProtoOaTrendbarPeriod::M5,
+            Self::M10 => ProtoOaTrendbarPeriod::M10,
+            Self::M15 => ProtoOaTrendbarPeriod::M15,
+            Self::M30 => ProtoOaTrendbarPeriod::M30,
+            Self::H1 => ProtoOaTrendbarPeriod::H1,
+            Self::H4 => ProtoOaTrendbarPeriod::H4,
+            Self::H12 => ProtoOaTrendbarPeriod::H12,
+            Self::D1 => ProtoOaTrendbarPeriod::D1,
+            Self::W1 => ProtoOaTrendbarPeriod::W1,
+            Self::MN1 => ProtoOaTrendbarPeriod::Mn1,
+        }
+    }
+
+    /// From the Open API enum number (as carried in an `i32` field).
+    pub fn from_proto(value: i32) -> Result<Self, TrendbarError> {
+        let p = ProtoOaTrendbarPeriod::try_from(value)
+            .map_err(|_| TrendbarError::UnknownPeriod(value))?;
+        Ok(match p {
+            ProtoOaTrendbarPeriod::M1 => Self::M1,
+            ProtoOaTrendbarPeriod::M2 => Self::M2,
+            ProtoOaTrendbarPeriod::M3 => Self::M3,
+            ProtoOaTrendbarPeriod::M4 => Self::M4,
+            ProtoOaTrendbarPeriod::M5 => Self::M5,
+            ProtoOaTrendbarPeriod::M10 => Self::M10,
+            ProtoOaTrendbarPeriod::M15 => Self::M15,
+            ProtoOaTrendbarPeriod::M30 => Self::M30,
+            ProtoOaTrendbarPeriod::H1 => Self::H1,
+            ProtoOaTrendbarPeriod::H4 => Self::H4,
+            ProtoOaTrendbarPeriod::H12 => Self::H12,
+            ProtoOaTrendbarPeriod::D1 => Self::D1,
+            ProtoOaTrendbarPeriod::W1 => Self::W1,
+            ProtoOaTrendbarPeriod::Mn1 => Self::MN1,
+        })
+    }
+}
+
+impl fmt::Display for Timeframe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Timeframe {
+    type Err = TrendbarError;
+
+    fn from_str(s: &str) -> Result<Self, TrendbarError> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| TrendbarError::UnknownTimeframe(s.to_string()))
+    }
+}
+
+/// A decoded bar. Prices are exact decimal values of the wire units (1e-5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    /// The bar's timeframe.
+    pub timeframe: Timeframe,
+    /// Open time, Unix seconds (the time of the bar's first tick, on the period boundary).
+    pub open_time: i64,
+    /// Open price.
+    pub open: f64,
+    /// High price, never below open or close.
+    pub high: f64,
+    /// Low price, never above open or close.
+    pub low: f64,
+    /// Close price (for a live bar: the last price so far).
+    pub close: f64,
+    /// Tick volume.
+    pub volume: i64,
+}
+
+impl Bar {
+    /// Decodes a trendbar of a known timeframe (history responses do not repeat the period in
+    /// each bar; the request's period is the authority).
+    ///
+    /// The server may send a live bar whose `deltaHigh` lags its open or close; high and low are
+    /// clamped so a bar is always well formed.
+    pub fn from_proto(tb: &ProtoOaTrendbar, timeframe: Timeframe) -> Result<Self, TrendbarError> {
+        let minutes = tb
+            .utc_timestamp_in_minutes
+            .ok_or(TrendbarError::MissingTimestamp)?;
+        let low = tb.low.ok_or(TrendbarError::MissingLow {
+            minutes: Some(minutes),
+        })?;
+        let add = |field: &'static str, delta: Option<u64>| -> Result<i64, TrendbarError> {
+            let delta = delta.unwrap_or(0);
+            i64::try_from(delta)
+                .ok()
+                .and_then(|d| low.checked_add(d))
+                .ok_or(TrendbarError::Overflow {
+                    minutes,
+                    field,
+                    low,
+                    delta,
+                })
+        };
+        let open = add("deltaOpen", tb.delta_open)?;
+        let close = add("deltaClose", tb.delta_close)?;
+        let high = add("deltaHigh", tb.delta_high)?.max(open).max(close);
+        let low = low.min(open).min(close);
+        let px = |u: i64| u as f64 / PRICE_SCALE;
+        Ok(Self {
+            timeframe,
+            open_time: i64::from(minutes) * 60,
+            open: px(open),
+            high: px(high),
+            low: px(low),
+            close: px(close),
+            volume: tb.volume,
+        })
+    }
+
+    /// The time the bar closes (open + period); `None` for MN1.
+    pub fn close_time(&self) -> Option<i64> {
+        Some(self.open_time + self.timeframe.seconds()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::price::price_to_units;
+    use proptest::prelude::*;
+
+    fn tb(low: i64, o: u64, c: u64, h: u64, minutes: u32) -> ProtoOaTrendbar {
+        ProtoOaTrendbar {
+            volume: 77,
+            low: Some(low),
+            delta_open: Some(o),
+            delta_close: Some(c),
+            delta_high: Some(h),
+            utc_timestamp_in_minutes: Some(minutes),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn low_plus_deltas() {
+        let bar =
+            Bar::from_proto(&tb(108_480, 20, 62, 80, 29_480_000), Timeframe::M15).expect("valid");
+        assert_eq!(
+            (bar.open, bar.high, bar.low, bar.close),
+            (1.085, 1.0856, 1.0848, 1.08542)
+        );
+        assert_eq!(bar.open_time, 29_480_000 * 60);
+        assert_eq!(bar.close_time(), Some(29_480_000 * 60 + 900));
+        assert_eq!(bar.volume, 77);
+    }
+
+    #[test]
+    fn lagging_high_is_clamped() {
+        let bar = Bar::from_proto(&tb(100_000, 30, 50, 10, 1), Timeframe::M1).expect("valid");
+        assert_eq!(bar.high, 1.0005);
+    }
+
+    #[test]
+    fn missing_fields_and_overflow_are_typed() {
+        let mut t = tb(1, 0, 0, 0, 5);
+        t.low = None;
+        assert_eq!(
+            Bar::from_proto(&t, Timeframe::M1),
+            Err(TrendbarError::MissingLow { minutes: Some(5) })
+        );
+        t.utc_timestamp_in_minutes = None;
+        assert_eq!(
+            Bar::from_proto(&t, Timeframe::M1),
+            Err(TrendbarError::MissingTimestamp)
+        );
+        let over = tb(i64::MAX - 1, 5, 0, 0, 1);
+        assert!(matches!(
+            Bar::from_proto(&over, Timeframe::M1),
+            Err(TrendbarError::Overflow {
+                field: "deltaOpen",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn timeframes_map_both_ways() {
+        for t in Timeframe::ALL {
+            assert_eq!(Timeframe::from_proto(t.to_proto() as i32), Ok(t));
+            assert_eq!(t.name().parse::<Timeframe>(), Ok(t));
+        }
+        assert_eq!(
+            Timeframe::from_proto(15),
+            Err(TrendbarError::UnknownPeriod(15))
+        );
+        assert!("M7".parse::<Timeframe>().is_err());
+        assert_eq!(Timeframe::H4.seconds(), Some(14_400));
+        assert_eq!(Timeframe::MN1.seconds(), None);
+    }
+
+    proptest! {
+        #[test]
+        fn decoded_bars_are_well_formed(
+            low in 0i64..10_000_000, o in 0u64..100_000, c in 0u64..100_000, h in 0u64..100_000,
+            minutes in any::<u32>(),
+        ) {
+            let bar = Bar::from_proto(&tb(low, o, c, h, minutes), Timeframe::H1).expect("valid");
+            prop_assert!(bar.high >= bar.open && bar.high >= bar.close);
+            prop_assert!(bar.low <= bar.open && bar.low <= bar.close);
+            prop_assert_eq!(price_to_units(bar.low), low);
+            prop_assert_eq!(price_to_units(bar.open), low + o as i64);
+            prop_assert_eq!(price_to_units(bar.close), low + c as i64);
+        }
+    }
+}

@@ -1,0 +1,1829 @@
+//! The simulator's protocol state machine: Open API requests in, responses and events out.
+//!
+//! Synchronous and deterministic: the I/O layer passes every frame with the instant it arrived
+//! (`Instant` for latency and rate limits, wall-clock ms for maintenance end times) and delivers
+//! the [`Outgoing`] messages it returns. One `SimCore` serves every connection, so execution events
+//! reach every session authorised on the account, as on the real server.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use super::SimError;
+use super::bars::{Bar, BarSeries};
+use super::book::{
+    AccountConfig, Book, Deal, Execution, MarketOrder, Order, OrderStatus, Position,
+    PositionStatus, Quote, Side, TradeError,
+};
+use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
+use super::latency::LatencyRecorder;
+use super::replay::{Replay, intrabar, market_time_ms};
+use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
+use crate::domain::{Timeframe, price_to_units};
+use crate::messages::*;
+
+/// Identifies one client connection inside the core.
+pub type ConnId = u64;
+
+/// The application and account credentials the simulator accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub account_id: i64,
+}
+
+/// Start-up configuration of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub credentials: Credentials,
+    pub start_bar: usize,
+    pub bars_per_second: f64,
+    pub balance_cents: i64,
+    pub leverage_in_cents: u32,
+    pub slippage_points: i64,
+    /// Requests per second per connection (the real server allows 50).
+    pub rate_limit: Option<u32>,
+    /// Historical requests per second per connection (the real server allows 5).
+    pub historical_rate_limit: Option<u32>,
+}
+
+/// Whether a message answers a request (subject to `delay` and `drop-responses`) or is an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Response,
+    Event,
+}
+
+/// One message for one connection, to be sent after `delay`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub conn: ConnId,
+    pub kind: Kind,
+    pub delay: Duration,
+    pub message: ProtoMessage,
+}
+
+/// What handling one frame produced.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Reply {
+    pub out: Vec<Outgoing>,
+    /// Close this connection after sending `out`.
+    pub close: bool,
+}
+
+#[derive(Debug, Default)]
+struct Conn {
+    app_authorized: bool,
+    accounts: BTreeSet<i64>,
+    spots: BTreeSet<i64>,
+    trendbars: BTreeSet<(i64, i32)>,
+    normal_rate: RateWindow,
+    historical_rate: RateWindow,
+}
+
+/// The simulator's whole state.
+#[derive(Debug)]
+pub struct SimCore {
+    config: CoreConfig,
+    credentials: Credentials,
+    refreshes: u32,
+    replay: Replay,
+    specs: Vec<SymbolSpec>,
+    by_id: HashMap<i64, usize>,
+    period: ProtoOaTrendbarPeriod,
+    book: Book,
+    faults: FaultState,
+    latency: LatencyRecorder,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: ConnId,
+    last_step_at: Option<Instant>,
+    ticks_per_bar: u32,
+}
+
+/// A trendbar as the real server encodes it: low plus unsigned deltas, in 1e-5 units.
+pub fn encode_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
+    let low = price_to_units(bar.low);
+    let delta = |p: f64| u64::try_from(price_to_units(p) - low).unwrap_or(0);
+    ProtoOaTrendbar {
+        volume: bar.volume.round() as i64,
+        period: Some(period as i32),
+        low: Some(low),
+        delta_open: Some(delta(bar.open)),
+        delta_close: Some(delta(bar.close)),
+        delta_high: Some(delta(bar.high)),
+        utc_timestamp_in_minutes: u32::try_from(bar.time_ms / 60_000).ok(),
+    }
+}
+
+/// The trendbar period of a bar length, if cTrader has one.
+pub fn period_of(ms: i64) -> Option<ProtoOaTrendbarPeriod> {
+    Timeframe::ALL
+        .into_iter()
+        .find(|tf| tf.seconds().is_some_and(|s| s * 1000 == ms))
+        .map(Timeframe::to_proto)
+}
+
+fn side_to_wire(side: Side) -> i32 {
+    match side {
+        Side::Buy => ProtoOaTradeSide::Buy as i32,
+        Side::Sell => ProtoOaTradeSide::Sell as i32,
+    }
+}
+
+fn position_to_wire(p: &Position) -> ProtoOaPosition {
+    ProtoOaPosition {
+        position_id: p.id,
+        trade_data: ProtoOaTradeData {
+            symbol_id: p.symbol_id,
+            volume: p.volume,
+            trade_side: side_to_wire(p.side),
+            open_timestamp: Some(p.open_ms),
+            label: p.label.clone(),
+            comment: p.comment.clone(),
+            ..Default::default()
+        },
+        position_status: match p.status {
+            PositionStatus::Created => ProtoOaPositionStatus::PositionStatusCreated,
+            PositionStatus::Open => ProtoOaPositionStatus::PositionStatusOpen,
+            PositionStatus::Closed => ProtoOaPositionStatus::PositionStatusClosed,
+        } as i32,
+        swap: 0,
+        price: (p.status != PositionStatus::Created).then_some(p.entry_price),
+        utc_last_update_timestamp: Some(p.last_update_ms),
+        commission: Some(0),
+        margin_rate: Some(p.margin_rate),
+        used_margin: u64::try_from(p.used_margin_cents).ok(),
+        money_digits: Some(2),
+        ..Default::default()
+    }
+}
+
+fn order_to_wire(o: &Order) -> ProtoOaOrder {
+    ProtoOaOrder {
+        order_id: o.id,
+        trade_data: ProtoOaTradeData {
+            symbol_id: o.symbol_id,
+            volume: o.volume,
+            trade_side: side_to_wire(o.side),
+            open_timestamp: Some(o.open_ms),
+            label: o.label.clone(),
+            comment: o.comment.clone(),
+            ..Default::default()
+        },
+        order_type: ProtoOaOrderType::Market as i32,
+        order_status: match o.status {
+            OrderStatus::Accepted => ProtoOaOrderStatus::OrderStatusAccepted,
+            OrderStatus::Filled => ProtoOaOrderStatus::OrderStatusFilled,
+        } as i32,
+        execution_price: o.execution_price,
+        executed_volume: Some(o.executed_volume),
+        utc_last_update_timestamp: Some(o.last_update_ms),
+        base_slippage_price: Some(o.base_slippage_price),
+        closing_order: Some(o.closing_order),
+        client_order_id: o.client_order_id.clone(),
+        time_in_force: Some(ProtoOaTimeInForce::ImmediateOrCancel as i32),
+        position_id: Some(o.position_id),
+        ..Default::default()
+    }
+}
+
+fn deal_to_wire(d: &Deal) -> ProtoOaDeal {
+    ProtoOaDeal {
+        deal_id: d.id,
+        order_id: d.order_id,
+        position_id: d.position_id,
+        volume: d.volume,
+        filled_volume: d.filled_volume,
+        symbol_id: d.symbol_id,
+        create_timestamp: d.create_ms,
+        execution_timestamp: d.execution_ms,
+        utc_last_update_timestamp: Some(d.execution_ms),
+        execution_price: Some(d.execution_price),
+        trade_side: side_to_wire(d.side),
+        deal_status: ProtoOaDealStatus::Filled as i32,
+        margin_rate: Some(d.margin_rate),
+        commission: Some(0),
+        close_position_detail: d.close.as_ref().map(|c| ProtoOaClosePositionDetail {
+            entry_price: c.entry_price,
+            gross_profit: c.gross_profit_cents,
+            swap: 0,
+            commission: 0,
+            balance: c.balance_after_cents,
+            quote_to_deposit_conversion_rate: Some(c.quote_to_deposit_rate),
+            closed_volume: Some(c.closed_volume),
+            money_digits: Some(2),
+            ..Default::default()
+        }),
+        money_digits: Some(2),
+        ..Default::default()
+    }
+}
+
+fn symbol_to_wire(s: &SymbolSpec) -> ProtoOaSymbol {
+    ProtoOaSymbol {
+        symbol_id: s.id,
+        digits: s.digits as i32,
+        pip_position: s.pip_position as i32,
+        enable_short_selling: Some(true),
+        max_volume: Some(s.max_volume),
+        min_volume: Some(s.min_volume),
+        step_volume: Some(s.step_volume),
+        lot_size: Some(s.lot_size),
+        swap_long: Some(0.0),
+        swap_short: Some(0.0),
+        schedule_time_zone: Some("UTC".to_string()),
+        ..Default::default()
+    }
+}
+
+impl SimCore {
+    /// Builds the core over loaded bar series (one per symbol, any order).
+    pub fn new(series: Vec<BarSeries>, config: CoreConfig) -> Result<Self, SimError> {
+        let specs: Vec<SymbolSpec> = series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                catalog_spec(&s.symbol)
+                    .unwrap_or_else(|| fallback_spec(&s.symbol, s.max_decimals, i as i64))
+            })
+            .collect();
+        let replay = Replay::new(series, config.start_bar)?;
+        let period_ms = replay.timeline().period_ms();
+        let period = period_of(period_ms).ok_or(SimError::UnsupportedPeriod(period_ms))?;
+        let by_id = specs.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+        let book = Book::new(
+            AccountConfig {
+                account_id: config.credentials.account_id,
+                balance_cents: config.balance_cents,
+                leverage_in_cents: config.leverage_in_cents,
+                slippage_points: config.slippage_points,
+            },
+            specs.clone(),
+        );
+        let faults = FaultState::new(config.rate_limit, config.historical_rate_limit);
+        let mut core = Self {
+            credentials: config.credentials.clone(),
+            config,
+            refreshes: 0,
+            replay,
+            specs,
+            by_id,
+            period,
+            book,
+            faults,
+            latency: LatencyRecorder::new(),
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            last_step_at: None,
+            ticks_per_bar: 0,
+        };
+        // Quote the last closed bar until the first step, so orders before it have a price.
+        for i in 0..core.specs.len() {
+            let last = core.replay.closed_bars(i, i64::MIN, i64::MAX, Some(1));
+            let quote = last.first().map(|b| core.quote_at(i, b.close));
+            core.book.set_quote(core.specs[i].id, quote);
+        }
+        Ok(core)
+    }
+
+    /// Publishes `n` intermediate spots between each bar's opening and closing spots (default 0).
+    pub fn with_ticks_per_bar(mut self, n: u32) -> Self {
+        self.ticks_per_bar = n;
+        self
+    }
+
+    pub fn ticks_per_bar(&self) -> u32 {
+        self.ticks_per_bar
+    }
+
+    pub fn specs(&self) -> &[SymbolSpec] {
+        &self.specs
+    }
+
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+
+    pub fn faults(&self) -> &FaultState {
+        &self.faults
+    }
+
+    pub fn latency(&self) -> &LatencyRecorder {
+        &self.latency
+    }
+
+    pub fn replay(&self) -> &Replay {
+        &self.replay
+    }
+
+    pub fn period(&self) -> ProtoOaTrendbarPeriod {
+        self.period
+    }
+
+    /// Bid at the bar price (trendbars are bid bars), ask one modeled spread above.
+    fn quote_at(&self, symbol: usize, price: f64) -> Quote {
+        let spec = &self.specs[symbol];
+        let bid = spec.round_price(price);
+        Quote {
+            bid,
+            ask: spec.round_price(bid + spec.spread_points as f64 * spec.point()),
+        }
+    }
+
+    /// Market time now: inside the forming bar, or the last bar's close after the data ends.
+    pub fn market_time(&self, now: Instant) -> i64 {
+        let period_ms = self.replay.timeline().period_ms();
+        let tl = self.replay.timeline();
+        match (self.replay.forming_point(), self.last_step_at) {
+            (Some(p), Some(at)) => market_time_ms(
+                tl.time_at(p).unwrap_or(0),
+                period_ms,
+                now.saturating_duration_since(at),
+                self.config.bars_per_second,
+            ),
+            _ => {
+                tl.time_at(self.replay.closed_points().saturating_sub(1))
+                    .unwrap_or(0)
+                    + period_ms
+                    - 1
+            }
+        }
+    }
+
+    pub fn connect(&mut self) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(id, Conn::default());
+        id
+    }
+
+    pub fn disconnect(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Stall still in force at `now` (the I/O layer holds outgoing messages until it ends).
+    pub fn stall_remaining(&self, now: Instant) -> Option<Duration> {
+        self.faults.stall_remaining(now)
+    }
+
+    /// Applies a control command; returns the text answer and what the I/O layer must do.
+    pub fn control(
+        &mut self,
+        command: &ControlCommand,
+        now: Instant,
+        wall_ms: i64,
+    ) -> (String, FaultAction) {
+        let action = self.faults.apply(command, now, wall_ms);
+        let text = match command {
+            ControlCommand::Stats => {
+                serde_json::to_string(&self.latency.report()).unwrap_or_else(|e| format!("ERR {e}"))
+            }
+            ControlCommand::Status => format!(
+                "OK connections={} closed_bars={} finished={} balance_cents={} open_positions={} {}",
+                self.conns.len(),
+                self.replay.closed_points(),
+                self.replay.is_finished(),
+                self.book.balance_cents(),
+                self.book.open_positions().count(),
+                self.faults.describe(now)
+            ),
+            ControlCommand::Help => format!("OK {HELP}"),
+            _ => format!("OK {}", self.faults.describe(now)),
+        };
+        (text, action)
+    }
+
+    /// What every connection gets when maintenance starts: the error with the end time, so a client
+    /// knows when to come back (the I/O layer closes the connections right after).
+    pub fn maintenance_notices(&self, now: Instant) -> Vec<Outgoing> {
+        let Some(end) = self.faults.maintenance_end(now) else {
+            return Vec::new();
+        };
+        let notice = ProtoOaErrorRes {
+            error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
+            description: Some("The server is under maintenance".to_string()),
+            maintenance_end_timestamp: Some(end),
+            ..Default::default()
+        };
+        self.conns
+            .keys()
+            .map(|&conn| Outgoing {
+                conn,
+                kind: Kind::Event,
+                delay: Duration::ZERO,
+                message: notice.wrap(None),
+            })
+            .collect()
+    }
+
+    fn account_conns(&self, account: i64) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.accounts.contains(&account))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Advances the replay one bar: closing then opening spots (with live trendbars) to subscribers.
+    pub fn step(&mut self, now: Instant) -> Vec<Outgoing> {
+        let Some(steps) = self.replay.step() else {
+            return Vec::new();
+        };
+        self.last_step_at = Some(now);
+        let period_ms = self.replay.timeline().period_ms();
+        let mut out = Vec::new();
+        for s in steps {
+            let spec = self.specs[s.symbol].clone();
+            if s.closed.is_some() {
+                self.latency.bar_closed(&spec.name, now);
+            }
+            let quote = s.opened.map(|b| self.quote_at(s.symbol, b.open));
+            self.book.set_quote(spec.id, quote);
+            let mut ticks: Vec<(Quote, Bar, i64)> = Vec::new();
+            if let Some(b) = s.closed {
+                ticks.push((
+                    self.quote_at(s.symbol, b.close),
+                    b,
+                    b.time_ms + period_ms - 1,
+                ));
+            }
+            if let Some(b) = s.opened {
+                let forming = Bar {
+                    high: b.open,
+                    low: b.open,
+                    close: b.open,
+                    volume: 0.0,
+                    ..b
+                };
+                ticks.push((self.quote_at(s.symbol, b.open), forming, b.time_ms));
+            }
+            self.publish(&spec, &ticks, &mut out);
+        }
+        out
+    }
+
+    /// Sends spot events (with the live trendbar to its subscribers) for one symbol.
+    fn publish(&self, spec: &SymbolSpec, ticks: &[(Quote, Bar, i64)], out: &mut Vec<Outgoing>) {
+        let period = self.period;
+        for (conn_id, conn) in &self.conns {
+            if !conn.spots.contains(&spec.id) {
+                continue;
+            }
+            let with_bar = conn.trendbars.contains(&(spec.id, period as i32));
+            for &account in &conn.accounts {
+                for (q, bar, ts) in ticks {
+                    let event = ProtoOaSpotEvent {
+                        ctid_trader_account_id: account,
+                        symbol_id: spec.id,
+                        bid: u64::try_from(price_to_units(q.bid)).ok(),
+                        ask: u64::try_from(price_to_units(q.ask)).ok(),
+                        trendbar: if with_bar {
+                            vec![encode_trendbar(bar, period)]
+                        } else {
+                            Vec::new()
+                        },
+                        timestamp: Some(*ts),
+                        ..Default::default()
+                    };
+                    out.push(Outgoing {
+                        conn: *conn_id,
+                        kind: Kind::Event,
+                        delay: Duration::ZERO,
+                        message: event.wrap(None),
+                    });
+                }
+            }
+        }
+    }
+
+    /// An intermediate tick at fraction `f` (0 < f < 1) of the forming bar: every trading symbol's
+    /// price moves along [`intrabar`]'s path, the book's quote follows, subscribers get a spot.
+    pub fn tick(&mut self, f: f64) -> Vec<Outgoing> {
+        let period_ms = self.replay.timeline().period_ms();
+        let mut out = Vec::new();
+        for i in 0..self.specs.len() {
+            let Some(bar) = self.replay.forming_bar(i) else {
+                continue;
+            };
+            let spec = self.specs[i].clone();
+            let now = intrabar(&bar, f);
+            let now = Bar {
+                high: spec.round_price(now.high),
+                low: spec.round_price(now.low),
+                close: spec.round_price(now.close),
+                ..now
+            };
+            let quote = self.quote_at(i, now.close);
+            self.book.set_quote(spec.id, Some(quote));
+            let ts = bar.time_ms + ((period_ms as f64) * f.clamp(0.0, 1.0)) as i64;
+            self.publish(
+                &spec,
+                &[(quote, now, ts.min(bar.time_ms + period_ms - 2))],
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// Handles one decoded frame from `conn`.
+    pub fn handle(&mut self, conn: ConnId, frame: &ProtoMessage, now: Instant) -> Reply {
+        let mut session = Session {
+            core: self,
+            conn,
+            now,
+            msg_id: frame.client_msg_id.clone(),
+            reply: Reply::default(),
+        };
+        session.dispatch(frame);
+        let mut reply = session.reply;
+        // Response faults apply to everything this request produced for the requester.
+        let drop = reply
+            .out
+            .iter()
+            .any(|o| o.conn == conn && o.kind == Kind::Response)
+            && self.faults.take_response_drop();
+        let delay = self.faults.response_delay;
+        reply.out.retain_mut(|o| {
+            if o.conn == conn && o.kind == Kind::Response {
+                o.delay = delay;
+                !drop
+            } else {
+                true
+            }
+        });
+        reply
+    }
+}
+
+/// Handling of one request: who asked, when, and what goes back.
+struct Session<'a> {
+    core: &'a mut SimCore,
+    conn: ConnId,
+    now: Instant,
+    msg_id: Option<String>,
+    reply: Reply,
+}
+
+impl Session<'_> {
+    fn respond<M: OpenApiMessage>(&mut self, m: &M) {
+        self.reply.out.push(Outgoing {
+            conn: self.conn,
+            kind: Kind::Response,
+            delay: Duration::ZERO,
+            message: m.wrap(self.msg_id.clone()),
+        });
+    }
+
+    fn oa_error(&mut self, account: Option<i64>, code: &str, description: impl Into<String>) {
+        let m = ProtoOaErrorRes {
+            ctid_trader_account_id: account,
+            error_code: code.to_string(),
+            description: Some(description.into()),
+            ..Default::default()
+        };
+        self.respond(&m);
+    }
+
+    fn common_error(&mut self, code: ProtoErrorCode, description: impl Into<String>) {
+        let m = ProtoErrorRes {
+            error_code: code.as_str_name().to_string(),
+            description: Some(description.into()),
+            ..Default::default()
+        };
+        self.respond(&m);
+    }
+
+    fn conn(&mut self) -> &mut Conn {
+        self.core.conns.entry(self.conn).or_default()
+    }
+
+    /// The account-scoped guard every trading/data request goes through.
+    fn authorized(&mut self, account: i64) -> bool {
+        if !self.conn().app_authorized {
+            self.oa_error(
+                Some(account),
+                "CH_CLIENT_NOT_AUTHENTICATED",
+                "Application is not authorized",
+            );
+            return false;
+        }
+        if !self.conn().accounts.contains(&account) {
+            self.oa_error(
+                Some(account),
+                "ACCOUNT_NOT_AUTHORIZED",
+                format!("Trading account {account} is not authorized"),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn dispatch(&mut self, frame: &ProtoMessage) {
+        let payload = match Payload::decode(frame) {
+            Ok(p) => p,
+            Err(e) => return self.common_error(ProtoErrorCode::InvalidRequest, e.to_string()),
+        };
+        if let Payload::HeartbeatEvent(_) = payload {
+            // Answered as an event: heartbeats carry no request id and are never "responses".
+            self.reply.out.push(Outgoing {
+                conn: self.conn,
+                kind: Kind::Event,
+                delay: Duration::ZERO,
+                message: ProtoHeartbeatEvent::default().wrap(None),
+            });
+            return;
+        }
+        if let Some(end) = self.core.faults.maintenance_end(self.now) {
+            let m = ProtoOaErrorRes {
+                error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
+                description: Some("The server is under maintenance".to_string()),
+                maintenance_end_timestamp: Some(end),
+                ..Default::default()
+            };
+            self.respond(&m);
+            self.reply.close = true;
+            return;
+        }
+        let historical = matches!(payload, Payload::GetTrendbarsReq(_));
+        let admitted = {
+            let (now, normal, hist) = (
+                self.now,
+                self.core.faults.rate_limit,
+                self.core.faults.historical_rate_limit,
+            );
+            let conn = self.conn();
+            if historical {
+                conn.historical_rate.admit(now, hist)
+            } else {
+                conn.normal_rate.admit(now, normal)
+            }
+        };
+        if !admitted {
+            return self.oa_error(
+                None,
+                "REQUEST_FREQUENCY_EXCEEDED",
+                "Request frequency is exceeded",
+            );
+        }
+        match payload {
+            Payload::ApplicationAuthReq(r) => self.application_auth(&r),
+            Payload::VersionReq(_) => self.respond(&ProtoOaVersionRes {
+                version: "ctrader-sim-95".to_string(),
+                ..Default::default()
+            }),
+            Payload::GetAccountListByAccessTokenReq(r) => self.accounts_by_token(&r),
+            Payload::AccountAuthReq(r) => self.account_auth(&r),
+            Payload::AccountLogoutReq(r) => {
+                if self.authorized(r.ctid_trader_account_id) {
+                    self.conn().accounts.remove(&r.ctid_trader_account_id);
+                    self.respond(&ProtoOaAccountLogoutRes {
+                        ctid_trader_account_id: r.ctid_trader_account_id,
+                        ..Default::default()
+                    });
+                }
+            }
+            Payload::RefreshTokenReq(r) => self.refresh_token(&r),
+            Payload::SymbolsListReq(r) => self.symbols_list(&r),
+            Payload::SymbolByIdReq(r) => self.symbol_by_id(&r),
+            Payload::TraderReq(r) => self.trader(r.ctid_trader_account_id),
+            Payload::ReconcileReq(r) => self.reconcile(r.ctid_trader_account_id),
+            Payload::SubscribeSpotsReq(r) => self.subscribe_spots(&r),
+            Payload::UnsubscribeSpotsReq(r) => self.unsubscribe_spots(&r),
+            Payload::SubscribeLiveTrendbarReq(r) => self.subscribe_trendbar(&r),
+            Payload::UnsubscribeLiveTrendbarReq(r) => self.unsubscribe_trendbar(&r),
+            Payload::GetTrendbarsReq(r) => self.get_trendbars(&r),
+            Payload::NewOrderReq(r) => self.new_order(&r),
+            Payload::ClosePositionReq(r) => self.close_position(&r),
+            Payload::DealListReq(r) => self.deal_list(&r),
+            Payload::OrderListReq(r) => self.order_list(&r),
+            other => self.common_error(
+                ProtoErrorCode::UnsupportedMessage,
+                format!(
+                    "payload type {} ({}) is not supported by ctrader-sim",
+                    other.payload_type(),
+                    other.name()
+                ),
+            ),
+        }
+    }
+
+    fn application_auth(&mut self, r: &ProtoOaApplicationAuthReq) {
+        if self.conn().app_authorized {
+            return self.oa_error(
+                None,
+                "CH_CLIENT_ALREADY_AUTHENTICATED",
+                "Application is already authenticated",
+            );
+        }
+        let creds = &self.core.credentials;
+        if r.client_id != creds.client_id || r.client_secret != creds.client_secret {
+            return self.oa_error(
+                None,
+                "CH_CLIENT_AUTH_FAILURE",
+                "clientId or clientSecret is incorrect",
+            );
+        }
+        self.conn().app_authorized = true;
+        self.respond(&ProtoOaApplicationAuthRes::default());
+    }
+
+    fn app_ok(&mut self) -> bool {
+        if self.conn().app_authorized {
+            return true;
+        }
+        self.oa_error(
+            None,
+            "CH_CLIENT_NOT_AUTHENTICATED",
+            "Application is not authorized",
+        );
+        false
+    }
+
+    fn accounts_by_token(&mut self, r: &ProtoOaGetAccountListByAccessTokenReq) {
+        if !self.app_ok() {
+            return;
+        }
+        if r.access_token != self.core.credentials.access_token {
+            return self.oa_error(None, "CH_ACCESS_TOKEN_INVALID", "Access token is invalid");
+        }
+        let account = ProtoOaCtidTraderAccount {
+            ctid_trader_account_id: u64::try_from(self.core.credentials.account_id).unwrap_or(0),
+            is_live: Some(false),
+            trader_login: Some(self.core.credentials.account_id),
+            ..Default::default()
+        };
+        self.respond(&ProtoOaGetAccountListByAccessTokenRes {
+            access_token: r.access_token.clone(),
+            permission_scope: Some(ProtoOaClientPermissionScope::ScopeTrade as i32),
+            ctid_trader_account: vec![account],
+            ..Default::default()
+        });
+    }
+
+    fn account_auth(&mut self, r: &ProtoOaAccountAuthReq) {
+        if !self.app_ok() {
+            return;
+        }
+        let account = r.ctid_trader_account_id;
+        if r.access_token != self.core.credentials.access_token {
+            return self.oa_error(
+                Some(account),
+                "CH_ACCESS_TOKEN_INVALID",
+                "Access token is invalid",
+            );
+        }
+        if account != self.core.credentials.account_id {
+            return self.oa_error(
+                Some(account),
+                "CH_CTID_TRADER_ACCOUNT_NOT_FOUND",
+                format!("Trading account {account} not found"),
+            );
+        }
+        if !self.conn().accounts.insert(account) {
+            return self.oa_error(
+                Some(account),
+                "ALREADY_LOGGED_IN",
+                "Trading account is already authorized",
+            );
+        }
+        self.respond(&ProtoOaAccountAuthRes {
+            ctid_trader_account_id: account,
+            ..Default::default()
+        });
+    }
+
+    fn refresh_token(&mut self, r: &ProtoOaRefreshTokenReq) {
+        if !self.app_ok() {
+            return;
+        }
+        if r.refresh_token != self.core.credentials.refresh_token {
+            return self.oa_error(
+                None,
+                "CH_ACCESS_TOKEN_INVALID",
+                "Refresh token is invalid or already used",
+            );
+        }
+        // Single use: both tokens rotate, the old refresh token stops working.
+        self.core.refreshes += 1;
+        let n = self.core.refreshes;
+        let creds = &mut self.core.credentials;
+        creds.access_token = format!("{}~{n}", self.core.config.credentials.access_token);
+        creds.refresh_token = format!("{}~{n}", self.core.config.credentials.refresh_token);
+        let res = ProtoOaRefreshTokenRes {
+            access_token: creds.access_token.clone(),
+            token_type: "bearer".to_string(),
+            expires_in: 2_628_000,
+            refresh_token: creds.refresh_token.clone(),
+            ..Default::default()
+        };
+        self.respond(&res);
+    }
+
+    fn symbols_list(&mut self, r: &ProtoOaSymbolsListReq) {
+        if !self.authorized(r.ctid_trader_account_id) {
+            return;
+        }
+        let symbol = self
+            .core
+            .specs
+            .iter()
+            .map(|s| ProtoOaLightSymbol {
+                symbol_id: s.id,
+                symbol_name: Some(s.name.clone()),
+                enabled: Some(true),
+                base_asset_id: Some(asset_id(&s.base_asset)),
+                quote_asset_id: Some(asset_id(&s.quote_asset)),
+                symbol_category_id: Some(s.class.category_id()),
+                description: Some(s.description.clone()),
+            })
+            .collect();
+        self.respond(&ProtoOaSymbolsListRes {
+            ctid_trader_account_id: r.ctid_trader_account_id,
+            symbol,
+            ..Default::default()
+        });
+    }
+
+    fn symbol_by_id(&mut self, r: &ProtoOaSymbolByIdReq) {
+        if !self.authorized(r.ctid_trader_account_id) {
+            return;
+        }
+        let found: Vec<ProtoOaSymbol> = r
+            .symbol_id
+            .iter()
+            .filter_map(|id| self.core.by_id.get(id))
+            .map(|&i| symbol_to_wire(&self.core.specs[i]))
+            .collect();
+        if found.is_empty() {
+            return self.oa_error(
+                Some(r.ctid_trader_account_id),
+                "SYMBOL_NOT_FOUND",
+                format!("Symbols {:?} not found", r.symbol_id),
+            );
+        }
+        self.respond(&ProtoOaSymbolByIdRes {
+            ctid_trader_account_id: r.ctid_trader_account_id,
+            symbol: found,
+            ..Default::default()
+        });
+    }
+
+    fn trader(&mut self, account: i64) {
+        if !self.authorized(account) {
+            return;
+        }
+        let trader = ProtoOaTrader {
+            ctid_trader_account_id: account,
+            balance: self.core.book.balance_cents(),
+            balance_version: Some(self.core.book.balance_version()),
+            access_rights: Some(ProtoOaAccessRights::FullAccess as i32),
+            deposit_asset_id: asset_id("USD"),
+            swap_free: Some(false),
+            leverage_in_cents: Some(self.core.config.leverage_in_cents),
+            total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
+            max_leverage: Some(self.core.config.leverage_in_cents / 100),
+            trader_login: Some(account),
+            account_type: Some(ProtoOaAccountType::Hedged as i32),
+            broker_name: Some("ctrader-sim".to_string()),
+            money_digits: Some(2),
+            ..Default::default()
+        };
+        self.respond(&ProtoOaTraderRes {
+            ctid_trader_account_id: account,
+            trader,
+            ..Default::default()
+        });
+    }
+
+    fn reconcile(&mut self, account: i64) {
+        if !self.authorized(account) {
+            return;
+        }
+        let position = self
+            .core
+            .book
+            .open_positions()
+            .map(position_to_wire)
+            .collect();
+        self.respond(&ProtoOaReconcileRes {
+            ctid_trader_account_id: account,
+            position,
+            order: Vec::new(),
+            ..Default::default()
+        });
+    }
+
+    fn subscribe_spots(&mut self, r: &ProtoOaSubscribeSpotsReq) {
+        let account = r.ctid_trader_account_id;
+        if !self.authorized(account) {
+            return;
+        }
+        if let Some(bad) = r
+            .symbol_id
+            .iter()
+            .find(|id| !self.core.by_id.contains_key(id))
+        {
+            return self.oa_error(
+                Some(account),
+                "SYMBOL_NOT_FOUND",
+                format!("Symbol {bad} not found"),
+            );
+        }
+        if let Some(dup) = r.symbol_id.iter().find(|id| {
+            self.core
+                .conns
+                .get(&self.conn)
+                .is_some_and(|c| c.spots.contains(id))
+        }) {
+            return self.oa_error(
+                Some(account),
+                "ALREADY_SUBSCRIBED",
+                format!("Already subscribed to spots of symbol {dup}"),
+            );
+        }
+        let ids = r.symbol_id.clone();
+        self.conn().spots.extend(ids.iter().copied());
+        self.respond(&ProtoOaSubscribeSpotsRes {
+            ctid_trader_account_id: account,
+            ..Default::default()
+        });
+        // Like the real server, a new subscriber gets the current quote straight away.
+        for id in ids {
+            if let Some(q) = self.core.book.quote(id) {
+                let event = ProtoOaSpotEvent {
+                    ctid_trader_account_id: account,
+                    symbol_id: id,
+                    bid: u64::try_from(price_to_units(q.bid)).ok(),
+                    ask: u64::try_from(price_to_units(q.ask)).ok(),
+                    timestamp: Some(self.core.market_time(self.now)),
+                    ..Default::default()
+                };
+                self.reply.out.push(Outgoing {
+                    conn: self.conn,
+                    kind: Kind::Event,
+                    delay: Duration::ZERO,
+                    message: event.wrap(None),
+                });
+            }
+        }
+    }
+
+    fn unsubscribe_spots(&mut self, r: &ProtoOaUnsubscribeSpotsReq) {
+        if !self.authorized(r.ctid_trader_account_id) {
+            return;
+        }
+        let conn = self.conn();
+        for id in &r.symbol_id {
+            conn.spots.remove(id);
+            conn.trendbars.retain(|(s, _)| s != id);
+        }
+        self.respond(&ProtoOaUnsubscribeSpotsRes {
+            ctid_trader_account_id: r.ctid_trader_account_id,
+            ..Default::default()
+        });
+    }
+
+    fn subscribe_trendbar(&mut self, r: &ProtoOaSubscribeLiveTrendbarReq) {
+        let account = r.ctid_trader_account_id;
+        if !self.authorized(account) {
+            return;
+        }
+        if !self.core.by_id.contains_key(&r.symbol_id) {
+            return self.oa_error(
+                Some(account),
+                "SYMBOL_NOT_FOUND",
+                format!("Symbol {} not found", r.symbol_id),
+            );
+        }
+        if !self.conn().spots.contains(&r.symbol_id) {
+            return self.oa_error(
+                Some(account),
+                "NOT_SUBSCRIBED_TO_SPOTS",
+                "Subscribe to spots of the symbol before its live trendbars",
+            );
+        }
+        if r.period != self.core.period as i32 {
+            return self.oa_error(
+                Some(account),
+                "INVALID_REQUEST",
+                format!(
+                    "ctrader-sim replays {} bars only",
+                    self.core.period.as_str_name()
+                ),
+            );
+        }
+        self.conn().trendbars.insert((r.symbol_id, r.period));
+        self.respond(&ProtoOaSubscribeLiveTrendbarRes {
+            ctid_trader_account_id: account,
+            ..Default::default()
+        });
+    }
+
+    fn unsubscribe_trendbar(&mut self, r: &ProtoOaUnsubscribeLiveTrendbarReq) {
+        if !self.authorized(r.ctid_trader_account_id) {
+            return;
+        }
+        self.conn().trendbars.remove(&(r.symbol_id, r.period));
+        self.respond(&ProtoOaUnsubscribeLiveTrendbarRes {
+            ctid_trader_account_id: r.ctid_trader_account_id,
+            ..Default::default()
+        });
+    }
+
+    fn get_trendbars(&mut self, r: &ProtoOaGetTrendbarsReq) {
+        let account = r.ctid_trader_account_id;
+        if !self.authorized(account) {
+            return;
+        }
+        let Some(&symbol) = self.core.by_id.get(&r.symbol_id) else {
+            return self.oa_error(
+                Some(account),
+                "SYMBOL_NOT_FOUND",
+                format!("Symbol {} not found", r.symbol_id),
+            );
+        };
+        if r.period != self.core.period as i32 {
+            return self.oa_error(
+                Some(account),
+                "INVALID_REQUEST",
+                format!(
+                    "ctrader-sim replays {} bars only",
+                    self.core.period.as_str_name()
+                ),
+            );
+        }
+        if r.from_timestamp > r.to_timestamp {
+            return self.oa_error(
+                Some(account),
+                "INCORRECT_BOUNDARIES",
+                "fromTimestamp is after toTimestamp",
+            );
+        }
+        let count = r.count.map(|c| c as usize);
+        // toTimestamp is inclusive on the wire; the replay's bound is exclusive.
+        let bars = self.core.replay.closed_bars(
+            symbol,
+            r.from_timestamp,
+            r.to_timestamp.saturating_add(1),
+            count,
+        );
+        let period = self.core.period;
+        self.respond(&ProtoOaGetTrendbarsRes {
+            ctid_trader_account_id: account,
+            period: period as i32,
+            timestamp: r.to_timestamp,
+            trendbar: bars.iter().map(|b| encode_trendbar(b, period)).collect(),
+            symbol_id: Some(r.symbol_id),
+            ..Default::default()
+        });
+    }
+
+    fn order_error(&mut self, account: i64, err: &TradeError, position_id: Option<i64>) {
+        let m = ProtoOaOrderErrorEvent {
+            ctid_trader_account_id: account,
+            error_code: err.code().to_string(),
+            position_id,
+            description: Some(err.to_string()),
+            ..Default::default()
+        };
+        self.respond(&m);
+    }
+
+    /// ORDER_ACCEPTED then ORDER_FILLED to every session on the account; only the requester's copy
+    /// carries its clientMsgId.
+    fn report_execution(&mut self, account: i64, ex: &Execution) {
+        let events = [
+            ProtoOaExecutionEvent {
+                ctid_trader_account_id: account,
+                execution_type: ProtoOaExecutionType::OrderAccepted as i32,
+                position: Some(position_to_wire(&ex.accepted_position)),
+                order: Some(order_to_wire(&ex.accepted_order)),
+                ..Default::default()
+            },
+            ProtoOaExecutionEvent {
+                ctid_trader_account_id: account,
+                execution_type: ProtoOaExecutionType::OrderFilled as i32,
+                position: Some(position_to_wire(&ex.filled_position)),
+                order: Some(order_to_wire(&ex.filled_order)),
+                deal: Some(deal_to_wire(&ex.deal)),
+                ..Default::default()
+            },
+        ];
+        let conns = self.core.account_conns(account);
+        for event in &events {
+            for &c in &conns {
+                let mine = c == self.conn;
+                self.reply.out.push(Outgoing {
+                    conn: c,
+                    kind: if mine { Kind::Response } else { Kind::Event },
+                    delay: Duration::ZERO,
+                    message: event.wrap(if mine { self.msg_id.clone() } else { None }),
+                });
+            }
+        }
+    }
+
+    fn new_order(&mut self, r: &ProtoOaNewOrderReq) {
+        let account = r.ctid_trader_account_id;
+        if !self.authorized(account) {
+            return;
+        }
+        let symbol_name = self
+            .core
+            .by_id
+            .get(&r.symbol_id)
+            .map(|&i| self.core.specs[i].name.clone());
+        if let Some(name) = &symbol_name
+            && let Some(latency) = self.core.latency.order_received(name, self.now)
+        {
+            tracing::debug!(symbol = %name, latency_us = latency.as_micros() as u64, "bar close -> order");
+        }
+        if r.order_type != ProtoOaOrderType::Market as i32 {
+            return self.order_error(account, &TradeError::UnsupportedOrderType, r.position_id);
+        }
+        if let Some(name) = &symbol_name
+            && self.core.faults.margin_fail.contains(name)
+        {
+            let err = TradeError::NotEnoughMoney {
+                required_cents: 0,
+                free_cents: self.core.book.free_margin_cents(),
+            };
+            return self.order_error(account, &err, r.position_id);
+        }
+        let side = match ProtoOaTradeSide::try_from(r.trade_side) {
+            Ok(ProtoOaTradeSide::Buy) => Some(Side::Buy),
+            Ok(ProtoOaTradeSide::Sell) => Some(Side::Sell),
+            Err(_) => None,
+        };
+        let order = MarketOrder {
+            symbol_id: r.symbol_id,
+            side,
+            volume: r.volume,
+            label: r.label.clone(),
+            comment: r.comment.clone(),
+            client_order_id: r.client_order_id.clone(),
+            position_id: r.position_id,
+        };
+        let market_ms = self.core.market_time(self.now);
+        match self.core.book.place_market_order(&order, market_ms) {
+            Ok(ex) => self.report_execution(account, &ex),
+            Err(e) => self.order_error(account, &e, r.position_id),
+        }
+    }
+
+    fn close_position(&mut self, r: &ProtoOaClosePositionReq) {
+        let account = r.ctid_trader_account_id;
+        if !self.authorized(account) {
+            return;
+        }
+        let symbol = self
+            .core
+            .book
+            .open_positions()
+            .find(|p| p.id == r.position_id)
+            .and_then(|p| self.core.by_id.get(&p.symbol_id))
+            .map(|&i| self.core.specs[i].name.clone());
+        if let Some(name) = symbol {
+            self.core.latency.order_received(&name, self.now);
+        }
+        let market_ms = self.core.market_time(self.now);
+        match self
+            .core
+            .book
+            .close_position(r.position_id, r.volume, market_ms)
+        {
+            Ok(ex) => self.report_execution(account, &ex),
+            Err(e) => self.order_error(account, &e, Some(r.position_id)),
+        }
+    }
+
+    fn deal_list(&mut self, r: &ProtoOaDealListReq) {
+        if !self.authorized(r.ctid_trader_account_id) {
+            return;
+        }
+        let max_rows = r.max_rows.map_or(10_000, |n| n.max(0) as usize);
+        let (deals, has_more) =
+            self.core
+                .book
+                .deals_between(r.from_timestamp, r.to_timestamp, max_rows);
+        self.respond(&ProtoOaDealListRes {
+            ctid_trader_account_id: r.ctid_trader_account_id,
+            deal: deals.iter().map(deal_to_wire).collect(),
+            has_more,
+            ..Default::default()
+        });
+    }
+
+    fn order_list(&mut self, r: &ProtoOaOrderListReq) {
+        if !self.authorized(r.ctid_trader_account_id) {
+            return;
+        }
+        let orders = self
+            .core
+            .book
+            .orders_between(r.from_timestamp, r.to_timestamp);
+        self.respond(&ProtoOaOrderListRes {
+            ctid_trader_account_id: r.ctid_trader_account_id,
+            order: orders.iter().map(order_to_wire).collect(),
+            has_more: false,
+            ..Default::default()
+        });
+    }
+}
+
+/// Decodes the inner message of an outgoing frame, for tests and logs.
+pub fn decode_out<M: OpenApiMessage>(o: &Outgoing) -> Option<M> {
+    (o.message.payload_type == M::PAYLOAD_TYPE)
+        .then(|| M::decode(o.message.payload.as_deref().unwrap_or_default()).ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::bars::parse_bars;
+    use crate::sim::faults::ControlCommand;
+    use std::path::Path;
+
+    const ACCOUNT: i64 = 77;
+
+    fn core(start_bar: usize) -> SimCore {
+        let files = [
+            ("EURUSD", include_str!("../../tests/data/EURUSD.csv")),
+            ("US500", include_str!("../../tests/data/US500.csv")),
+        ];
+        core_from(
+            files
+                .iter()
+                .map(|(s, t)| parse_bars(s, Path::new(s), t).unwrap())
+                .collect(),
+            start_bar,
+        )
+    }
+
+    fn core_from(series: Vec<BarSeries>, start_bar: usize) -> SimCore {
+        SimCore::new(
+            series,
+            CoreConfig {
+                credentials: Credentials {
+                    client_id: "id".into(),
+                    client_secret: "secret".into(),
+                    access_token: "token".into(),
+                    refresh_token: "refresh".into(),
+                    account_id: ACCOUNT,
+                },
+                start_bar,
+                bars_per_second: 10.0,
+                balance_cents: 1_000_000,
+                leverage_in_cents: 10_000,
+                slippage_points: 1,
+                rate_limit: Some(50),
+                historical_rate_limit: Some(5),
+            },
+        )
+        .unwrap()
+    }
+
+    fn send<M: OpenApiMessage>(
+        c: &mut SimCore,
+        conn: ConnId,
+        m: &M,
+        id: &str,
+        now: Instant,
+    ) -> Reply {
+        c.handle(conn, &m.wrap(Some(id.to_string())), now)
+    }
+
+    fn only<M: OpenApiMessage>(r: &Reply) -> M {
+        assert_eq!(r.out.len(), 1, "{:?}", r.out);
+        decode_out::<M>(&r.out[0]).unwrap_or_else(|| {
+            panic!(
+                "expected {}, got {:?}",
+                M::NAME,
+                r.out[0].message.payload_type
+            )
+        })
+    }
+
+    /// A connection through app auth and account auth.
+    fn login(c: &mut SimCore, now: Instant) -> ConnId {
+        let conn = c.connect();
+        let r = send(
+            c,
+            conn,
+            &ProtoOaApplicationAuthReq {
+                client_id: "id".into(),
+                client_secret: "secret".into(),
+                ..Default::default()
+            },
+            "a",
+            now,
+        );
+        only::<ProtoOaApplicationAuthRes>(&r);
+        let r = send(
+            c,
+            conn,
+            &ProtoOaAccountAuthReq {
+                ctid_trader_account_id: ACCOUNT,
+                access_token: "token".into(),
+                ..Default::default()
+            },
+            "b",
+            now,
+        );
+        only::<ProtoOaAccountAuthRes>(&r);
+        conn
+    }
+
+    fn market(symbol_id: i64, volume: i64) -> ProtoOaNewOrderReq {
+        ProtoOaNewOrderReq {
+            ctid_trader_account_id: ACCOUNT,
+            symbol_id,
+            order_type: ProtoOaOrderType::Market as i32,
+            trade_side: ProtoOaTradeSide::Buy as i32,
+            volume,
+            label: Some("lbl".into()),
+            client_order_id: Some("coid".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn encoded_trendbars_decode_to_the_file_values_with_the_client_decoder() {
+        let c = core(10);
+        for (i, series) in c.replay().series().iter().enumerate() {
+            let digits = c.specs()[i].digits as i32;
+            for bar in &series.bars {
+                let tb = encode_trendbar(bar, ProtoOaTrendbarPeriod::H1);
+                let back = crate::domain::Bar::from_proto(&tb, Timeframe::H1).unwrap();
+                assert_eq!(back.open_time * 1000, bar.time_ms);
+                for (got, want) in [
+                    (back.open, bar.open),
+                    (back.high, bar.high),
+                    (back.low, bar.low),
+                    (back.close, bar.close),
+                ] {
+                    assert!(
+                        (got - want).abs() < 0.5 * 10f64.powi(-digits),
+                        "{} {got} vs {want}",
+                        series.symbol
+                    );
+                }
+            }
+        }
+        assert_eq!(period_of(3_600_000), Some(ProtoOaTrendbarPeriod::H1));
+        assert_eq!(period_of(86_400_000), Some(ProtoOaTrendbarPeriod::D1));
+        assert_eq!(period_of(7 * 60_000), None);
+    }
+
+    #[test]
+    fn every_catalog_symbol_accepts_the_demo_lot_sizes_through_the_client_volume_rules() {
+        // scripts/symbols.py: forex, metal and crypto trade 0.01/0.03/0.05 lots, indices 0.1/0.3/0.5,
+        // stocks 1/3/5.
+        use crate::sim::symbols::{AssetClass, catalog_spec};
+        let names = [
+            "EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP",
+            "EURJPY", "GBPJPY", "XAUUSD", "US500", "US30", "NAS100", "GER40", "UK100", "AAPL",
+            "MSFT", "TSLA", "BTCUSD",
+        ];
+        for name in names {
+            let spec = catalog_spec(name).unwrap();
+            let rules =
+                crate::domain::SymbolVolume::from_symbol(name, &symbol_to_wire(&spec)).unwrap();
+            let lots: [f64; 3] = match spec.class {
+                AssetClass::Index => [0.1, 0.3, 0.5],
+                AssetClass::Stock => [1.0, 3.0, 5.0],
+                _ => [0.01, 0.03, 0.05],
+            };
+            for l in lots {
+                let volume = rules.lots_to_volume(l).unwrap();
+                assert_eq!(
+                    volume,
+                    (l * spec.lot_size as f64).round() as i64,
+                    "{name} {l} lots"
+                );
+                assert!(
+                    volume >= spec.min_volume && volume % spec.step_volume == 0,
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn auth_errors_use_the_real_codes_and_echo_the_request_id() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let conn = c.connect();
+        let r = send(
+            &mut c,
+            conn,
+            &ProtoOaTraderReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "1",
+            now,
+        );
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&r).error_code,
+            "CH_CLIENT_NOT_AUTHENTICATED"
+        );
+        let bad = ProtoOaApplicationAuthReq {
+            client_id: "id".into(),
+            client_secret: "nope".into(),
+            ..Default::default()
+        };
+        let r = send(&mut c, conn, &bad, "2", now);
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&r).error_code,
+            "CH_CLIENT_AUTH_FAILURE"
+        );
+        assert_eq!(r.out[0].message.client_msg_id.as_deref(), Some("2"));
+        let good = ProtoOaApplicationAuthReq {
+            client_secret: "secret".into(),
+            ..bad
+        };
+        only::<ProtoOaApplicationAuthRes>(&send(&mut c, conn, &good, "3", now));
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, conn, &good, "4", now)).error_code,
+            "CH_CLIENT_ALREADY_AUTHENTICATED"
+        );
+        let wrong_account = ProtoOaAccountAuthReq {
+            ctid_trader_account_id: 1,
+            access_token: "token".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, conn, &wrong_account, "5", now)).error_code,
+            "CH_CTID_TRADER_ACCOUNT_NOT_FOUND"
+        );
+        let auth = ProtoOaAccountAuthReq {
+            ctid_trader_account_id: ACCOUNT,
+            ..wrong_account
+        };
+        only::<ProtoOaAccountAuthRes>(&send(&mut c, conn, &auth, "6", now));
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, conn, &auth, "7", now)).error_code,
+            "ALREADY_LOGGED_IN"
+        );
+        let trader = only::<ProtoOaTraderRes>(&send(
+            &mut c,
+            conn,
+            &ProtoOaTraderReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "8",
+            now,
+        ));
+        assert_eq!(
+            (trader.trader.balance, trader.trader.money_digits),
+            (1_000_000, Some(2))
+        );
+    }
+
+    #[test]
+    fn unknown_and_undecodable_payloads_get_errors_without_closing() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let conn = c.connect();
+        let r = c.handle(
+            conn,
+            &ProtoMessage {
+                payload_type: 2155,
+                payload: None,
+                client_msg_id: None,
+            },
+            now,
+        );
+        assert_eq!(only::<ProtoErrorRes>(&r).error_code, "UNSUPPORTED_MESSAGE");
+        let r = c.handle(
+            conn,
+            &ProtoMessage {
+                payload_type: 2106,
+                payload: Some(vec![0xff, 0xff, 0xff]),
+                client_msg_id: None,
+            },
+            now,
+        );
+        assert_eq!(only::<ProtoErrorRes>(&r).error_code, "INVALID_REQUEST");
+        assert!(!r.close);
+        let r = c.handle(conn, &ProtoHeartbeatEvent::default().wrap(None), now);
+        only::<ProtoHeartbeatEvent>(&r);
+    }
+
+    #[test]
+    fn market_order_reports_accepted_then_filled_to_every_session_of_the_account() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let b = login(&mut c, now);
+        let r = send(&mut c, a, &market(1, 200_000), "ord", now);
+        let kinds: Vec<(ConnId, i32, Option<&str>, Kind)> = r
+            .out
+            .iter()
+            .map(|o| {
+                let e = decode_out::<ProtoOaExecutionEvent>(o).unwrap();
+                (
+                    o.conn,
+                    e.execution_type,
+                    o.message.client_msg_id.as_deref(),
+                    o.kind,
+                )
+            })
+            .collect();
+        let (acc, fill) = (
+            ProtoOaExecutionType::OrderAccepted as i32,
+            ProtoOaExecutionType::OrderFilled as i32,
+        );
+        assert_eq!(
+            kinds,
+            vec![
+                (a, acc, Some("ord"), Kind::Response),
+                (b, acc, None, Kind::Event),
+                (a, fill, Some("ord"), Kind::Response),
+                (b, fill, None, Kind::Event),
+            ]
+        );
+        let filled = decode_out::<ProtoOaExecutionEvent>(&r.out[2]).unwrap();
+        let pos = filled.position.unwrap();
+        assert_eq!(pos.trade_data.label.as_deref(), Some("lbl"));
+        assert_eq!(
+            filled.order.unwrap().client_order_id.as_deref(),
+            Some("coid")
+        );
+        // The last closed bar's close is the quote before the first step: ask = close + 7 points, + 1 slippage.
+        let last_close = c.replay().closed_bars(0, i64::MIN, i64::MAX, Some(1))[0].close;
+        let expected = ((last_close + 0.00008) * 1e5).round() / 1e5;
+        assert!((filled.deal.unwrap().execution_price.unwrap() - expected).abs() < 1e-9);
+        let rec = only::<ProtoOaReconcileRes>(&send(
+            &mut c,
+            b,
+            &ProtoOaReconcileReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "r",
+            now,
+        ));
+        assert_eq!(rec.position.len(), 1);
+        assert_eq!(rec.position[0].position_id, pos.position_id);
+    }
+
+    #[test]
+    fn a_step_sends_the_closed_bar_then_the_new_one_to_subscribers_only() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let b = login(&mut c, now);
+        let sub = ProtoOaSubscribeSpotsReq {
+            ctid_trader_account_id: ACCOUNT,
+            symbol_id: vec![1],
+            ..Default::default()
+        };
+        let r = send(&mut c, a, &sub, "s", now);
+        assert_eq!(r.out.len(), 2, "the response, then the current quote");
+        let tb = ProtoOaSubscribeLiveTrendbarReq {
+            ctid_trader_account_id: ACCOUNT,
+            symbol_id: 1,
+            period: ProtoOaTrendbarPeriod::H1 as i32,
+            ..Default::default()
+        };
+        only::<ProtoOaSubscribeLiveTrendbarRes>(&send(&mut c, a, &tb, "t", now));
+        let out = c.step(now);
+        assert!(out.iter().all(|o| o.conn == a), "b subscribed to nothing");
+        let spots: Vec<ProtoOaSpotEvent> = out.iter().map(|o| decode_out(o).unwrap()).collect();
+        assert_eq!(spots.len(), 2);
+        assert!(spots.iter().all(|s| s.symbol_id == 1 && s.ask > s.bid));
+        let bars = c.replay().series()[0].bars.clone();
+        assert_eq!(
+            spots[0].trendbar[0],
+            encode_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+        );
+        assert_eq!(
+            spots[1].trendbar[0].utc_timestamp_in_minutes,
+            u32::try_from(bars[10].time_ms / 60_000).ok()
+        );
+        assert_eq!(
+            spots[1].bid,
+            u64::try_from(price_to_units(bars[10].open)).ok()
+        );
+        let _ = b;
+        // The forming bar never appears in history.
+        let req = ProtoOaGetTrendbarsReq {
+            ctid_trader_account_id: ACCOUNT,
+            from_timestamp: 0,
+            to_timestamp: i64::MAX / 2,
+            period: ProtoOaTrendbarPeriod::H1 as i32,
+            symbol_id: 1,
+            ..Default::default()
+        };
+        let hist = only::<ProtoOaGetTrendbarsRes>(&send(&mut c, a, &req, "h", now));
+        assert_eq!(hist.trendbar.len(), 10);
+        assert_eq!(
+            hist.trendbar.last(),
+            Some(&encode_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1))
+        );
+        let m15 = ProtoOaGetTrendbarsReq {
+            period: ProtoOaTrendbarPeriod::M15 as i32,
+            ..req
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &m15, "m", now)).error_code,
+            "INVALID_REQUEST"
+        );
+    }
+
+    #[test]
+    fn intermediate_ticks_move_the_quote_inside_the_forming_bar() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let sub = ProtoOaSubscribeSpotsReq {
+            ctid_trader_account_id: ACCOUNT,
+            symbol_id: vec![1],
+            ..Default::default()
+        };
+        send(&mut c, a, &sub, "s", now);
+        let tb = ProtoOaSubscribeLiveTrendbarReq {
+            ctid_trader_account_id: ACCOUNT,
+            symbol_id: 1,
+            period: ProtoOaTrendbarPeriod::H1 as i32,
+            ..Default::default()
+        };
+        send(&mut c, a, &tb, "t", now);
+        c.step(now);
+        let bar = c.replay().forming_bar(0).unwrap();
+        let out = c.tick(0.5);
+        assert_eq!(out.len(), 1, "one spot for the one subscribed symbol");
+        let spot: ProtoOaSpotEvent = decode_out(&out[0]).unwrap();
+        let live = crate::domain::Bar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
+        assert_eq!(live.open_time * 1000, bar.time_ms);
+        assert!(live.low >= bar.low - 1e-9 && live.high <= bar.high + 1e-9);
+        assert!(
+            (crate::domain::price_from_units(spot.bid.unwrap() as i64) - live.close).abs() < 1e-9
+        );
+        assert_eq!(
+            c.book().quote(1).unwrap().bid,
+            live.close,
+            "fills follow the tick"
+        );
+        assert!(spot.timestamp.unwrap() > bar.time_ms);
+    }
+
+    #[test]
+    fn latency_runs_from_the_published_close_to_the_first_order() {
+        let t0 = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, t0);
+        c.step(t0);
+        send(
+            &mut c,
+            a,
+            &market(1, 100_000),
+            "1",
+            t0 + Duration::from_micros(1_500),
+        );
+        send(
+            &mut c,
+            a,
+            &market(1, 100_000),
+            "2",
+            t0 + Duration::from_micros(9_000),
+        );
+        let rep = c.latency().report();
+        assert_eq!(rep.per_symbol["EURUSD"].count, 1);
+        assert_eq!(rep.per_symbol["EURUSD"].max_us, 1_500);
+        assert!(!rep.per_symbol.contains_key("US500"));
+    }
+
+    #[test]
+    fn injected_faults_shape_the_answers() {
+        let t0 = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, t0);
+        let trader = ProtoOaTraderReq {
+            ctid_trader_account_id: ACCOUNT,
+            ..Default::default()
+        };
+
+        c.control(&ControlCommand::DropResponses(1), t0, 0);
+        assert!(send(&mut c, a, &trader, "x", t0).out.is_empty());
+        only::<ProtoOaTraderRes>(&send(&mut c, a, &trader, "y", t0));
+
+        c.control(&ControlCommand::Delay(Duration::from_millis(250)), t0, 0);
+        let r = send(&mut c, a, &trader, "z", t0);
+        assert_eq!(r.out[0].delay, Duration::from_millis(250));
+        c.control(&ControlCommand::Delay(Duration::ZERO), t0, 0);
+
+        c.control(&ControlCommand::MarginFail("EURUSD".into()), t0, 0);
+        let r = send(&mut c, a, &market(1, 100_000), "o", t0);
+        assert_eq!(
+            only::<ProtoOaOrderErrorEvent>(&r).error_code,
+            "NOT_ENOUGH_MONEY"
+        );
+        assert_eq!(r.out[0].message.client_msg_id.as_deref(), Some("o"));
+
+        let t1 = t0 + Duration::from_secs(5);
+        c.control(&ControlCommand::RateLimit(Some(2)), t1, 0);
+        only::<ProtoOaTraderRes>(&send(&mut c, a, &trader, "1", t1));
+        only::<ProtoOaTraderRes>(&send(&mut c, a, &trader, "2", t1));
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &trader, "3", t1)).error_code,
+            "REQUEST_FREQUENCY_EXCEEDED"
+        );
+        only::<ProtoOaTraderRes>(&send(&mut c, a, &trader, "4", t1 + Duration::from_secs(1)));
+
+        let (_, action) = c.control(
+            &ControlCommand::Maintenance(Duration::from_secs(30)),
+            t1,
+            1_000_000,
+        );
+        assert_eq!(action, FaultAction::DisconnectAll);
+        let fresh = c.connect();
+        let auth = ProtoOaApplicationAuthReq {
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            ..Default::default()
+        };
+        let r = send(&mut c, fresh, &auth, "m", t1 + Duration::from_secs(1));
+        let err = only::<ProtoOaErrorRes>(&r);
+        assert_eq!(
+            (err.error_code.as_str(), err.maintenance_end_timestamp),
+            ("SERVER_IS_UNDER_MAINTENANCE", Some(1_030_000))
+        );
+        assert!(r.close);
+        only::<ProtoOaApplicationAuthRes>(&send(
+            &mut c,
+            fresh,
+            &auth,
+            "n",
+            t1 + Duration::from_secs(31),
+        ));
+    }
+
+    #[test]
+    fn orders_fail_with_market_closed_where_a_symbol_has_no_bar() {
+        let now = Instant::now();
+        let text = "time,open,high,low,close,volume\n0,1.1,1.1,1.1,1.1,1\n3600,1.1,1.1,1.1,1.1,1\n7200,1.1,1.1,1.1,1.1,1\n";
+        let gappy = "time,open,high,low,close,volume\n0,5000,5000,5000,5000,1\n3600,5000,5000,5000,5000,1\n";
+        let series = vec![
+            parse_bars("EURUSD", Path::new("a"), text).unwrap(),
+            parse_bars("US500", Path::new("b"), gappy).unwrap(),
+        ];
+        let mut c2 = core_from(series, 2);
+        let a = login(&mut c2, now);
+        c2.step(now); // opens 02:00: EURUSD trades, US500 has no bar
+        let r = send(&mut c2, a, &market(10_013, 10), "x", now);
+        assert_eq!(
+            only::<ProtoOaOrderErrorEvent>(&r).error_code,
+            "MARKET_CLOSED"
+        );
+        let r = send(&mut c2, a, &market(1, 100_000), "y", now);
+        assert_eq!(r.out.len(), 2);
+    }
+
+    #[test]
+    fn refresh_tokens_are_single_use_and_rotate_the_access_token() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let conn = c.connect();
+        let auth = ProtoOaApplicationAuthReq {
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            ..Default::default()
+        };
+        only::<ProtoOaApplicationAuthRes>(&send(&mut c, conn, &auth, "a", now));
+        let refresh = ProtoOaRefreshTokenReq {
+            refresh_token: "refresh".into(),
+            ..Default::default()
+        };
+        let res = only::<ProtoOaRefreshTokenRes>(&send(&mut c, conn, &refresh, "r", now));
+        assert_ne!(res.access_token, "token");
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, conn, &refresh, "r2", now)).error_code,
+            "CH_ACCESS_TOKEN_INVALID"
+        );
+        let old = ProtoOaAccountAuthReq {
+            ctid_trader_account_id: ACCOUNT,
+            access_token: "token".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, conn, &old, "o", now)).error_code,
+            "CH_ACCESS_TOKEN_INVALID"
+        );
+        let new = ProtoOaAccountAuthReq {
+            access_token: res.access_token,
+            ..old
+        };
+        only::<ProtoOaAccountAuthRes>(&send(&mut c, conn, &new, "n", now));
+    }
+}

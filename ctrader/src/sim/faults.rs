@@ -1,0 +1,414 @@
+//! Fault injection: the control-command language and the fault state it drives.
+//!
+//! The same commands come from `--fault` flags at start and from the control socket at run time.
+//! Time is passed in (`Instant` for durations, wall-clock milliseconds for the maintenance end time
+//! the protocol carries), so the state machine is tested without sleeping.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// A parsed control line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlCommand {
+    /// Close every client connection now.
+    Drop,
+    /// Hold every outgoing message for this long (the stream goes silent, then catches up).
+    Stall(Duration),
+    /// Delay every response to a request by this much (zero turns it off).
+    Delay(Duration),
+    /// Silently swallow the responses to the next N requests.
+    DropResponses(u32),
+    /// Requests per second per connection before REQUEST_FREQUENCY_EXCEEDED (`None`: no limit).
+    RateLimit(Option<u32>),
+    /// Disconnect everyone; refuse logins with SERVER_IS_UNDER_MAINTENANCE until it ends.
+    Maintenance(Duration),
+    /// Refuse new orders on a symbol with NOT_ENOUGH_MONEY.
+    MarginFail(String),
+    /// Undo `margin-fail` for a symbol.
+    MarginOk(String),
+    /// Reset every fault.
+    Clear,
+    /// Print latency statistics (and write `--stats-out`).
+    Stats,
+    /// Print the fault state and replay position.
+    Status,
+    Help,
+}
+
+/// Why a control line was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("empty command; try `help`")]
+    Empty,
+    #[error("unknown command `{0}`; try `help`")]
+    Unknown(String),
+    #[error("`{command}` needs {expected}")]
+    BadArgument {
+        command: String,
+        expected: &'static str,
+    },
+}
+
+pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
+maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | clear | stats | status | help  \
+(DUR: 500ms, 5s, 2m; a bare number is seconds)";
+
+/// Parses `500ms`, `5s`, `2m`, `1h` or a bare number of seconds (fractions allowed).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (num, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = text.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = num.trim().parse().ok()?;
+    if !value.is_finite() || value < 0.0 || value * scale > 1e9 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(value * scale))
+}
+
+impl ControlCommand {
+    pub fn parse(line: &str) -> Result<Self, ControlError> {
+        let mut words = line.split_whitespace();
+        let verb = words
+            .next()
+            .ok_or(ControlError::Empty)?
+            .to_ascii_lowercase();
+        let arg = words.next();
+        let bad = |expected| ControlError::BadArgument {
+            command: verb.clone(),
+            expected,
+        };
+        let duration = || {
+            arg.and_then(parse_duration)
+                .ok_or_else(|| bad("a duration like 500ms or 5s"))
+        };
+        let symbol = || {
+            arg.map(str::to_ascii_uppercase)
+                .ok_or_else(|| bad("a symbol name"))
+        };
+        Ok(match verb.as_str() {
+            "drop" => Self::Drop,
+            "stall" => Self::Stall(duration()?),
+            "delay" => Self::Delay(duration()?),
+            "drop-responses" => Self::DropResponses(
+                arg.and_then(|a| a.parse().ok())
+                    .ok_or_else(|| bad("a count"))?,
+            ),
+            "rate-limit" => match arg {
+                Some("off") => Self::RateLimit(None),
+                Some(n) => Self::RateLimit(Some(
+                    n.parse()
+                        .ok()
+                        .filter(|&n: &u32| n > 0)
+                        .ok_or_else(|| bad("a positive count or `off`"))?,
+                )),
+                None => return Err(bad("a positive count or `off`")),
+            },
+            "maintenance" => Self::Maintenance(duration()?),
+            "margin-fail" => Self::MarginFail(symbol()?),
+            "margin-ok" => Self::MarginOk(symbol()?),
+            "clear" => Self::Clear,
+            "stats" => Self::Stats,
+            "status" => Self::Status,
+            "help" => Self::Help,
+            other => return Err(ControlError::Unknown(other.to_string())),
+        })
+    }
+}
+
+/// What the I/O layer must do right away after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    None,
+    /// Close every client connection.
+    DisconnectAll,
+}
+
+/// The live fault configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultState {
+    pub stall_until: Option<Instant>,
+    pub response_delay: Duration,
+    pub responses_to_drop: u32,
+    /// Normal requests per second per connection (the real limit is 50).
+    pub rate_limit: Option<u32>,
+    /// Historical requests (get trendbars) per second per connection (the real limit is 5).
+    pub historical_rate_limit: Option<u32>,
+    /// End of the maintenance window: monotonic, and wall-clock ms for the protocol.
+    pub maintenance_until: Option<(Instant, i64)>,
+    pub margin_fail: BTreeSet<String>,
+    /// The start-up rate limits `clear` returns to.
+    defaults: (Option<u32>, Option<u32>),
+}
+
+impl FaultState {
+    pub fn new(rate_limit: Option<u32>, historical_rate_limit: Option<u32>) -> Self {
+        Self {
+            stall_until: None,
+            response_delay: Duration::ZERO,
+            responses_to_drop: 0,
+            rate_limit,
+            historical_rate_limit,
+            maintenance_until: None,
+            margin_fail: BTreeSet::new(),
+            defaults: (rate_limit, historical_rate_limit),
+        }
+    }
+
+    /// Applies a fault command at `now` (`wall_ms`: the same instant as wall-clock ms).
+    pub fn apply(&mut self, command: &ControlCommand, now: Instant, wall_ms: i64) -> FaultAction {
+        match command {
+            ControlCommand::Drop => return FaultAction::DisconnectAll,
+            ControlCommand::Stall(d) => self.stall_until = Some(now + *d),
+            ControlCommand::Delay(d) => self.response_delay = *d,
+            ControlCommand::DropResponses(n) => self.responses_to_drop = *n,
+            ControlCommand::RateLimit(n) => self.rate_limit = *n,
+            ControlCommand::Maintenance(d) => {
+                let end_ms =
+                    wall_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                self.maintenance_until = Some((now + *d, end_ms));
+                return FaultAction::DisconnectAll;
+            }
+            ControlCommand::MarginFail(s) => {
+                self.margin_fail.insert(s.clone());
+            }
+            ControlCommand::MarginOk(s) => {
+                self.margin_fail.remove(s);
+            }
+            ControlCommand::Clear => {
+                *self = Self::new(self.defaults.0, self.defaults.1);
+            }
+            ControlCommand::Stats | ControlCommand::Status | ControlCommand::Help => {}
+        }
+        FaultAction::None
+    }
+
+    /// The wall-clock end of maintenance if it is still running at `now`.
+    pub fn maintenance_end(&self, now: Instant) -> Option<i64> {
+        self.maintenance_until
+            .filter(|(until, _)| now < *until)
+            .map(|(_, ms)| ms)
+    }
+
+    /// How long outgoing messages must still be held at `now`.
+    pub fn stall_remaining(&self, now: Instant) -> Option<Duration> {
+        self.stall_until
+            .and_then(|u| u.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Consumes one "drop this response" token; true when the response must be swallowed.
+    pub fn take_response_drop(&mut self) -> bool {
+        if self.responses_to_drop > 0 {
+            self.responses_to_drop -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn describe(&self, now: Instant) -> String {
+        format!(
+            "stall_ms={} delay_ms={} drop_responses={} rate_limit={} historical_rate_limit={} maintenance_ms={} margin_fail=[{}]",
+            self.stall_remaining(now).map_or(0, |d| d.as_millis()),
+            self.response_delay.as_millis(),
+            self.responses_to_drop,
+            self.rate_limit.map_or("off".to_string(), |n| n.to_string()),
+            self.historical_rate_limit
+                .map_or("off".to_string(), |n| n.to_string()),
+            self.maintenance_until
+                .and_then(|(u, _)| u.checked_duration_since(now))
+                .map_or(0, |d| d.as_millis()),
+            self.margin_fail
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+}
+
+/// A one-second fixed-window request counter for one connection and one request class.
+#[derive(Debug, Clone, Copy)]
+pub struct RateWindow {
+    window_start: Option<Instant>,
+    count: u32,
+}
+
+impl Default for RateWindow {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RateWindow {
+    pub const fn new() -> Self {
+        Self {
+            window_start: None,
+            count: 0,
+        }
+    }
+
+    /// Counts a request at `now`; false when it exceeds `limit` in the current second.
+    pub fn admit(&mut self, now: Instant, limit: Option<u32>) -> bool {
+        let Some(limit) = limit else { return true };
+        match self.window_start {
+            Some(start) if now.duration_since(start) < Duration::from_secs(1) => {}
+            _ => {
+                self.window_start = Some(now);
+                self.count = 0;
+            }
+        }
+        self.count += 1;
+        self.count <= limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(ControlCommand::parse("drop"), Ok(ControlCommand::Drop));
+        assert_eq!(
+            ControlCommand::parse(" stall 5s "),
+            Ok(ControlCommand::Stall(Duration::from_secs(5)))
+        );
+        assert_eq!(
+            ControlCommand::parse("delay 500ms"),
+            Ok(ControlCommand::Delay(Duration::from_millis(500)))
+        );
+        assert_eq!(
+            ControlCommand::parse("drop-responses 3"),
+            Ok(ControlCommand::DropResponses(3))
+        );
+        assert_eq!(
+            ControlCommand::parse("rate-limit 10"),
+            Ok(ControlCommand::RateLimit(Some(10)))
+        );
+        assert_eq!(
+            ControlCommand::parse("rate-limit off"),
+            Ok(ControlCommand::RateLimit(None))
+        );
+        assert_eq!(
+            ControlCommand::parse("maintenance 2m"),
+            Ok(ControlCommand::Maintenance(Duration::from_secs(120)))
+        );
+        assert_eq!(
+            ControlCommand::parse("margin-fail eurusd"),
+            Ok(ControlCommand::MarginFail("EURUSD".into()))
+        );
+        assert_eq!(ControlCommand::parse("STATS"), Ok(ControlCommand::Stats));
+        assert_eq!(
+            ControlCommand::parse("stall 1.5"),
+            Ok(ControlCommand::Stall(Duration::from_millis(1500)))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_commands_with_a_hint() {
+        assert_eq!(ControlCommand::parse(""), Err(ControlError::Empty));
+        assert!(matches!(
+            ControlCommand::parse("explode"),
+            Err(ControlError::Unknown(_))
+        ));
+        assert!(matches!(
+            ControlCommand::parse("stall"),
+            Err(ControlError::BadArgument { .. })
+        ));
+        assert!(matches!(
+            ControlCommand::parse("stall -1s"),
+            Err(ControlError::BadArgument { .. })
+        ));
+        assert!(matches!(
+            ControlCommand::parse("rate-limit 0"),
+            Err(ControlError::BadArgument { .. })
+        ));
+        assert!(matches!(
+            ControlCommand::parse("drop-responses x"),
+            Err(ControlError::BadArgument { .. })
+        ));
+        assert!(matches!(
+            ControlCommand::parse("margin-fail"),
+            Err(ControlError::BadArgument { .. })
+        ));
+    }
+
+    #[test]
+    fn faults_expire_with_time() {
+        let t0 = Instant::now();
+        let mut f = FaultState::new(Some(50), Some(5));
+        assert_eq!(
+            f.apply(&ControlCommand::Stall(Duration::from_secs(5)), t0, 0),
+            FaultAction::None
+        );
+        assert_eq!(
+            f.stall_remaining(t0 + Duration::from_secs(2)),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(f.stall_remaining(t0 + Duration::from_secs(5)), None);
+        let action = f.apply(
+            &ControlCommand::Maintenance(Duration::from_secs(30)),
+            t0,
+            1_000,
+        );
+        assert_eq!(action, FaultAction::DisconnectAll);
+        assert_eq!(
+            f.maintenance_end(t0 + Duration::from_secs(29)),
+            Some(31_000)
+        );
+        assert_eq!(f.maintenance_end(t0 + Duration::from_secs(30)), None);
+        f.apply(&ControlCommand::DropResponses(2), t0, 0);
+        assert!(f.take_response_drop() && f.take_response_drop() && !f.take_response_drop());
+        f.apply(&ControlCommand::MarginFail("EURUSD".into()), t0, 0);
+        assert!(f.margin_fail.contains("EURUSD"));
+        f.apply(&ControlCommand::MarginOk("EURUSD".into()), t0, 0);
+        assert!(f.margin_fail.is_empty());
+        f.apply(&ControlCommand::Delay(Duration::from_millis(300)), t0, 0);
+        f.apply(&ControlCommand::RateLimit(Some(2)), t0, 0);
+        f.apply(&ControlCommand::Clear, t0, 0);
+        assert_eq!(f.response_delay, Duration::ZERO);
+        assert_eq!(f.rate_limit, Some(50));
+        assert_eq!(f.maintenance_end(t0), None);
+    }
+
+    #[test]
+    fn rate_window_refuses_above_the_limit_within_one_second() {
+        let t0 = Instant::now();
+        let mut w = RateWindow::new();
+        for _ in 0..3 {
+            assert!(w.admit(t0, Some(3)));
+        }
+        assert!(!w.admit(t0 + Duration::from_millis(999), Some(3)));
+        assert!(w.admit(t0 + Duration::from_millis(1000), Some(3)));
+        assert!(w.admit(t0, None));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any control line yields a command or a typed error; never a panic.
+        #[test]
+        fn control_parsing_is_total(line in "\\PC{0,60}") {
+            let _ = ControlCommand::parse(&line);
+        }
+
+        #[test]
+        fn durations_parse_exactly(ms in 0u64..10_000_000) {
+            prop_assert_eq!(parse_duration(&format!("{ms}ms")), Some(Duration::from_millis(ms)));
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The simulator's symbol catalog: contract specifications in the Open API's units.
+//!
+//! Volumes are in cents of a unit (0.01 units), as the Open API sends them: EURUSD's lotSize
+//! 10_000_000 is 100,000 units. The figures are typical of retail cTrader brokers, chosen to be
+//! realistic, not copied from any one broker; digits, pip sizes, spreads and lot sizes agree with
+//! `scripts/symbols.py` (the demo models' training_config), so the demo trades the contracts the
+//! models were trained on. A bars file for a symbol the catalog does not know gets a forex-like
+//! spec with digits taken from the data.
+
+/// Asset class; decides the defaults for an unknown symbol and the symbol's maximum leverage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetClass {
+    Forex,
+    Metal,
+    Index,
+    Stock,
+    Crypto,
+}
+
+impl AssetClass {
+    /// The symbol category id sent in `ProtoOALightSymbol.symbolCategoryId`.
+    pub fn category_id(self) -> i64 {
+        match self {
+            Self::Forex => 1,
+            Self::Metal => 2,
+            Self::Index => 3,
+            Self::Stock => 4,
+            Self::Crypto => 5,
+        }
+    }
+}
+
+/// Everything the simulator needs to quote, fill and margin one symbol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SymbolSpec {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub class: AssetClass,
+    pub base_asset: String,
+    pub quote_asset: String,
+    pub digits: u32,
+    pub pip_position: u32,
+    /// Volume of one lot in cents of a unit.
+    pub lot_size: i64,
+    pub min_volume: i64,
+    pub step_volume: i64,
+    pub max_volume: i64,
+    /// Modeled spread, in points (10^-digits).
+    pub spread_points: i64,
+    /// The symbol's own maximum leverage; the effective one is min(account, symbol).
+    pub max_leverage: u32,
+}
+
+impl SymbolSpec {
+    /// One point (the smallest price increment).
+    pub fn point(&self) -> f64 {
+        10f64.powi(-(self.digits as i32))
+    }
+
+    /// Rounds a price to the symbol's digits.
+    pub fn round_price(&self, price: f64) -> f64 {
+        let scale = 10f64.powi(self.digits as i32);
+        (price * scale).round() / scale
+    }
+}
+
+#[rustfmt::skip]
+struct Row(&'static str, i64, AssetClass, &'static str, &'static str, u32, u32, i64, i64, i64, i64, i64, u32, &'static str);
+
+// name, id, class, base, quote, digits, pipPosition, lotSize, min, step, max, spread pts, max lev, description
+#[rustfmt::skip]
+const CATALOG: &[Row] = &[
+    Row("EURUSD", 1, AssetClass::Forex, "EUR", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 7, 500, "Euro vs US Dollar"),
+    Row("GBPUSD", 2, AssetClass::Forex, "GBP", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 10, 500, "British Pound vs US Dollar"),
+    Row("EURJPY", 3, AssetClass::Forex, "EUR", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 14, 500, "Euro vs Japanese Yen"),
+    Row("USDJPY", 4, AssetClass::Forex, "USD", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 8, 500, "US Dollar vs Japanese Yen"),
+    Row("AUDUSD", 5, AssetClass::Forex, "AUD", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 9, 500, "Australian Dollar vs US Dollar"),
+    Row("USDCHF", 6, AssetClass::Forex, "USD", "CHF", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "US Dollar vs Swiss Franc"),
+    Row("GBPJPY", 7, AssetClass::Forex, "GBP", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 20, 500, "British Pound vs Japanese Yen"),
+    Row("USDCAD", 8, AssetClass::Forex, "USD", "CAD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "US Dollar vs Canadian Dollar"),
+    Row("EURGBP", 9, AssetClass::Forex, "EUR", "GBP", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "Euro vs British Pound"),
+    Row("NZDUSD", 12, AssetClass::Forex, "NZD", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 14, 500, "New Zealand Dollar vs US Dollar"),
+    Row("XAUUSD", 41, AssetClass::Metal, "XAU", "USD", 2, 1, 10_000, 100, 100, 10_000_000, 30, 100, "Gold vs US Dollar"),
+    Row("US500", 10_013, AssetClass::Index, "US500", "USD", 2, 0, 100, 10, 10, 10_000_000, 50, 20, "US 500 Index"),
+    Row("US30", 10_015, AssetClass::Index, "US30", "USD", 1, 0, 100, 10, 10, 10_000_000, 25, 20, "Wall Street 30 Index"),
+    Row("NAS100", 10_014, AssetClass::Index, "NAS100", "USD", 2, 0, 100, 10, 10, 10_000_000, 150, 20, "US Tech 100 Index"),
+    Row("GER40", 10_017, AssetClass::Index, "GER40", "EUR", 1, 0, 100, 10, 10, 10_000_000, 12, 20, "Germany 40 Index"),
+    Row("UK100", 10_018, AssetClass::Index, "UK100", "GBP", 1, 0, 100, 10, 10, 10_000_000, 10, 20, "UK 100 Index"),
+    Row("AAPL", 20_001, AssetClass::Stock, "AAPL", "USD", 2, 2, 100, 100, 100, 1_000_000, 4, 5, "Apple Inc. (CFD)"),
+    Row("MSFT", 20_002, AssetClass::Stock, "MSFT", "USD", 2, 2, 100, 100, 100, 1_000_000, 4, 5, "Microsoft Corp. (CFD)"),
+    Row("TSLA", 20_003, AssetClass::Stock, "TSLA", "USD", 2, 2, 100, 100, 100, 1_000_000, 10, 5, "Tesla Inc. (CFD)"),
+    Row("BTCUSD", 30_001, AssetClass::Crypto, "BTC", "USD", 2, 0, 100, 1, 1, 10_000, 3_000, 2, "Bitcoin vs US Dollar"),
+];
+
+/// The catalog spec for `name`, if the simulator knows the symbol.
+pub fn catalog_spec(name: &str) -> Option<SymbolSpec> {
+    CATALOG
+        .iter()
+        .find(|r| r.0.eq_ignore_ascii_case(name))
+        .map(|r| SymbolSpec {
+            id: r.1,
+            name: r.0.to_string(),
+            description: r.13.to_string(),
+            class: r.2,
+            base_asset: r.3.to_string(),
+            quote_asset: r.4.to_string(),
+            digits: r.5,
+            pip_position: r.6,
+            lot_size: r.7,
+            min_volume: r.8,
+            step_volume: r.9,
+            max_volume: r.10,
+            spread_points: r.11,
+            max_leverage: r.12,
+        })
+}
+
+/// A spec for a symbol outside the catalog: forex-like contract, digits from the data, a 1-pip spread,
+/// and an id after the catalog's.
+pub fn fallback_spec(name: &str, data_decimals: u32, ordinal: i64) -> SymbolSpec {
+    let digits = data_decimals.clamp(0, 8);
+    let (base, quote) = if name.len() == 6 && name.chars().all(|c| c.is_ascii_alphabetic()) {
+        (name[..3].to_string(), name[3..].to_string())
+    } else {
+        (name.to_string(), "USD".to_string())
+    };
+    SymbolSpec {
+        id: 50_000 + ordinal,
+        name: name.to_string(),
+        description: format!("{name} (simulated, not in the catalog)"),
+        class: AssetClass::Forex,
+        base_asset: base,
+        quote_asset: quote,
+        digits,
+        pip_position: digits.saturating_sub(1),
+        lot_size: 10_000_000,
+        min_volume: 100_000,
+        step_volume: 100_000,
+        max_volume: 10_000_000_000,
+        spread_points: 10,
+        max_leverage: 100,
+    }
+}
+
+/// Asset ids for `ProtoOALightSymbol.baseAssetId/quoteAssetId` and the trader's `depositAssetId`.
+/// Stable: a hash-free, order-independent id from the asset's name.
+pub fn asset_id(asset: &str) -> i64 {
+    const KNOWN: &[&str] = &[
+        "USD", "EUR", "GBP", "JPY", "AUD", "CHF", "CAD", "NZD", "XAU", "BTC",
+    ];
+    if let Some(i) = KNOWN.iter().position(|a| a.eq_ignore_ascii_case(asset)) {
+        return i as i64 + 1;
+    }
+    // Spread the rest deterministically above the known ones.
+    1_000
+        + asset
+            .bytes()
+            .fold(0i64, |acc, b| (acc * 31 + i64::from(b)) % 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eurusd_matches_the_open_api_units() {
+        let s = catalog_spec("eurusd").unwrap();
+        assert_eq!((s.digits, s.pip_position, s.lot_size), (5, 4, 10_000_000));
+        assert_eq!(s.min_volume % s.step_volume, 0);
+        assert!((s.point() - 0.00001).abs() < 1e-15);
+        assert!((s.round_price(1.123456) - 1.12346).abs() < 1e-12);
+    }
+
+    #[test]
+    fn catalog_is_consistent() {
+        let mut ids = std::collections::HashSet::new();
+        for r in CATALOG {
+            let s = catalog_spec(r.0).unwrap();
+            assert!(ids.insert(s.id), "duplicate id {}", s.id);
+            assert!(s.pip_position <= s.digits, "{}", s.name);
+            assert!(
+                s.min_volume >= s.step_volume && s.min_volume % s.step_volume == 0,
+                "{}",
+                s.name
+            );
+            assert!(
+                s.max_volume > s.min_volume && s.lot_size >= s.min_volume,
+                "{}",
+                s.name
+            );
+            assert!(s.spread_points > 0 && s.max_leverage > 0, "{}", s.name);
+        }
+        assert_eq!(ids.len(), 20);
+    }
+
+    #[test]
+    fn unknown_symbol_gets_digits_from_data() {
+        let s = fallback_spec("SEKNOK", 4, 3);
+        assert_eq!(
+            (s.digits, s.base_asset.as_str(), s.quote_asset.as_str()),
+            (4, "SEK", "NOK")
+        );
+        assert!(catalog_spec("SEKNOK").is_none());
+        assert_ne!(asset_id("SEK"), asset_id("NOK"));
+        assert_eq!(asset_id("USD"), 1);
+    }
+}

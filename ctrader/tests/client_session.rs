@@ -1,0 +1,366 @@
+//! Session behaviours the simulator does not provoke, against a scripted TLS peer speaking the real
+//! framing: the server logging the account out, invalidating the token, sending message types we
+//! do not model, and staying quiet while alive.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ctrader::client::{ClientConfig, ClientEvent, ConnectionEvent, EventStream, Tokens, connect};
+use ctrader::codec::FrameCodec;
+use ctrader::messages::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::codec::Framed;
+
+const ACCOUNT: i64 = 77;
+
+/// What the peer does once a connection has been reconciled: `(connection index) -> frames`.
+type AfterSetup = fn(usize) -> Vec<ProtoMessage>;
+
+struct Peer {
+    port: u16,
+    cert: tempfile::NamedTempFile,
+    /// Every request received: (connection index, payload).
+    seen: Arc<Mutex<Vec<(usize, Payload)>>>,
+}
+
+async fn start_peer(after_setup: AfterSetup, heartbeats: bool) -> Peer {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        cert.signing_key.serialize_der(),
+    ));
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pem.path(), cert.cert.pem()).unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    // The access token the peer accepts, across connections (revoked and rotated like the real one).
+    let valid = Arc::new(Mutex::new("token".to_string()));
+    tokio::spawn(async move {
+        let mut index = 0;
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            tokio::spawn(serve(
+                Framed::new(tls, FrameCodec::default()),
+                index,
+                log.clone(),
+                valid.clone(),
+                after_setup,
+                heartbeats,
+            ));
+            index += 1;
+        }
+    });
+    Peer {
+        port,
+        cert: pem,
+        seen,
+    }
+}
+
+async fn serve(
+    mut conn: Framed<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, FrameCodec>,
+    index: usize,
+    log: Arc<Mutex<Vec<(usize, Payload)>>>,
+    valid: Arc<Mutex<String>>,
+    after_setup: AfterSetup,
+    heartbeats: bool,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        let frame = tokio::select! {
+            f = conn.next() => match f { Some(Ok(f)) => f, _ => return },
+            _ = tick.tick(), if heartbeats => {
+                let _ = conn.send(ProtoHeartbeatEvent::default().wrap(None)).await;
+                continue;
+            }
+        };
+        let id = frame.client_msg_id.clone();
+        let payload = Payload::decode(&frame).unwrap();
+        log.lock().unwrap().push((index, payload.clone()));
+        let answer: Vec<ProtoMessage> = match payload {
+            Payload::ApplicationAuthReq(_) => vec![ProtoOaApplicationAuthRes::default().wrap(id)],
+            Payload::AccountAuthReq(r) if r.access_token == *valid.lock().unwrap() => {
+                vec![
+                    ProtoOaAccountAuthRes {
+                        ctid_trader_account_id: ACCOUNT,
+                        ..Default::default()
+                    }
+                    .wrap(id),
+                ]
+            }
+            Payload::AccountAuthReq(_) => vec![
+                ProtoOaErrorRes {
+                    ctid_trader_account_id: Some(ACCOUNT),
+                    error_code: "CH_ACCESS_TOKEN_INVALID".into(),
+                    description: Some("Invalid access token".into()),
+                    ..Default::default()
+                }
+                .wrap(id),
+            ],
+            Payload::RefreshTokenReq(r) if r.refresh_token == "refresh" => {
+                *valid.lock().unwrap() = "token-2".into();
+                vec![
+                    ProtoOaRefreshTokenRes {
+                        access_token: "token-2".into(),
+                        token_type: "bearer".into(),
+                        expires_in: 2_628_000,
+                        refresh_token: "refresh-2".into(),
+                        ..Default::default()
+                    }
+                    .wrap(id),
+                ]
+            }
+            Payload::ReconcileReq(_) => {
+                let mut v = vec![
+                    ProtoOaReconcileRes {
+                        ctid_trader_account_id: ACCOUNT,
+                        ..Default::default()
+                    }
+                    .wrap(id),
+                ];
+                let extra = after_setup(index);
+                if extra
+                    .iter()
+                    .any(|m| m.payload_type == ProtoOaAccountsTokenInvalidatedEvent::PAYLOAD_TYPE)
+                {
+                    *valid.lock().unwrap() = "<revoked>".into();
+                }
+                v.extend(extra);
+                v
+            }
+            Payload::VersionReq(_) => vec![
+                ProtoOaVersionRes {
+                    version: "peer".into(),
+                    ..Default::default()
+                }
+                .wrap(id),
+            ],
+            _ => vec![],
+        };
+        for m in answer {
+            if conn.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Peer {
+    fn config(&self) -> ClientConfig {
+        let tokens = Tokens {
+            access_token: "token".into(),
+            refresh_token: "refresh".into(),
+            expires_at: None,
+        };
+        let mut c = ClientConfig::new("127.0.0.1", self.port, "cid", "secret", ACCOUNT, tokens);
+        c.tls_server_name = Some("localhost".into());
+        c.extra_ca_file = Some(self.cert.path().to_path_buf());
+        c.request_timeout = Duration::from_secs(2);
+        c.backoff_initial = Duration::from_millis(50);
+        c.backoff_max = Duration::from_millis(200);
+        c
+    }
+
+    fn account_auth_tokens(&self) -> Vec<(usize, String)> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter_map(|(i, p)| match p {
+                Payload::AccountAuthReq(r) => Some((*i, r.access_token.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+async fn next_matching(
+    events: &mut EventStream,
+    what: &str,
+    mut pred: impl FnMut(&ClientEvent) -> bool,
+) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+            Ok(Some(ev)) => {
+                let hit = pred(&ev);
+                seen.push(ev);
+                if hit {
+                    return seen;
+                }
+            }
+            other => panic!("no {what}: {other:?}; seen {seen:#?}"),
+        }
+    }
+}
+
+fn ready(e: &ClientEvent) -> bool {
+    matches!(e, ClientEvent::Connection(ConnectionEvent::Ready))
+}
+
+#[tokio::test]
+async fn account_logged_out_by_the_server_reconnects_and_reauthorises() {
+    let peer = start_peer(
+        |i| {
+            if i == 0 {
+                vec![
+                    ProtoOaAccountDisconnectEvent {
+                        ctid_trader_account_id: ACCOUNT,
+                        ..Default::default()
+                    }
+                    .wrap(None),
+                ]
+            } else {
+                vec![]
+            }
+        },
+        true,
+    )
+    .await;
+    let (_client, mut events) = connect(peer.config()).unwrap();
+    next_matching(&mut events, "first ready", ready).await;
+    let seen = next_matching(&mut events, "second ready", ready).await;
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        ClientEvent::AccountDisconnected {
+            account_id: ACCOUNT
+        }
+    )));
+    assert!(seen.iter().any(|e| matches!(e, ClientEvent::Connection(ConnectionEvent::Disconnected { reason }) if reason.contains("logged the account out"))));
+    assert_eq!(
+        peer.account_auth_tokens(),
+        vec![(0, "token".to_string()), (1, "token".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn invalidated_token_is_refreshed_on_the_next_connection() {
+    let peer = start_peer(
+        |i| {
+            if i == 0 {
+                vec![
+                    ProtoOaAccountsTokenInvalidatedEvent {
+                        ctid_trader_account_ids: vec![ACCOUNT],
+                        reason: Some("revoked".into()),
+                        ..Default::default()
+                    }
+                    .wrap(None),
+                ]
+            } else {
+                vec![]
+            }
+        },
+        true,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ctrader::client::TokenStore::new(dir.path().join("t.json"));
+    let mut cfg = peer.config();
+    cfg.token_store = Some(store.clone());
+    let (client, mut events) = connect(cfg).unwrap();
+    next_matching(&mut events, "first ready", ready).await;
+    let seen = next_matching(&mut events, "second ready", ready).await;
+    assert!(seen.iter().any(|e| matches!(e, ClientEvent::TokenInvalidated { account_ids, .. } if account_ids == &vec![ACCOUNT])));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, ClientEvent::Connection(ConnectionEvent::TokenRefreshed)))
+    );
+    // Old token refused on connection 1, refreshed, then accepted with the new one.
+    assert_eq!(
+        peer.account_auth_tokens(),
+        vec![
+            (0, "token".to_string()),
+            (1, "token".to_string()),
+            (1, "token-2".to_string())
+        ]
+    );
+    assert_eq!(store.load().unwrap().refresh_token, "refresh-2");
+    assert_eq!(client.tokens().access_token, "token-2");
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_messages_do_not_break_the_session() {
+    let peer = start_peer(
+        |_| {
+            vec![
+                // A depth event (not modelled here) and a spot event whose payload is garbage.
+                ProtoMessage {
+                    payload_type: 2155,
+                    payload: Some(vec![0x10, 0x01]),
+                    client_msg_id: None,
+                },
+                ProtoMessage {
+                    payload_type: 2131,
+                    payload: Some(vec![0xff, 0xff, 0xff]),
+                    client_msg_id: None,
+                },
+            ]
+        },
+        true,
+    )
+    .await;
+    let (client, mut events) = connect(peer.config()).unwrap();
+    next_matching(&mut events, "ready", ready).await;
+    let seen = next_matching(&mut events, "unknown message", |e| {
+        matches!(e, ClientEvent::Other(_))
+    })
+    .await;
+    let Some(ClientEvent::Other(p)) = seen.last() else {
+        unreachable!()
+    };
+    assert_eq!(p.payload_type(), 2155);
+    assert_eq!(
+        client.version().await.unwrap(),
+        "peer",
+        "the connection survived the garbage"
+    );
+}
+
+#[tokio::test]
+async fn a_quiet_but_alive_server_is_probed_not_dropped() {
+    let peer = start_peer(|_| vec![], false).await;
+    let mut cfg = peer.config();
+    cfg.heartbeat_interval = Duration::from_millis(200);
+    cfg.dead_after = Duration::from_millis(700);
+    let (_client, mut events) = connect(cfg).unwrap();
+    next_matching(&mut events, "ready", ready).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while let Some(ev) = events.try_recv() {
+        assert!(
+            !matches!(
+                ev,
+                ClientEvent::Connection(ConnectionEvent::Disconnected { .. })
+            ),
+            "{ev:?}"
+        );
+    }
+    let probes = peer
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| matches!(p, Payload::VersionReq(_)))
+        .count();
+    let heartbeats = peer
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| matches!(p, Payload::HeartbeatEvent(_)))
+        .count();
+    assert!(probes >= 3, "probes sent: {probes}");
+    assert!(heartbeats >= 5, "heartbeats sent: {heartbeats}");
+}

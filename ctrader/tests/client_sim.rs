@@ -1,0 +1,630 @@
+//! The client against the real simulator (`ctrader::sim::server::run`, TLS listener and control
+//! socket, in-process): session flow, an order round trip, token refresh, reconnect with
+//! re-subscription and reconcile, and each injected fault.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ctrader::client::{
+    ClientConfig, ClientError, ClientEvent, ConnectionEvent, EventStream, TokenStore, Tokens,
+    connect,
+};
+use ctrader::domain::{SymbolVolume, Timeframe};
+use ctrader::messages::*;
+use ctrader::sim::bars::load_dir;
+use ctrader::sim::core::{CoreConfig, Credentials, SimCore};
+use ctrader::sim::server::{ServerConfig, run};
+use ctrader::sim::tls;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const ACCOUNT: i64 = 9_001;
+
+struct Sim {
+    port: u16,
+    control: u16,
+    cert: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn start_sim(bars_per_second: f64) -> Sim {
+    let series = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")).unwrap();
+    let core = SimCore::new(
+        series,
+        CoreConfig {
+            credentials: Credentials {
+                client_id: "cid".into(),
+                client_secret: "secret".into(),
+                access_token: "token".into(),
+                refresh_token: "refresh".into(),
+                account_id: ACCOUNT,
+            },
+            start_bar: 20,
+            bars_per_second,
+            balance_cents: 10_000_000,
+            leverage_in_cents: 10_000,
+            slippage_points: 1,
+            rate_limit: Some(50),
+            historical_rate_limit: Some(5),
+        },
+    )
+    .unwrap();
+    let identity = tls::self_signed(&[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("sim.pem");
+    std::fs::write(&cert, &identity.cert_pem).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let control = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (port, control_port) = (
+        listener.local_addr().unwrap().port(),
+        control.local_addr().unwrap().port(),
+    );
+    let config = ServerConfig {
+        tls: tls::server_config(&identity).unwrap(),
+        heartbeat: Duration::from_secs(10),
+        idle_timeout: None,
+        bars_per_second,
+        stats_out: None,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(core, config, listener, Some(control), async {
+        let _ = rx.await;
+    }));
+    Sim {
+        port,
+        control: control_port,
+        cert,
+        _dir: dir,
+        stop: Some(tx),
+    }
+}
+
+impl Sim {
+    fn config(&self) -> ClientConfig {
+        let tokens = Tokens {
+            access_token: "token".into(),
+            refresh_token: "refresh".into(),
+            expires_at: None,
+        };
+        let mut c = ClientConfig::new("127.0.0.1", self.port, "cid", "secret", ACCOUNT, tokens);
+        c.extra_ca_file = Some(self.cert.clone());
+        c.request_timeout = Duration::from_secs(3);
+        c.backoff_initial = Duration::from_millis(100);
+        c.backoff_max = Duration::from_millis(400);
+        c
+    }
+
+    async fn control(&self, line: &str) -> String {
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.control))
+            .await
+            .unwrap();
+        tcp.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        BufReader::new(tcp).read_line(&mut answer).await.unwrap();
+        answer
+    }
+}
+
+/// Reads events until one matches; returns it and everything seen before it.
+async fn wait_for(
+    events: &mut EventStream,
+    within: Duration,
+    what: &str,
+    mut pred: impl FnMut(&ClientEvent) -> bool,
+) -> (ClientEvent, Vec<ClientEvent>) {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(ev)) if pred(&ev) => return (ev, seen),
+            Ok(Some(ev)) => seen.push(ev),
+            Ok(None) => panic!("event stream ended while waiting for {what}; seen {seen:#?}"),
+            Err(_) => panic!("no {what} within {within:?}; seen {seen:#?}"),
+        }
+    }
+}
+
+fn is_ready(ev: &ClientEvent) -> bool {
+    matches!(ev, ClientEvent::Connection(ConnectionEvent::Ready))
+}
+
+fn step_name(ev: &ClientEvent) -> Option<&'static str> {
+    match ev {
+        ClientEvent::Connection(c) => Some(match c {
+            ConnectionEvent::Connecting { .. } => "connecting",
+            ConnectionEvent::TransportUp => "transport",
+            ConnectionEvent::AppAuthorized => "app",
+            ConnectionEvent::TokenRefreshed => "refreshed",
+            ConnectionEvent::AccountAuthorized { .. } => "account",
+            ConnectionEvent::Resubscribed { .. } => "resubscribed",
+            ConnectionEvent::Reconciled(_) => "reconciled",
+            ConnectionEvent::Ready => "ready",
+            ConnectionEvent::SetupFailed { .. } => "setup-failed",
+            ConnectionEvent::Disconnected { .. } => "disconnected",
+            ConnectionEvent::ReconnectScheduled { .. } => "scheduled",
+        }),
+        _ => None,
+    }
+}
+
+async fn symbol_id(client: &ctrader::client::Client, name: &str) -> i64 {
+    let symbols = client.symbols().await.unwrap();
+    symbols
+        .iter()
+        .find(|s| s.symbol_name.as_deref() == Some(name))
+        .map(|s| s.symbol_id)
+        .expect("symbol listed")
+}
+
+#[tokio::test]
+async fn session_flow_symbols_market_data_and_history() {
+    let sim = start_sim(4.0).await;
+    let (client, mut events) = connect(sim.config()).unwrap();
+    let (_, before) = wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let steps: Vec<_> = before.iter().filter_map(step_name).collect();
+    assert_eq!(
+        steps,
+        [
+            "connecting",
+            "transport",
+            "app",
+            "account",
+            "resubscribed",
+            "reconciled"
+        ]
+    );
+
+    assert!(!client.version().await.unwrap().is_empty());
+    let trader = client.trader().await.unwrap();
+    assert_eq!(trader.ctid_trader_account_id, ACCOUNT);
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    let details = client.symbol_details(&[eurusd]).await.unwrap();
+    let vol = SymbolVolume::from_symbol("EURUSD", &details[0]).unwrap();
+    assert_eq!((vol.digits, vol.lot_size), (5, 10_000_000));
+
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    client
+        .subscribe_trendbars(eurusd, Timeframe::H1)
+        .await
+        .unwrap();
+    let (spot, _) = wait_for(&mut events, Duration::from_secs(5), "spot", |e| {
+        matches!(e, ClientEvent::Spot(_))
+    })
+    .await;
+    let ClientEvent::Spot(q) = spot else {
+        unreachable!()
+    };
+    assert_eq!(q.symbol_id, eurusd);
+    assert!(q.bid.unwrap() > 1.0 && q.bid.unwrap() < 1.2, "{q:?}");
+    let (bar, _) = wait_for(&mut events, Duration::from_secs(5), "live bar", |e| {
+        matches!(e, ClientEvent::LiveBar { .. })
+    })
+    .await;
+    let ClientEvent::LiveBar { bar, .. } = bar else {
+        unreachable!()
+    };
+    assert_eq!(bar.timeframe, Timeframe::H1);
+    assert!(bar.low <= bar.open && bar.high >= bar.close);
+
+    let now_ms = ctrader::client::system_clock_ms();
+    let bars = client
+        .get_trendbars(eurusd, Timeframe::H1, 0, now_ms, Some(10))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 10);
+    for w in bars.windows(2) {
+        assert_eq!(
+            w[1].open_time - w[0].open_time,
+            3600,
+            "hourly fixture bars, oldest first"
+        );
+    }
+    // History holds closed bars only: the bar forming on the replay clock comes after the last one.
+    let mut latest_live = bar.open_time;
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(until, events.recv()).await {
+        if let ClientEvent::LiveBar { bar, .. } = ev {
+            latest_live = latest_live.max(bar.open_time);
+        }
+    }
+    assert!(bars.last().unwrap().open_time < latest_live);
+}
+
+#[tokio::test]
+async fn market_order_round_trip_and_reconcile() {
+    let sim = start_sim(1.0).await;
+    let (client, mut events) = connect(sim.config()).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    let details = client.symbol_details(&[eurusd]).await.unwrap();
+    let volume = SymbolVolume::from_symbol("EURUSD", &details[0])
+        .unwrap()
+        .lots_to_volume(0.1)
+        .unwrap();
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+
+    let fill = client
+        .new_market_order(
+            eurusd,
+            ProtoOaTradeSide::Buy,
+            volume,
+            Some("EURUSD|H1|test"),
+            Some("cid-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fill.execution_type(), ProtoOaExecutionType::OrderFilled);
+    let pos = fill.position.clone().expect("fill carries the position");
+    assert_eq!(
+        (pos.trade_data.volume, pos.trade_data.trade_side()),
+        (volume, ProtoOaTradeSide::Buy)
+    );
+    assert!(pos.price.unwrap() > 1.0);
+
+    let rec = client.reconcile().await.unwrap();
+    assert_eq!(rec.position.len(), 1);
+    assert_eq!(rec.position[0].position_id, pos.position_id);
+    assert_eq!(
+        rec.position[0].trade_data.label.as_deref(),
+        Some("EURUSD|H1|test")
+    );
+
+    let close = client
+        .close_position(pos.position_id, volume)
+        .await
+        .unwrap();
+    assert_eq!(close.execution_type(), ProtoOaExecutionType::OrderFilled);
+    assert!(client.reconcile().await.unwrap().position.is_empty());
+    let deals = client
+        .deal_list(0, i64::from(i32::MAX) * 1000, None)
+        .await
+        .unwrap();
+    assert_eq!(deals.deal.len(), 2, "open and close deals");
+
+    let e = client
+        .close_position(pos.position_id, volume)
+        .await
+        .expect_err("already closed");
+    assert!(matches!(e, ClientError::Broker { .. }), "{e}");
+}
+
+#[tokio::test]
+async fn reconnect_after_drop_resubscribes_and_reconciles() {
+    let sim = start_sim(2.0).await;
+    let (client, mut events) = connect(sim.config()).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    let usdjpy = symbol_id(&client, "USDJPY").await;
+    client.subscribe_spots(&[eurusd, usdjpy]).await.unwrap();
+    client
+        .subscribe_trendbars(eurusd, Timeframe::H1)
+        .await
+        .unwrap();
+    let details = client.symbol_details(&[eurusd]).await.unwrap();
+    let volume = SymbolVolume::from_symbol("EURUSD", &details[0])
+        .unwrap()
+        .lots_to_volume(0.01)
+        .unwrap();
+    let fill = client
+        .new_market_order(eurusd, ProtoOaTradeSide::Sell, volume, Some("keep"), None)
+        .await
+        .unwrap();
+    let position_id = fill.position.unwrap().position_id;
+
+    assert!(
+        sim.control("drop").await.to_lowercase().contains("ok"),
+        "control socket accepted drop"
+    );
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+    let steps: Vec<_> = seen.iter().filter_map(step_name).collect();
+    let tail = &steps[steps
+        .iter()
+        .position(|s| *s == "disconnected")
+        .expect("disconnect reported")..];
+    assert_eq!(
+        tail,
+        [
+            "disconnected",
+            "scheduled",
+            "connecting",
+            "transport",
+            "app",
+            "account",
+            "resubscribed",
+            "reconciled"
+        ]
+    );
+    let resub = seen.iter().find_map(|e| match e {
+        ClientEvent::Connection(ConnectionEvent::Resubscribed { spots, trendbars }) => {
+            Some((spots.clone(), trendbars.clone()))
+        }
+        _ => None,
+    });
+    let mut want_spots = vec![eurusd, usdjpy];
+    want_spots.sort();
+    assert_eq!(resub, Some((want_spots, vec![(eurusd, Timeframe::H1)])));
+    let reconciled = seen.iter().find_map(|e| match e {
+        ClientEvent::Connection(ConnectionEvent::Reconciled(r)) => Some(r.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        reconciled
+            .unwrap()
+            .position
+            .iter()
+            .map(|p| p.position_id)
+            .collect::<Vec<_>>(),
+        vec![position_id]
+    );
+
+    // Market data flows again on the new connection.
+    wait_for(
+        &mut events,
+        Duration::from_secs(5),
+        "spot after reconnect",
+        |e| matches!(e, ClientEvent::Spot(_)),
+    )
+    .await;
+    wait_for(
+        &mut events,
+        Duration::from_secs(5),
+        "live bar after reconnect",
+        |e| matches!(e, ClientEvent::LiveBar { .. }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn refreshed_tokens_are_persisted_and_used_to_reauthorise() {
+    let sim = start_sim(1.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path().join("tokens.json"));
+    let mut cfg = sim.config();
+    cfg.token_store = Some(store.clone());
+    let (client, mut events) = connect(cfg).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+
+    let fresh = client.refresh_token().await.unwrap();
+    assert_ne!(fresh.access_token, "token");
+    assert_eq!(store.load().unwrap(), fresh, "persisted before use");
+    assert_eq!(client.tokens(), fresh);
+
+    // The old tokens are dead at the simulator: a reconnect only succeeds with the refreshed pair.
+    sim.control("drop").await;
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+    assert!(seen.iter().any(|e| step_name(e) == Some("disconnected")));
+    assert!(
+        !seen.iter().any(|e| step_name(e) == Some("setup-failed")),
+        "{seen:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_access_token_is_refreshed_during_setup() {
+    let sim = start_sim(1.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = sim.config();
+    cfg.tokens.access_token = "expired".into();
+    cfg.token_store = Some(TokenStore::new(dir.path().join("tokens.json")));
+    let (client, mut events) = connect(cfg).unwrap();
+    let (_, seen) = wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let steps: Vec<_> = seen.iter().filter_map(step_name).collect();
+    assert_eq!(
+        steps,
+        [
+            "connecting",
+            "transport",
+            "app",
+            "refreshed",
+            "account",
+            "resubscribed",
+            "reconciled"
+        ]
+    );
+    assert_ne!(client.tokens().access_token, "expired");
+}
+
+#[tokio::test]
+async fn fault_dropped_response_times_out_then_the_session_continues() {
+    let sim = start_sim(1.0).await;
+    let mut cfg = sim.config();
+    cfg.request_timeout = Duration::from_millis(800);
+    let (client, mut events) = connect(cfg).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    sim.control("drop-responses 1").await;
+    let e = client.trader().await.expect_err("answer swallowed");
+    assert!(
+        matches!(
+            e,
+            ClientError::Timeout {
+                request: "ProtoOATraderReq",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.is_retryable());
+    assert_eq!(
+        client.trader().await.unwrap().ctid_trader_account_id,
+        ACCOUNT
+    );
+}
+
+#[tokio::test]
+async fn fault_delayed_responses_still_match_their_requests() {
+    let sim = start_sim(1.0).await;
+    let (client, mut events) = connect(sim.config()).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    sim.control("delay 300ms").await;
+    let started = tokio::time::Instant::now();
+    let (a, b, c) = tokio::join!(client.trader(), client.symbols(), client.reconcile());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(a.unwrap().ctid_trader_account_id, ACCOUNT);
+    assert_eq!(b.unwrap().len(), 3);
+    assert!(c.unwrap().position.is_empty());
+}
+
+#[tokio::test]
+async fn fault_server_rate_limit_is_a_retryable_error_and_pacing_avoids_it() {
+    let sim = start_sim(1.0).await;
+    let (client, mut events) = connect(sim.config()).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    sim.control("rate-limit 3").await;
+    let results: Vec<_> = futures_util::future::join_all((0..8).map(|_| client.version())).await;
+    let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(!refused.is_empty(), "8 requests at once exceed 3/s");
+    for e in &refused {
+        assert!(
+            matches!(e, ClientError::Broker { code, .. } if code.as_str() == "REQUEST_FREQUENCY_EXCEEDED")
+                && e.is_retryable(),
+            "{e}"
+        );
+    }
+    drop(client);
+
+    // Paced to the server's limit, the same burst goes through (it just takes longer).
+    let mut cfg = sim.config();
+    cfg.normal_rate_per_sec = 2;
+    let (client, mut events) = connect(cfg).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let results: Vec<_> = futures_util::future::join_all((0..6).map(|_| client.version())).await;
+    for r in results {
+        r.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn fault_stalled_stream_is_detected_as_dead_and_reconnected() {
+    let sim = start_sim(1.0).await;
+    let mut cfg = sim.config();
+    cfg.heartbeat_interval = Duration::from_millis(300);
+    cfg.dead_after = Duration::from_millis(1200);
+    let (_client, mut events) = connect(cfg).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    sim.control("stall 4s").await;
+    let (ev, _) = wait_for(&mut events, Duration::from_secs(5), "dead link", |e| {
+        matches!(
+            e,
+            ClientEvent::Connection(ConnectionEvent::Disconnected { .. })
+        )
+    })
+    .await;
+    let ClientEvent::Connection(ConnectionEvent::Disconnected { reason }) = ev else {
+        unreachable!()
+    };
+    assert!(reason.contains("no data"), "{reason}");
+    wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn fault_maintenance_is_waited_out() {
+    let sim = start_sim(1.0).await;
+    let (client, mut events) = connect(sim.config()).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let started = tokio::time::Instant::now();
+    sim.control("maintenance 2s").await;
+    let (scheduled, mut history) = wait_for(
+        &mut events,
+        Duration::from_secs(5),
+        "reconnect scheduled",
+        |e| {
+            matches!(
+                e,
+                ClientEvent::Connection(ConnectionEvent::ReconnectScheduled { .. })
+            )
+        },
+    )
+    .await;
+    history.push(scheduled);
+    // While waiting to reconnect, requests fail at once instead of queueing into a stale send.
+    let quick = tokio::time::Instant::now();
+    let e = client.trader().await.expect_err("disconnected");
+    assert!(matches!(e, ClientError::Disconnected { .. }), "{e}");
+    assert!(quick.elapsed() < Duration::from_millis(200));
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(15),
+        "ready after maintenance",
+        is_ready,
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "reconnected only after the window: {:?}",
+        started.elapsed()
+    );
+    history.extend(seen);
+    let announced = history.iter().any(|e| {
+        matches!(
+            e,
+            ClientEvent::Connection(ConnectionEvent::ReconnectScheduled {
+                maintenance_end_ms: Some(_),
+                ..
+            })
+        ) || matches!(
+            e,
+            ClientEvent::ServerError {
+                maintenance_end_ms: Some(_),
+                ..
+            }
+        )
+    });
+    assert!(
+        announced,
+        "the maintenance end time reached the client: {history:#?}"
+    );
+    // And requests work again afterwards.
+    assert_eq!(
+        client.trader().await.unwrap().ctid_trader_account_id,
+        ACCOUNT
+    );
+}
+
+#[tokio::test]
+async fn fault_margin_failure_is_a_broker_error() {
+    let sim = start_sim(1.0).await;
+    let (client, mut events) = connect(sim.config()).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    sim.control("margin-fail EURUSD").await;
+    let e = client
+        .new_market_order(eurusd, ProtoOaTradeSide::Buy, 100_000, None, None)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&e, ClientError::Broker { code, .. } if code.as_str() == "NOT_ENOUGH_MONEY"),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+    assert!(client.reconcile().await.unwrap().position.is_empty());
+}
