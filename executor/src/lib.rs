@@ -1,1 +1,36 @@
-//! executor: shell until its issue lands.
+//! executor — the hands of Oracle Trader: turns the preditor's SIGNAL lines into orders.
+//!
+//! Map (pure, synchronous logic first; I/O shells last):
+//! - [`config`]: `executor_config.json` — per-symbol lots/enablement, risk limits, broker and IPC
+//!   settings; validation that reports every problem at once.
+//! - [`lots`]: intensity → lots, target positions.
+//! - [`orders`]: intents, fills, positions, account snapshots, deterministic client order ids.
+//! - [`risk`]: the risk guard; only a [`risk::RiskApproved`] open intent can reach a broker.
+//! - [`engine`]: the signal engine (DESIGN.md §6) — a pure state machine with an injected clock.
+//! - [`broker`]: the `Broker` trait, the paper book and the cTrader adapter (over `ctrader::client`).
+//! - [`journal`]: append-only, fsynced intent journal (written before every order).
+//! - [`drift`]: `drift.csv` rows and the `drift-report` summary.
+//! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
+//! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
+//!   lock, the injected clock, the kernel's NTP status.
+//! - [`desk`]: one book (engine + broker + journal) executing plans.
+//! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
+//! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
+//! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
+pub mod barfeed;
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod desk;
+pub mod drift;
+pub mod engine;
+pub mod journal;
+pub mod lots;
+pub mod ntp;
+pub mod orders;
+pub mod risk;
+pub mod secrets;
+pub mod server;
+pub mod session;
+pub mod signals_log;
+pub mod state;

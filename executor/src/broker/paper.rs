@@ -1,0 +1,260 @@
+//! The paper book: market orders filled at the latest bar close (taken as the bid, as cTrader's
+//! trendbars are) plus the modeled spread and slippage; positions, balance, equity and margin, all
+//! persisted after every change so a restart resumes the same book.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use protocol::Symbol;
+use serde::{Deserialize, Serialize};
+
+use super::{Broker, BrokerError};
+use crate::config::{QuoteConversion, SymbolConfig};
+use crate::orders::{
+    AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
+};
+use crate::risk::{RiskApproved, required_margin};
+use crate::state;
+
+/// The persisted part of a paper book.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaperBook {
+    pub balance: f64,
+    pub leverage: f64,
+    pub next_position_id: u64,
+    pub positions: Vec<BrokerPosition>,
+    pub quotes: BTreeMap<String, Quote>,
+    /// Realised PnL per symbol since the book was created, account currency.
+    pub realized: BTreeMap<String, f64>,
+}
+
+impl PaperBook {
+    pub fn new(initial_balance: f64, leverage: f64) -> Self {
+        PaperBook {
+            balance: initial_balance,
+            leverage,
+            next_position_id: 1,
+            positions: Vec::new(),
+            quotes: BTreeMap::new(),
+            realized: BTreeMap::new(),
+        }
+    }
+}
+
+/// A paper broker: the book plus the per-symbol specs that price it.
+#[derive(Debug, Clone)]
+pub struct PaperBroker {
+    pub book: PaperBook,
+    specs: BTreeMap<Symbol, SymbolConfig>,
+    state_path: Option<PathBuf>,
+}
+
+impl PaperBroker {
+    /// A book persisted at `state_path` (loaded if it exists), or in memory when `None`.
+    pub fn open_book(
+        specs: BTreeMap<Symbol, SymbolConfig>,
+        initial_balance: f64,
+        leverage: f64,
+        state_path: Option<PathBuf>,
+    ) -> Result<Self, state::StateError> {
+        let book = match &state_path {
+            Some(p) => state::read_json::<PaperBook>(p)?,
+            None => None,
+        }
+        .unwrap_or_else(|| PaperBook::new(initial_balance, leverage));
+        Ok(PaperBroker {
+            book,
+            specs,
+            state_path,
+        })
+    }
+
+    /// New symbol specs after a config reload (open positions keep their entry and margin).
+    pub fn set_specs(&mut self, specs: BTreeMap<Symbol, SymbolConfig>) {
+        self.specs = specs;
+    }
+
+    fn spec(&self, symbol: &str) -> Result<&SymbolConfig, BrokerError> {
+        symbol
+            .parse::<Symbol>()
+            .ok()
+            .and_then(|s| self.specs.get(&s))
+            .ok_or_else(|| BrokerError::Rejected {
+                code: "SYMBOL_NOT_FOUND".into(),
+                description: format!("paper book has no spec for {symbol}"),
+            })
+    }
+
+    /// A closed bar's close becomes the quote: bid = close, ask = close + modeled spread.
+    pub fn on_bar_close(&mut self, symbol: &Symbol, close: f64, time: i64) {
+        let spread = self.specs.get(symbol).map_or(0.0, |s| s.spread);
+        self.book.quotes.insert(
+            symbol.as_str().to_string(),
+            Quote {
+                bid: close,
+                ask: close + spread,
+                time,
+            },
+        );
+    }
+
+    /// Balance plus the open positions marked at the current quotes.
+    pub fn account(&self) -> AccountSnapshot {
+        let mut unrealized = 0.0;
+        let mut used_margin = 0.0;
+        for p in &self.book.positions {
+            used_margin += p.margin;
+            if let (Some(q), Ok(spec)) = (self.book.quotes.get(&p.symbol), self.spec(&p.symbol)) {
+                // A long is closed by selling at the bid, a short by buying at the ask.
+                let exit = q.price_for(opposite(p.side));
+                unrealized += to_account(
+                    spec,
+                    (exit - p.entry_price) * p.side.sign() * p.lots * spec.contract_size,
+                    exit,
+                );
+            }
+        }
+        AccountSnapshot {
+            balance: self.book.balance,
+            equity: self.book.balance + unrealized,
+            used_margin,
+            leverage: self.book.leverage,
+        }
+    }
+
+    pub fn snapshot_sync(&self, symbol: &Symbol) -> BookSnapshot {
+        BookSnapshot {
+            account: Some(self.account()),
+            positions: self.book.positions.clone(),
+            quote: self.book.quotes.get(symbol.as_str()).copied(),
+        }
+    }
+
+    pub fn open_sync(&mut self, order: &RiskApproved<OpenIntent>) -> Result<Fill, BrokerError> {
+        let o = order.item();
+        let spec = self.spec(o.symbol.as_str())?.clone();
+        if !(o.lots > 0.0 && o.lots.is_finite()) {
+            return Err(BrokerError::BadVolume(format!("{} lots", o.lots)));
+        }
+        let q = *self
+            .book
+            .quotes
+            .get(o.symbol.as_str())
+            .ok_or_else(|| BrokerError::NoQuote(o.symbol.to_string()))?;
+        let reference = q.price_for(o.side);
+        let price = reference + o.side.sign() * spec.slippage;
+        let margin = required_margin(&spec, o.lots, price, self.book.leverage);
+        let acct = self.account();
+        if margin > acct.free_margin() {
+            return Err(BrokerError::NotEnoughMoney(format!(
+                "needs {margin:.2}, free {:.2}",
+                acct.free_margin()
+            )));
+        }
+        let position_id = self.book.next_position_id;
+        self.book.next_position_id += 1;
+        self.book.positions.push(BrokerPosition {
+            position_id,
+            symbol: o.symbol.to_string(),
+            side: o.side,
+            lots: o.lots,
+            entry_price: price,
+            margin,
+            label: Some(o.client_order_id.clone()),
+        });
+        self.persist()?;
+        Ok(Fill {
+            position_id,
+            price,
+            lots: o.lots,
+            slippage: (price - reference) * o.side.sign(),
+            realized_pnl: None,
+        })
+    }
+
+    pub fn close_sync(&mut self, intent: &CloseIntent) -> Result<Fill, BrokerError> {
+        let idx = self
+            .book
+            .positions
+            .iter()
+            .position(|p| p.position_id == intent.position_id)
+            .ok_or(BrokerError::PositionNotFound(intent.position_id))?;
+        let pos = self.book.positions[idx].clone();
+        let spec = self.spec(&pos.symbol)?.clone();
+        let q = *self
+            .book
+            .quotes
+            .get(&pos.symbol)
+            .ok_or_else(|| BrokerError::NoQuote(pos.symbol.clone()))?;
+        let exit_side = opposite(pos.side);
+        let reference = q.price_for(exit_side);
+        let price = reference + exit_side.sign() * spec.slippage;
+        let pnl = to_account(
+            &spec,
+            (price - pos.entry_price) * pos.side.sign() * pos.lots * spec.contract_size,
+            price,
+        );
+        self.book.positions.remove(idx);
+        self.book.balance += pnl;
+        *self.book.realized.entry(pos.symbol.clone()).or_insert(0.0) += pnl;
+        self.persist()?;
+        Ok(Fill {
+            position_id: pos.position_id,
+            price,
+            lots: pos.lots,
+            slippage: (price - reference) * exit_side.sign(),
+            realized_pnl: Some(pnl),
+        })
+    }
+
+    /// Writes the book to its state file (no-op for an in-memory book).
+    pub fn persist(&self) -> Result<(), BrokerError> {
+        match &self.state_path {
+            Some(p) => state::write_json_atomic(p, &self.book)
+                .map_err(|e| BrokerError::Persist(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Broker for PaperBroker {
+    fn name(&self) -> &'static str {
+        "paper"
+    }
+
+    fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
+        self.snapshot_sync(symbol)
+    }
+
+    async fn reconcile(&mut self) -> Result<BookSnapshot, BrokerError> {
+        Ok(BookSnapshot {
+            account: Some(self.account()),
+            positions: self.book.positions.clone(),
+            quote: None,
+        })
+    }
+
+    async fn open(&mut self, order: &RiskApproved<OpenIntent>) -> Result<Fill, BrokerError> {
+        self.open_sync(order)
+    }
+
+    async fn close(&mut self, intent: &CloseIntent) -> Result<Fill, BrokerError> {
+        self.close_sync(intent)
+    }
+}
+
+fn opposite(side: Side) -> Side {
+    match side {
+        Side::Buy => Side::Sell,
+        Side::Sell => Side::Buy,
+    }
+}
+
+/// A PnL in the quote currency, in account currency.
+pub fn to_account(spec: &SymbolConfig, pnl_quote: f64, price: f64) -> f64 {
+    match spec.quote_to_account {
+        QuoteConversion::Fixed(r) => pnl_quote * r,
+        QuoteConversion::InversePrice if price > 0.0 => pnl_quote / price,
+        QuoteConversion::InversePrice => 0.0,
+    }
+}

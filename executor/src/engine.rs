@@ -1,0 +1,378 @@
+//! The signal engine: DESIGN.md §6 "Executor" as a pure, synchronous state machine with an injected
+//! clock. It never performs I/O: [`SignalEngine::decide`] turns a SIGNAL and a snapshot of one book
+//! into either an immediate ACK or a [`Plan`] (closes, then at most one risk-approved open), and
+//! [`SignalEngine::complete`] turns the broker's results for that plan into the ACK. The desk
+//! ([`crate::desk`]) runs the plan against a broker in between.
+//!
+//! Order of the checks for one SIGNAL:
+//! 1. `B:` and `N:` present (they are what dedup, staleness and missed-entry need) → else MALFORMED;
+//! 2. already answered for this symbol and bar → the same ACK again, nothing executed;
+//! 3. symbol known (config entry) → else UNKNOWN_SYMBOL; enabled → else DISABLED;
+//! 4. fresh: now ≤ B + timeframe + max age → else STALE;
+//! 5. real position already matches the target → OK with its id and price, no order;
+//! 6. `N:` > 1 (the virtual entry is on an earlier bar): close a mismatching real position (closing is
+//!    always allowed) but never open: WAIT_SYNC|MISSED_ENTRY;
+//! 7. otherwise close whatever does not match, then open through the risk guard.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use protocol::{Ack, AckOutcome, Action, BarTime, Decimal, Reason, Signal, Symbol};
+
+use crate::broker::BrokerError;
+use crate::config::SymbolConfig;
+use crate::lots::{TargetPosition, same_lots};
+use crate::orders::{
+    BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side, client_order_id,
+};
+use crate::risk::{RiskApproved, RiskContext, RiskGuard};
+
+/// How many answered bars per symbol are remembered for de-duplication.
+const ANSWERED_PER_SYMBOL: usize = 64;
+
+/// What the engine needs from the config (replaced as a whole on SIGHUP).
+#[derive(Debug, Clone)]
+pub struct EngineRules {
+    pub symbols: BTreeMap<Symbol, SymbolConfig>,
+    /// Symbols with a model but no config entry: answered DISABLED rather than UNKNOWN_SYMBOL.
+    pub model_symbols: BTreeSet<Symbol>,
+    pub stale_max_age_secs: i64,
+}
+
+/// The engine's answer to a SIGNAL before any broker call.
+#[derive(Debug)]
+pub enum Decision {
+    /// Answer now; nothing to execute.
+    Reply(Reply),
+    /// Execute the plan, then call [`SignalEngine::complete`].
+    Execute(Plan),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub ack: Ack,
+    /// The same ACK sent again for a repeated signal.
+    pub duplicate: bool,
+}
+
+/// What to do with the broker for one SIGNAL: all closes first, then the open step.
+#[derive(Debug)]
+pub struct Plan {
+    pub symbol: Symbol,
+    pub action: Action,
+    pub bar: BarTime,
+    pub target: TargetPosition,
+    pub closes: Vec<CloseIntent>,
+    pub open: OpenStep,
+    pub digits: usize,
+}
+
+#[derive(Debug)]
+pub enum OpenStep {
+    /// The target is flat: closing is all there is.
+    Nothing,
+    /// Open this (only after every close succeeded).
+    Open(RiskApproved<OpenIntent>),
+    /// The risk guard refused the open: ACK FAIL with this reason after the closes.
+    Refused(Reason),
+    /// `N:` > 1 and the real position was not the target: WAIT_SYNC|MISSED_ENTRY after the closes.
+    MissedEntry,
+}
+
+/// The broker's results for a plan, in the plan's order. The desk stops at the first failed close,
+/// so `closes` may be shorter than the plan's, and `open` is `None` when no open was attempted.
+#[derive(Debug, Default)]
+pub struct Execution {
+    pub closes: Vec<Result<Fill, BrokerError>>,
+    pub open: Option<Result<Fill, BrokerError>>,
+}
+
+#[derive(Debug)]
+pub struct SignalEngine {
+    rules: EngineRules,
+    pub risk: RiskGuard,
+    answered: HashMap<Symbol, VecDeque<(BarTime, Ack)>>,
+    risk_dirty: bool,
+}
+
+impl SignalEngine {
+    pub fn new(rules: EngineRules, risk: RiskGuard) -> Self {
+        SignalEngine {
+            rules,
+            risk,
+            answered: HashMap::new(),
+            risk_dirty: false,
+        }
+    }
+
+    pub fn rules(&self) -> &EngineRules {
+        &self.rules
+    }
+
+    /// New rules after a config reload; answered signals and risk state are kept.
+    pub fn set_rules(&mut self, rules: EngineRules, limits: crate::config::RiskConfig) {
+        self.rules = rules;
+        self.risk.limits = limits;
+    }
+
+    /// True once after the risk state (day start, initial balance) changed: persist it.
+    pub fn take_risk_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.risk_dirty)
+    }
+
+    /// Remembers an ACK for (symbol, bar), e.g. from the journal after a restart.
+    pub fn remember(&mut self, symbol: &Symbol, bar: BarTime, ack: Ack) {
+        let q = self.answered.entry(symbol.clone()).or_default();
+        if let Some(slot) = q.iter_mut().find(|(b, _)| *b == bar) {
+            slot.1 = ack;
+            return;
+        }
+        q.push_back((bar, ack));
+        while q.len() > ANSWERED_PER_SYMBOL {
+            q.pop_front();
+        }
+    }
+
+    fn answered(&self, symbol: &Symbol, bar: BarTime) -> Option<&Ack> {
+        self.answered
+            .get(symbol)?
+            .iter()
+            .find(|(b, _)| *b == bar)
+            .map(|(_, a)| a)
+    }
+
+    /// Decides what to do with a SIGNAL given one book's snapshot at `now`.
+    pub fn decide(
+        &mut self,
+        sig: &Signal,
+        now: DateTime<Utc>,
+        book: &BookSnapshot,
+        kill_file_present: bool,
+    ) -> Decision {
+        let reply = |engine: &mut Self, bar: Option<BarTime>, ack: Ack| {
+            let ack = ack.with_bar_time(bar);
+            if let Some(bar) = bar {
+                engine.remember(&sig.symbol, bar, ack.clone());
+            }
+            Decision::Reply(Reply {
+                ack,
+                duplicate: false,
+            })
+        };
+        let fail = |reason| Ack::fail(sig.symbol.clone(), sig.action, reason);
+        // Roll the trading day on every signal, not only on opens, so the day's starting equity is
+        // taken at the first signal of the day rather than at its first open.
+        if let Some(account) = &book.account
+            && self.risk.observe(now, account)
+        {
+            self.risk_dirty = true;
+        }
+
+        let (Some(bar), Some(held)) = (sig.bar_time, sig.held) else {
+            return reply(self, sig.bar_time, fail(Reason::Malformed));
+        };
+        if let Some(ack) = self.answered(&sig.symbol, bar) {
+            return Decision::Reply(Reply {
+                ack: ack.clone(),
+                duplicate: true,
+            });
+        }
+        let Some(rules) = self.rules.symbols.get(&sig.symbol).cloned() else {
+            let reason = if self.rules.model_symbols.contains(&sig.symbol) {
+                Reason::Disabled
+            } else {
+                Reason::UnknownSymbol
+            };
+            return reply(self, Some(bar), fail(reason));
+        };
+        if !rules.enabled {
+            return reply(self, Some(bar), fail(Reason::Disabled));
+        }
+        let tf_secs = rules.timeframe.duration_secs().unwrap_or(0) as i64;
+        let bar_close = bar.unix_seconds() + tf_secs;
+        if now.timestamp() > bar_close + self.rules.stale_max_age_secs {
+            return reply(self, Some(bar), fail(Reason::Stale));
+        }
+
+        let digits = price_digits(&rules);
+        let target = rules.lots.target(sig.action);
+        let mine: Vec<&BrokerPosition> = book.positions_for(&sig.symbol).collect();
+        if let Some(ack) = matching(&mine, target, sig, digits) {
+            return reply(self, Some(bar), ack);
+        }
+
+        let closes: Vec<CloseIntent> = mine
+            .iter()
+            .map(|p| CloseIntent {
+                symbol: sig.symbol.clone(),
+                position_id: p.position_id,
+                lots: p.lots,
+                bar,
+                action: sig.action,
+                client_order_id: format!(
+                    "{}-{}",
+                    client_order_id(&sig.symbol, bar, sig.action, Leg::Close),
+                    p.position_id
+                ),
+            })
+            .collect();
+
+        let open = if target.is_flat() {
+            OpenStep::Nothing
+        } else if held > 1 {
+            OpenStep::MissedEntry
+        } else if let Some(side) = Side::from_direction(target.direction) {
+            let intent = OpenIntent {
+                symbol: sig.symbol.clone(),
+                side,
+                lots: target.lots,
+                bar,
+                action: sig.action,
+                client_order_id: client_order_id(&sig.symbol, bar, sig.action, Leg::Open),
+            };
+            match book.account {
+                None => OpenStep::Refused(Reason::NotConnected),
+                Some(account) => {
+                    let closing: BTreeSet<u64> = closes.iter().map(|c| c.position_id).collect();
+                    let remaining: Vec<BrokerPosition> = book
+                        .positions
+                        .iter()
+                        .filter(|p| !closing.contains(&p.position_id))
+                        .cloned()
+                        .collect();
+                    let ctx = RiskContext {
+                        now,
+                        account,
+                        remaining_positions: &remaining,
+                        quote: book.quote,
+                        symbol: &rules,
+                        kill_file_present,
+                    };
+                    match self.risk.check_open(intent, &ctx) {
+                        Ok(approved) => OpenStep::Open(approved),
+                        Err(refused) => OpenStep::Refused(refused.reason),
+                    }
+                }
+            }
+        } else {
+            OpenStep::Nothing
+        };
+
+        if closes.is_empty() {
+            // Nothing to close: a refusal or missed entry is answered at once.
+            match open {
+                OpenStep::Refused(reason) => return reply(self, Some(bar), fail(reason)),
+                OpenStep::MissedEntry => {
+                    return reply(
+                        self,
+                        Some(bar),
+                        Ack::wait_sync(sig.symbol.clone(), sig.action, Reason::MissedEntry),
+                    );
+                }
+                OpenStep::Nothing => {
+                    return reply(
+                        self,
+                        Some(bar),
+                        Ack::ok(sig.symbol.clone(), sig.action, None, None),
+                    );
+                }
+                OpenStep::Open(_) => {}
+            }
+        }
+        Decision::Execute(Plan {
+            symbol: sig.symbol.clone(),
+            action: sig.action,
+            bar,
+            target,
+            closes,
+            open,
+            digits,
+        })
+    }
+
+    /// The ACK for an executed plan; remembered so a repeat of the signal gets it again.
+    pub fn complete(&mut self, plan: &Plan, exec: &Execution) -> Ack {
+        let ack = outcome(plan, exec);
+        let ack = ack.with_bar_time(Some(plan.bar));
+        self.remember(&plan.symbol, plan.bar, ack.clone());
+        ack
+    }
+}
+
+fn outcome(plan: &Plan, exec: &Execution) -> Ack {
+    let sym = plan.symbol.clone();
+    let fail = |reason| Ack::fail(sym.clone(), plan.action, reason);
+    let mut last_close = None;
+    for r in &exec.closes {
+        match r {
+            Ok(fill) => last_close = Some(fill),
+            Err(e) => return fail(e.reason()),
+        }
+    }
+    if exec.closes.len() < plan.closes.len() {
+        // The desk stopped before every close was done without saying why.
+        return fail(Reason::BrokerError);
+    }
+    match &plan.open {
+        OpenStep::Nothing => Ack::ok(
+            sym.clone(),
+            plan.action,
+            last_close.map(|f| f.position_id),
+            last_close.and_then(|f| price(f.price, plan.digits)),
+        ),
+        OpenStep::Refused(reason) => fail(reason.clone()),
+        OpenStep::MissedEntry => Ack::wait_sync(sym.clone(), plan.action, Reason::MissedEntry),
+        OpenStep::Open(_) => match &exec.open {
+            Some(Ok(fill)) => Ack::ok(
+                sym.clone(),
+                plan.action,
+                Some(fill.position_id),
+                price(fill.price, plan.digits),
+            ),
+            Some(Err(e)) => fail(e.reason()),
+            None => fail(Reason::BrokerError),
+        },
+    }
+}
+
+/// An OK ACK when the real position already is the target (no order needed).
+fn matching(
+    mine: &[&BrokerPosition],
+    target: TargetPosition,
+    sig: &Signal,
+    digits: usize,
+) -> Option<Ack> {
+    if target.is_flat() {
+        return mine
+            .is_empty()
+            .then(|| Ack::ok(sig.symbol.clone(), sig.action, None, None));
+    }
+    match mine {
+        [p] if p.side.direction() == target.direction && same_lots(p.lots, target.lots) => {
+            Some(Ack::ok(
+                sig.symbol.clone(),
+                sig.action,
+                Some(p.position_id),
+                price(p.entry_price, digits),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn price(v: f64, digits: usize) -> Option<Decimal> {
+    Decimal::from_f64(v, digits).ok()
+}
+
+/// Decimal places for prices of a symbol (from its config).
+pub fn price_digits(rules: &SymbolConfig) -> usize {
+    rules.digits
+}
+
+/// The reason in an ACK, if it is not OK (for logs and drift rows).
+pub fn ack_reason(ack: &Ack) -> Option<&Reason> {
+    match &ack.outcome {
+        AckOutcome::Ok { .. } => None,
+        AckOutcome::Fail(r) | AckOutcome::WaitSync(r) => Some(r),
+    }
+}

@@ -1,0 +1,903 @@
+//! The running executor: startup (lock, NTP check, secrets, books, reconcile), the loopback
+//! WebSocket server, and the core loop that owns every book and answers the preditor.
+//!
+//! Concurrency: one task per connection moves bytes and runs the pure [`Session`]; a single core
+//! task owns the desks, journal and logs and handles events one at a time, so signals are executed
+//! in arrival order and no lock guards trading state.
+//!
+//! One preditor at a time: a second connection that authenticates **replaces** the first, which gets
+//! `ERROR|REPLACED|...` and is closed. Refusing it instead would let a half-open connection (a
+//! preditor killed without a FIN, a NAT/firewall drop) lock the real, restarted preditor out until
+//! TCP keepalive noticed; the newcomer has to present the 0600 token, so only a process that may
+//! read the secret can take over.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::{Bar, ErrorCode, ErrorLine, Hello, History, HistoryEnd, Line, Mode, Signal, Warmup};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::barfeed::{BarBuilder, BarsError, CsvBarSource};
+use crate::broker::ctrader::{CtraderBroker, CtraderStartError};
+use crate::broker::paper::PaperBroker;
+use crate::broker::{Broker, BrokerError};
+use crate::clock::{Clock, FeedClock, SystemClock};
+use crate::config::{ClockSource, ExecutorConfig};
+use crate::desk::{Desk, DeskError, DeskOutcome, describe_target};
+use crate::drift::{BookOutcome, DriftLog, DriftRow};
+use crate::engine::{EngineRules, SignalEngine, ack_reason};
+use crate::journal::{Journal, JournalError};
+use crate::ntp::{NtpStatus, kernel_ntp_status};
+use crate::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent};
+use crate::risk::{RiskApproved, RiskGuard};
+use crate::secrets::{SecretError, read_secret};
+use crate::session::{Session, SessionAction};
+use crate::signals_log::{Dir, SignalsLog};
+use crate::state::{StateError, StateLock};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Largest WebSocket message accepted; a HISTORY-sized burst from the preditor is never needed, so
+/// anything bigger is hostile and the connection is dropped by the WebSocket layer.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Bars(#[from] BarsError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ctrader(#[from] CtraderStartError),
+}
+
+/// The broker behind the primary desk.
+#[derive(Debug)]
+pub enum AnyBroker {
+    Paper(PaperBroker),
+    Ctrader(Box<CtraderBroker>),
+}
+
+impl Broker for AnyBroker {
+    fn name(&self) -> &'static str {
+        match self {
+            AnyBroker::Paper(b) => b.name(),
+            AnyBroker::Ctrader(b) => b.name(),
+        }
+    }
+    fn snapshot(&self, symbol: &protocol::Symbol) -> BookSnapshot {
+        match self {
+            AnyBroker::Paper(b) => b.snapshot(symbol),
+            AnyBroker::Ctrader(b) => b.snapshot(symbol),
+        }
+    }
+    async fn reconcile(&mut self) -> Result<BookSnapshot, BrokerError> {
+        match self {
+            AnyBroker::Paper(b) => b.reconcile().await,
+            AnyBroker::Ctrader(b) => b.reconcile().await,
+        }
+    }
+    async fn open(&mut self, order: &RiskApproved<OpenIntent>) -> Result<Fill, BrokerError> {
+        match self {
+            AnyBroker::Paper(b) => b.open(order).await,
+            AnyBroker::Ctrader(b) => b.open(order).await,
+        }
+    }
+    async fn close(&mut self, intent: &CloseIntent) -> Result<Fill, BrokerError> {
+        match self {
+            AnyBroker::Paper(b) => b.close(intent).await,
+            AnyBroker::Ctrader(b) => b.close(intent).await,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Outbound {
+    Line(String),
+    Close(ErrorLine),
+}
+
+#[derive(Debug)]
+enum ConnEvent {
+    Authenticated {
+        id: u64,
+        version: String,
+        tx: mpsc::UnboundedSender<Outbound>,
+    },
+    Closed {
+        id: u64,
+    },
+    Line {
+        id: u64,
+        line: Line,
+    },
+    Control {
+        id: u64,
+        text: String,
+    },
+}
+
+/// A started executor: books open and reconciled, logs open, state directory locked.
+#[derive(Debug)]
+pub struct Executor {
+    cfg: ExecutorConfig,
+    clock: Arc<dyn Clock>,
+    feed_clock: Option<FeedClock>,
+    primary: Desk<AnyBroker>,
+    shadow: Option<Desk<PaperBroker>>,
+    journal: Journal,
+    drift: DriftLog,
+    log: Arc<SignalsLog>,
+    bars: Option<CsvBarSource>,
+    /// cTrader modes: the client's events, and one closed-bar detector per symbol.
+    ct_events: Option<ctrader::client::EventStream>,
+    builders: BTreeMap<protocol::Symbol, BarBuilder>,
+    token: Arc<String>,
+    active: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
+    replay_done_logged: bool,
+    _lock: StateLock,
+}
+
+fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn engine_rules(cfg: &ExecutorConfig) -> EngineRules {
+    EngineRules {
+        symbols: cfg.symbols.clone(),
+        model_symbols: cfg.model_symbols(),
+        stale_max_age_secs: cfg.stale_signal_max_age_secs as i64,
+    }
+}
+
+impl Executor {
+    /// Startup: directories, lock, NTP status, token, books, journal recovery, logs, bar source.
+    /// `clock` overrides the configured clock (tests).
+    pub async fn start(
+        cfg: ExecutorConfig,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Result<Executor, RunError> {
+        std::fs::create_dir_all(&cfg.log_dir).map_err(io_err(&cfg.log_dir))?;
+        std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
+        let lock = StateLock::acquire(&cfg.state_dir)?;
+        match kernel_ntp_status() {
+            NtpStatus::Synchronized {
+                est_error_us,
+                max_error_us,
+            } => {
+                tracing::info!(
+                    est_error_us,
+                    max_error_us,
+                    "kernel clock is NTP-synchronised"
+                )
+            }
+            NtpStatus::Unsynchronized { max_error_us } => tracing::warn!(
+                max_error_us,
+                "kernel clock is NOT NTP-synchronised: staleness and bar closes may be judged wrong; enable chrony/ntpd"
+            ),
+            NtpStatus::Unavailable(why) => {
+                tracing::warn!(%why, "cannot read the kernel's NTP status (adjtimex)")
+            }
+        }
+        let token = Arc::new(read_secret(&cfg.ipc.token_file)?);
+
+        let (clock, feed_clock): (Arc<dyn Clock>, Option<FeedClock>) = match (clock, cfg.clock) {
+            (Some(c), _) => (c, None),
+            (None, ClockSource::System) => (Arc::new(SystemClock), None),
+            (None, ClockSource::Feed) => {
+                let f = FeedClock::default();
+                (Arc::new(f.clone()), Some(f))
+            }
+        };
+
+        let new_engine =
+            || SignalEngine::new(engine_rules(&cfg), RiskGuard::new(cfg.risk.clone(), None));
+        let paper_broker = || {
+            PaperBroker::open_book(
+                cfg.symbols.clone(),
+                cfg.broker.paper.initial_balance,
+                cfg.broker.paper.leverage,
+                Some(cfg.state_dir.join("paper_book.json")),
+            )
+        };
+        let mut ct_events = None;
+        let (primary, shadow) = match (cfg.broker.mode, &cfg.broker.ctrader) {
+            (Mode::Paper, _) => {
+                let b = AnyBroker::Paper(paper_broker()?);
+                let d = Desk::new(
+                    "paper",
+                    new_engine(),
+                    b,
+                    Some(cfg.state_dir.join("paper_desk.json")),
+                )?;
+                (d, None)
+            }
+            (mode, Some(ct)) => {
+                // Reconcile happens inside start(), before any signal is served.
+                let (b, events) =
+                    CtraderBroker::start(ct, cfg.symbols.clone(), Duration::from_secs(30)).await?;
+                ct_events = Some(events);
+                let d = Desk::new(
+                    "live",
+                    new_engine(),
+                    AnyBroker::Ctrader(Box::new(b)),
+                    Some(cfg.state_dir.join("live_desk.json")),
+                )?;
+                let shadow = if mode == Mode::Shadow {
+                    Some(Desk::new(
+                        "paper",
+                        new_engine(),
+                        paper_broker()?,
+                        Some(cfg.state_dir.join("paper_desk.json")),
+                    )?)
+                } else {
+                    None
+                };
+                (d, shadow)
+            }
+            (_, None) => {
+                return Err(RunError::Ctrader(CtraderStartError::Symbol {
+                    symbol: "(config)".into(),
+                    why: "broker.ctrader is required in live and shadow modes".into(),
+                }));
+            }
+        };
+        let builders: BTreeMap<protocol::Symbol, BarBuilder> = if ct_events.is_some() {
+            cfg.symbols
+                .iter()
+                .filter_map(|(s, c)| {
+                    Some((
+                        s.clone(),
+                        BarBuilder::new(s.clone(), c.timeframe, c.digits)?,
+                    ))
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+
+        let journal_path = cfg.state_dir.join("journal.jsonl");
+        let entries = Journal::read_all(&journal_path)?;
+        let mut journal = Journal::open(&journal_path)?;
+        let mut ex_primary = primary;
+        let mut ex_shadow: Option<Desk<PaperBroker>> = shadow;
+        let now = clock.now();
+        let n = ex_primary.recover(&entries, &mut journal, now).await?;
+        if let Some(s) = &mut ex_shadow {
+            s.recover(&entries, &mut journal, now).await?;
+        }
+        tracing::info!(
+            book = ex_primary.name,
+            resolved = n,
+            "reconciled with the broker before serving signals"
+        );
+
+        let drift_path = cfg.log_dir.join("drift.csv");
+        let drift = DriftLog::open(&drift_path).map_err(io_err(&drift_path))?;
+        let log_path = cfg.log_dir.join("signals.log");
+        let log = Arc::new(SignalsLog::open(&log_path).map_err(io_err(&log_path))?);
+
+        // CSV bars drive paper mode only; with cTrader the broker's feed is the one bar source.
+        let bars = match (&cfg.broker.paper.bars_dir, cfg.broker.mode) {
+            (Some(dir), Mode::Paper) => {
+                let syms: Vec<_> = cfg
+                    .symbols
+                    .iter()
+                    .map(|(s, c)| (s.clone(), c.timeframe, c.digits))
+                    .collect();
+                Some(CsvBarSource::load(dir, &syms, cfg.broker.paper.start_bar)?)
+            }
+            _ => None,
+        };
+        let mut ex = Executor {
+            cfg,
+            clock,
+            feed_clock,
+            primary: ex_primary,
+            shadow: ex_shadow,
+            journal,
+            drift,
+            log,
+            bars,
+            ct_events,
+            builders,
+            token,
+            active: None,
+            replay_done_logged: false,
+            _lock: lock,
+        };
+        ex.seed_quotes_from_history();
+        Ok(ex)
+    }
+
+    /// The paper books price from the last history bar until the replay publishes a new one.
+    fn seed_quotes_from_history(&mut self) {
+        let Some(src) = &self.bars else { return };
+        let mut last: Vec<Bar> = Vec::new();
+        for sym in src.symbols() {
+            if let Some(c) = self.cfg.symbols.get(sym)
+                && let Some(mut h) = src.history(sym, c.timeframe, 1)
+                && let Some(b) = h.pop()
+            {
+                last.push(b);
+            }
+        }
+        for b in &last {
+            self.apply_bar_to_books(b);
+        }
+    }
+
+    fn apply_bar_to_books(&mut self, bar: &Bar) {
+        let close_time =
+            bar.time.unix_seconds() + bar.timeframe.duration_secs().unwrap_or(0) as i64;
+        if let Some(f) = &self.feed_clock
+            && let Some(t) = chrono::DateTime::from_timestamp(close_time, 0)
+        {
+            f.observe(t);
+        }
+        let close = bar.close.to_f64();
+        if let AnyBroker::Paper(p) = &mut self.primary.broker {
+            p.on_bar_close(&bar.symbol, close, close_time);
+        }
+        if let Some(s) = &mut self.shadow {
+            s.broker.on_bar_close(&bar.symbol, close, close_time);
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.cfg.broker.mode
+    }
+
+    /// Serves until `shutdown` resolves. Each message on `reload` re-reads the config file.
+    pub async fn run(
+        mut self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        mut reload: mpsc::Receiver<()>,
+    ) -> Result<(), RunError> {
+        let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(1024);
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            ev_tx,
+            self.token.clone(),
+            Duration::from_secs(self.cfg.ipc.hello_timeout_secs),
+            self.log.clone(),
+        ));
+        let period = Duration::from_secs_f64(1.0 / self.cfg.broker.paper.replay_bars_per_second);
+        let mut replay = tokio::time::interval(period);
+        replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Bar closes by the clock (boundary + 1 s) are checked four times a second.
+        let mut bar_clock = tokio::time::interval(Duration::from_millis(250));
+        bar_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut ct_events = self.ct_events.take();
+        let live_feed = ct_events.is_some();
+        tokio::pin!(shutdown);
+        loop {
+            let replaying = self.bars.is_some() && self.active.is_some();
+            let next_ct = async {
+                match &mut ct_events {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(()) = reload.recv() => self.reload(),
+                Some(ev) = ev_rx.recv() => self.on_event(ev).await,
+                _ = replay.tick(), if replaying => self.replay_step(),
+                Some(ev) = next_ct => self.on_ctrader_event(ev),
+                _ = bar_clock.tick(), if live_feed => self.on_bar_clock(),
+            }
+        }
+        tracing::info!("shutting down");
+        if let Some((_, tx)) = self.active.take() {
+            let _ = tx.send(Outbound::Close(ErrorLine::new(
+                ErrorCode::Other("SHUTDOWN".into()),
+                "executor stopping",
+            )));
+        }
+        accept.abort();
+        // Give connection tasks a moment to send their close frames.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(())
+    }
+
+    fn send(&self, line: &Line) {
+        if let Some((id, tx)) = &self.active {
+            let text = line.to_string();
+            self.log.record(*id, Dir::Out, &text);
+            let _ = tx.send(Outbound::Line(text));
+        }
+    }
+
+    async fn on_event(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Authenticated { id, version, tx } => {
+                if let Some((old, old_tx)) = self.active.take() {
+                    tracing::warn!(
+                        old,
+                        new = id,
+                        "a newer preditor connection authenticated; closing the old one"
+                    );
+                    let _ = old_tx.send(Outbound::Close(ErrorLine::new(
+                        ErrorCode::Other("REPLACED".into()),
+                        "a newer authenticated preditor connection took over",
+                    )));
+                }
+                tracing::info!(conn = id, %version, "preditor authenticated");
+                self.active = Some((id, tx));
+                let hello = Hello::executor(VERSION, self.cfg.broker.mode);
+                if let Ok(h) = hello {
+                    self.send(&Line::Hello(h));
+                }
+            }
+            ConnEvent::Closed { id } => {
+                if self.active.as_ref().is_some_and(|(a, _)| *a == id) {
+                    tracing::info!(conn = id, "preditor disconnected");
+                    self.active = None;
+                }
+            }
+            ConnEvent::Line { id, line } => {
+                if self.active.as_ref().is_none_or(|(a, _)| *a != id) {
+                    return; // from a connection that was just replaced
+                }
+                match line {
+                    Line::Signal(sig) => self.on_signal(sig).await,
+                    Line::Warmup(w) => self.on_warmup(&w).await,
+                    Line::Error(e) => {
+                        tracing::warn!(code = %e.code, text = %e.text, "preditor reported an error")
+                    }
+                    other => tracing::debug!(line = %other, "ignored"),
+                }
+            }
+            ConnEvent::Control { id, text } => {
+                if self.active.as_ref().is_some_and(|(a, _)| *a == id) {
+                    self.on_control(&text);
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self, text: &str) {
+        let on = match text {
+            "KILL_SWITCH|ON" => true,
+            "KILL_SWITCH|OFF" => false,
+            _ => {
+                self.send(&Line::Error(ErrorLine::new(
+                    ErrorCode::Malformed,
+                    "control lines are CONTROL|KILL_SWITCH|ON and CONTROL|KILL_SWITCH|OFF",
+                )));
+                return;
+            }
+        };
+        tracing::warn!(on, "kill switch set by control line");
+        self.primary.engine.risk.kill_switch = on;
+        if let Some(s) = &mut self.shadow {
+            s.engine.risk.kill_switch = on;
+        }
+    }
+
+    async fn on_signal(&mut self, sig: Signal) {
+        let now = self.clock.now();
+        let kill = self.cfg.risk.kill_switch_file.exists();
+        let primary = self
+            .primary
+            .handle_signal(&sig, now, kill, &mut self.journal)
+            .await;
+        let shadow = match &mut self.shadow {
+            Some(s) => Some(s.handle_signal(&sig, now, kill, &mut self.journal).await),
+            None => None,
+        };
+        let ack = match &primary {
+            Ok(o) => o.ack.clone(),
+            Err(e) => {
+                tracing::error!(error = %e, "signal handling failed before any order was sent");
+                protocol::Ack::fail(
+                    sig.symbol.clone(),
+                    sig.action,
+                    protocol::Reason::Other("INTERNAL".into()),
+                )
+                .with_bar_time(sig.bar_time)
+            }
+        };
+        self.send(&Line::Ack(ack));
+        let duplicate = primary.as_ref().is_ok_and(|o| o.duplicate);
+        if duplicate {
+            return;
+        }
+        let book = |r: &Result<DeskOutcome, DeskError>| -> Option<BookOutcome> {
+            let o = r.as_ref().ok()?;
+            Some(BookOutcome {
+                position: o.position_after.clone(),
+                fill: o.fill.as_ref().map(|f| f.price).filter(|p| p.is_finite()),
+                slippage: o
+                    .fill
+                    .as_ref()
+                    .map(|f| f.slippage)
+                    .filter(|s| s.is_finite()),
+                outcome: o.ack.outcome.as_str().to_string(),
+                reason: ack_reason(&o.ack)
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default(),
+                pnl: o.realized,
+            })
+        };
+        let target = self
+            .cfg
+            .symbols
+            .get(&sig.symbol)
+            .map(|c| describe_target(&c.lots.target(sig.action)))
+            .unwrap_or_default();
+        let (mut live, mut paper) = (None, None);
+        match self.primary.name {
+            "live" => live = book(&primary),
+            _ => paper = book(&primary),
+        }
+        if let Some(s) = &shadow {
+            paper = book(s);
+        }
+        let row = DriftRow {
+            time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            symbol: sig.symbol.to_string(),
+            bar: sig.bar_time.map(|b| b.to_string()).unwrap_or_default(),
+            virtual_action: sig.action.to_string(),
+            virtual_pnl: sig.virtual_pnl.to_string(),
+            target,
+            live,
+            paper,
+        };
+        if let Err(e) = self.drift.append(&row) {
+            tracing::warn!(error = %e, "cannot append to drift.csv");
+        }
+    }
+
+    /// Market data and account events from the cTrader client.
+    fn on_ctrader_event(&mut self, ev: ctrader::client::ClientEvent) {
+        use ctrader::client::ClientEvent;
+        let now = self.clock.now().timestamp();
+        let AnyBroker::Ctrader(b) = &mut self.primary.broker else {
+            return;
+        };
+        let closed = match &ev {
+            ClientEvent::Spot(q) => {
+                let tick = b.on_spot(q, now);
+                if let (Some(f), Some((_, _, t))) = (&self.feed_clock, &tick)
+                    && let Some(dt) = chrono::DateTime::from_timestamp(*t, 0)
+                {
+                    f.observe(dt);
+                }
+                tick.and_then(|(sym, bid, t)| self.builders.get_mut(&sym)?.on_spot(t, bid))
+            }
+            ClientEvent::LiveBar { symbol_id, bar } => {
+                let sym = b.symbol_of(*symbol_id).cloned();
+                sym.and_then(|s| {
+                    self.builders.get_mut(&s)?.on_trendbar(
+                        bar.open_time,
+                        [bar.open, bar.high, bar.low, bar.close],
+                        bar.volume.max(0) as u64,
+                    )
+                })
+            }
+            ClientEvent::Connection(c) => {
+                tracing::info!(event = ?c, "cTrader connection");
+                b.on_event(&ev);
+                None
+            }
+            other => {
+                b.on_event(other);
+                None
+            }
+        };
+        if let Some(bar) = closed {
+            self.publish_bar(bar);
+        }
+    }
+
+    fn on_bar_clock(&mut self) {
+        let now = self.clock.now().timestamp();
+        let closed: Vec<Bar> = self
+            .builders
+            .values_mut()
+            .filter_map(|b| b.on_clock(now))
+            .collect();
+        for bar in closed {
+            self.publish_bar(bar);
+        }
+    }
+
+    fn publish_bar(&mut self, bar: Bar) {
+        self.apply_bar_to_books(&bar);
+        self.send(&Line::Bar(bar));
+    }
+
+    async fn on_warmup(&mut self, w: &Warmup) {
+        let bars = match &self.primary.broker {
+            AnyBroker::Ctrader(b) => {
+                let digits = self.cfg.symbols.get(&w.symbol).map_or(5, |c| c.digits);
+                match b
+                    .history(
+                        &w.symbol,
+                        w.timeframe,
+                        w.count as usize,
+                        self.clock.now().timestamp(),
+                    )
+                    .await
+                {
+                    Ok(bars) => Some(
+                        bars.iter()
+                            .filter_map(|x| {
+                                let d = |v: f64| protocol::Decimal::from_f64(v, digits).ok();
+                                Some(Bar {
+                                    symbol: w.symbol.clone(),
+                                    timeframe: w.timeframe,
+                                    time: protocol::BarTime::from_unix(x.open_time).ok()?,
+                                    open: d(x.open)?,
+                                    high: d(x.high)?,
+                                    low: d(x.low)?,
+                                    close: d(x.close)?,
+                                    volume: x.volume.max(0) as u64,
+                                })
+                            })
+                            .collect(),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(symbol = %w.symbol, error = %e, "history request failed");
+                        None
+                    }
+                }
+            }
+            AnyBroker::Paper(_) => self
+                .bars
+                .as_ref()
+                .and_then(|src| src.history(&w.symbol, w.timeframe, w.count as usize)),
+        };
+
+        let Some(bars) = bars else {
+            self.send(&Line::Error(ErrorLine::new(
+                ErrorCode::UnknownSymbol,
+                format!("no {} {} bars to serve", w.symbol, w.timeframe.as_str()),
+            )));
+            return;
+        };
+        self.send(&Line::History(History {
+            symbol: w.symbol.clone(),
+            timeframe: w.timeframe,
+            count: bars.len() as u32,
+        }));
+        for b in bars {
+            self.send(&Line::Bar(b));
+        }
+        self.send(&Line::HistoryEnd(HistoryEnd {
+            symbol: w.symbol.clone(),
+            timeframe: w.timeframe,
+        }));
+    }
+
+    fn replay_step(&mut self) {
+        let Some(src) = &mut self.bars else { return };
+        let bars = src.step();
+        if bars.is_empty() {
+            if !self.replay_done_logged {
+                tracing::info!("CSV replay finished: no more bars");
+                self.replay_done_logged = true;
+            }
+            return;
+        }
+        for b in &bars {
+            self.apply_bar_to_books(b);
+        }
+        for b in bars {
+            self.send(&Line::Bar(b));
+        }
+    }
+
+    /// SIGHUP: a valid new config replaces symbols, risk limits and staleness; an invalid one is
+    /// refused with its problems logged and the running config kept. Broker, IPC and directories
+    /// need a restart (a warning says so when they changed).
+    fn reload(&mut self) {
+        let loaded = ExecutorConfig::load(&self.cfg.path).map(ExecutorConfig::with_model_defaults);
+        let new = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "config reload refused; keeping the running config");
+                return;
+            }
+        };
+        if new.broker != self.cfg.broker
+            || new.ipc != self.cfg.ipc
+            || new.state_dir != self.cfg.state_dir
+            || new.log_dir != self.cfg.log_dir
+        {
+            tracing::warn!(
+                "broker/ipc/state_dir/log_dir changes need a restart; they are not applied"
+            );
+        }
+        let rules = engine_rules(&new);
+        self.primary
+            .engine
+            .set_rules(rules.clone(), new.risk.clone());
+        match &mut self.primary.broker {
+            AnyBroker::Paper(p) => p.set_specs(new.symbols.clone()),
+            AnyBroker::Ctrader(c) => c.set_specs(new.symbols.clone()),
+        }
+        if let Some(s) = &mut self.shadow {
+            s.engine.set_rules(rules, new.risk.clone());
+            s.broker.set_specs(new.symbols.clone());
+        }
+        self.cfg.symbols = new.symbols;
+        self.cfg.risk = new.risk;
+        self.cfg.stale_signal_max_age_secs = new.stale_signal_max_age_secs;
+        self.cfg.models_dir = new.models_dir;
+        tracing::info!(symbols = self.cfg.symbols.len(), "config reloaded");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    events: mpsc::Sender<ConnEvent>,
+    token: Arc<String>,
+    hello_timeout: Duration,
+    log: Arc<SignalsLog>,
+) {
+    let mut next_id = 1u64;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if !peer.ip().is_loopback() {
+            tracing::warn!(%peer, "refused a non-loopback connection");
+            continue;
+        }
+        let id = next_id;
+        next_id += 1;
+        tracing::info!(conn = id, %peer, "connection");
+        tokio::spawn(connection(
+            id,
+            stream,
+            events.clone(),
+            token.to_string(),
+            hello_timeout,
+            log.clone(),
+        ));
+    }
+}
+
+async fn connection(
+    id: u64,
+    stream: TcpStream,
+    events: mpsc::Sender<ConnEvent>,
+    token: String,
+    hello_timeout: Duration,
+    log: Arc<SignalsLog>,
+) {
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES));
+    let ws = match tokio::time::timeout(
+        hello_timeout,
+        tokio_tungstenite::accept_async_with_config(stream, Some(cfg)),
+    )
+    .await
+    {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(conn = id, error = %e, "websocket handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
+    let mut out_tx = Some(out_tx);
+    let mut session = Session::new(token);
+    let hello_deadline = tokio::time::sleep(hello_timeout);
+    tokio::pin!(hello_deadline);
+    let reply = |text: &str| {
+        log.record(id, Dir::Out, text);
+        Message::text(text.to_string())
+    };
+    'conn: loop {
+        tokio::select! {
+            _ = &mut hello_deadline, if !session.is_authenticated() => {
+                let _ = sink.send(reply("ERROR|UNAUTHENTICATED|no HELLO in time")).await;
+                break;
+            }
+            out = out_rx.recv(), if out_tx.is_none() => match out {
+                Some(Outbound::Line(text)) => {
+                    if sink.send(Message::text(text)).await.is_err() { break; }
+                }
+                Some(Outbound::Close(err)) => {
+                    let _ = sink.send(reply(&Line::Error(err).to_string())).await;
+                    break;
+                }
+                None => break,
+            },
+            msg = stream.next() => {
+                let text = match msg {
+                    None | Some(Ok(Message::Close(_))) => break,
+                    Some(Err(e)) => {
+                        tracing::warn!(conn = id, error = %e, "connection dropped");
+                        break;
+                    }
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => {
+                        let _ = sink.send(reply("ERROR|MALFORMED|binary messages are not part of the protocol")).await;
+                        continue;
+                    }
+                    Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
+                };
+                for raw in text.as_str().strip_suffix('\n').unwrap_or(text.as_str()).split('\n') {
+                    log.record(id, Dir::In, &redact(raw));
+                }
+                for action in session.on_message(text.as_str()) {
+                    match action {
+                        SessionAction::Reply(r) => {
+                            if sink.send(reply(&r)).await.is_err() { break 'conn; }
+                        }
+                        SessionAction::Close => break 'conn,
+                        SessionAction::Authenticated { version } => {
+                            if let Some(tx) = out_tx.take()
+                                && events.send(ConnEvent::Authenticated { id, version, tx }).await.is_err()
+                            {
+                                break 'conn;
+                            }
+                        }
+                        SessionAction::Forward(line) => {
+                            if events.send(ConnEvent::Line { id, line }).await.is_err() { break 'conn; }
+                        }
+                        SessionAction::Control(text) => {
+                            if events.send(ConnEvent::Control { id, text }).await.is_err() { break 'conn; }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = events.send(ConnEvent::Closed { id }).await;
+    let _ = sink.close().await;
+}
+
+/// The token never reaches a log: `HELLO|preditor|<v>|<token>` is logged as `...|***`.
+fn redact(raw: &str) -> String {
+    if let Some(rest) = raw.strip_prefix("HELLO|") {
+        let mut parts: Vec<&str> = rest.splitn(3, '|').collect();
+        if parts.len() == 3 {
+            parts[2] = "***";
+            return format!("HELLO|{}", parts.join("|"));
+        }
+    }
+    if raw.len() > 512 {
+        return format!(
+            "{}... ({} bytes)",
+            &raw[..raw.floor_char_boundary(512)],
+            raw.len()
+        );
+    }
+    raw.to_string()
+}

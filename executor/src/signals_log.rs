@@ -1,0 +1,43 @@
+//! `signals.log`: every protocol line in and out, one per line, flushed at once so `tail -f` shows
+//! the conversation. The preditor's token is redacted before it gets here.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{SecondsFormat, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    In,
+    Out,
+}
+
+#[derive(Debug)]
+pub struct SignalsLog {
+    file: Mutex<File>,
+}
+
+impl SignalsLog {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(SignalsLog {
+            file: Mutex::new(file),
+        })
+    }
+
+    /// `2026-02-03T10:15:01.123Z c3 < SIGNAL|...` (`<` in from the preditor, `>` out to it).
+    pub fn record(&self, conn: u64, dir: Dir, text: &str) {
+        let arrow = match dir {
+            Dir::In => '<',
+            Dir::Out => '>',
+        };
+        let ts = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        if let Ok(mut f) = self.file.lock() {
+            // A full disk must not stop trading; the journal (fsynced) is the record that matters.
+            let _ = writeln!(f, "{ts} c{conn} {arrow} {text}");
+            let _ = f.flush();
+        }
+    }
+}

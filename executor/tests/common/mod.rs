@@ -1,0 +1,150 @@
+//! Shared helpers for the executor's integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use executor::config::ExecutorConfig;
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// Writes the IPC token (0600) and a `bars/` dir into `dir`, then `config.json` from `json`
+/// (which may refer to `secrets/ipc.token` and `bars`). Returns the config path.
+pub fn write_config(dir: &Path, json: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    std::fs::create_dir_all(dir.join("bars")).unwrap();
+    let tok = dir.join("secrets/ipc.token");
+    std::fs::write(&tok, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let p = dir.join("config.json");
+    std::fs::write(&p, json).unwrap();
+    p
+}
+
+pub fn load(dir: &Path, json: &str) -> ExecutorConfig {
+    let p = write_config(dir, json);
+    ExecutorConfig::load(&p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A paper-mode config body with the given symbols JSON and risk JSON.
+pub fn paper_config(symbols: &str, risk: &str, extra: &str) -> String {
+    format!(
+        r#"{{
+  "timeframe": "H1",
+  "stale_signal_max_age_secs": 60,
+  "clock": "feed",
+  "log_dir": "log",
+  "state_dir": "state",
+  "ipc": {{ "bind": "127.0.0.1:0", "token_file": "secrets/ipc.token", "hello_timeout_secs": 3 }},
+  "broker": {{ "mode": "paper", "paper": {{ "initial_balance": 10000, "leverage": 30, "bars_dir": "bars", "replay_bars_per_second": 20, "start_bar": 3 {extra} }} }},
+  "risk": {risk},
+  "symbols": {symbols}
+}}"#
+    )
+}
+
+pub mod ws {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use executor::config::ExecutorConfig;
+    use executor::server::Executor;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::{mpsc, oneshot};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+    pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+    pub struct Running {
+        pub addr: SocketAddr,
+        pub stop: Option<oneshot::Sender<()>>,
+        pub reload: mpsc::Sender<()>,
+        pub task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Running {
+        pub async fn stop(mut self) {
+            if let Some(s) = self.stop.take() {
+                let _ = s.send(());
+            }
+            tokio::time::timeout(Duration::from_secs(5), self.task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    pub async fn start(cfg: ExecutorConfig) -> Running {
+        let ex = Executor::start(cfg, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        let task = tokio::spawn(async move {
+            ex.run(
+                listener,
+                async move {
+                    let _ = stop_rx.await;
+                },
+                reload_rx,
+            )
+            .await
+            .unwrap();
+        });
+        Running {
+            addr,
+            stop: Some(stop_tx),
+            reload: reload_tx,
+            task,
+        }
+    }
+
+    pub async fn connect(addr: SocketAddr) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
+            .await
+            .unwrap();
+        ws
+    }
+
+    pub async fn send(ws: &mut Ws, text: &str) {
+        ws.send(Message::text(text.to_string())).await.unwrap();
+    }
+
+    /// The next text line, or None when the connection closed. Panics after 5 s of silence.
+    pub async fn recv(ws: &mut Ws) -> Option<String> {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("no message within 5 s");
+            match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Text(t))) => return Some(t.to_string()),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Reads until a line starting with `prefix` (skipping others, e.g. BARs), returning it.
+    pub async fn recv_until(ws: &mut Ws, prefix: &str) -> String {
+        loop {
+            match recv(ws).await {
+                Some(l) if l.starts_with(prefix) => return l,
+                Some(_) => continue,
+                None => panic!("connection closed while waiting for {prefix}"),
+            }
+        }
+    }
+
+    pub async fn hello(addr: SocketAddr) -> Ws {
+        let mut ws = connect(addr).await;
+        send(&mut ws, &format!("HELLO|preditor|0.1.0|{}", super::TOKEN)).await;
+        let h = recv(&mut ws).await.unwrap();
+        assert!(h.starts_with("HELLO|executor|"), "{h}");
+        ws
+    }
+}

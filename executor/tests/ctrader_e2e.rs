@@ -1,0 +1,322 @@
+//! Shadow mode end to end against the real `ctrader-sim` binary (TLS, Open API protobuf): the
+//! executor authenticates, reconciles, subscribes, answers WARMUP from historical trendbars, turns
+//! the simulator's spots and live trendbars into closed BARs, and executes SIGNALs on the live book
+//! (the simulator) and the paper book side by side, logging both in drift.csv.
+//!
+//! Needs the simulator binary next to the executor's (`cargo test --workspace`, as scripts/test.sh
+//! runs it, builds it; alone: `cargo build -p ctrader --bin ctrader-sim`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::ws::{self, recv, recv_until, send};
+use executor::drift::DriftReport;
+use protocol::Line;
+
+const T0: i64 = 1_770_112_800; // 2026-02-03T10:00:00Z
+
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sim_binary() -> PathBuf {
+    let exe = Path::new(env!("CARGO_BIN_EXE_executor"));
+    let p = exe.parent().unwrap().join("ctrader-sim");
+    assert!(
+        p.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (scripts/test.sh) or build it with `cargo build -p ctrader --bin ctrader-sim`",
+        p.display()
+    );
+    p
+}
+
+fn write_bars(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut eur = String::from("time,open,high,low,close,volume\n");
+    let mut spx = String::from("time,open,high,low,close,volume\n");
+    for i in 0..40i64 {
+        let c = 1.1 + 0.0007 * ((i % 5) as f64);
+        eur.push_str(&format!(
+            "{},{c:.5},{:.5},{:.5},{:.5},{}\n",
+            T0 + i * 3600,
+            c + 0.0010,
+            c - 0.0010,
+            c + 0.0003,
+            100 + i
+        ));
+        let s = 5000.0 + (i % 7) as f64;
+        spx.push_str(&format!(
+            "{},{s:.2},{:.2},{:.2},{:.2},{}\n",
+            T0 + i * 3600,
+            s + 2.0,
+            s - 2.0,
+            s + 1.0,
+            10 + i
+        ));
+    }
+    std::fs::write(dir.join("EURUSD.csv"), eur).unwrap();
+    std::fs::write(dir.join("US500.csv"), spx).unwrap();
+}
+
+fn secret(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    sim: Option<Sim>,
+    control: String,
+    run: common::ws::Running,
+}
+
+/// Starts ctrader-sim on fresh bars (speed 2 bars/s, 10 bars of history) and a shadow-mode
+/// executor connected to it.
+async fn start_env(request_timeout_ms: u64) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("simdata");
+    write_bars(&data);
+    let cert = dir.path().join("sim-ca.pem");
+    let mut child = Command::new(sim_binary())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--control",
+            "127.0.0.1:0",
+            "--speed",
+            "2",
+            "--start-bar",
+            "10",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--cert-out")
+        .arg(&cert)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let sim = Sim(child);
+    let field = |k: &str| {
+        first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or_else(|| panic!("unexpected first line from ctrader-sim: {first}"))
+            .to_string()
+    };
+    let listen = field("listening=");
+    let control = field("control=");
+    let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    secret(&dir.path().join("secrets/ct_secret"), "sim-client-secret\n");
+    secret(
+        &dir.path().join("secrets/ct_tokens.json"),
+        r#"{"access_token":"sim-access-token","refresh_token":"sim-refresh-token"}"#,
+    );
+    let body = format!(
+        r#"{{
+  "timeframe": "H1", "clock": "feed", "stale_signal_max_age_secs": 60,
+  "log_dir": "log", "state_dir": "state",
+  "ipc": {{ "bind": "127.0.0.1:0", "token_file": "secrets/ipc.token" }},
+  "broker": {{
+    "mode": "shadow",
+    "ctrader": {{ "host": "127.0.0.1", "port": {port}, "ca_file": "{cert}", "client_id": "sim-client-id",
+                 "secret_file": "secrets/ct_secret", "token_file": "secrets/ct_tokens.json", "account_id": 1000001,
+                 "request_timeout_ms": {request_timeout_ms} }},
+    "paper": {{ "initial_balance": 100000, "leverage": 30 }}
+  }},
+  "symbols": {{
+    "EURUSD": {{ "enabled": true, "digits": 5, "spread": 0.00007, "slippage": 0.00001 }},
+    "US500": {{ "enabled": true, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5, "digits": 2, "contract_size": 1 }}
+  }}
+}}"#,
+        cert = cert.display()
+    );
+    let cfg = common::load(dir.path(), &body);
+    let run = ws::start(cfg).await;
+    Env {
+        dir,
+        sim: Some(sim),
+        control,
+        run,
+    }
+}
+
+/// One command on the simulator's control socket; returns its one-line answer.
+fn control(addr: &str, cmd: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    writeln!(s, "{cmd}").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line.trim().to_string()
+}
+
+/// Waits for a fresh closed bar of `sym`, sends the signal for it and returns the ACK. A bar that
+/// had already gone stale while queued (the core was busy) is answered STALE without any order, so
+/// the next bar is tried (at most 6).
+async fn signal_on_next_bar(c: &mut common::ws::Ws, sym: &str, action: &str) -> String {
+    for _ in 0..6 {
+        let l = recv_until(c, &format!("BAR|{sym}|")).await;
+        let Ok(Line::Bar(bar)) = l.parse::<Line>() else {
+            panic!("{l}")
+        };
+        send(
+            c,
+            &format!("SIGNAL|{sym}|{action}|1|0.00|B:{}|N:1", bar.time),
+        )
+        .await;
+        let ack = recv_until(c, "ACK|").await;
+        if !ack.contains("|FAIL|STALE|") {
+            return ack;
+        }
+    }
+    panic!("no fresh bar for {sym}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_mode_against_ctrader_sim() {
+    let env = start_env(5000).await;
+    let mut c = ws::hello(env.run.addr).await;
+
+    // WARMUP from the simulator's historical trendbars: only closed bars, oldest first
+    send(&mut c, "WARMUP|EURUSD|H1|5").await;
+    let head = recv_until(&mut c, "HISTORY|").await;
+    let n: usize = head.rsplit('|').next().unwrap().parse().unwrap();
+    assert!(
+        head.starts_with("HISTORY|EURUSD|H1|") && (1..=5).contains(&n),
+        "{head}"
+    );
+    let mut hist = Vec::new();
+    for _ in 0..n {
+        hist.push(recv(&mut c).await.unwrap());
+    }
+    assert!(
+        hist.iter().all(|l| l.starts_with("BAR|EURUSD|H1|")),
+        "{hist:#?}"
+    );
+    assert_eq!(recv(&mut c).await.unwrap(), "HISTORY_END|EURUSD|H1");
+
+    // a closed bar from the live feed (spots + live trendbars)
+    let l = recv_until(&mut c, "BAR|EURUSD|").await;
+    let Ok(Line::Bar(bar)) = l.parse::<Line>() else {
+        panic!("{l}")
+    };
+    assert!(bar.time.unix_seconds() >= T0 + 9 * 3600, "{bar:?}");
+    let b = bar.time.to_string();
+    send(&mut c, &format!("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:{b}|N:1")).await;
+    let ack = recv_until(&mut c, "ACK|").await;
+    assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
+    assert!(
+        ack.contains("|P:") && ack.ends_with(&format!("|B:{b}")),
+        "{ack}"
+    );
+
+    // the next bar: WAIT closes it on both books
+    let next = loop {
+        let l = recv_until(&mut c, "BAR|EURUSD|").await;
+        let Ok(Line::Bar(nb)) = l.parse::<Line>() else {
+            panic!("{l}")
+        };
+        if nb.time != bar.time {
+            break nb.time.to_string();
+        }
+    };
+    send(&mut c, &format!("SIGNAL|EURUSD|WAIT|1|0.00|B:{next}|N:1")).await;
+    let closed = recv_until(&mut c, "ACK|").await;
+    assert!(closed.starts_with("ACK|EURUSD|WAIT|OK|T:"), "{closed}");
+    drop(c);
+    let Env { dir, sim, run, .. } = env;
+    run.stop().await;
+    drop(sim);
+
+    let rep = DriftReport::from_file(&dir.path().join("log/drift.csv")).unwrap();
+    let eur = &rep.symbols["EURUSD"];
+    assert_eq!(eur.signals, 2);
+    assert_eq!((eur.live.signals, eur.live.in_sync), (2, 2), "{rep}");
+    assert_eq!((eur.paper.signals, eur.paper.in_sync), (2, 2), "{rep}");
+    let drift = std::fs::read_to_string(dir.path().join("log/drift.csv")).unwrap();
+    assert!(
+        drift.lines().nth(1).unwrap().contains(",LONG 0.01,"),
+        "{drift}"
+    );
+    eprintln!("{ack}\n{closed}\n{drift}\n{rep}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_faults_margin_lost_reply_and_dropped_connection() {
+    let env = start_env(1500).await;
+    let mut c = ws::hello(env.run.addr).await;
+
+    // The broker refuses US500 for margin: the live book fails, the paper book follows the model.
+    assert!(control(&env.control, "margin-fail US500").starts_with("OK"));
+    let ack = signal_on_next_bar(&mut c, "US500", "LONG_WEAK").await;
+    assert!(ack.starts_with("ACK|US500|LONG_WEAK|FAIL|MARGIN|"), "{ack}");
+    assert!(control(&env.control, "margin-ok US500").starts_with("OK"));
+
+    // The answer to the order (and its execution events) is lost: the request times out, the desk
+    // reconciles, finds the position by its label and answers OK with it; nothing is resent.
+    assert!(control(&env.control, "drop-responses 1").starts_with("OK"));
+    let ack = signal_on_next_bar(&mut c, "EURUSD", "LONG_WEAK").await;
+    assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
+    let pos_id = ack
+        .split('|')
+        .find_map(|f| f.strip_prefix("T:"))
+        .unwrap()
+        .to_string();
+    // The connection drops: the client reconnects, re-authorises, resubscribes and reconciles; the
+    // position is still known, and WAIT closes it.
+    assert!(control(&env.control, "drop").starts_with("OK"));
+    let ack = signal_on_next_bar(&mut c, "EURUSD", "WAIT").await;
+    assert_eq!(
+        ack.split('|').find_map(|f| f.strip_prefix("T:")),
+        Some(pos_id.as_str()),
+        "{ack}"
+    );
+    assert!(ack.starts_with("ACK|EURUSD|WAIT|OK|"), "{ack}");
+    let stats = control(&env.control, "stats");
+    drop(c);
+    let Env { dir, sim, run, .. } = env;
+    run.stop().await;
+    drop(sim);
+
+    let rep = DriftReport::from_file(&dir.path().join("log/drift.csv")).unwrap();
+    let us = &rep.symbols["US500"];
+    assert_eq!(us.live.refusals.get("MARGIN"), Some(&1), "{rep}");
+    assert_eq!((us.paper.signals, us.paper.in_sync), (1, 1), "{rep}");
+    let eur = &rep.symbols["EURUSD"];
+    // signals that went stale while the core waited out the timeout or the reconnect are retried
+    // on the next bar; they did nothing
+    let stale = eur.live.refusals.get("STALE").copied().unwrap_or(0);
+    assert_eq!(
+        (eur.live.signals - stale, eur.live.in_sync),
+        (2, 2),
+        "{rep}"
+    );
+    let journal = std::fs::read_to_string(dir.path().join("state/journal.jsonl")).unwrap();
+    let eur_opens = journal
+        .lines()
+        .filter(|l| {
+            l.contains("\"leg\":\"Open\"")
+                && l.contains("\"book\":\"live\"")
+                && l.contains("EURUSD")
+        })
+        .count();
+    assert_eq!(eur_opens, 1, "one open intent, never resent:\n{journal}");
+    eprintln!("{rep}\nsimulator latency stats: {stats}");
+}
