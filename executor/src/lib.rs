@@ -16,6 +16,7 @@
 //! - [`desk`]: one book (engine + broker + journal) executing plans.
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
+//! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING`; the pure watchdog gate.
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
 pub mod barfeed;
 pub mod broker;
@@ -26,6 +27,7 @@ pub mod drift;
 pub mod engine;
 pub mod journal;
 pub mod lots;
+pub mod notify;
 pub mod ntp;
 pub mod orders;
 pub mod risk;

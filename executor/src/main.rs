@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use executor::config::{ConfigError, ExecutorConfig};
 use executor::drift::DriftReport;
+use executor::notify::SystemdNotifier;
 use executor::server::Executor;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -24,6 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Validate the config, then serve the preditor until SIGTERM/SIGINT (SIGHUP reloads the config).
+    /// Under systemd (`NOTIFY_SOCKET`) it sends READY=1, STATUS=, WATCHDOG=1 on progress, STOPPING=1.
     Run {
         #[arg(long)]
         config: PathBuf,
@@ -109,7 +111,9 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-        let ex = Executor::start(cfg, None).await?;
+        // Read before the runtime does anything else; a no-op outside systemd (no NOTIFY_SOCKET).
+        let notifier = SystemdNotifier::from_env();
+        let ex = Executor::start(cfg, None).await?.with_notifier(notifier);
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .with_context(|| format!("binding the IPC WebSocket on {bind}"))?;

@@ -34,6 +34,7 @@ use crate::desk::{Desk, DeskError, DeskOutcome, describe_target};
 use crate::drift::{BookOutcome, DriftLog, DriftRow};
 use crate::engine::{EngineRules, SignalEngine, ack_reason};
 use crate::journal::{Journal, JournalError};
+use crate::notify::SystemdNotifier;
 use crate::ntp::{NtpStatus, kernel_ntp_status};
 use crate::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent};
 use crate::risk::{RiskApproved, RiskGuard};
@@ -46,6 +47,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Largest WebSocket message accepted; a HISTORY-sized burst from the preditor is never needed, so
 /// anything bigger is hostile and the connection is dropped by the WebSocket layer.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// WebSocket Ping period towards the preditor. tungstenite answers pings but never sends any, so
+/// without these a quiet link (bars only every M15/H1) would give the preditor nothing to feed its
+/// own watchdog with, and a half-open connection would go unnoticed.
+pub const WS_PING_PERIOD: Duration = Duration::from_secs(15);
+/// In live/shadow mode, a broker round trip (a version request) when the broker has been quiet this
+/// long: a closed market sends no spots, and the client's heartbeats are not passed on as events.
+pub const BROKER_PROBE_PERIOD: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -153,6 +161,9 @@ pub struct Executor {
     token: Arc<String>,
     active: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
     replay_done_logged: bool,
+    notify: SystemdNotifier,
+    /// The cTrader link as the last connection event described it (for `STATUS=`).
+    broker_link: &'static str,
     _lock: StateLock,
 }
 
@@ -325,6 +336,8 @@ impl Executor {
             token,
             active: None,
             replay_done_logged: false,
+            notify: SystemdNotifier::disabled(),
+            broker_link: "connected",
             _lock: lock,
         };
         ex.seed_quotes_from_history();
@@ -369,6 +382,46 @@ impl Executor {
         self.cfg.broker.mode
     }
 
+    /// Reports readiness, status and watchdog progress to systemd through `notify` (the default
+    /// notifier is disabled).
+    pub fn with_notifier(mut self, notify: SystemdNotifier) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// The one-line human summary sent as systemd `STATUS=`.
+    pub fn status_line(&self) -> String {
+        let enabled = self.cfg.symbols.values().filter(|s| s.enabled).count();
+        let preditor = if self.active.is_some() {
+            "preditor connected"
+        } else {
+            "no preditor"
+        };
+        let feed = match (&self.primary.broker, self.replay_done_logged) {
+            (AnyBroker::Ctrader(_), _) => format!("cTrader {}", self.broker_link),
+            (AnyBroker::Paper(_), _) if self.bars.is_none() => "no bar feed".to_string(),
+            (AnyBroker::Paper(_), true) => "CSV replay finished".to_string(),
+            (AnyBroker::Paper(_), false) => "CSV replay".to_string(),
+        };
+        format!(
+            "mode {}, {} symbols ({} enabled), {}, {}",
+            self.cfg.broker.mode.as_str(),
+            self.cfg.symbols.len(),
+            enabled,
+            preditor,
+            feed
+        )
+    }
+
+    fn progress(&mut self) {
+        self.notify.progress(std::time::Instant::now());
+    }
+
+    fn refresh_status(&mut self) {
+        let s = self.status_line();
+        self.notify.status(&s);
+    }
+
     /// Serves until `shutdown` resolves. Each message on `reload` re-reads the config file.
     pub async fn run(
         mut self,
@@ -392,9 +445,20 @@ impl Executor {
         bar_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut ct_events = self.ct_events.take();
         let live_feed = ct_events.is_some();
+        let mut probe = tokio::time::interval_at(
+            tokio::time::Instant::now() + BROKER_PROBE_PERIOD,
+            BROKER_PROBE_PERIOD,
+        );
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (probe_tx, mut probe_rx) = mpsc::channel::<ProbeResult>(1);
+        let mut probe_in_flight = false;
+        let mut last_broker_event = std::time::Instant::now();
+        // The listener is bound and start() has reconciled the books: ready to serve.
+        let status = self.status_line();
+        self.notify.ready(&status);
+        tracing::info!(%status, "ready");
         tokio::pin!(shutdown);
         loop {
-            let replaying = self.bars.is_some() && self.active.is_some();
             let next_ct = async {
                 match &mut ct_events {
                     Some(s) => s.recv().await,
@@ -403,13 +467,54 @@ impl Executor {
             };
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(()) = reload.recv() => self.reload(),
+                Some(()) = reload.recv() => {
+                    self.notify.reloading();
+                    self.reload();
+                    let status = self.status_line();
+                    self.notify.ready(&status);
+                }
                 Some(ev) = ev_rx.recv() => self.on_event(ev).await,
-                _ = replay.tick(), if replaying => self.replay_step(),
-                Some(ev) = next_ct => self.on_ctrader_event(ev),
+                // Paper mode: the replay clock is the feed. It ticks in this loop even with no
+                // preditor connected (bars are only stepped for one), so a tick handled here is
+                // the proof that the core loop is alive; a wedged loop handles none.
+                _ = replay.tick(), if !live_feed => {
+                    if self.active.is_some() {
+                        self.replay_step();
+                    }
+                    self.progress();
+                }
+                Some(ev) = next_ct => {
+                    last_broker_event = std::time::Instant::now();
+                    self.on_ctrader_event(ev);
+                }
                 _ = bar_clock.tick(), if live_feed => self.on_bar_clock(),
+                _ = probe.tick(), if live_feed && !probe_in_flight => {
+                    if last_broker_event.elapsed() >= BROKER_PROBE_PERIOD
+                        && let AnyBroker::Ctrader(b) = &self.primary.broker
+                    {
+                        probe_in_flight = true;
+                        let client = b.client().clone();
+                        let tx = probe_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = tx.send(ProbeResult::of(client.version().await)).await;
+                        });
+                    }
+                }
+                Some(r) = probe_rx.recv() => {
+                    probe_in_flight = false;
+                    match r {
+                        ProbeResult::Answered => {
+                            last_broker_event = std::time::Instant::now();
+                            self.progress();
+                        }
+                        ProbeResult::Unanswered(why) => {
+                            tracing::warn!(%why, "the broker did not answer a probe");
+                        }
+                    }
+                }
             }
         }
+        self.notify.stopping();
         tracing::info!("shutting down");
         if let Some((_, tx)) = self.active.take() {
             let _ = tx.send(Outbound::Close(ErrorLine::new(
@@ -451,17 +556,20 @@ impl Executor {
                 if let Ok(h) = hello {
                     self.send(&Line::Hello(h));
                 }
+                self.refresh_status();
             }
             ConnEvent::Closed { id } => {
                 if self.active.as_ref().is_some_and(|(a, _)| *a == id) {
                     tracing::info!(conn = id, "preditor disconnected");
                     self.active = None;
+                    self.refresh_status();
                 }
             }
             ConnEvent::Line { id, line } => {
                 if self.active.as_ref().is_none_or(|(a, _)| *a != id) {
                     return; // from a connection that was just replaced
                 }
+                self.progress();
                 match line {
                     Line::Signal(sig) => self.on_signal(sig).await,
                     Line::Warmup(w) => self.on_warmup(&w).await,
@@ -579,6 +687,7 @@ impl Executor {
         let AnyBroker::Ctrader(b) = &mut self.primary.broker else {
             return;
         };
+        let mut link_changed = false;
         let closed = match &ev {
             ClientEvent::Spot(q) => {
                 let tick = b.on_spot(q, now);
@@ -601,6 +710,10 @@ impl Executor {
             }
             ClientEvent::Connection(c) => {
                 tracing::info!(event = ?c, "cTrader connection");
+                if let Some(link) = link_state(c) {
+                    link_changed = link != self.broker_link;
+                    self.broker_link = link;
+                }
                 b.on_event(&ev);
                 None
             }
@@ -609,6 +722,12 @@ impl Executor {
                 None
             }
         };
+        // Every client event is progress: market data, account events, and each step of a
+        // reconnect (so a broker outage does not turn into a restart loop of the executor).
+        self.progress();
+        if link_changed {
+            self.refresh_status();
+        }
         if let Some(bar) = closed {
             self.publish_bar(bar);
         }
@@ -701,6 +820,7 @@ impl Executor {
             if !self.replay_done_logged {
                 tracing::info!("CSV replay finished: no more bars");
                 self.replay_done_logged = true;
+                self.refresh_status();
             }
             return;
         }
@@ -750,6 +870,37 @@ impl Executor {
         self.cfg.stale_signal_max_age_secs = new.stale_signal_max_age_secs;
         self.cfg.models_dir = new.models_dir;
         tracing::info!(symbols = self.cfg.symbols.len(), "config reloaded");
+    }
+}
+
+/// The cTrader link in a word, for `STATUS=`; `None` for steps that do not change it.
+fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
+    use ctrader::client::ConnectionEvent as C;
+    match ev {
+        C::Connecting { .. } => Some("connecting"),
+        C::Ready => Some("connected"),
+        C::SetupFailed { .. } | C::Disconnected { .. } => Some("disconnected"),
+        C::ReconnectScheduled { .. } => Some("reconnecting"),
+        _ => None,
+    }
+}
+
+/// The outcome of a broker probe, as far as the watchdog cares.
+#[derive(Debug)]
+enum ProbeResult {
+    /// The server answered (even with an error): the link and the client are alive.
+    Answered,
+    /// No answer: timed out, disconnected or the client is gone.
+    Unanswered(String),
+}
+
+impl ProbeResult {
+    fn of(r: Result<String, ctrader::client::ClientError>) -> Self {
+        use ctrader::client::ClientError as E;
+        match r {
+            Ok(_) | Err(E::Broker { .. }) => ProbeResult::Answered,
+            Err(e) => ProbeResult::Unanswered(e.to_string()),
+        }
     }
 }
 
@@ -818,6 +969,9 @@ async fn connection(
     let mut session = Session::new(token);
     let hello_deadline = tokio::time::sleep(hello_timeout);
     tokio::pin!(hello_deadline);
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + WS_PING_PERIOD, WS_PING_PERIOD);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reply = |text: &str| {
         log.record(id, Dir::Out, text);
         Message::text(text.to_string())
@@ -827,6 +981,9 @@ async fn connection(
             _ = &mut hello_deadline, if !session.is_authenticated() => {
                 let _ = sink.send(reply("ERROR|UNAUTHENTICATED|no HELLO in time")).await;
                 break;
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
             }
             out = out_rx.recv(), if out_tx.is_none() => match out {
                 Some(Outbound::Line(text)) => {

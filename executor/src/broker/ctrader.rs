@@ -103,6 +103,9 @@ pub fn map_error(e: ClientError) -> BrokerError {
     }
 }
 
+/// The longest wait between two cTrader reconnect attempts.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(20);
+
 impl CtraderBroker {
     /// Connects, authorises, loads the configured symbols, reconciles and subscribes spots and live
     /// trendbars. Returns the broker and the client's event stream (the caller pumps it).
@@ -125,6 +128,10 @@ impl CtraderBroker {
         cc.extra_ca_file = cfg.ca_file.clone();
         cc.token_store = Some(store);
         cc.request_timeout = Duration::from_millis(cfg.request_timeout_ms);
+        // Each reconnect attempt is watchdog progress (crate::notify); with the client's default
+        // 60 s cap a long outage would leave the executor silent for longer than `WatchdogSec=60`
+        // and get it restarted. 20 s + the 10 s connect timeout keeps attempts inside half of it.
+        cc.backoff_max = RECONNECT_BACKOFF_MAX;
         let (client, events) = ctrader::client::connect(cc)?;
         client.wait_ready(ready_within).await?;
 
