@@ -1,1 +1,24 @@
-//! preditor: shell until its issue lands.
+//! preditor — the Oracle Trader brain: a digital twin of the training environment per symbol.
+//!
+//! Map (pure decision logic first, I/O shells last):
+//! - [`bars`]: the bar type and the bars CSV layouts (ENV.md §1).
+//! - [`model`]: the atomic model zip — metadata validation and the two tract plans (ENV.md §8).
+//! - [`features`]: policy and HMM features over one window, f64 (ENV.md §4-§5).
+//! - [`hmm`]: the causal forward filter in log space → regime (ENV.md §5).
+//! - [`twin`]: virtual position, `execute_action`, observation, and the pure `step` (ENV.md §6-§7).
+//! - [`fifo`]: the per-symbol ring of the last `W` bars.
+//! - [`state`]: the twin state persisted atomically per symbol.
+//! - [`backtest`]: the step over a whole series, and its CSV.
+//! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
+//! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown.
+
+pub mod backtest;
+pub mod bars;
+pub mod features;
+pub mod fifo;
+pub mod hmm;
+pub mod live;
+pub mod model;
+pub mod session;
+pub mod state;
+pub mod twin;

@@ -1,0 +1,495 @@
+//! The live shell: a WebSocket client to the executor (DESIGN.md §4).
+//!
+//! Thin async I/O around [`crate::session::SymbolTwin`]: HELLO, WARMUP per model, HISTORY → replay,
+//! BAR → step → persist → SIGNAL. Every line sent or received is logged verbatim (tokens redacted) under
+//! the `wire` target so `tail -f` shows the conversation. On a lost connection it reconnects with
+//! backoff and asks WARMUP again; the persisted last bar tells which bars were already decided, so no
+//! bar is lost or decided twice.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::{Action, BarTime, Decimal, Hello, Line, Signal, Symbol, Timeframe, Warmup};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::bars::{Bar, format_time};
+use crate::model::Model;
+use crate::session::{BarOutcome, SymbolTwin};
+use crate::state::StateStore;
+use crate::twin::Decision;
+
+/// How long to wait for the executor's HELLO before giving up on a connection.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reconnect backoff: first retry after `BACKOFF_MIN`, doubling to `BACKOFF_MAX`.
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("token file {path}: {what}")]
+    Token { path: PathBuf, what: String },
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("executor closed the connection")]
+    Closed,
+    #[error("no HELLO from the executor within {0:?}")]
+    HelloTimeout(Duration),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("model {symbol} {timeframe}: {what}")]
+    BadModel {
+        symbol: String,
+        timeframe: String,
+        what: String,
+    },
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+/// Reads the IPC token; the file must not be readable by group or others (0600).
+pub fn read_token(path: &Path) -> Result<String, LiveError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |what: String| LiveError::Token {
+        path: path.to_path_buf(),
+        what,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot stat: {e}")))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(err(format!(
+            "permissions are {mode:o}; the token is a secret, run `chmod 600 {}`",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(err("is empty".into()));
+    }
+    Ok(token.to_string())
+}
+
+/// One loaded model wired to the protocol's symbol/timeframe.
+#[derive(Debug)]
+struct Slot {
+    symbol: Symbol,
+    timeframe: Timeframe,
+    twin: SymbolTwin,
+    /// Bars of an open HISTORY block.
+    history: Option<Vec<Bar>>,
+    /// Live bars that arrived before the twin was synced.
+    early: Vec<Bar>,
+}
+
+/// The running preditor: every symbol's twin and the state store.
+#[derive(Debug)]
+pub struct Preditor {
+    slots: Vec<Slot>,
+    index: HashMap<(Symbol, Timeframe), usize>,
+    store: StateStore,
+    version: String,
+    token: String,
+}
+
+impl Preditor {
+    /// Builds the twins, resuming each from the store when its state matches the model.
+    pub fn new(
+        models: Vec<Arc<Model>>,
+        store: StateStore,
+        version: &str,
+        token: &str,
+    ) -> Result<Self, LiveError> {
+        let mut slots = Vec::new();
+        let mut index = HashMap::new();
+        for model in models {
+            let bad = |what: String| LiveError::BadModel {
+                symbol: model.symbol.clone(),
+                timeframe: model.timeframe.clone(),
+                what,
+            };
+            let symbol: Symbol = model
+                .symbol
+                .parse()
+                .map_err(|e| bad(format!("symbol: {e}")))?;
+            let timeframe: Timeframe = model
+                .timeframe
+                .parse()
+                .map_err(|e| bad(format!("timeframe: {e}")))?;
+            let persisted = match store.load(&model.symbol, &model.timeframe) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "state unusable; fast-forward warmup instead");
+                    None
+                }
+            };
+            let twin = SymbolTwin::new(model, persisted);
+            tracing::info!(symbol = %symbol, timeframe = %timeframe, mode = ?twin.mode(),
+                last_bar = ?twin.state().last_bar_time.map(format_time), "twin ready");
+            index.insert((symbol.clone(), timeframe), slots.len());
+            slots.push(Slot {
+                symbol,
+                timeframe,
+                twin,
+                history: None,
+                early: Vec::new(),
+            });
+        }
+        Ok(Self {
+            slots,
+            index,
+            store,
+            version: version.to_string(),
+            token: token.to_string(),
+        })
+    }
+
+    /// Runs until `shutdown` resolves: connect, serve, reconnect with backoff on any failure.
+    pub async fn run(
+        &mut self,
+        url: &str,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), LiveError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            tracing::info!(url, "connecting to the executor");
+            let outcome = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                r = tokio_tungstenite::connect_async(url) => r,
+            };
+            match outcome {
+                Ok((ws, _)) => {
+                    let result = self.serve(ws, shutdown.as_mut(), &mut backoff).await;
+                    match result {
+                        Ok(()) => return Ok(()),
+                        Err(e) => tracing::warn!(error = %e, "connection lost"),
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "connect failed"),
+            }
+            for slot in &mut self.slots {
+                slot.twin.unsync();
+                slot.history = None;
+                slot.early.clear();
+            }
+            tracing::info!(retry_in_ms = backoff.as_millis() as u64, "reconnecting");
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One connection. `Ok` only on shutdown.
+    async fn serve<S>(
+        &mut self,
+        mut ws: S,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+        backoff: &mut Duration,
+    ) -> Result<(), LiveError>
+    where
+        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
+            + Unpin,
+    {
+        let hello = Hello::preditor(&self.version, &self.token)
+            .map_err(|e| LiveError::Protocol(format!("HELLO: {e}")))?;
+        send(&mut ws, &Line::Hello(hello)).await?;
+        // Wait for the executor's HELLO.
+        let deadline = tokio::time::sleep(HELLO_TIMEOUT);
+        tokio::pin!(deadline);
+        loop {
+            let msg = tokio::select! {
+                () = &mut shutdown => { let _ = ws.close().await; return Ok(()); }
+                () = &mut deadline => return Err(LiveError::HelloTimeout(HELLO_TIMEOUT)),
+                m = ws.next() => m,
+            };
+            let text = match msg {
+                None => return Err(LiveError::Closed),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Close(_))) => return Err(LiveError::Closed),
+                Some(Ok(_)) => continue,
+            };
+            let mut greeted = false;
+            for line in protocol::parse_message(text.as_str()) {
+                match line {
+                    Ok(l @ Line::Hello(Hello::Executor { .. })) => {
+                        tracing::info!(target: "wire", "< {}", l.redacted());
+                        greeted = true;
+                    }
+                    Ok(other) => {
+                        tracing::info!(target: "wire", "< {}", other.redacted());
+                        if let Line::Error(_) = other {
+                            return Err(LiveError::Protocol(format!("refused at HELLO: {other}")));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "wire", error = %e, "< (malformed) {}", text.as_str())
+                    }
+                }
+            }
+            if greeted {
+                break;
+            }
+        }
+        *backoff = BACKOFF_MIN;
+        for i in 0..self.slots.len() {
+            let slot = &self.slots[i];
+            let count = u32::try_from(slot.twin.warmup_count()).unwrap_or(u32::MAX);
+            let w = Line::Warmup(Warmup {
+                symbol: slot.symbol.clone(),
+                timeframe: slot.timeframe,
+                count,
+            });
+            send(&mut ws, &w).await?;
+        }
+        loop {
+            let msg = tokio::select! {
+                () = &mut shutdown => {
+                    tracing::info!("shutdown requested; closing the connection");
+                    let _ = ws.close().await;
+                    return Ok(());
+                }
+                m = ws.next() => m,
+            };
+            let text = match msg {
+                None => return Err(LiveError::Closed),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(Message::Close(_))) => return Err(LiveError::Closed),
+                Some(Ok(_)) => continue,
+            };
+            for line in protocol::parse_message(text.as_str()) {
+                match line {
+                    Ok(line) => {
+                        tracing::info!(target: "wire", "< {}", line.redacted());
+                        let out = self.handle(line);
+                        for l in out {
+                            send(&mut ws, &l).await?;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "wire", error = %e, "< (malformed)");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one received line; returns the lines to send (signals).
+    fn handle(&mut self, line: Line) -> Vec<Line> {
+        match line {
+            Line::History(h) => {
+                if let Some(&i) = self.index.get(&(h.symbol.clone(), h.timeframe)) {
+                    self.slots[i].history = Some(Vec::with_capacity(h.count as usize));
+                } else {
+                    tracing::warn!(symbol = %h.symbol, "HISTORY for a symbol without a model");
+                }
+                Vec::new()
+            }
+            Line::Bar(b) => {
+                let Some(&i) = self.index.get(&(b.symbol.clone(), b.timeframe)) else {
+                    tracing::debug!(symbol = %b.symbol, "BAR for a symbol without a model; ignored");
+                    return Vec::new();
+                };
+                let bar = Bar {
+                    time: b.time.unix_seconds(),
+                    open: b.open.to_f64(),
+                    high: b.high.to_f64(),
+                    low: b.low.to_f64(),
+                    close: b.close.to_f64(),
+                    volume: b.volume as f64,
+                };
+                if let Err(e) = bar.validate() {
+                    tracing::warn!(symbol = %b.symbol, time = %b.time, error = %e, "bar refused");
+                    return Vec::new();
+                }
+                let slot = &mut self.slots[i];
+                if let Some(h) = slot.history.as_mut() {
+                    h.push(bar);
+                    return Vec::new();
+                }
+                if !slot.twin.is_synced() {
+                    slot.early.push(bar);
+                    // No HISTORY came (the executor refused the WARMUP): after a window of live bars,
+                    // use them as the history instead of buffering forever.
+                    if slot.early.len() >= slot.twin.model.spec.window {
+                        tracing::warn!(symbol = %slot.symbol, "no HISTORY received; warming up from live bars");
+                        let bars = std::mem::take(&mut slot.early);
+                        return self.consume_history(i, &bars);
+                    }
+                    return Vec::new();
+                }
+                self.live_bar(i, bar).into_iter().collect()
+            }
+            Line::HistoryEnd(h) => {
+                let Some(&i) = self.index.get(&(h.symbol.clone(), h.timeframe)) else {
+                    return Vec::new();
+                };
+                let Some(bars) = self.slots[i].history.take() else {
+                    tracing::warn!(symbol = %h.symbol, "HISTORY_END without HISTORY; ignored");
+                    return Vec::new();
+                };
+                self.consume_history(i, &bars)
+            }
+            Line::Ack(_) | Line::Hello(_) => Vec::new(),
+            Line::Error(e) => {
+                tracing::warn!(code = %e.code, text = %e.text, "executor reported an error");
+                Vec::new()
+            }
+            Line::Warmup(_) | Line::Signal(_) => {
+                tracing::warn!("unexpected line from the executor; ignored");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Rebuilds a twin from history bars, then applies the live bars that arrived meanwhile.
+    fn consume_history(&mut self, i: usize, bars: &[Bar]) -> Vec<Line> {
+        let mut out = Vec::new();
+        let slot = &mut self.slots[i];
+        match slot.twin.on_history(bars) {
+            Ok(outcome) => {
+                tracing::info!(symbol = %slot.symbol, bars = bars.len(), replayed = outcome.replayed,
+                            mode = ?outcome.mode, signals = outcome.signals.len(), "history consumed");
+                if outcome.replayed > 0 {
+                    self.persist(i);
+                }
+                for d in &outcome.signals {
+                    out.extend(self.signal(i, d));
+                }
+            }
+            Err(e) => tracing::error!(symbol = %slot.symbol, error = %e, "history refused"),
+        }
+        let early = std::mem::take(&mut self.slots[i].early);
+        for bar in early {
+            out.extend(self.live_bar(i, bar));
+        }
+        out
+    }
+
+    fn live_bar(&mut self, i: usize, bar: Bar) -> Option<Line> {
+        let slot = &mut self.slots[i];
+        match slot.twin.on_bar(bar) {
+            Ok(BarOutcome::Decided(d)) => {
+                self.persist(i);
+                self.signal(i, &d)
+            }
+            Ok(BarOutcome::WarmingUp { have, need }) => {
+                tracing::info!(symbol = %slot.symbol, have, need, "warming up: no decision yet");
+                None
+            }
+            Ok(BarOutcome::AlreadyDecided) => {
+                tracing::debug!(symbol = %slot.symbol, time = %format_time(bar.time), "bar already decided");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(symbol = %slot.symbol, time = %format_time(bar.time), error = %e, "bar refused");
+                None
+            }
+        }
+    }
+
+    /// Persists a twin's state; a failure is logged loudly (the next bar retries).
+    fn persist(&self, i: usize) {
+        let slot = &self.slots[i];
+        if let Err(e) = self.store.save(&slot.twin.persisted()) {
+            tracing::error!(symbol = %slot.symbol, error = %e, "could not persist the twin state");
+        }
+    }
+
+    fn signal(&self, i: usize, d: &Decision) -> Option<Line> {
+        let slot = &self.slots[i];
+        signal_line(&slot.symbol, d)
+            .map_err(|e| tracing::error!(symbol = %slot.symbol, error = %e, "cannot format SIGNAL"))
+            .ok()
+    }
+}
+
+/// The SIGNAL line for a decision.
+pub fn signal_line(symbol: &Symbol, d: &Decision) -> Result<Line, String> {
+    let action = Action::from_index(usize::from(d.action))
+        .ok_or_else(|| format!("action index {}", d.action))?;
+    let virtual_pnl =
+        Decimal::from_f64(d.realised_pnl, Signal::PNL_DECIMALS).map_err(|e| e.to_string())?;
+    let bar_time = BarTime::from_unix(d.time).map_err(|e| e.to_string())?;
+    Ok(Line::Signal(Signal {
+        symbol: symbol.clone(),
+        action,
+        regime: d.regime,
+        virtual_pnl,
+        bar_time: Some(bar_time),
+        held: Some(d.held),
+    }))
+}
+
+async fn send<S>(ws: &mut S, line: &Line) -> Result<(), LiveError>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    tracing::info!(target: "wire", "> {}", line.redacted());
+    ws.send(Message::text(line.to_string())).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_line_matches_the_seed_format() {
+        let d = Decision {
+            time: 1_770_113_700, // 2026-02-03T10:15:00Z
+            regime: 3,
+            action: 1,
+            direction: 1,
+            intensity: 1,
+            realised_pnl: -0.004,
+            held: 1,
+        };
+        let line = signal_line(&"EURUSD".parse().unwrap(), &d).unwrap();
+        assert_eq!(
+            line.to_string(),
+            "SIGNAL|EURUSD|LONG_WEAK|3|0.00|B:2026-02-03T10:15:00Z|N:1"
+        );
+        let d = Decision {
+            action: 0,
+            regime: 2,
+            realised_pnl: -15.299999999,
+            held: 4,
+            ..d
+        };
+        let line = signal_line(&"EURUSD".parse().unwrap(), &d).unwrap();
+        assert_eq!(
+            line.to_string(),
+            "SIGNAL|EURUSD|WAIT|2|-15.30|B:2026-02-03T10:15:00Z|N:4"
+        );
+    }
+
+    #[test]
+    fn token_file_must_be_private_and_non_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, "secret\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_token(&p).unwrap(), "secret");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(
+            read_token(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600")
+        );
+        std::fs::write(&p, "  \n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(read_token(&p).unwrap_err().to_string().contains("empty"));
+    }
+}

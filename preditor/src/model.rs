@@ -1,0 +1,745 @@
+//! The atomic model (`models/<SYM>_<TF>.zip`, DESIGN.md §5, ENV.md §8): load, validate, and prepare both
+//! ONNX graphs as optimised tract plans with concrete input shapes.
+//!
+//! Validation happens once at load so the per-bar path cannot meet a malformed model: every length and
+//! period the twin indexes with is checked here.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::*;
+
+use crate::features::{HmmPeriods, PolicyPeriods};
+
+/// The action table every model must carry (ENV.md §6): name, direction, intensity.
+pub const ACTION_TABLE: [(&str, i8, u8); 7] = [
+    ("WAIT", 0, 0),
+    ("LONG_WEAK", 1, 1),
+    ("LONG_MODERATE", 1, 2),
+    ("LONG_STRONG", 1, 3),
+    ("SHORT_WEAK", -1, 1),
+    ("SHORT_MODERATE", -1, 2),
+    ("SHORT_STRONG", -1, 3),
+];
+
+/// A model zip was refused. Always names the file; `what` names the field or member and the problem.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{path}: {what}")]
+pub struct ModelError {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+impl ModelError {
+    fn new(path: &Path, what: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+}
+
+// ---- metadata as written by scripts/export.py (unknown keys are ignored on purpose: forward compat) ----
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    pub format_version: String,
+    pub generated_at: String,
+    pub symbol: SymbolMeta,
+    pub training_config: TrainingConfig,
+    pub hmm_config: HmmConfig,
+    pub rl_config: RlConfig,
+    pub actions: BTreeMap<String, ActionMeta>,
+    pub env: EnvMeta,
+    pub observation: ObservationMeta,
+    pub hmm: HmmMeta,
+    pub ppo: PpoMeta,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SymbolMeta {
+    pub name: String,
+    pub clean: String,
+    pub timeframe: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrainingConfig {
+    pub point: f64,
+    pub pip_size: f64,
+    pub pip_value: f64,
+    pub spread_points: f64,
+    pub slippage_points: f64,
+    pub commission_per_lot: f64,
+    pub digits: u32,
+    pub lot_sizes: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HmmConfig {
+    pub n_states: usize,
+    pub momentum_period: usize,
+    pub consistency_period: usize,
+    pub range_period: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RlConfig {
+    pub roc_period: usize,
+    pub atr_period: usize,
+    pub ema_period: usize,
+    pub range_period: usize,
+    pub volume_ma_period: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActionMeta {
+    pub name: String,
+    pub direction: i64,
+    pub intensity: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnvMeta {
+    pub window: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ObservationMeta {
+    pub features: Vec<String>,
+    pub norm: NormMeta,
+    pub unrealized_clip: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NormMeta {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub clip: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HmmMeta {
+    pub features: Vec<String>,
+    pub scaler: ScalerMeta,
+    pub startprob: Vec<f64>,
+    pub transmat: Vec<Vec<f64>>,
+    pub onnx: OnnxMeta,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScalerMeta {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OnnxMeta {
+    pub member: String,
+    pub input: String,
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PpoMeta {
+    pub onnx: OnnxMeta,
+    pub obs_dim: usize,
+}
+
+/// Trading costs (`training_config`), ready for the PnL rule of ENV.md §6.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Costs {
+    pub point: f64,
+    pub pip_size: f64,
+    pub pip_value: f64,
+    pub spread_points: f64,
+    pub slippage_points: f64,
+    pub commission_per_lot: f64,
+    pub lot_sizes: [f64; 4],
+}
+
+impl Costs {
+    /// `V = pip_value / pip_size`: account currency per price unit per lot.
+    pub fn value_per_price_unit(&self) -> f64 {
+        self.pip_value / self.pip_size
+    }
+
+    /// `h = (spread_points / 2 + slippage_points) · point`: half the round-trip cost, in price.
+    pub fn half_cost(&self) -> f64 {
+        (self.spread_points / 2.0 + self.slippage_points) * self.point
+    }
+}
+
+/// Everything numeric the twin needs from the metadata, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvSpec {
+    pub window: usize,
+    pub policy: PolicyPeriods,
+    pub hmm_periods: HmmPeriods,
+    pub n_states: usize,
+    pub norm_mean: [f64; 5],
+    pub norm_std: [f64; 5],
+    pub norm_clip: f64,
+    pub unrealized_clip: f64,
+    pub hmm_mean: [f64; 3],
+    pub hmm_std: [f64; 3],
+    /// `ln π`.
+    pub log_startprob: Vec<f64>,
+    /// `ln A`, row-major `[K, K]`.
+    pub log_transmat: Vec<f64>,
+    pub costs: Costs,
+}
+
+impl EnvSpec {
+    /// `S = W − H`: HMM observations per window.
+    pub fn hmm_len(&self) -> usize {
+        self.window - self.hmm_periods.lookback()
+    }
+
+    /// `5 + K + 3`.
+    pub fn obs_dim(&self) -> usize {
+        5 + self.n_states + 3
+    }
+}
+
+type Plan = TypedRunnableModel<TypedModel>;
+
+/// A loaded, validated model: metadata, the twin's parameters and both inference plans.
+pub struct Model {
+    pub path: PathBuf,
+    /// Hex sha256 of the zip bytes: the persisted twin state is only valid for the same model.
+    pub fingerprint: String,
+    pub symbol: String,
+    pub timeframe: String,
+    pub meta: Metadata,
+    pub spec: EnvSpec,
+    policy: Plan,
+    hmm: Plan,
+    /// The same HMM graph for one observation `[1, 3]`: per-bar emissions for the live cache.
+    hmm_row: Plan,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("path", &self.path)
+            .field("symbol", &self.symbol)
+            .field("timeframe", &self.timeframe)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Inference failed at run time (tract error); carries the model symbol for the log.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{symbol}: {stage} inference failed: {message}")]
+pub struct InferenceError {
+    pub symbol: String,
+    pub stage: &'static str,
+    pub message: String,
+}
+
+impl Model {
+    /// Loads and validates one model zip.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let bytes =
+            std::fs::read(path).map_err(|e| ModelError::new(path, format!("cannot read: {e}")))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// Loads a model from zip bytes; `path` names it in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, ModelError> {
+        let fingerprint = hex(&Sha256::digest(bytes));
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|e| ModelError::new(path, format!("not a zip archive: {e}")))?;
+        let comment = std::str::from_utf8(archive.comment())
+            .map_err(|_| ModelError::new(path, "zip comment (metadata) is not UTF-8"))?
+            .to_string();
+        if comment.trim().is_empty() {
+            return Err(ModelError::new(
+                path,
+                "zip comment is empty: the JSON metadata is missing",
+            ));
+        }
+        let de = &mut serde_json::Deserializer::from_str(&comment);
+        let meta: Metadata = serde_path_to_error::deserialize(de).map_err(|e| {
+            let inner = e.inner().to_string();
+            // serde names a missing field in the message, its parent in the path: join them.
+            let what = match inner
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split_once('`'))
+            {
+                Some((field, _)) if e.path().to_string() == "." => {
+                    format!("metadata field `{field}` is missing")
+                }
+                Some((field, _)) => format!("metadata field `{}.{field}` is missing", e.path()),
+                None => format!("metadata field `{}`: {inner}", e.path()),
+            };
+            ModelError::new(path, what)
+        })?;
+        let spec = validate(&meta).map_err(|what| ModelError::new(path, what))?;
+
+        let ppo_bytes = read_member(&mut archive, &meta.ppo.onnx.member, path)?;
+        let hmm_bytes = read_member(&mut archive, &meta.hmm.onnx.member, path)?;
+        let d = spec.obs_dim();
+        let s = spec.hmm_len();
+        let policy = build_plan(
+            &ppo_bytes,
+            &meta.ppo.onnx,
+            f32::fact([1, d]).into(),
+            &[1, 7],
+            path,
+        )?;
+        let hmm = build_plan(
+            &hmm_bytes,
+            &meta.hmm.onnx,
+            f64::fact([s, 3]).into(),
+            &[s, spec.n_states],
+            path,
+        )?;
+        let hmm_row = build_plan(
+            &hmm_bytes,
+            &meta.hmm.onnx,
+            f64::fact([1, 3]).into(),
+            &[1, spec.n_states],
+            path,
+        )?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            hmm_row,
+            fingerprint,
+            symbol: meta.symbol.name.clone(),
+            timeframe: meta.symbol.timeframe.clone(),
+            meta,
+            spec,
+            policy,
+            hmm,
+        })
+    }
+
+    /// The policy's 7 logits for one observation (`obs` has `5 + K + 3` values).
+    pub fn logits(&self, obs: &[f32]) -> Result<[f32; 7], InferenceError> {
+        let err = |m: String| InferenceError {
+            symbol: self.symbol.clone(),
+            stage: "policy",
+            message: m,
+        };
+        let input = Tensor::from_shape(&[1, obs.len()], obs).map_err(|e| err(e.to_string()))?;
+        let out = self
+            .policy
+            .run(tvec!(input.into_tvalue()))
+            .map_err(|e| err(e.to_string()))?;
+        let view = out[0].as_slice::<f32>().map_err(|e| err(e.to_string()))?;
+        let mut logits = [0.0f32; 7];
+        if view.len() != 7 {
+            return Err(err(format!("expected 7 logits, got {}", view.len())));
+        }
+        logits.copy_from_slice(view);
+        Ok(logits)
+    }
+
+    /// Log emission densities `[S, K]` (row-major) for the scaled HMM observations `x` (`[S, 3]`).
+    pub fn log_emissions(&self, x: &[f64]) -> Result<Vec<f64>, InferenceError> {
+        let err = |m: String| InferenceError {
+            symbol: self.symbol.clone(),
+            stage: "hmm",
+            message: m,
+        };
+        let input = Tensor::from_shape(&[x.len() / 3, 3], x).map_err(|e| err(e.to_string()))?;
+        let out = self
+            .hmm
+            .run(tvec!(input.into_tvalue()))
+            .map_err(|e| err(e.to_string()))?;
+        Ok(out[0]
+            .as_slice::<f64>()
+            .map_err(|e| err(e.to_string()))?
+            .to_vec())
+    }
+}
+
+impl Model {
+    /// Log emission densities `[K]` of one scaled HMM observation (the `[1, 3]` plan).
+    pub fn log_emission_row(&self, x: &[f64; 3]) -> Result<Vec<f64>, InferenceError> {
+        let err = |m: String| InferenceError {
+            symbol: self.symbol.clone(),
+            stage: "hmm",
+            message: m,
+        };
+        let input = Tensor::from_shape(&[1, 3], x).map_err(|e| err(e.to_string()))?;
+        let out = self
+            .hmm_row
+            .run(tvec!(input.into_tvalue()))
+            .map_err(|e| err(e.to_string()))?;
+        Ok(out[0]
+            .as_slice::<f64>()
+            .map_err(|e| err(e.to_string()))?
+            .to_vec())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_member(
+    archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<u8>, ModelError> {
+    let mut file = archive
+        .by_name(name)
+        .map_err(|e| ModelError::new(path, format!("member `{name}` missing: {e}")))?;
+    let mut buf = Vec::with_capacity(file.size() as usize);
+    file.read_to_end(&mut buf)
+        .map_err(|e| ModelError::new(path, format!("member `{name}` unreadable: {e}")))?;
+    Ok(buf)
+}
+
+fn build_plan(
+    bytes: &[u8],
+    onnx: &OnnxMeta,
+    input_fact: InferenceFact,
+    expect_out: &[usize],
+    path: &Path,
+) -> Result<Plan, ModelError> {
+    let member = &onnx.member;
+    let fail = |stage: &str, e: TractError| {
+        ModelError::new(path, format!("member `{member}`: {stage}: {e:#}"))
+    };
+    let mut model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| fail("not a loadable ONNX graph", e))?;
+    let inputs = model
+        .input_outlets()
+        .map_err(|e| fail("inputs", e))?
+        .to_vec();
+    if inputs.len() != 1 {
+        return Err(ModelError::new(
+            path,
+            format!(
+                "member `{member}`: expected 1 input, found {}",
+                inputs.len()
+            ),
+        ));
+    }
+    let input_name = model.node(inputs[0].node).name.clone();
+    if input_name != onnx.input {
+        return Err(ModelError::new(
+            path,
+            format!(
+                "member `{member}`: input is named `{input_name}`, metadata says `{}`",
+                onnx.input
+            ),
+        ));
+    }
+    model
+        .set_output_names([onnx.output.as_str()])
+        .map_err(|e| fail(&format!("output `{}`", onnx.output), e))?;
+    let model = model
+        .with_input_fact(0, input_fact)
+        .map_err(|e| fail("input fact", e))?
+        .into_optimized()
+        .map_err(|e| fail("optimisation (an op tract does not support?)", e))?;
+    let shape = model
+        .output_fact(0)
+        .map_err(|e| fail("output fact", e))?
+        .shape
+        .as_concrete()
+        .map(<[usize]>::to_vec);
+    if shape.as_deref() != Some(expect_out) {
+        return Err(ModelError::new(
+            path,
+            format!(
+                "member `{member}`: output `{}` has shape {shape:?}, expected {expect_out:?}",
+                onnx.output
+            ),
+        ));
+    }
+    model.into_runnable().map_err(|e| fail("plan", e))
+}
+
+fn check_period(name: &str, p: usize, window: usize) -> Result<(), String> {
+    if p == 0 || p >= window {
+        return Err(format!(
+            "`{name}` = {p} must be ≥ 1 and < env.window ({window})"
+        ));
+    }
+    Ok(())
+}
+
+fn fixed<const N: usize>(name: &str, v: &[f64]) -> Result<[f64; N], String> {
+    if v.len() != N {
+        return Err(format!("`{name}` has {} values, expected {N}", v.len()));
+    }
+    if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+        return Err(format!("`{name}` holds a non-finite value ({x})"));
+    }
+    let mut a = [0.0; N];
+    a.copy_from_slice(v);
+    Ok(a)
+}
+
+/// Checks the metadata against ENV.md §2, §6, §8 and builds the [`EnvSpec`].
+pub fn validate(m: &Metadata) -> Result<EnvSpec, String> {
+    if m.format_version != "2.0" {
+        return Err(format!(
+            "`format_version` is {:?}, this preditor reads \"2.0\"",
+            m.format_version
+        ));
+    }
+    let w = m.env.window;
+    if w < 2 {
+        return Err(format!("`env.window` = {w} is too small"));
+    }
+    let rl = &m.rl_config;
+    check_period("rl_config.roc_period", rl.roc_period, w)?;
+    check_period("rl_config.atr_period", rl.atr_period, w)?;
+    check_period("rl_config.ema_period", rl.ema_period, w)?;
+    check_period("rl_config.range_period", rl.range_period, w)?;
+    check_period("rl_config.volume_ma_period", rl.volume_ma_period, w)?;
+    let hc = &m.hmm_config;
+    check_period("hmm_config.momentum_period", hc.momentum_period, w)?;
+    check_period("hmm_config.consistency_period", hc.consistency_period, w)?;
+    check_period("hmm_config.range_period", hc.range_period, w)?;
+    let k = hc.n_states;
+    if k == 0 {
+        return Err("`hmm_config.n_states` must be ≥ 1".into());
+    }
+
+    // Actions: exactly the table of ENV.md §6.
+    if m.actions.len() != 7 {
+        return Err(format!(
+            "`actions` has {} entries, expected exactly 7 (\"0\"…\"6\")",
+            m.actions.len()
+        ));
+    }
+    for (i, (name, dir, inten)) in ACTION_TABLE.iter().enumerate() {
+        let key = i.to_string();
+        let a = m
+            .actions
+            .get(&key)
+            .ok_or_else(|| format!("`actions.{key}` is missing"))?;
+        if a.name != *name || a.direction != i64::from(*dir) || a.intensity != i64::from(*inten) {
+            return Err(format!(
+                "`actions.{key}` is {{name: {:?}, direction: {}, intensity: {}}}, expected {{name: {name:?}, direction: {dir}, intensity: {inten}}}",
+                a.name, a.direction, a.intensity
+            ));
+        }
+    }
+
+    let tc = &m.training_config;
+    let lots = fixed::<4>("training_config.lot_sizes", &tc.lot_sizes)?;
+    if lots[0] != 0.0 {
+        return Err(format!(
+            "`training_config.lot_sizes[0]` = {}, must be 0 (WAIT holds nothing)",
+            lots[0]
+        ));
+    }
+    if lots.iter().any(|l| *l < 0.0) {
+        return Err("`training_config.lot_sizes` holds a negative lot size".into());
+    }
+    for (name, v) in [
+        ("training_config.point", tc.point),
+        ("training_config.pip_size", tc.pip_size),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("`{name}` = {v} must be finite and > 0"));
+        }
+    }
+    for (name, v) in [
+        ("training_config.pip_value", tc.pip_value),
+        ("training_config.spread_points", tc.spread_points),
+        ("training_config.slippage_points", tc.slippage_points),
+        ("training_config.commission_per_lot", tc.commission_per_lot),
+    ] {
+        if !v.is_finite() {
+            return Err(format!("`{name}` = {v} must be finite"));
+        }
+    }
+
+    let obs_dim = 5 + k + 3;
+    if m.ppo.obs_dim != obs_dim {
+        return Err(format!(
+            "`ppo.obs_dim` = {} but 5 + n_states ({k}) + 3 = {obs_dim}",
+            m.ppo.obs_dim
+        ));
+    }
+    if m.observation.features.len() != obs_dim {
+        return Err(format!(
+            "`observation.features` lists {} names, expected obs_dim = {obs_dim}",
+            m.observation.features.len()
+        ));
+    }
+    let norm_mean = fixed::<5>("observation.norm.mean", &m.observation.norm.mean)?;
+    let norm_std = fixed::<5>("observation.norm.std", &m.observation.norm.std)?;
+    if let Some(s) = norm_std.iter().find(|s| **s <= 0.0) {
+        return Err(format!(
+            "`observation.norm.std` holds {s}; every std must be > 0"
+        ));
+    }
+    let clip = m.observation.norm.clip;
+    if !(clip.is_finite() && clip > 0.0) {
+        return Err(format!(
+            "`observation.norm.clip` = {clip} must be finite and > 0"
+        ));
+    }
+    let uclip = m.observation.unrealized_clip;
+    if !(uclip.is_finite() && uclip > 0.0) {
+        return Err(format!(
+            "`observation.unrealized_clip` = {uclip} must be finite and > 0"
+        ));
+    }
+
+    let h = &m.hmm;
+    if h.features != ["momentum", "consistency", "range"] {
+        return Err(format!(
+            "`hmm.features` is {:?}, expected [\"momentum\", \"consistency\", \"range\"]",
+            h.features
+        ));
+    }
+    let hmm_mean = fixed::<3>("hmm.scaler.mean", &h.scaler.mean)?;
+    let hmm_std = fixed::<3>("hmm.scaler.std", &h.scaler.std)?;
+    if let Some(s) = hmm_std.iter().find(|s| **s <= 0.0) {
+        return Err(format!("`hmm.scaler.std` holds {s}; every std must be > 0"));
+    }
+    if h.startprob.len() != k {
+        return Err(format!(
+            "`hmm.startprob` has {} values, expected n_states = {k}",
+            h.startprob.len()
+        ));
+    }
+    check_distribution("hmm.startprob", &h.startprob)?;
+    if h.transmat.len() != k {
+        return Err(format!(
+            "`hmm.transmat` has {} rows, expected {k}",
+            h.transmat.len()
+        ));
+    }
+    for (i, row) in h.transmat.iter().enumerate() {
+        if row.len() != k {
+            return Err(format!(
+                "`hmm.transmat[{i}]` has {} values, expected {k}",
+                row.len()
+            ));
+        }
+        check_distribution(&format!("hmm.transmat[{i}]"), row)?;
+    }
+    let stem = format!("{}_{}", m.symbol.name, m.symbol.timeframe);
+    for (key, onnx, kind) in [
+        ("ppo.onnx.member", &m.ppo.onnx, "ppo"),
+        ("hmm.onnx.member", &m.hmm.onnx, "hmm"),
+    ] {
+        let expected = format!("{stem}_{kind}.onnx");
+        if onnx.member != expected {
+            return Err(format!(
+                "`{key}` is {:?}, expected {expected:?} (symbol.name _ symbol.timeframe)",
+                onnx.member
+            ));
+        }
+    }
+    if m.hmm.onnx.input != "x" || m.hmm.onnx.output != "log_emission" {
+        return Err(format!(
+            "`hmm.onnx` names input {:?} / output {:?}, expected \"x\" / \"log_emission\"",
+            m.hmm.onnx.input, m.hmm.onnx.output
+        ));
+    }
+    if m.ppo.onnx.input != "obs" || m.ppo.onnx.output != "logits" {
+        return Err(format!(
+            "`ppo.onnx` names input {:?} / output {:?}, expected \"obs\" / \"logits\"",
+            m.ppo.onnx.input, m.ppo.onnx.output
+        ));
+    }
+
+    let hmm_periods = HmmPeriods {
+        momentum: hc.momentum_period,
+        consistency: hc.consistency_period,
+        range: hc.range_period,
+    };
+    Ok(EnvSpec {
+        window: w,
+        policy: PolicyPeriods {
+            roc: rl.roc_period,
+            atr: rl.atr_period,
+            ema: rl.ema_period,
+            range: rl.range_period,
+            volume_ma: rl.volume_ma_period,
+        },
+        hmm_periods,
+        n_states: k,
+        norm_mean,
+        norm_std,
+        norm_clip: clip,
+        unrealized_clip: uclip,
+        hmm_mean,
+        hmm_std,
+        log_startprob: h.startprob.iter().map(|p| p.ln()).collect(),
+        log_transmat: h.transmat.iter().flatten().map(|p| p.ln()).collect(),
+        costs: Costs {
+            point: tc.point,
+            pip_size: tc.pip_size,
+            pip_value: tc.pip_value,
+            spread_points: tc.spread_points,
+            slippage_points: tc.slippage_points,
+            commission_per_lot: tc.commission_per_lot,
+            lot_sizes: lots,
+        },
+    })
+}
+
+fn check_distribution(name: &str, p: &[f64]) -> Result<(), String> {
+    if let Some(x) = p.iter().find(|x| !(x.is_finite() && **x >= 0.0)) {
+        return Err(format!(
+            "`{name}` holds {x}; probabilities must be finite and ≥ 0"
+        ));
+    }
+    let sum: f64 = p.iter().sum();
+    if (sum - 1.0).abs() > 1e-6 {
+        return Err(format!("`{name}` sums to {sum}, expected 1 (±1e-6)"));
+    }
+    Ok(())
+}
+
+/// Loading a directory: every good model, and one error per bad zip (that symbol stays disabled).
+#[derive(Debug, Default)]
+pub struct ModelSet {
+    pub models: Vec<Model>,
+    pub refused: Vec<ModelError>,
+}
+
+/// Loads every `*.zip` in `dir` (sorted by file name). A bad zip never stops the others.
+pub fn load_dir(dir: &Path) -> Result<ModelSet, ModelError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ModelError::new(dir, format!("cannot list models directory: {e}")))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "zip") && p.is_file())
+        .collect();
+    paths.sort();
+    let mut set = ModelSet::default();
+    for p in paths {
+        match Model::load(&p) {
+            Ok(m) => {
+                if set
+                    .models
+                    .iter()
+                    .any(|o| o.symbol == m.symbol && o.timeframe == m.timeframe)
+                {
+                    set.refused.push(ModelError::new(
+                        &p,
+                        format!(
+                            "duplicate model for {} {}: an earlier zip already serves it",
+                            m.symbol, m.timeframe
+                        ),
+                    ));
+                } else {
+                    set.models.push(m);
+                }
+            }
+            Err(e) => set.refused.push(e),
+        }
+    }
+    Ok(set)
+}

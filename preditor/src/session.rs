@@ -1,0 +1,252 @@
+//! One symbol's live twin without I/O: warmup from HISTORY, resume from persisted state, per-bar step.
+//!
+//! The async shell ([`crate::live`]) feeds it bars and persists/sends what it returns, so every rule
+//! about which bars are decided, replayed or skipped lives here and is testable without a socket.
+
+use std::sync::Arc;
+
+use crate::bars::{Bar, format_time};
+use crate::fifo::{BarFifo, FifoError, Push};
+use crate::model::{InferenceError, Model};
+use crate::state::PersistedState;
+use crate::twin::{Decision, EmissionCache, TwinState, Window, step_cached};
+
+/// Bars replayed from FLAT before the first live decision when there is no usable persisted state.
+///
+/// Why 1000: a replay from FLAT and a backtest from the series start decide identically from the first
+/// bar at which their virtual positions (direction, intensity, entry) coincide, because the observation
+/// depends only on the window and the position. `preditor bench` measures that lag from 19 start points
+/// spread over a 5000-bar file; on the demo models with their own bars the longest lag seen was 256 bars
+/// (GBPUSD; EURUSD 55, XAUUSD 80, US500 63), and 506 for a model run on another symbol's bars. 1000 bars
+/// keeps about 4x margin over the matched worst case; the cost is paid only when no state exists
+/// (~3 s for 20 models in a release build; a resume from state replays only the missed bars).
+/// The realised PnL of a fast-forward starts at 0: only the position is reconstructed.
+pub const REPLAY_SPAN: usize = 1000;
+
+/// Seconds per bar for a cTrader timeframe name (`None` for MN1 or unknown: no gap detection).
+pub fn timeframe_secs(tf: &str) -> Option<i64> {
+    Some(match tf {
+        "M1" => 60,
+        "M2" => 120,
+        "M3" => 180,
+        "M4" => 240,
+        "M5" => 300,
+        "M10" => 600,
+        "M15" => 900,
+        "M30" => 1800,
+        "H1" => 3600,
+        "H4" => 14_400,
+        "H12" => 43_200,
+        "D1" => 86_400,
+        "W1" => 604_800,
+        _ => return None,
+    })
+}
+
+/// How the twin starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// A persisted state for this model: continue after its last bar.
+    Resume,
+    /// No state (or one for another model): replay the fetched history from FLAT.
+    FastForward,
+}
+
+/// What a HISTORY block produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryOutcome {
+    pub mode: StartMode,
+    /// Decisions taken while consuming the history.
+    pub replayed: usize,
+    /// Decided bars that lie beyond the history's reach (a resume after a very long outage).
+    pub unreachable_gap: bool,
+    /// Signals to send now: the missed bars after a resume (or a resend of the last decision when
+    /// nothing was missed, which the executor deduplicates by `B:`), or the last decision of a
+    /// fast-forward warmup.
+    pub signals: Vec<Decision>,
+}
+
+/// What a live bar produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BarOutcome {
+    /// Decided: persist the new state, then send the signal.
+    Decided(Decision),
+    /// Stored; fewer than `W` bars so far.
+    WarmingUp { have: usize, need: usize },
+    /// Already decided before (a resend after reconnect); nothing to do.
+    AlreadyDecided,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Fifo(#[from] FifoError),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+}
+
+/// One symbol's twin: model, FIFO, state.
+#[derive(Debug)]
+pub struct SymbolTwin {
+    pub model: Arc<Model>,
+    fifo: BarFifo,
+    state: TwinState,
+    mode: StartMode,
+    /// Set once a HISTORY block has been consumed; live bars wait for it.
+    synced: bool,
+    emissions: EmissionCache,
+}
+
+impl SymbolTwin {
+    /// Starts from a persisted state when it belongs to this model, otherwise from FLAT.
+    pub fn new(model: Arc<Model>, persisted: Option<PersistedState>) -> Self {
+        let (state, mode) = match persisted {
+            Some(p)
+                if p.model_fingerprint == model.fingerprint && p.twin.last_bar_time.is_some() =>
+            {
+                (p.twin, StartMode::Resume)
+            }
+            _ => (TwinState::START, StartMode::FastForward),
+        };
+        let fifo = BarFifo::new(model.spec.window, timeframe_secs(&model.timeframe));
+        Self {
+            model,
+            fifo,
+            state,
+            mode,
+            synced: false,
+            emissions: EmissionCache::new(),
+        }
+    }
+
+    pub fn state(&self) -> &TwinState {
+        &self.state
+    }
+
+    pub fn mode(&self) -> StartMode {
+        self.mode
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    /// Marks the twin as waiting for a fresh HISTORY (after a reconnect).
+    pub fn unsync(&mut self) {
+        self.synced = false;
+    }
+
+    /// The record to persist for the current state.
+    pub fn persisted(&self) -> PersistedState {
+        PersistedState {
+            symbol: self.model.symbol.clone(),
+            timeframe: self.model.timeframe.clone(),
+            model_fingerprint: self.model.fingerprint.clone(),
+            twin: self.state,
+        }
+    }
+
+    /// Bars to ask for with WARMUP: the window plus the replay span.
+    pub fn warmup_count(&self) -> usize {
+        self.model.spec.window + REPLAY_SPAN
+    }
+
+    /// Consumes a HISTORY block (oldest first). Rebuilds the FIFO; decides every bar after the
+    /// persisted last bar (resume) or every decidable bar from FLAT (fast-forward).
+    pub fn on_history(&mut self, bars: &[Bar]) -> Result<HistoryOutcome, SessionError> {
+        self.fifo.clear();
+        self.emissions.clear();
+        let w = self.model.spec.window;
+        let mut decided = Vec::new();
+        let last_done = self.state.last_bar_time;
+        let mut unreachable_gap = false;
+        // The last bar that cannot be decided (the window before it is not full yet).
+        if let (Some(t), Some(undecidable), Some(first_decidable)) =
+            (last_done, bars.get(w.saturating_sub(2)), bars.get(w - 1))
+            && t < undecidable.time
+        {
+            // Bars between the persisted one and the first we can decide are lost for good.
+            unreachable_gap = true;
+            tracing::warn!(
+                symbol = %self.model.symbol,
+                last_decided = %format_time(t),
+                first_decidable = %format_time(first_decidable.time),
+                "missed more bars than the history holds; resuming from the persisted state"
+            );
+        }
+        for bar in bars {
+            match self.fifo.push(*bar) {
+                Ok(_) => {}
+                Err(FifoError::Duplicate { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            if !self.fifo.is_full() || last_done.is_some_and(|t| bar.time <= t) {
+                continue;
+            }
+            decided.push(self.decide()?);
+        }
+        let signals = match self.mode {
+            StartMode::Resume if decided.is_empty() => {
+                self.state.last_decision().into_iter().collect()
+            }
+            StartMode::Resume => decided.clone(),
+            StartMode::FastForward => decided.last().copied().into_iter().collect(),
+        };
+        self.synced = true;
+        let outcome = HistoryOutcome {
+            mode: self.mode,
+            replayed: decided.len(),
+            unreachable_gap,
+            signals,
+        };
+        // After the first history the twin is live; a reconnect resumes from its own state.
+        if self.state.last_bar_time.is_some() {
+            self.mode = StartMode::Resume;
+        }
+        Ok(outcome)
+    }
+
+    /// One live bar.
+    pub fn on_bar(&mut self, bar: Bar) -> Result<BarOutcome, SessionError> {
+        if self.state.last_bar_time.is_some_and(|t| bar.time <= t) {
+            return Ok(BarOutcome::AlreadyDecided);
+        }
+        if let Push::Gap {
+            missing_from,
+            missing_secs,
+        } = self.fifo.push(bar)?
+        {
+            tracing::info!(
+                symbol = %self.model.symbol,
+                from = %format_time(missing_from),
+                missing_secs,
+                "gap in bars (market closed or outage); accepted"
+            );
+        }
+        if !self.fifo.is_full() {
+            return Ok(BarOutcome::WarmingUp {
+                have: self.fifo.len(),
+                need: self.model.spec.window,
+            });
+        }
+        Ok(BarOutcome::Decided(self.decide()?))
+    }
+
+    fn decide(&mut self) -> Result<Decision, SessionError> {
+        let model = Arc::clone(&self.model);
+        let bars = self.fifo.as_slice();
+        let window = match Window::new(bars, &model.spec) {
+            Ok(w) => w,
+            Err(e) => unreachable!("the FIFO is full: {e}"),
+        };
+        let (decision, next, _) = step_cached(
+            &model.spec,
+            model.as_ref(),
+            &window,
+            &self.state,
+            &mut self.emissions,
+        )?;
+        self.state = next;
+        Ok(decision)
+    }
+}

@@ -1,0 +1,456 @@
+//! The live path against a small executor written here (HELLO, HISTORY, BARs from the golden bars.csv,
+//! reading SIGNALs): the real `preditor run` binary must send, at every bar, exactly the signal the
+//! backtest (and the Python reference) decides — also when it is SIGKILLed at random bars and restarted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::{Decimal, Line, Signal};
+use rand::{Rng, SeedableRng};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+
+const TOKEN: &str = "test-token-0123456789";
+const W: usize = 350;
+
+/// One golden bar as the executor sends it (prices keep the CSV text).
+#[derive(Debug, Clone)]
+struct WireBar {
+    time: String,
+    line: String,
+}
+
+fn golden_bars(dir: &Path) -> Vec<WireBar> {
+    let mut r = csv::Reader::from_path(dir.join("bars.csv")).unwrap();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let line = format!(
+                "BAR|EURUSD|H1|{}|{}|{}|{}|{}|{}",
+                &rec[0], &rec[1], &rec[2], &rec[3], &rec[4], &rec[5]
+            );
+            WireBar {
+                time: rec[0].to_string(),
+                line,
+            }
+        })
+        .collect()
+}
+
+/// Expected SIGNAL per bar time, from the golden steps (the reference's decisions).
+fn expected_signals(dir: &Path) -> BTreeMap<String, String> {
+    let mut r = csv::Reader::from_path(dir.join("steps.csv")).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    let col = |name: &str| h.iter().position(|x| x == name).unwrap();
+    let (t, reg, act, pnl, held) = (
+        col("time"),
+        col("regime"),
+        col("action"),
+        col("virtual_pnl"),
+        col("held"),
+    );
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let action = protocol::Action::from_index(rec[act].parse().unwrap()).unwrap();
+            let pnl = Decimal::from_f64(rec[pnl].parse().unwrap(), Signal::PNL_DECIMALS).unwrap();
+            let line = format!(
+                "SIGNAL|EURUSD|{}|{}|{}|B:{}|N:{}",
+                action.as_str(),
+                &rec[reg],
+                pnl.as_str(),
+                &rec[t],
+                &rec[held]
+            );
+            (rec[t].to_string(), line)
+        })
+        .collect()
+}
+
+/// What the fake executor has done so far.
+#[derive(Debug, Default)]
+struct Book {
+    /// Bars delivered (history or live): the next live bar is `bars[cursor]`.
+    cursor: usize,
+    /// Every SIGNAL received, by bar time (duplicates kept to check they agree).
+    signals: BTreeMap<String, Vec<String>>,
+    connections: usize,
+    bad_hello: usize,
+    /// Only the newest connection delivers bars (a dead one must not steal a bar from its successor).
+    generation: usize,
+    /// Cursor values at which the executor drops the connection (once each) instead of sending a bar.
+    drop_at: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct FakeExecutor {
+    bars: Vec<WireBar>,
+    book: Mutex<Book>,
+    /// Longest history it will serve (a broker keeps limited history).
+    history_cap: usize,
+    progress: Notify,
+}
+
+impl FakeExecutor {
+    async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let me = Arc::clone(&self);
+            tokio::spawn(async move {
+                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                    let _ = me.connection(ws).await;
+                }
+            });
+        }
+    }
+
+    async fn connection(
+        &self,
+        mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let generation = {
+            let mut b = self.book.lock().unwrap();
+            b.connections += 1;
+            b.generation += 1;
+            b.generation
+        };
+        // HELLO with the right token first.
+        let first = next_text(&mut ws).await?;
+        match first.parse::<Line>()? {
+            Line::Hello(protocol::Hello::Preditor { token, .. }) if token == TOKEN => {}
+            _ => {
+                self.book.lock().unwrap().bad_hello += 1;
+                return Ok(());
+            }
+        }
+        ws.send(Message::text("HELLO|executor|0.1.0|paper")).await?;
+        let warmup = next_text(&mut ws).await?;
+        let Line::Warmup(w) = warmup.parse::<Line>()? else {
+            return Err(format!("expected WARMUP, got {warmup}").into());
+        };
+        let cursor = self.book.lock().unwrap().cursor;
+        let n = (w.count as usize).min(self.history_cap).min(cursor);
+        let mut block = vec![format!("HISTORY|EURUSD|H1|{n}")];
+        block.extend(self.bars[cursor - n..cursor].iter().map(|b| b.line.clone()));
+        block.push("HISTORY_END|EURUSD|H1".into());
+        // One message per line, as a real executor does.
+        for l in block {
+            ws.send(Message::text(l)).await?;
+        }
+        loop {
+            // Read every SIGNAL already there, then deliver the next bar.
+            let next = {
+                let book = self.book.lock().unwrap();
+                if book.generation != generation {
+                    return Ok(());
+                }
+                let cursor = book.cursor;
+                drop(book);
+                let mut book = self.book.lock().unwrap();
+                if let Some(i) = book.drop_at.iter().position(|&c| c == cursor) {
+                    book.drop_at.remove(i);
+                    return Ok(()); // the socket is dropped: the preditor must reconnect and resume
+                }
+                (book.cursor < self.bars.len()).then(|| self.bars[book.cursor].clone())
+            };
+            if let Some(bar) = &next {
+                ws.send(Message::text(bar.line.clone())).await?;
+                self.book.lock().unwrap().cursor += 1;
+                self.progress.notify_waiters();
+            }
+            // Wait for this bar's SIGNAL (resent signals of older bars are recorded on the way).
+            loop {
+                let text =
+                    match tokio::time::timeout(Duration::from_secs(30), next_text(&mut ws)).await {
+                        Ok(t) => t?,
+                        Err(_) => return Err("no SIGNAL within 30 s".into()),
+                    };
+                let Line::Signal(s) = text.parse::<Line>()? else {
+                    continue;
+                };
+                let bt = s.bar_time.map(|b| b.to_string()).unwrap_or_default();
+                self.book
+                    .lock()
+                    .unwrap()
+                    .signals
+                    .entry(bt.clone())
+                    .or_default()
+                    .push(text.clone());
+                self.progress.notify_waiters();
+                ws.send(Message::text(format!(
+                    "ACK|EURUSD|{}|OK",
+                    s.action.as_str()
+                )))
+                .await?;
+                if next.as_ref().is_none_or(|b| b.time == bt) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn next_text(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+            Some(Ok(Message::Close(_))) | None => return Err("closed".into()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    models: PathBuf,
+    state: PathBuf,
+    token: PathBuf,
+    log: PathBuf,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    std::fs::copy(
+        common::repo_root().join("models/EURUSD_H1.zip"),
+        models.join("EURUSD_H1.zip"),
+    )
+    .unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    Setup {
+        state: tmp.path().join("state"),
+        log: tmp.path().join("preditor.log"),
+        models,
+        token,
+        _tmp: tmp,
+    }
+}
+
+fn spawn(s: &Setup, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&s.log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_preditor"))
+        .arg("run")
+        .arg("--executor")
+        .arg(format!("ws://127.0.0.1:{port}"))
+        .arg("--token-file")
+        .arg(&s.token)
+        .arg("--models")
+        .arg(&s.models)
+        .arg("--state-dir")
+        .arg(&s.state)
+        .env("RUST_LOG", "info,tract_linalg=warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+async fn start(bars: Vec<WireBar>, cursor: usize, history_cap: usize) -> (Arc<FakeExecutor>, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let exec = Arc::new(FakeExecutor {
+        bars,
+        book: Mutex::new(Book {
+            cursor,
+            ..Book::default()
+        }),
+        history_cap,
+        progress: Notify::new(),
+    });
+    tokio::spawn(Arc::clone(&exec).serve(listener));
+    (exec, port)
+}
+
+/// Waits until `done(book)` holds, failing after `secs`.
+async fn wait_until(exec: &FakeExecutor, secs: u64, what: &str, done: impl Fn(&Book) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let notified = exec.progress.notified();
+        if done(&exec.book.lock().unwrap()) {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let b = exec.book.lock().unwrap();
+            panic!(
+                "timed out waiting for {what}: cursor {}, {} signals, {} connections",
+                b.cursor,
+                b.signals.len(),
+                b.connections
+            );
+        }
+    }
+}
+
+/// Every decided bar got a signal, all copies of it identical to the reference's.
+fn check_signals(book: &Book, expected: &BTreeMap<String, String>, log: &Path) {
+    let mut problems = Vec::new();
+    for (time, want) in expected {
+        match book.signals.get(time) {
+            None => problems.push(format!("{time}: no SIGNAL; expected {want}")),
+            Some(got) => {
+                for g in got {
+                    if g != want {
+                        problems.push(format!("{time}: got {g}, expected {want}"));
+                    }
+                }
+            }
+        }
+    }
+    for time in book.signals.keys() {
+        if !expected.contains_key(time) {
+            problems.push(format!("{time}: SIGNAL for a bar that has no decision"));
+        }
+    }
+    if !problems.is_empty() {
+        let tail = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = tail.lines().rev().take(30).collect();
+        panic!(
+            "{} signal mismatches (first 20):\n{}\n--- preditor log tail ---\n{}",
+            problems.len(),
+            problems
+                .iter()
+                .take(20)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n"),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_signals_equal_the_backtest_at_every_bar_across_reconnects() {
+    let case = common::case("EURUSD_H1");
+    let bars = golden_bars(&case.dir);
+    let expected = expected_signals(&case.dir);
+    let total = bars.len();
+    // The executor has delivered the first W bars (the first decision bar included) before we start.
+    let (exec, port) = start(bars, W, 100_000).await;
+    // The executor drops the connection twice mid-stream: the same process reconnects and resumes.
+    exec.book.lock().unwrap().drop_at = vec![W + 100, W + 400];
+    let s = setup();
+    let mut child = spawn(&s, port);
+    wait_until(&exec, 300, "all bars", |b| {
+        b.cursor == total && b.signals.contains_key(&exec.bars[total - 1].time)
+    })
+    .await;
+    // Clean shutdown on SIGTERM.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "preditor did not exit cleanly on SIGTERM: {status}"
+    );
+    let book = exec.book.lock().unwrap();
+    check_signals(&book, &expected, &s.log);
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(
+        log.contains("> SIGNAL|EURUSD|") && log.contains("< ACK|EURUSD|"),
+        "wire lines are logged"
+    );
+    assert!(
+        log.contains("> HELLO|preditor|0.1.0|***") && !log.contains(TOKEN),
+        "token never logged"
+    );
+    assert!(log.contains("stopped cleanly"));
+    assert!(
+        log.contains("reconnecting"),
+        "the dropped connections were re-established"
+    );
+    assert_eq!(book.connections, 3);
+    assert!(book.drop_at.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_bars_still_gives_identical_signals() {
+    let case = common::case("EURUSD_H1");
+    let bars = golden_bars(&case.dir);
+    let expected = expected_signals(&case.dir);
+    let total = bars.len();
+    // A broker with short history: after a restart only W + 60 bars come back, so identical signals
+    // prove the resume from persisted state (a replay from FLAT over 60 bars would not match the PnL).
+    let (exec, port) = start(bars, W, W + 60).await;
+    let s = setup();
+    let seed: u64 = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("kill seed {seed} (rerun with KILL_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut kills = 0;
+    let mut child = spawn(&s, port);
+    loop {
+        let at = exec.book.lock().unwrap().cursor + rng.random_range(5..120);
+        if at >= total - 5 || kills == 6 {
+            break;
+        }
+        wait_until(&exec, 300, "the kill bar", |b| b.cursor >= at).await;
+        // Sometimes right after the BAR went out (mid-decision), sometimes a little later.
+        if rng.random_bool(0.5) {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..15))).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        child = spawn(&s, port);
+    }
+    wait_until(&exec, 300, "all bars", |b| {
+        b.cursor == total && b.signals.contains_key(&exec.bars[total - 1].time)
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let book = exec.book.lock().unwrap();
+    assert!(kills >= 3, "only {kills} kills happened");
+    assert_eq!(book.bad_hello, 0);
+    eprintln!("{kills} SIGKILLs, {} connections", book.connections);
+    check_signals(&book, &expected, &s.log);
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(
+        log.contains("mode=Resume"),
+        "restarts resumed from the persisted state"
+    );
+}
+
+#[test]
+fn token_file_readable_by_others_is_refused() {
+    let s = setup();
+    std::fs::set_permissions(&s.token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_preditor"))
+        .args(["run", "--executor", "ws://127.0.0.1:9", "--token-file"])
+        .arg(&s.token)
+        .arg("--models")
+        .arg(&s.models)
+        .arg("--state-dir")
+        .arg(&s.state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+}
