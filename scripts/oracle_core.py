@@ -4,7 +4,7 @@ Map:
 - bars:      `load_bars`, `Bars`, `parse_time`, `format_time`            (ENV.md §1)
 - params:    `EnvParams`, `Costs`                                          (§2, §6)
 - features:  `policy_features`, `hmm_feature_at`, `window_hmm_features`  (§4, §5)
-- regime:    `log_emission_numpy`, `forward_filter`                        (§5)
+- regime:    `log_emission_numpy`, `scaled_emission_row`, `forward_filter` (§5)
 - position:  `VirtualPosition` (the seed's execute_action)                 (§6)
 - decision:  `build_observation`, `OracleModel` (zip + onnxruntime), `ReferenceTwin`, `run_backtest` (§7, §8)
 
@@ -387,38 +387,50 @@ def log_emission_numpy(x: np.ndarray, means: np.ndarray, prec_chol: np.ndarray) 
     return const[None, :] - 0.5 * (y * y).sum(axis=2)
 
 
-def safe_log(x: float) -> float:
-    return math.log(x) if x > 0 else -math.inf
+def scaled_emission_row(log_b_row: Sequence[float]) -> list[float]:
+    """ENV.md §5: `e[k] = exp(log b_k(x) − m)` with `m = max_k log b_k(x)` (so max_k e[k] = 1). Depends
+    only on the bar, so callers may cache it per bar."""
+    m = max(log_b_row)
+    return [math.exp(v - m) for v in log_b_row]
 
 
-def logsumexp(values: Sequence[float]) -> float:
-    m = max(values)
-    if m == -math.inf:
-        return -math.inf
-    acc = 0.0
-    for v in values:
-        acc += math.exp(v - m)
-    return m + math.log(acc)
-
-
-def forward_filter(log_b: Sequence[Sequence[float]], log_start: Sequence[float], log_trans: Sequence[Sequence[float]]) -> tuple[int, list[float]]:
-    """ENV.md §5 normalised forward recursion; returns (regime, last log-posterior)."""
-    k_states = len(log_start)
-    a = [log_start[k] + log_b[0][k] for k in range(k_states)]
-    norm = logsumexp(a)
-    a = [x - norm for x in a]
-    for s in range(1, len(log_b)):
-        row = log_b[s]
+def forward_filter(e_rows: Sequence[Sequence[float]], start: Sequence[float], trans: Sequence[Sequence[float]]) -> tuple[int, list[float]]:
+    """ENV.md §5 scaled forward recursion (Rabiner) over the window's scaled emissions `e_rows` ([S][K],
+    from `scaled_emission_row`), with `start` = π and `trans` = A in probability space. Returns (regime,
+    last normalised filtered posterior). Plain float loops in the normative operation order (bit-exact
+    with the Rust twin)."""
+    k_states = len(start)
+    e = e_rows[0]
+    alpha = [start[k] * e[k] for k in range(k_states)]
+    alpha = _normalise_or_restart(alpha, e)
+    for s in range(1, len(e_rows)):
+        e = e_rows[s]
         nxt = []
         for k in range(k_states):
-            nxt.append(logsumexp([a[i] + log_trans[i][k] for i in range(k_states)]) + row[k])
-        norm = logsumexp(nxt)
-        a = [x - norm for x in nxt]
+            p = 0.0
+            for i in range(k_states):
+                p += alpha[i] * trans[i][k]
+            nxt.append(p * e[k])
+        alpha = _normalise_or_restart(nxt, e)
     best = 0
     for k in range(1, k_states):
-        if a[k] > a[best]:
+        if alpha[k] > alpha[best]:
             best = k
-    return best, a
+    return best, alpha
+
+
+def _normalise_or_restart(alpha: list[float], e: Sequence[float]) -> list[float]:
+    """Divide by the left-to-right sum; if that sum is 0 or not finite (zeros in π / A met underflowed
+    emissions), restart from the emission alone."""
+    n = 0.0
+    for a in alpha:
+        n += a
+    if n > 0.0 and math.isfinite(n):
+        return [a / n for a in alpha]
+    z = 0.0
+    for x in e:
+        z += x
+    return [x / z for x in e]
 
 
 # ---------------------------------------------------------------------------------------------- position
@@ -624,8 +636,8 @@ class OracleModel:
         self.unrealized_clip = float(m["observation"]["unrealized_clip"])
         self.hmm_mean = [float(x) for x in m["hmm"]["scaler"]["mean"]]
         self.hmm_std = [float(x) for x in m["hmm"]["scaler"]["std"]]
-        self.log_start = [safe_log(float(x)) for x in m["hmm"]["startprob"]]
-        self.log_trans = [[safe_log(float(x)) for x in row] for row in m["hmm"]["transmat"]]
+        self.startprob = [float(x) for x in m["hmm"]["startprob"]]
+        self.transmat = [[float(x) for x in row] for row in m["hmm"]["transmat"]]
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
@@ -679,7 +691,7 @@ class ReferenceTwin:
         z = normalise(feats.raw, m.norm_mean, m.norm_std, m.norm_clip)
         rows = window_hmm_features(c, h, lo, p)
         log_b = m.log_emission(scale_hmm_features(rows, m.hmm_mean, m.hmm_std)).tolist()
-        regime, _ = forward_filter(log_b, m.log_start, m.log_trans)
+        regime, _ = forward_filter([scaled_emission_row(r) for r in log_b], m.startprob, m.transmat)
         close = c[-1]
         pos = self.position
         u = pos.unrealized_feature(close, feats.atr, m.unrealized_clip)

@@ -33,7 +33,7 @@ from oracle_core import (
     log_emission_numpy,
     normalise,
     policy_features,
-    safe_log,
+    scaled_emission_row,
 )
 
 
@@ -78,15 +78,17 @@ def regimes(
     transmat: np.ndarray,
     p: EnvParams,
 ) -> np.ndarray:
-    """Filtered-posterior regime of every decision bar, restarting the filter at each window (§5)."""
+    """Filtered-posterior regime of every decision bar, restarting the filter at each window (§5). The
+    scaled emissions e_s depend only on their bar, so they are computed once per bar and shared."""
     log_b = log_emission_numpy(np.nan_to_num(scaled_hmm), means, prec_chol).tolist()
-    log_start = [safe_log(float(x)) for x in startprob]
-    log_trans = [[safe_log(float(x)) for x in row] for row in transmat]
+    e_rows = [scaled_emission_row(row) for row in log_b]
+    start = [float(x) for x in startprob]
+    trans = [[float(x) for x in row] for row in transmat]
     n = len(scaled_hmm) - p.window + 1
     out = np.empty(n, dtype=np.int64)
     for k in range(n):
         t = k + p.window - 1
-        out[k] = forward_filter(log_b[t - p.window + 1 + p.hmm_lookback : t + 1], log_start, log_trans)[0]
+        out[k] = forward_filter(e_rows[t - p.window + 1 + p.hmm_lookback : t + 1], start, trans)[0]
     return out
 
 

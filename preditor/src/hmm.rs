@@ -1,52 +1,75 @@
-//! The causal HMM regime (ENV.md §5): the forward filter in log space over one window's observations.
+//! The causal HMM regime (ENV.md §5): the scaled forward filter over one window's observations.
 //!
 //! The recursion restarts at every window start (that is the definition the policy was trained on), so
 //! it is recomputed in full for each decision; only the filtered posterior of the last observation is
 //! used. Never Viterbi or smoothing: both would look at bars after the decision bar.
+//!
+//! Rabiner's scaling keeps the recursion in probability space: each step is `K²` multiply-adds
+//! instead of `K²` `exp`/`ln` calls, and the per-bar emission factors `e_s` ([`scaled_emission_row`])
+//! depend only on their bar, so callers cache them. The operation order below is normative: the
+//! Python reference (`scripts/oracle_core.py`) performs the same operations in the same order, so the
+//! two agree bit for bit.
 
-/// `logsumexp(v) = M + ln Σ exp(v_i − M)`, `M = max v`; `−∞` when every term is `−∞`.
-pub fn logsumexp(v: &[f64]) -> f64 {
-    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return f64::NEG_INFINITY;
-    }
-    let mut s = 0.0;
-    for &x in v {
-        s += (x - m).exp();
-    }
-    m + s.ln()
+/// `e[k] = exp(log b_k(x) − m)`, `m = max_k log b_k(x)`: the bar's emission densities scaled so that
+/// their maximum is 1 (the common factor `exp(m)` cancels in the normalisation).
+pub fn scaled_emission_row(log_emission: &[f64]) -> Vec<f64> {
+    let m = log_emission
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    log_emission.iter().map(|&v| (v - m).exp()).collect()
 }
 
-/// Filtered log posterior of the last observation.
+/// Filtered posterior `P(state | x_0 … x_{S−1})` of the last observation (normalised, sums to 1).
 ///
-/// `log_emission` is row-major `[S, K]`, `log_start` has `K` entries, `log_trans` is row-major `[K, K]`
-/// (`ln A[i,k]` at `i*K + k`). Returns `a_{S−1}` (normalised).
+/// `scaled_emission` is row-major `[S, K]` (rows from [`scaled_emission_row`]), `startprob` has `K`
+/// entries, `transmat` is row-major `[K, K]` (`A[i,k]` at `i*K + k`).
 pub fn forward_filter(
-    log_emission: &[f64],
+    scaled_emission: &[f64],
     k: usize,
-    log_start: &[f64],
-    log_trans: &[f64],
+    startprob: &[f64],
+    transmat: &[f64],
 ) -> Vec<f64> {
-    let s_len = log_emission.len() / k;
-    let mut alpha: Vec<f64> = (0..k).map(|i| log_start[i] + log_emission[i]).collect();
-    let norm = logsumexp(&alpha);
-    alpha.iter_mut().for_each(|a| *a -= norm);
+    let mut rows = scaled_emission.chunks_exact(k);
+    let Some(first) = rows.next() else {
+        return vec![0.0; k];
+    };
+    let mut alpha: Vec<f64> = startprob.iter().zip(first).map(|(p, e)| p * e).collect();
+    normalise_or_restart(&mut alpha, first);
     let mut next = vec![0.0; k];
-    let mut terms = vec![0.0; k];
-    for s in 1..s_len {
-        let row = &log_emission[s * k..(s + 1) * k];
+    for e in rows {
         for (to, slot) in next.iter_mut().enumerate() {
-            for from in 0..k {
-                terms[from] = alpha[from] + log_trans[from * k + to];
+            // Left to right from 0.0, one multiply then one add per term (Rust never contracts to FMA).
+            let mut p = 0.0;
+            for (from, a) in alpha.iter().enumerate() {
+                p += a * transmat[from * k + to];
             }
-            *slot = logsumexp(&terms) + row[to];
+            *slot = p * e[to];
         }
-        let norm = logsumexp(&next);
-        for (a, n) in alpha.iter_mut().zip(&next) {
-            *a = n - norm;
-        }
+        std::mem::swap(&mut alpha, &mut next);
+        normalise_or_restart(&mut alpha, e);
     }
     alpha
+}
+
+/// Divides by the left-to-right sum. A zero (or non-finite) sum only happens when exact zeros in `π`
+/// or `A` meet emissions that underflowed to 0: the filter then restarts from the emission alone.
+fn normalise_or_restart(alpha: &mut [f64], e: &[f64]) {
+    let mut n = 0.0;
+    for a in alpha.iter() {
+        n += a;
+    }
+    if n > 0.0 && n.is_finite() {
+        alpha.iter_mut().for_each(|a| *a /= n);
+    } else {
+        let mut z = 0.0;
+        for x in e {
+            z += x;
+        }
+        for (a, x) in alpha.iter_mut().zip(e) {
+            *a = x / z;
+        }
+    }
 }
 
 /// `argmax_k`, the lowest index on a tie (NaN never wins).
@@ -64,47 +87,58 @@ pub fn argmax_f64(v: &[f64]) -> usize {
 mod tests {
     use super::*;
 
-    #[test]
-    fn logsumexp_handles_minus_infinity() {
-        assert_eq!(
-            logsumexp(&[f64::NEG_INFINITY, f64::NEG_INFINITY]),
-            f64::NEG_INFINITY
-        );
-        assert!((logsumexp(&[0.0, 0.0]) - 2f64.ln()).abs() < 1e-15);
-        assert!((logsumexp(&[f64::NEG_INFINITY, 1.5]) - 1.5).abs() < 1e-15);
+    fn scaled(log_rows: &[&[f64]]) -> Vec<f64> {
+        log_rows
+            .iter()
+            .flat_map(|r| scaled_emission_row(r))
+            .collect()
     }
 
-    /// Two states, two observations, against the probability-space recursion worked by hand.
     #[test]
-    fn forward_filter_matches_probability_space() {
+    fn scaled_rows_peak_at_one() {
+        let e = scaled_emission_row(&[-3.0, 2.5, -700.0, 1.0]);
+        assert_eq!(e[1], 1.0);
+        assert_eq!(e[0], (-5.5f64).exp());
+        assert_eq!(e[2], (-702.5f64).exp());
+    }
+
+    /// Two states, two observations, against the probability-space recursion worked by hand:
+    /// `e_0 = [1, 0.2]`, `α_0 = [0.6, 0.08] / 0.68`; `e_1 = [1/3, 1]`,
+    /// `α_1 ∝ [0.436 / 3, 0.244]`, i.e. `[0.436, 0.732] / 1.168`.
+    #[test]
+    fn forward_filter_two_states_by_hand() {
         let pi = [0.6f64, 0.4];
-        let a = [[0.7f64, 0.3], [0.2, 0.8]];
-        let b = [[0.5f64, 0.1], [0.2, 0.6]]; // b[s][k]
-        // alpha_0 ∝ [0.30, 0.04]; alpha_1[k] ∝ Σ_i alpha_0[i] A[i,k] · b_1[k]
-        let a0 = [0.30 / 0.34, 0.04 / 0.34];
-        let p1 = [
-            (a0[0] * 0.7 + a0[1] * 0.2) * 0.2,
-            (a0[0] * 0.3 + a0[1] * 0.8) * 0.6,
-        ];
-        let z = p1[0] + p1[1];
-        let le: Vec<f64> = b.iter().flat_map(|r| r.iter().map(|x| x.ln())).collect();
-        let ls: Vec<f64> = pi.iter().map(|x| x.ln()).collect();
-        let lt: Vec<f64> = a.iter().flat_map(|r| r.iter().map(|x| x.ln())).collect();
-        let post = forward_filter(&le, 2, &ls, &lt);
-        assert!((post[0].exp() - p1[0] / z).abs() < 1e-12);
-        assert!((post[1].exp() - p1[1] / z).abs() < 1e-12);
+        let a = [0.7f64, 0.3, 0.2, 0.8];
+        let e = scaled(&[&[0.5f64.ln(), 0.1f64.ln()], &[0.2f64.ln(), 0.6f64.ln()]]);
+        let post = forward_filter(&e, 2, &pi, &a);
+        assert!((post[0] - 0.436 / 1.168).abs() < 1e-14);
+        assert!((post[1] - 0.732 / 1.168).abs() < 1e-14);
+        assert_eq!(argmax_f64(&post), 1);
+        let post0 = forward_filter(&e[..2], 2, &pi, &a);
+        assert!((post0[0] - 0.6 / 0.68).abs() < 1e-14);
+        assert_eq!(argmax_f64(&post0), 0);
+    }
+
+    #[test]
+    fn impossible_paths_restart_from_the_emission() {
+        // State 1 unreachable (π_1 = 0, A[0,1] = 0); state 0's emission underflows to exactly 0.
+        let pi = [1.0, 0.0];
+        let a = [1.0, 0.0, 0.0, 1.0];
+        let post = forward_filter(&scaled(&[&[-1000.0, 0.0]]), 2, &pi, &a);
+        assert_eq!(post, vec![0.0, 1.0]);
+        let rows: [&[f64]; 3] = [&[0.0, 0.0], &[-1000.0, 0.0], &[0.0, 0.5f64.ln()]];
+        let post = forward_filter(&scaled(&rows), 2, &pi, &a);
+        assert_eq!(post, vec![0.0, 1.0]);
         assert_eq!(argmax_f64(&post), 1);
     }
 
     #[test]
     fn impossible_transitions_stay_impossible() {
-        // State 1 unreachable from the start and from state 0.
-        let ls = [0.0, f64::NEG_INFINITY];
-        let lt = [0.0, f64::NEG_INFINITY, 0.5f64.ln(), 0.5f64.ln()];
-        let le = [0.0, 5.0, 0.0, 5.0, 0.0, 5.0];
-        let post = forward_filter(&le, 2, &ls, &lt);
-        assert_eq!(post[0], 0.0);
-        assert_eq!(post[1], f64::NEG_INFINITY);
+        let pi = [1.0, 0.0];
+        let a = [1.0, 0.0, 0.5, 0.5];
+        let e = scaled(&[&[0.0, 5.0], &[0.0, 5.0], &[0.0, 5.0]]);
+        let post = forward_filter(&e, 2, &pi, &a);
+        assert_eq!(post, vec![1.0, 0.0]);
         assert_eq!(argmax_f64(&post), 0);
     }
 

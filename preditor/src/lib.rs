@@ -4,7 +4,7 @@
 //! - [`bars`]: the bar type and the bars CSV layouts (ENV.md §1).
 //! - [`model`]: the atomic model zip — metadata validation and the two tract plans (ENV.md §8).
 //! - [`features`]: policy and HMM features over one window, f64 (ENV.md §4-§5).
-//! - [`hmm`]: the causal forward filter in log space → regime (ENV.md §5).
+//! - [`hmm`]: the causal scaled forward filter (per-bar scaled emissions `e_s`) → regime (ENV.md §5).
 //! - [`twin`]: virtual position, `execute_action`, observation, and the pure `step` (ENV.md §6-§7).
 //! - [`fifo`]: the per-symbol ring of the last `W` bars.
 //! - [`state`]: the twin state persisted atomically per symbol.

@@ -186,10 +186,10 @@ pub struct EnvSpec {
     pub unrealized_clip: f64,
     pub hmm_mean: [f64; 3],
     pub hmm_std: [f64; 3],
-    /// `ln π`.
-    pub log_startprob: Vec<f64>,
-    /// `ln A`, row-major `[K, K]`.
-    pub log_transmat: Vec<f64>,
+    /// `π`.
+    pub startprob: Vec<f64>,
+    /// `A`, row-major `[K, K]`.
+    pub transmat: Vec<f64>,
     pub costs: Costs,
 }
 
@@ -675,8 +675,8 @@ pub fn validate(m: &Metadata) -> Result<EnvSpec, String> {
         unrealized_clip: uclip,
         hmm_mean,
         hmm_std,
-        log_startprob: h.startprob.iter().map(|p| p.ln()).collect(),
-        log_transmat: h.transmat.iter().flatten().map(|p| p.ln()).collect(),
+        startprob: h.startprob.clone(),
+        transmat: h.transmat.iter().flatten().copied().collect(),
         costs: Costs {
             point: tc.point,
             pip_size: tc.pip_size,

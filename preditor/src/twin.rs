@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bars::Bar;
 use crate::features::{hmm_observations, normalise, policy_features};
-use crate::hmm::{argmax_f64, forward_filter};
+use crate::hmm::{argmax_f64, forward_filter, scaled_emission_row};
 use crate::model::{ACTION_TABLE, Costs, EnvSpec, InferenceError, Model};
 
 /// The virtual position: direction `d`, intensity `q` and entry fill price `e` (ENV.md §6).
@@ -236,11 +236,12 @@ pub fn step(
     step_with(&model.spec, model, window, state).map(|(d, s, _)| (d, s))
 }
 
-/// Per-bar HMM emission rows of the current window, oldest first, keyed by bar time.
+/// Per-bar scaled HMM emission rows `e_s` of the current window (ENV.md §5), oldest first, keyed by
+/// bar time.
 ///
 /// Row `j` of a window depends only on bars `j−H … j` (ENV.md §5), so consecutive windows share all
-/// but one row: caching them saves the emission graph and the HMM features for 329 of 330 rows. The
-/// forward recursion itself still restarts at every window start (that is the definition).
+/// but one row: caching them saves the HMM features, the emission graph and the `exp` of 329 of 330
+/// rows. The forward recursion itself still restarts at every window start (that is the definition).
 #[derive(Debug, Clone, Default)]
 pub struct EmissionCache {
     times: std::collections::VecDeque<i64>,
@@ -257,7 +258,7 @@ impl EmissionCache {
         self.rows.clear();
     }
 
-    /// The `[S, K]` emissions of `window`, reusing the rows of earlier windows.
+    /// The `[S, K]` scaled emissions of `window`, reusing the rows of earlier windows.
     fn emissions<I: Inference + ?Sized>(
         &mut self,
         spec: &EnvSpec,
@@ -281,7 +282,7 @@ impl EmissionCache {
             let all = inference.log_emissions(&x)?;
             for (j, row) in all.chunks(spec.n_states).enumerate() {
                 self.times.push_back(bars[h + j].time);
-                self.rows.push_back(row.to_vec());
+                self.rows.push_back(scaled_emission_row(row));
             }
         } else {
             for j in h + self.times.len()..bars.len() {
@@ -291,7 +292,8 @@ impl EmissionCache {
                     x[d] = (f[d] - spec.hmm_mean[d]) / spec.hmm_std[d];
                 }
                 self.times.push_back(bars[j].time);
-                self.rows.push_back(inference.log_emission_row(&x)?);
+                self.rows
+                    .push_back(scaled_emission_row(&inference.log_emission_row(&x)?));
             }
         }
         Ok(self.rows.iter().flatten().copied().collect())
@@ -324,7 +326,11 @@ pub fn step_with<I: Inference + ?Sized>(
         &spec.hmm_mean,
         &spec.hmm_std,
     );
-    let emissions = inference.log_emissions(&x)?;
+    let emissions = inference
+        .log_emissions(&x)?
+        .chunks(spec.n_states)
+        .flat_map(scaled_emission_row)
+        .collect();
     decide(spec, inference, window, state, emissions)
 }
 
@@ -333,7 +339,7 @@ fn decide<I: Inference + ?Sized>(
     inference: &I,
     window: &Window<'_>,
     state: &TwinState,
-    emissions: Vec<f64>,
+    scaled_emissions: Vec<f64>,
 ) -> Result<(Decision, TwinState, StepTrace), InferenceError> {
     let bars = window.bars();
     let bar = window.last();
@@ -343,18 +349,18 @@ fn decide<I: Inference + ?Sized>(
     let z = normalise(&pf.raw, &spec.norm_mean, &spec.norm_std, spec.norm_clip);
 
     let k = spec.n_states;
-    if emissions.len() != spec.hmm_len() * k {
+    if scaled_emissions.len() != spec.hmm_len() * k {
         return Err(InferenceError {
             symbol: String::new(),
             stage: "hmm",
             message: format!(
                 "emission matrix has {} values, expected {}",
-                emissions.len(),
+                scaled_emissions.len(),
                 spec.hmm_len() * k
             ),
         });
     }
-    let posterior = forward_filter(&emissions, k, &spec.log_startprob, &spec.log_transmat);
+    let posterior = forward_filter(&scaled_emissions, k, &spec.startprob, &spec.transmat);
     let regime = argmax_f64(&posterior);
 
     let obs = observation(
@@ -484,6 +490,78 @@ mod tests {
         }
     }
 
+    /// Log emissions that depend on the observation (a Gaussian-like score per state), so every row
+    /// differs; the default `log_emission_row` runs the same code on one row.
+    #[derive(Debug)]
+    struct ObservationDependent;
+    impl Inference for ObservationDependent {
+        fn log_emissions(&self, x: &[f64]) -> Result<Vec<f64>, InferenceError> {
+            Ok(x.chunks(3)
+                .flat_map(|r| {
+                    let d = r[0] * 100.0 + r[1] - r[2];
+                    [-(d + 0.5) * (d + 0.5), -(d - 0.5) * (d - 0.5) - 0.1]
+                })
+                .collect())
+        }
+        fn logits(&self, _: &[f32]) -> Result<[f32; 7], InferenceError> {
+            Ok([0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        }
+    }
+
+    /// The per-bar cache of scaled emissions hands the filter exactly (bit for bit) the matrix the
+    /// uncached path builds, across consecutive windows, a gap (cache rebuilt) and a restart.
+    #[test]
+    fn cached_scaled_emissions_are_bit_identical_to_uncached() {
+        let mut spec = spec();
+        spec.transmat = vec![0.9, 0.1, 0.3, 0.7];
+        spec.startprob = vec![0.2, 0.8];
+        let bars: Vec<Bar> = (0..40)
+            .map(|i| {
+                let c = 1.1 + 0.003 * ((i * 7 % 11) as f64 - 5.0);
+                Bar {
+                    time: i * 3600,
+                    open: c,
+                    high: c + 0.002,
+                    low: c - 0.001 * (1 + i % 3) as f64,
+                    close: c,
+                    volume: 10.0,
+                }
+            })
+            .collect();
+        let mut cache = EmissionCache::new();
+        // 8..20 consecutive, then a jump (20 → 27), then back to an earlier window (restart).
+        let ends: Vec<usize> = (8..=20).chain(27..=40).chain([15, 16]).collect();
+        let mut regimes = std::collections::BTreeSet::new();
+        for end in ends {
+            let w = Window::new(&bars[end - 8..end], &spec).unwrap();
+            let cached = cache
+                .emissions(&spec, &ObservationDependent, w.bars())
+                .unwrap();
+            let x = hmm_observations(w.bars(), &spec.hmm_periods, &spec.hmm_mean, &spec.hmm_std);
+            let uncached: Vec<f64> = ObservationDependent
+                .log_emissions(&x)
+                .unwrap()
+                .chunks(2)
+                .flat_map(scaled_emission_row)
+                .collect();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&cached), bits(&uncached), "window ending {end}");
+            let (dc, _, tc) = step_cached(
+                &spec,
+                &ObservationDependent,
+                &w,
+                &TwinState::START,
+                &mut cache,
+            )
+            .unwrap();
+            let (du, _, tu) =
+                step_with(&spec, &ObservationDependent, &w, &TwinState::START).unwrap();
+            assert_eq!((dc, &tc), (du, &tu), "window ending {end}");
+            regimes.insert(tc.regime);
+        }
+        assert_eq!(regimes.len(), 2, "the data must exercise both states");
+    }
+
     fn spec() -> EnvSpec {
         use crate::features::{HmmPeriods, PolicyPeriods};
         EnvSpec {
@@ -507,8 +585,8 @@ mod tests {
             unrealized_clip: 5.0,
             hmm_mean: [0.0; 3],
             hmm_std: [1.0; 3],
-            log_startprob: vec![0.5f64.ln(); 2],
-            log_transmat: vec![0.5f64.ln(); 4],
+            startprob: vec![0.5; 2],
+            transmat: vec![0.5; 4],
             costs: eurusd(),
         }
     }

@@ -10,10 +10,10 @@ from oracle_core import (
     forward_filter,
     hmm_feature_at,
     log_emission_numpy,
-    logsumexp,
     normalise,
     policy_features,
     precision_cholesky,
+    scaled_emission_row,
 )
 
 # A 6-bar window with periods small enough to compute by hand.
@@ -85,12 +85,6 @@ def test_normalise_clips():
     assert normalise([10.0, -10.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 2.0], 5.0) == [5.0, -5.0, 0.5]
 
 
-def test_logsumexp_handles_minus_infinity():
-    assert logsumexp([-math.inf, -math.inf]) == -math.inf
-    assert logsumexp([0.0, -math.inf]) == 0.0
-    assert logsumexp([math.log(0.25), math.log(0.75)]) == pytest.approx(0.0, abs=1e-15)
-
-
 def _random_hmm(rng, k, d):
     means = rng.normal(size=(k, d))
     a = rng.normal(size=(k, d, d))
@@ -113,6 +107,89 @@ def test_log_emission_is_the_gaussian_log_density():
             assert got[t, k] == pytest.approx(expected, rel=1e-10)
 
 
+def _filter_log_b(log_b, start, trans):
+    return forward_filter([scaled_emission_row(row) for row in log_b], list(start), [list(r) for r in trans])
+
+
+def test_scaled_emission_row_peaks_at_one_and_ignores_a_common_shift():
+    row = [-3.0, 2.5, -700.0, 1.0]
+    e = scaled_emission_row(row)
+    assert e[1] == 1.0 and max(e) == 1.0
+    assert e == [math.exp(-5.5), 1.0, math.exp(-702.5), math.exp(-1.5)]
+    assert scaled_emission_row([x - 1000.0 for x in row]) == pytest.approx(e, rel=1e-12)
+
+
+def test_forward_filter_two_states_by_hand():
+    # pi = [0.6, 0.4], A = [[0.7, 0.3], [0.2, 0.8]], b_0 = [0.5, 0.1], b_1 = [0.2, 0.6].
+    # e_0 = b_0 / 0.5 = [1, 0.2]; alpha_0 = [0.6, 0.08] / 0.68.
+    # e_1 = b_1 / 0.6 = [1/3, 1]; p = alpha_0 A = [(0.42 + 0.016), (0.18 + 0.064)] / 0.68
+    # alpha_1 ∝ [0.436 / 3, 0.244] -> [0.436 / (0.436 + 0.732), 0.732 / (0.436 + 0.732)].
+    log_b = [[math.log(0.5), math.log(0.1)], [math.log(0.2), math.log(0.6)]]
+    regime, post = _filter_log_b(log_b, [0.6, 0.4], [[0.7, 0.3], [0.2, 0.8]])
+    assert post == pytest.approx([0.436 / 1.168, 0.732 / 1.168], rel=1e-14)
+    assert regime == 1
+    # A single observation: the posterior is the normalised pi * b_0.
+    regime0, post0 = _filter_log_b(log_b[:1], [0.6, 0.4], [[0.7, 0.3], [0.2, 0.8]])
+    assert post0 == pytest.approx([0.6 / 0.68, 0.08 / 0.68], rel=1e-14) and regime0 == 0
+
+
+def test_forward_filter_restarts_from_the_emission_when_every_path_is_impossible():
+    # State 1 is unreachable (pi_1 = 0, A[0,1] = 0) and state 0's emission underflows to exactly 0:
+    # the normaliser is 0, so the filter restarts from the emission alone.
+    start, trans = [1.0, 0.0], [[1.0, 0.0], [0.0, 1.0]]
+    regime, post = _filter_log_b([[-1000.0, 0.0]], start, trans)
+    assert (regime, post) == (1, [0.0, 1.0])
+    # The same at a later step: alpha_0 = [1, 0]; step 1 kills state 0 and cannot reach state 1.
+    regime, post = _filter_log_b([[0.0, 0.0], [-1000.0, 0.0], [0.0, math.log(0.5)]], start, trans)
+    assert regime == 1 and post == [0.0, 1.0]
+    # Without the zeros nothing restarts: the posterior keeps pi's mass on state 0 at step 0.
+    regime, post = _filter_log_b([[0.0, math.log(0.25)]], [0.5, 0.5], trans)
+    assert regime == 0 and post == pytest.approx([0.8, 0.2], rel=1e-15)
+
+
+def _logsumexp(values):
+    m = max(values)
+    if m == -math.inf:
+        return -math.inf
+    return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+def _log_space_filter(log_b, start, trans):
+    """The previous normative definition (log space), kept here as an independent check."""
+    with np.errstate(divide="ignore"):
+        ls, lt = np.log(start).tolist(), np.log(trans).tolist()
+    k = len(start)
+    a = [ls[i] + log_b[0][i] for i in range(k)]
+    a = [x - _logsumexp(a) for x in a]
+    for row in log_b[1:]:
+        nxt = [_logsumexp([a[i] + lt[i][j] for i in range(k)]) + row[j] for j in range(k)]
+        a = [x - _logsumexp(nxt) for x in nxt]
+    return a
+
+
+def test_forward_filter_argmax_agrees_with_the_log_space_recursion():
+    rng = np.random.default_rng(23)
+    compared = near_ties = 0
+    for trial in range(300):
+        k = int(rng.integers(2, 7))
+        _, _, start, trans = _random_hmm(rng, k, 3)
+        if trial % 3 == 0:
+            trans[0, k - 1] = 0.0  # zero transitions as fitted HMMs may have
+            trans /= trans.sum(axis=1, keepdims=True)
+        log_b = rng.normal(scale=float(rng.choice([1.0, 5.0, 40.0])), size=(int(rng.integers(1, 120)), k)).tolist()
+        regime, post = _filter_log_b(log_b, start, trans)
+        ref = _log_space_filter(log_b, start, trans)
+        assert sum(post) == pytest.approx(1.0, rel=1e-12)
+        np.testing.assert_allclose(post, np.exp(ref), rtol=1e-9, atol=1e-12)
+        top = sorted(ref, reverse=True)
+        if top[0] - top[1] < 1e-9:
+            near_ties += 1
+            continue
+        compared += 1
+        assert regime == int(np.argmax(ref)), f"trial {trial}"
+    assert compared > 250 and near_ties < 10
+
+
 def test_forward_filter_matches_probability_space_recursion():
     rng = np.random.default_rng(11)
     k = 5
@@ -125,7 +202,6 @@ def test_forward_filter_matches_probability_space_recursion():
     for s in range(1, 60):
         alpha = (alpha @ trans) * np.exp(log_b[s])
         alpha /= alpha.sum()
-    with np.errstate(divide="ignore"):
-        regime, post = forward_filter(log_b.tolist(), np.log(start).tolist(), np.log(trans).tolist())
+    regime, post = _filter_log_b(log_b.tolist(), start.tolist(), trans.tolist())
     assert regime == int(np.argmax(alpha))
-    np.testing.assert_allclose(np.exp(post), alpha, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(post, alpha, rtol=1e-9, atol=1e-15)
