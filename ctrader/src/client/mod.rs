@@ -107,7 +107,6 @@ pub fn connect(config: ClientConfig) -> Result<(Client, EventStream), ClientErro
         limiter: Mutex::new(rate_limit::RateLimiter::new(
             config.normal_rate_per_sec,
             config.historical_rate_per_sec,
-            Instant::now(),
         )),
         tokens: Mutex::new(config.tokens.clone()),
         subs: Mutex::new(Subscriptions::default()),
