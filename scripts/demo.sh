@@ -8,6 +8,8 @@
 # stops after N replayed bars (or Ctrl-C), prints the simulator's latency figures and
 # `executor drift-report`, and stops everything it started. Logs stay in run/log/.
 # Exits non-zero if a daemon died on its own (its last log lines are printed).
+# The daemons' state lives on tmpfs during the run (copied to run/ after); --durable keeps it on
+# disk, where the per-bar fsyncs need a slower replay (e.g. --speed 2) to avoid STALE signals.
 #
 # OT_BIN_DIR=<dir with ctrader-sim, executor, preditor> skips the build (development only).
 set -euo pipefail
@@ -22,7 +24,7 @@ fresh=0
 profile=release
 quiet=0
 durable=0
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --bars) bars="${2:?--bars needs a number}"; shift 2 ;;
