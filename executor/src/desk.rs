@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use protocol::{Ack, Signal, Symbol};
+use protocol::{Ack, Action, BarTime, Reason, Signal, Symbol};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{Broker, BrokerError};
@@ -158,6 +158,9 @@ impl<B: Broker> Desk<B> {
                 coid,
                 leg,
                 position_id,
+                symbol,
+                bar,
+                action,
                 ..
             } = p
             else {
@@ -203,8 +206,51 @@ impl<B: Broker> Desk<B> {
                 error,
                 resolved_by: Some("reconcile".into()),
             })?;
+            if matches!(leg, Leg::Open) && !ok {
+                // The order may still be on its way to the broker (sent just before the crash).
+                // Answering the repeated signal with a new order under the same label could open
+                // the position twice, so the bar is answered FAIL — as a timeout that reconcile
+                // could not resolve is — and the order is never resent.
+                self.remember_unresolved_open(journal, now, symbol, *bar, action)?;
+            }
         }
         Ok(pending.len())
+    }
+
+    /// Journals and remembers `FAIL|BROKER_ERROR` for the bar of an open whose fate a restart
+    /// could not learn. An intent whose fields do not parse back is only logged.
+    fn remember_unresolved_open(
+        &mut self,
+        journal: &mut Journal,
+        now: DateTime<Utc>,
+        symbol: &str,
+        bar: i64,
+        action: &str,
+    ) -> Result<(), DeskError> {
+        let (Ok(sym), Ok(bar_time), Ok(act)) = (
+            symbol.parse::<Symbol>(),
+            BarTime::from_unix(bar),
+            action.parse::<Action>(),
+        ) else {
+            tracing::warn!(
+                book = self.name,
+                symbol,
+                bar,
+                action,
+                "journaled intent does not parse back; its bar is not answered"
+            );
+            return Ok(());
+        };
+        let ack = Ack::fail(sym.clone(), act, Reason::BrokerError).with_bar_time(Some(bar_time));
+        journal.append(&Entry::Ack {
+            t: stamp(now),
+            book: self.name.to_string(),
+            symbol: sym.to_string(),
+            bar,
+            line: protocol::Line::Ack(ack.clone()).to_string(),
+        })?;
+        self.engine.remember(&sym, bar_time, ack);
+        Ok(())
     }
 
     /// Handles one SIGNAL on this book.
