@@ -1,10 +1,14 @@
 //! The live shell: a WebSocket client to the executor (DESIGN.md §4).
 //!
 //! Thin async I/O around [`crate::session::SymbolTwin`]: HELLO, WARMUP per model, HISTORY → replay,
-//! BAR → step → persist → SIGNAL. Every line sent or received is logged verbatim (tokens redacted) under
+//! BAR → step → SIGNAL → persist. Every line sent or received is logged verbatim (tokens redacted) under
 //! the `wire` target so `tail -f` shows the conversation. On a lost connection it reconnects with
 //! backoff and asks WARMUP again; the persisted last bar tells which bars were already decided, so no
-//! bar is lost or decided twice.
+//! bar is lost; a bar decided but not yet persisted is decided again identically (same `B:`).
+//!
+//! Persistence is off the signal path: every BAR already received (one WebSocket message, or messages
+//! queued back to back) is stepped and signalled first, then each touched symbol is saved once. A
+//! symbol's state is always durable before its next bar is stepped.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::{Action, BarTime, Decimal, Hello, Line, Signal, Symbol, Timeframe, Warmup};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -28,6 +32,9 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reconnect backoff: first retry after `BACKOFF_MIN`, doubling to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Most WebSocket messages already received that are handled before the pending states are saved
+/// (bounds the time between a decision and its fsync when the executor floods us).
+const MAX_BATCH: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -84,6 +91,8 @@ struct Slot {
     history: Option<Vec<Bar>>,
     /// Live bars that arrived before the twin was synced.
     early: Vec<Bar>,
+    /// The twin decided (and signalled) bars whose state is not yet on disk.
+    unsaved: bool,
 }
 
 /// The running preditor: every symbol's twin and the state store.
@@ -137,6 +146,7 @@ impl Preditor {
                 twin,
                 history: None,
                 early: Vec::new(),
+                unsaved: false,
             });
         }
         Ok(Self {
@@ -165,6 +175,8 @@ impl Preditor {
             match outcome {
                 Ok((ws, _)) => {
                     let result = self.serve(ws, shutdown.as_mut(), &mut backoff).await;
+                    // Signals sent just before the connection ended (or shutdown) still get saved.
+                    self.persist_unsaved();
                     match result {
                         Ok(()) => return Ok(()),
                         Err(e) => tracing::warn!(error = %e, "connection lost"),
@@ -172,6 +184,7 @@ impl Preditor {
                 }
                 Err(e) => tracing::warn!(error = %e, "connect failed"),
             }
+            self.persist_unsaved();
             for slot in &mut self.slots {
                 slot.twin.unsync();
                 slot.history = None;
@@ -251,7 +264,9 @@ impl Preditor {
             send(&mut ws, &w).await?;
         }
         loop {
-            let msg = tokio::select! {
+            // Nothing is left unsaved while we wait: a quiet executor never leaves a decision volatile.
+            self.persist_unsaved();
+            let mut msg = tokio::select! {
                 () = &mut shutdown => {
                     tracing::info!("shutdown requested; closing the connection");
                     let _ = ws.close().await;
@@ -259,28 +274,48 @@ impl Preditor {
                 }
                 m = ws.next() => m,
             };
-            let text = match msg {
-                None => return Err(LiveError::Closed),
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(Message::Close(_))) => return Err(LiveError::Closed),
-                Some(Ok(_)) => continue,
-            };
-            for line in protocol::parse_message(text.as_str()) {
-                match line {
-                    Ok(line) => {
-                        tracing::info!(target: "wire", "< {}", line.redacted());
-                        let out = self.handle(line);
-                        for l in out {
-                            send(&mut ws, &l).await?;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(target: "wire", error = %e, "< (malformed)");
-                    }
+            // Handle this message and every one already received (e.g. 20 symbols' BARs sent back to
+            // back) before any fsync, so the last SIGNAL does not wait for the others' state saves.
+            let mut handled = 0;
+            loop {
+                match msg {
+                    None => return Err(LiveError::Closed),
+                    Some(Err(e)) => return Err(e.into()),
+                    Some(Ok(Message::Close(_))) => return Err(LiveError::Closed),
+                    Some(Ok(Message::Text(text))) => self.handle_message(&mut ws, &text).await?,
+                    Some(Ok(_)) => {}
+                }
+                handled += 1;
+                if handled == MAX_BATCH {
+                    break;
+                }
+                match ws.next().now_or_never() {
+                    Some(m) => msg = m,
+                    None => break,
                 }
             }
         }
+    }
+
+    /// Handles every line of one received message, sending the resulting signals at once.
+    async fn handle_message<S>(&mut self, ws: &mut S, text: &str) -> Result<(), LiveError>
+    where
+        S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+    {
+        for line in protocol::parse_message(text) {
+            match line {
+                Ok(line) => {
+                    tracing::info!(target: "wire", "< {}", line.redacted());
+                    for l in self.handle(line) {
+                        send(ws, &l).await?;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: "wire", error = %e, "< (malformed)");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Applies one received line; returns the lines to send (signals).
@@ -354,14 +389,14 @@ impl Preditor {
     /// Rebuilds a twin from history bars, then applies the live bars that arrived meanwhile.
     fn consume_history(&mut self, i: usize, bars: &[Bar]) -> Vec<Line> {
         let mut out = Vec::new();
+        self.persist_if_unsaved(i);
         let slot = &mut self.slots[i];
         match slot.twin.on_history(bars) {
             Ok(outcome) => {
                 tracing::info!(symbol = %slot.symbol, bars = bars.len(), replayed = outcome.replayed,
                             mode = ?outcome.mode, signals = outcome.signals.len(), "history consumed");
-                if outcome.replayed > 0 {
-                    self.persist(i);
-                }
+                // Saved after the signals go out, like a live bar (see `live_bar`).
+                slot.unsaved |= outcome.replayed > 0;
                 for d in &outcome.signals {
                     out.extend(self.signal(i, d));
                 }
@@ -375,11 +410,19 @@ impl Preditor {
         out
     }
 
+    /// Steps one live bar. The SIGNAL is returned to be sent BEFORE the state is saved (the caller
+    /// saves once the whole batch of received bars is signalled): an fsync costs milliseconds and
+    /// 20 symbols close together. Safe because the step is deterministic: if the process dies after
+    /// the send but before the save, the restart resumes from the previous state, replays this bar
+    /// and sends the same SIGNAL with the same `B:`, which the executor answers again without
+    /// executing twice. The previous bar's state is saved here before stepping, so at most one bar
+    /// per symbol is ever volatile.
     fn live_bar(&mut self, i: usize, bar: Bar) -> Option<Line> {
+        self.persist_if_unsaved(i);
         let slot = &mut self.slots[i];
         match slot.twin.on_bar(bar) {
             Ok(BarOutcome::Decided(d)) => {
-                self.persist(i);
+                slot.unsaved = true;
                 self.signal(i, &d)
             }
             Ok(BarOutcome::WarmingUp { have, need }) => {
@@ -397,11 +440,22 @@ impl Preditor {
         }
     }
 
-    /// Persists a twin's state; a failure is logged loudly (the next bar retries).
-    fn persist(&self, i: usize) {
-        let slot = &self.slots[i];
+    /// Saves a twin's state if it decided bars since the last save; a failure is logged loudly (the
+    /// next decided bar retries) and does not stop trading.
+    fn persist_if_unsaved(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if !std::mem::take(&mut slot.unsaved) {
+            return;
+        }
         if let Err(e) = self.store.save(&slot.twin.persisted()) {
             tracing::error!(symbol = %slot.symbol, error = %e, "could not persist the twin state");
+        }
+    }
+
+    /// Saves every twin with unsaved decisions (once each).
+    fn persist_unsaved(&mut self) {
+        for i in 0..self.slots.len() {
+            self.persist_if_unsaved(i);
         }
     }
 
