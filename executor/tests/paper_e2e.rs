@@ -50,6 +50,16 @@ fn bar_of(line: &str) -> protocol::Bar {
     }
 }
 
+/// The time of the first EURUSD BAR published strictly after `floor`.
+async fn eurusd_bar_after(c: &mut ws::Ws, floor: protocol::BarTime) -> protocol::BarTime {
+    loop {
+        let t = bar_of(&recv_until(c, "BAR|EURUSD|").await).time;
+        if t > floor {
+            return t;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paper_mode_end_to_end_with_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,11 +200,12 @@ async fn paper_mode_end_to_end_with_restart() {
     // the old signal again after the restart: same ACK from the journal, still one position
     send(&mut c, &format!("SIGNAL|EURUSD|LONG_WEAK|2|0.00|B:{b}|N:1")).await;
     assert_eq!(recv_until(&mut c, "ACK|").await, ack);
-    // after the restart the replay starts again from start_bar (the CSV source is stateless), so use
-    // a bar published now; the position matches → OK with the existing id, no order
-    let next = bar_of(&recv_until(&mut c, "BAR|EURUSD|").await)
-        .time
-        .to_string();
+    // after the restart the replay starts again from start_bar (the CSV source is stateless), so it
+    // publishes `b` again at some point: use bars strictly after `b`, or the executor rightly answers
+    // the remembered ACK of `b` (a repeated bar is never re-executed, whatever its action).
+    let next_time = eurusd_bar_after(&mut c, bar.time).await;
+    let next = next_time.to_string();
+    // the position matches → OK with the existing id, no order
     send(
         &mut c,
         &format!("SIGNAL|EURUSD|LONG_WEAK|2|1.00|B:{next}|N:2"),
@@ -206,12 +217,7 @@ async fn paper_mode_end_to_end_with_restart() {
         format!("ACK|EURUSD|LONG_WEAK|OK|T:1|P:{expect_price}|B:{next}")
     );
     // WAIT closes it
-    let next2 = loop {
-        let t = bar_of(&recv_until(&mut c, "BAR|EURUSD|").await).time;
-        if t.to_string() != next {
-            break t.to_string();
-        }
-    };
+    let next2 = eurusd_bar_after(&mut c, next_time).await.to_string();
     send(&mut c, &format!("SIGNAL|EURUSD|WAIT|2|1.00|B:{next2}|N:1")).await;
     let closed = recv_until(&mut c, "ACK|").await;
     assert!(closed.starts_with("ACK|EURUSD|WAIT|OK|T:1|P:"), "{closed}");
