@@ -8,7 +8,7 @@ use std::process::Command;
 
 use bytes::BytesMut;
 use ctrader::codec::FrameCodec;
-use ctrader::domain::{Bar, SpotQuote, Timeframe};
+use ctrader::domain::{Bar, SpotQuote, Timeframe, TrendbarPeriod};
 use ctrader::messages::*;
 use serde_json::Value;
 use tokio_util::codec::{Decoder, Encoder};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{Bar, Timeframe};
+use crate::domain::{Bar, Timeframe, TrendbarPeriod};
 
 /// Bars per window at most; keeps each response far below the frame limit.
 const BARS_PER_WINDOW: i64 = 5_000;

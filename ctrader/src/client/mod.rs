@@ -39,7 +39,7 @@ pub use rate_limit::RequestClass;
 pub use session::LinkState;
 pub use token_store::{TokenStore, TokenStoreError, Tokens};
 
-use crate::domain::{Bar, ErrorCode, Timeframe};
+use crate::domain::{Bar, ErrorCode, Timeframe, TrendbarPeriod};
 use crate::messages::*;
 use events::EventSink;
 use history::TrendbarPager;

@@ -25,7 +25,7 @@ use crate::client::rate_limit::{RateLimiter, RequestClass};
 use crate::client::requests::RequestTable;
 use crate::client::token_store::Tokens;
 use crate::codec::FrameCodec;
-use crate::domain::{Bar, ErrorCode, SpotQuote, Timeframe};
+use crate::domain::{Bar, ErrorCode, SpotQuote, Timeframe, TrendbarPeriod};
 use crate::messages::*;
 
 type Conn = Framed<TlsStream<TcpStream>, FrameCodec>;

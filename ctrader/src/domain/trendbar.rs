@@ -1,9 +1,6 @@
 //! Trendbars: the server sends `low` and unsigned deltas to open, close and high, all in 1e-5
 //! units, plus the open time in Unix minutes.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::domain::price::PRICE_SCALE;
 use crate::messages::{ProtoOaTrendbar, ProtoOaTrendbarPeriod};
 
@@ -34,94 +31,24 @@ pub enum TrendbarError {
     /// A period number outside `ProtoOATrendbarPeriod`.
     #[error("unknown trendbar period {0} (expected 1..=14, M1..MN1)")]
     UnknownPeriod(i32),
-    /// A timeframe name that is not one of cTrader's.
-    #[error(
-        "unknown timeframe {0:?} (expected one of M1 M2 M3 M4 M5 M10 M15 M30 H1 H4 H12 D1 W1 MN1)"
-    )]
-    UnknownTimeframe(String),
 }
 
-/// cTrader's bar periods, named as in the IPC protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[allow(missing_docs)]
-pub enum Timeframe {
-    M1,
-    M2,
-    M3,
-    M4,
-    M5,
-    M10,
-    M15,
-    M30,
-    H1,
-    H4,
-    H12,
-    D1,
-    W1,
-    MN1,
-}
+/// The bar periods: the IPC protocol's [`Timeframe`] (cTrader's own names), re-exported so the client
+/// and the daemons share one type. This crate only adds the Open API mapping ([`TrendbarPeriod`]).
+pub use protocol::Timeframe;
 
-impl Timeframe {
-    /// All timeframes, shortest first.
-    pub const ALL: [Timeframe; 14] = [
-        Self::M1,
-        Self::M2,
-        Self::M3,
-        Self::M4,
-        Self::M5,
-        Self::M10,
-        Self::M15,
-        Self::M30,
-        Self::H1,
-        Self::H4,
-        Self::H12,
-        Self::D1,
-        Self::W1,
-        Self::MN1,
-    ];
-
-    /// The bar length in seconds; `None` for MN1, whose length follows the calendar.
-    pub fn seconds(self) -> Option<i64> {
-        Some(match self {
-            Self::M1 => 60,
-            Self::M2 => 120,
-            Self::M3 => 180,
-            Self::M4 => 240,
-            Self::M5 => 300,
-            Self::M10 => 600,
-            Self::M15 => 900,
-            Self::M30 => 1800,
-            Self::H1 => 3600,
-            Self::H4 => 4 * 3600,
-            Self::H12 => 12 * 3600,
-            Self::D1 => 86_400,
-            Self::W1 => 7 * 86_400,
-            Self::MN1 => return None,
-        })
-    }
-
-    /// The name used on the IPC protocol and in model file names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::M1 => "M1",
-            Self::M2 => "M2",
-            Self::M3 => "M3",
-            Self::M4 => "M4",
-            Self::M5 => "M5",
-            Self::M10 => "M10",
-            Self::M15 => "M15",
-            Self::M30 => "M30",
-            Self::H1 => "H1",
-            Self::H4 => "H4",
-            Self::H12 => "H12",
-            Self::D1 => "D1",
-            Self::W1 => "W1",
-            Self::MN1 => "MN1",
-        }
-    }
-
+/// The Open API side of a [`Timeframe`]: the `ProtoOATrendbarPeriod` enum and the period length.
+pub trait TrendbarPeriod: Sized {
     /// The Open API enum value.
-    pub fn to_proto(self) -> ProtoOaTrendbarPeriod {
+    fn to_proto(self) -> ProtoOaTrendbarPeriod;
+    /// From the Open API enum number (as carried in an `i32` field).
+    fn from_proto(value: i32) -> Result<Self, TrendbarError>;
+    /// The bar length in seconds; `None` for MN1, whose length follows the calendar.
+    fn seconds(self) -> Option<i64>;
+}
+
+impl TrendbarPeriod for Timeframe {
+    fn to_proto(self) -> ProtoOaTrendbarPeriod {
         match self {
             Self::M1 => ProtoOaTrendbarPeriod::M1,
             Self::M2 => ProtoOaTrendbarPeriod::M2,
@@ -140,8 +67,7 @@ impl Timeframe {
         }
     }
 
-    /// From the Open API enum number (as carried in an `i32` field).
-    pub fn from_proto(value: i32) -> Result<Self, TrendbarError> {
+    fn from_proto(value: i32) -> Result<Self, TrendbarError> {
         let p = ProtoOaTrendbarPeriod::try_from(value)
             .map_err(|_| TrendbarError::UnknownPeriod(value))?;
         Ok(match p {
@@ -161,22 +87,9 @@ impl Timeframe {
             ProtoOaTrendbarPeriod::Mn1 => Self::MN1,
         })
     }
-}
 
-impl fmt::Display for Timeframe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Timeframe {
-    type Err = TrendbarError;
-
-    fn from_str(s: &str) -> Result<Self, TrendbarError> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.name() == s)
-            .ok_or_else(|| TrendbarError::UnknownTimeframe(s.to_string()))
+    fn seconds(self) -> Option<i64> {
+        self.duration_secs().and_then(|s| i64::try_from(s).ok())
     }
 }
 
@@ -310,13 +223,11 @@ mod tests {
     fn timeframes_map_both_ways() {
         for t in Timeframe::ALL {
             assert_eq!(Timeframe::from_proto(t.to_proto() as i32), Ok(t));
-            assert_eq!(t.name().parse::<Timeframe>(), Ok(t));
         }
         assert_eq!(
             Timeframe::from_proto(15),
             Err(TrendbarError::UnknownPeriod(15))
         );
-        assert!("M7".parse::<Timeframe>().is_err());
         assert_eq!(Timeframe::H4.seconds(), Some(14_400));
         assert_eq!(Timeframe::MN1.seconds(), None);
     }

@@ -18,7 +18,7 @@ use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
 use super::latency::LatencyRecorder;
 use super::replay::{Replay, intrabar, market_time_ms};
 use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
-use crate::domain::{Timeframe, price_to_units};
+use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
 use crate::messages::*;
 
 /// Identifies one client connection inside the core.

@@ -66,11 +66,6 @@ fn pow10(d: u32) -> f64 {
     10f64.powi(d as i32)
 }
 
-/// The ctrader crate's timeframe for a protocol timeframe (both use cTrader's names).
-pub fn ct_timeframe(tf: Timeframe) -> Option<ctrader::domain::Timeframe> {
-    tf.as_str().parse().ok()
-}
-
 /// Maps a client error to the broker error the engine understands.
 pub fn map_error(e: ClientError) -> BrokerError {
     match e {
@@ -213,9 +208,10 @@ impl CtraderBroker {
             broker.client.subscribe_spots(&sub_ids).await?;
         }
         for inst in broker.instruments.values() {
-            if let Some(tf) = ct_timeframe(inst.timeframe) {
-                broker.client.subscribe_trendbars(inst.id, tf).await?;
-            }
+            broker
+                .client
+                .subscribe_trendbars(inst.id, inst.timeframe)
+                .await?;
         }
         Ok((broker, events))
     }
@@ -421,10 +417,7 @@ impl CtraderBroker {
                 code: "SYMBOL_NOT_FOUND".into(),
                 description: symbol.to_string(),
             })?;
-        let tf = ct_timeframe(timeframe).ok_or_else(|| BrokerError::Rejected {
-            code: "TIMEFRAME".into(),
-            description: timeframe.as_str().into(),
-        })?;
+        let tf = timeframe;
         let period = timeframe.duration_secs().unwrap_or(60) as i64;
         // Weekends and holidays leave gaps: ask for three times the span and keep the last `count`.
         let from = (now - 3 * period * (count as i64 + 1)).max(0) * 1000;
