@@ -15,7 +15,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::{Action, BarTime, Decimal, Hello, Line, Signal, Symbol, Timeframe, Warmup};
@@ -23,6 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::bars::{Bar, format_time};
 use crate::model::Model;
+use crate::notify::SystemdNotifier;
 use crate::session::{BarOutcome, SymbolTwin};
 use crate::state::StateStore;
 use crate::twin::Decision;
@@ -103,6 +104,8 @@ pub struct Preditor {
     store: StateStore,
     version: String,
     token: String,
+    /// systemd STATUS/WATCHDOG/STOPPING; a no-op unless set with [`Preditor::with_notifier`].
+    notifier: SystemdNotifier,
 }
 
 impl Preditor {
@@ -155,10 +158,35 @@ impl Preditor {
             store,
             version: version.to_string(),
             token: token.to_string(),
+            notifier: SystemdNotifier::disabled(),
         })
     }
 
+    /// Reports to systemd through `notifier` (the caller already sent `READY=1`).
+    pub fn with_notifier(mut self, notifier: SystemdNotifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Real progress for the systemd watchdog (a message from the executor, a reconnect attempt).
+    fn progressed(&mut self) {
+        self.notifier.progress(Instant::now());
+    }
+
+    /// `STATUS=` summary of the twins once connected: warming up until every twin is synced.
+    fn report_sync(&mut self) {
+        let synced = self.slots.iter().filter(|s| s.twin.is_synced()).count();
+        let total = self.slots.len();
+        let status = if synced == total {
+            format!("live: {total} twin(s) synced")
+        } else {
+            format!("connected, warming up: {synced}/{total} twin(s) synced")
+        };
+        self.notifier.status(&status);
+    }
+
     /// Runs until `shutdown` resolves: connect, serve, reconnect with backoff on any failure.
+    /// systemd is told `STOPPING=1` as soon as `shutdown` resolves.
     pub async fn run(
         &mut self,
         url: &str,
@@ -168,8 +196,10 @@ impl Preditor {
         let mut backoff = BACKOFF_MIN;
         loop {
             tracing::info!(url, "connecting to the executor");
+            // A reconnect attempt is progress: an executor outage must not become a restart loop.
+            self.progressed();
             let outcome = tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown => { self.notifier.stopping(); return Ok(()); }
                 r = tokio_tungstenite::connect_async(url) => r,
             };
             match outcome {
@@ -191,8 +221,10 @@ impl Preditor {
                 slot.early.clear();
             }
             tracing::info!(retry_in_ms = backoff.as_millis() as u64, "reconnecting");
+            self.notifier
+                .status("disconnected from the executor; reconnecting");
             tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown => { self.notifier.stopping(); return Ok(()); }
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -219,10 +251,17 @@ impl Preditor {
         tokio::pin!(deadline);
         loop {
             let msg = tokio::select! {
-                () = &mut shutdown => { let _ = ws.close().await; return Ok(()); }
+                () = &mut shutdown => {
+                    self.notifier.stopping();
+                    let _ = ws.close().await;
+                    return Ok(());
+                }
                 () = &mut deadline => return Err(LiveError::HelloTimeout(HELLO_TIMEOUT)),
                 m = ws.next() => m,
             };
+            if let Some(Ok(_)) = &msg {
+                self.progressed();
+            }
             let text = match msg {
                 None => return Err(LiveError::Closed),
                 Some(Err(e)) => return Err(e.into()),
@@ -253,6 +292,7 @@ impl Preditor {
             }
         }
         *backoff = BACKOFF_MIN;
+        self.report_sync();
         for i in 0..self.slots.len() {
             let slot = &self.slots[i];
             let count = u32::try_from(slot.twin.warmup_count()).unwrap_or(u32::MAX);
@@ -268,6 +308,7 @@ impl Preditor {
             self.persist_unsaved();
             let mut msg = tokio::select! {
                 () = &mut shutdown => {
+                    self.notifier.stopping();
                     tracing::info!("shutdown requested; closing the connection");
                     let _ = ws.close().await;
                     return Ok(());
@@ -278,6 +319,10 @@ impl Preditor {
             // back) before any fsync, so the last SIGNAL does not wait for the others' state saves.
             let mut handled = 0;
             loop {
+                // Any message counts, the executor's 15 s Ping included: bars come once per timeframe.
+                if let Some(Ok(_)) = &msg {
+                    self.progressed();
+                }
                 match msg {
                     None => return Err(LiveError::Closed),
                     Some(Err(e)) => return Err(e.into()),
@@ -294,6 +339,7 @@ impl Preditor {
                     None => break,
                 }
             }
+            self.report_sync();
         }
     }
 

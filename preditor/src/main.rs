@@ -140,16 +140,22 @@ fn main() -> anyhow::Result<()> {
             }
             let store = preditor::state::StateStore::open(&state_dir)?;
             let models: Vec<Arc<Model>> = set.models.into_iter().map(Arc::new).collect();
+            let n_models = models.len();
+            let mut notifier = preditor::notify::SystemdNotifier::from_env();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let mut p = preditor::live::Preditor::new(
+                let p = preditor::live::Preditor::new(
                     models,
                     store,
                     env!("CARGO_PKG_VERSION"),
                     &token,
                 )?;
+                // READY once the models are loaded and the twins built, before connecting: the
+                // executor may be down and the preditor reconnects by itself (docs/OPERATIONS.md).
+                notifier.ready(&format!("models loaded: {n_models} twin(s)"));
+                let mut p = p.with_notifier(notifier);
                 p.run(&executor, shutdown_signal()).await?;
                 tracing::info!("stopped cleanly");
                 anyhow::Ok(())

@@ -244,13 +244,20 @@ fn setup() -> Setup {
 }
 
 fn spawn(s: &Setup, port: u16) -> Child {
+    run_command(Command::new(env!("CARGO_BIN_EXE_preditor")), s, port)
+        .spawn()
+        .unwrap()
+}
+
+/// `preditor run` against the executor on `port`, logging to `s.log`; `cmd` is the program (or a
+/// wrapper that execs it).
+fn run_command(mut cmd: Command, s: &Setup, port: u16) -> Command {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&s.log)
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_preditor"))
-        .arg("run")
+    cmd.arg("run")
         .arg("--executor")
         .arg(format!("ws://127.0.0.1:{port}"))
         .arg("--token-file")
@@ -261,9 +268,8 @@ fn spawn(s: &Setup, port: u16) -> Child {
         .arg(&s.state)
         .env("RUST_LOG", "info,tract_linalg=warn")
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .stderr(log);
+    cmd
 }
 
 async fn start(bars: Vec<WireBar>, cursor: usize, history_cap: usize) -> (Arc<FakeExecutor>, u16) {
@@ -453,4 +459,105 @@ fn token_file_readable_by_others_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600"), "{err}");
+}
+
+/// Every datagram received on the NOTIFY_SOCKET, with its arrival time, until one contains
+/// `STOPPING=1` or `secs` pass.
+fn collect_notifications(
+    sock: std::os::unix::net::UnixDatagram,
+    secs: u64,
+) -> Vec<(std::time::Instant, String)> {
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut got: Vec<(std::time::Instant, String)> = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while !got.iter().any(|(_, m)| m.contains("STOPPING=1")) && std::time::Instant::now() < deadline
+    {
+        match sock.recv(&mut buf) {
+            Ok(n) => got.push((
+                std::time::Instant::now(),
+                String::from_utf8_lossy(&buf[..n]).to_string(),
+            )),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("NOTIFY_SOCKET recv: {e}"),
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_gets_ready_watchdog_on_bars_and_stopping() {
+    let case = common::case("EURUSD_H1");
+    // A short stream keeps the test fast: W bars of history, then 60 live bars.
+    let bars: Vec<WireBar> = golden_bars(&case.dir).into_iter().take(W + 60).collect();
+    let total = bars.len();
+    let (exec, port) = start(bars, W, 100_000).await;
+    let s = setup();
+    let sock_path = s._tmp.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    let collector = std::thread::spawn(move || collect_notifications(sock, 25));
+    // systemd sets WATCHDOG_PID to the service's pid: a shell exports its own pid, then execs.
+    // A 20 ms watchdog (pings ≥ 10 ms apart) so that bars flowing give several pings.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"export WATCHDOG_PID=$$; exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_preditor"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "20000");
+    let mut child = run_command(cmd, &s, port).spawn().unwrap();
+    wait_until(&exec, 20, "all bars", |b| {
+        b.cursor == total && b.signals.contains_key(&exec.bars[total - 1].time)
+    })
+    .await;
+    // The executor is now silent (this one sends no Ping): no progress, so no ping may come.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let quiet_from = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let quiet_to = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let got = collector.join().unwrap();
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(&s.log).unwrap_or_default();
+    let all: Vec<&str> = got.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    let first = all.first().copied().unwrap_or_default();
+    assert!(
+        first.contains("READY=1") && first.contains("STATUS=models loaded: 1 twin(s)"),
+        "READY=1 first, got {all:?}\nlog:\n{log}"
+    );
+    assert_eq!(all.iter().filter(|m| m.contains("READY=1")).count(), 1);
+    // One connect attempt (one ping at most); every other ping came from executor messages.
+    assert_eq!(exec.book.lock().unwrap().connections, 1);
+    let pings: Vec<std::time::Instant> = got
+        .iter()
+        .filter(|(_, m)| m.contains("WATCHDOG=1"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        pings.len() >= 2,
+        "WATCHDOG=1 while bars flowed: {all:?}\nlog:\n{log}"
+    );
+    assert!(
+        !pings.iter().any(|t| (quiet_from..quiet_to).contains(t)),
+        "a WATCHDOG=1 without progress: {all:?}"
+    );
+    assert!(
+        all.iter()
+            .any(|m| m.contains("STATUS=live: 1 twin(s) synced")),
+        "{all:?}"
+    );
+    let last = all.last().copied().unwrap_or_default();
+    assert!(
+        last.contains("STOPPING=1"),
+        "STOPPING=1 last, got {all:?}\nlog:\n{log}"
+    );
 }
