@@ -16,7 +16,7 @@
 //! - [`desk`]: one book (engine + broker + journal) executing plans.
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
-//! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING`; the pure watchdog gate.
+//! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
 pub mod barfeed;
 pub mod broker;
@@ -27,7 +27,7 @@ pub mod drift;
 pub mod engine;
 pub mod journal;
 pub mod lots;
-pub mod notify;
+pub use service::notify;
 pub mod ntp;
 pub mod orders;
 pub mod risk;

@@ -10,7 +10,7 @@
 //! - [`state`]: the twin state persisted atomically per symbol.
 //! - [`backtest`]: the step over a whole series, and its CSV.
 //! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
-//! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING).
+//! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING; the shared `service` crate).
 //! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown.
 
 pub mod backtest;
@@ -20,7 +20,7 @@ pub mod fifo;
 pub mod hmm;
 pub mod live;
 pub mod model;
-pub mod notify;
+pub use service::notify;
 pub mod session;
 pub mod state;
 pub mod twin;

@@ -1,15 +1,14 @@
-//! systemd readiness and watchdog (`sd_notify`) for `oracle-preditor.service`, as
-//! `docs/OPERATIONS.md` specifies: `READY=1` once the models are loaded (not once connected: the
-//! executor may be down and the preditor reconnects by itself).
+//! systemd readiness and watchdog (`sd_notify`), as `docs/OPERATIONS.md` specifies for the
+//! `Type=notify` / `WatchdogSec=` units of both daemons.
 //!
 //! [`WatchdogGate`] is the pure rule: ping only when real progress happened since the last ping,
 //! and at most every half watchdog interval. [`SystemdNotifier`] is the I/O shell over the
 //! `sd-notify` crate; it does nothing when `NOTIFY_SOCKET` is unset (tests, the demo).
 //!
-//! Progress is reported by the live loop only (any WebSocket message received from the executor —
-//! lines, and the Ping it sends every 15 s between bars — or a reconnect attempt), never by a task
-//! of its own: a wedged loop must stop the pings so that systemd restarts the process. Kept local
-//! to this crate (same design as the executor's) so the crates share no systemd code.
+//! Progress is reported by each daemon's main loop only (executor: a served preditor line, a broker
+//! event, a paper replay tick, a broker probe answered; preditor: any WebSocket message from the
+//! executor, including its 15 s Ping, or a reconnect attempt), never by a task of its own: a wedged
+//! loop must stop the pings so that systemd restarts the process.
 
 use std::time::{Duration, Instant};
 
@@ -61,10 +60,10 @@ impl WatchdogGate {
     }
 }
 
-/// The preditor's side of the systemd notification protocol.
+/// A daemon's side of the systemd notification protocol.
 #[derive(Debug, Default)]
 pub struct SystemdNotifier {
-    /// False: not started by systemd (no `NOTIFY_SOCKET`), every call is a no-op.
+    /// `None`: not started by systemd (no `NOTIFY_SOCKET`), every call is a no-op.
     enabled: bool,
     /// `None` when systemd did not enable the watchdog for this process.
     gate: Option<WatchdogGate>,
@@ -121,6 +120,16 @@ impl SystemdNotifier {
             self.last_status = status.to_string();
             self.send(&[NotifyState::Status(status)]);
         }
+    }
+
+    /// `RELOADING=1` (with `MONOTONIC_USEC`, which systemd requires for `Type=notify-reload`).
+    pub fn reloading(&mut self) {
+        let mut states = vec![NotifyState::Reloading];
+        match NotifyState::monotonic_usec_now() {
+            Ok(m) => states.push(m),
+            Err(e) => tracing::warn!(error = %e, "cannot read CLOCK_MONOTONIC for MONOTONIC_USEC"),
+        }
+        self.send(&states);
     }
 
     /// `STOPPING=1`.
@@ -202,6 +211,7 @@ mod tests {
         assert!(!n.is_enabled());
         n.ready("x");
         n.status("y");
+        n.reloading();
         n.progress(Instant::now());
         n.stopping();
     }
