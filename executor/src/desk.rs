@@ -2,7 +2,7 @@
 //! journal written before every order. After an ambiguous failure (timeout, disconnect) the desk
 //! reconciles with the broker and looks for the order by its deterministic label; it never resends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -13,8 +13,9 @@ use crate::broker::{Broker, BrokerError};
 use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine};
 use crate::journal::{Entry, Journal, JournalError, pending_intents};
 use crate::lots::TargetPosition;
-use crate::orders::{BookSnapshot, Fill, Leg, Side};
+use crate::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
 use crate::risk::RiskState;
+use crate::risk::{RiskApproved, required_margin};
 use crate::state::{self, StateError};
 
 /// What a desk persists besides its broker's own state.
@@ -52,6 +53,8 @@ pub enum DeskError {
     State(#[from] StateError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error("a batch of signals produced no outcome")]
+    EmptyBatch,
     #[error("{book}: reconcile failed: {source}")]
     Reconcile {
         book: &'static str,
@@ -253,7 +256,7 @@ impl<B: Broker> Desk<B> {
         Ok(())
     }
 
-    /// Handles one SIGNAL on this book.
+    /// Handles one SIGNAL on this book (a batch of one).
     pub async fn handle_signal(
         &mut self,
         sig: &Signal,
@@ -261,160 +264,345 @@ impl<B: Broker> Desk<B> {
         kill_file_present: bool,
         journal: &mut Journal,
     ) -> Result<DeskOutcome, DeskError> {
-        let snap = self.broker.snapshot(&sig.symbol);
-        let decision = self.engine.decide(sig, now, &snap, kill_file_present);
-        let (ack, duplicate, fill) = match decision {
-            Decision::Reply(r) => (r.ack, r.duplicate, None),
-            Decision::Execute(plan) => {
-                let exec = self.execute(&plan, journal, now).await?;
-                let ack = self.engine.complete(&plan, &exec);
-                let fill = match &exec.open {
-                    Some(Ok(f)) => Some(f.clone()),
-                    _ => exec
-                        .closes
-                        .iter()
-                        .rev()
-                        .find_map(|r| r.as_ref().ok().cloned()),
-                };
-                (ack, false, fill)
-            }
-        };
-        if !duplicate && let Some(bar) = ack.bar_time {
-            journal.append_lazy(&[Entry::Ack {
-                t: stamp(now),
-                book: self.name.to_string(),
-                symbol: sig.symbol.to_string(),
-                bar: bar.unix_seconds(),
-                line: protocol::Line::Ack(ack.clone()).to_string(),
-            }])?;
+        let mut out = self
+            .handle_batch(std::slice::from_ref(sig), now, kill_file_present, journal)
+            .await?;
+        out.pop().ok_or(DeskError::EmptyBatch)
+    }
+
+    /// Handles the SIGNALs that arrived together, one outcome per signal in their order.
+    ///
+    /// Every signal is decided first, then all intents go to the journal behind one fsync, then
+    /// every order is on the wire before the first answer is awaited: closes (and opens with
+    /// nothing to close) in a first wave, the opens that waited for their closes in a second. A
+    /// symbol that appears twice starts a new batch, so its second signal sees the first's fills.
+    pub async fn handle_batch(
+        &mut self,
+        sigs: &[Signal],
+        now: DateTime<Utc>,
+        kill_file_present: bool,
+        journal: &mut Journal,
+    ) -> Result<Vec<DeskOutcome>, DeskError> {
+        let mut out = Vec::with_capacity(sigs.len());
+        let mut rest = sigs;
+        while !rest.is_empty() {
+            let mut seen = BTreeSet::new();
+            let n = rest
+                .iter()
+                .take_while(|s| seen.insert(s.symbol.clone()))
+                .count();
+            let (batch, tail) = rest.split_at(n);
+            out.extend(
+                self.handle_distinct(batch, now, kill_file_present, journal)
+                    .await?,
+            );
+            rest = tail;
         }
-        let dirty_fill = fill.as_ref().is_some_and(|f| f.realized_pnl.is_some());
-        if self.engine.take_risk_dirty() || dirty_fill {
+        Ok(out)
+    }
+
+    /// [`Desk::handle_batch`] for signals on distinct symbols.
+    async fn handle_distinct(
+        &mut self,
+        sigs: &[Signal],
+        now: DateTime<Utc>,
+        kill_file_present: bool,
+        journal: &mut Journal,
+    ) -> Result<Vec<DeskOutcome>, DeskError> {
+        // Decide every signal. Each sees the opens approved before it in this batch as positions
+        // (count, lots, margin), and not the positions this batch closes for other symbols: until
+        // a close is confirmed its margin is still held, so a batch never exceeds a risk limit even
+        // if some of its closes fail.
+        let mut provisional: Vec<BrokerPosition> = Vec::new();
+        let mut decisions = Vec::with_capacity(sigs.len());
+        for sig in sigs {
+            let mut snap = self.broker.snapshot(&sig.symbol);
+            snap.positions.extend(provisional.iter().cloned());
+            let decision = self.engine.decide(sig, now, &snap, kill_file_present);
+            if let Decision::Execute(plan) = &decision
+                && let OpenStep::Open(approved) = &plan.open
+            {
+                provisional.push(self.provisional(approved.item(), &snap));
+            }
+            decisions.push(decision);
+        }
+        let plans: Vec<&Plan> = decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Execute(p) => Some(p),
+                Decision::Reply(_) => None,
+            })
+            .collect();
+        let mut execs = self.execute(&plans, journal, now).await?.into_iter();
+
+        let mut out = Vec::with_capacity(sigs.len());
+        for (sig, decision) in sigs.iter().zip(decisions) {
+            let (ack, duplicate, fill) = match decision {
+                Decision::Reply(r) => (r.ack, r.duplicate, None),
+                Decision::Execute(plan) => {
+                    let exec = execs.next().unwrap_or_default();
+                    let ack = self.engine.complete(&plan, &exec);
+                    let fill = match &exec.open {
+                        Some(Ok(f)) => Some(f.clone()),
+                        _ => exec
+                            .closes
+                            .iter()
+                            .rev()
+                            .find_map(|r| r.as_ref().ok().cloned()),
+                    };
+                    (ack, false, fill)
+                }
+            };
+            if !duplicate && let Some(bar) = ack.bar_time {
+                journal.append_lazy(&[Entry::Ack {
+                    t: stamp(now),
+                    book: self.name.to_string(),
+                    symbol: sig.symbol.to_string(),
+                    bar: bar.unix_seconds(),
+                    line: protocol::Line::Ack(ack.clone()).to_string(),
+                }])?;
+            }
+            let after = self.broker.snapshot(&sig.symbol);
+            out.push(DeskOutcome {
+                ack,
+                duplicate,
+                fill,
+                position_after: describe_positions(&after, &sig.symbol),
+                realized: 0.0,
+            });
+        }
+        let realized_changed = out
+            .iter()
+            .any(|o| o.fill.as_ref().is_some_and(|f| f.realized_pnl.is_some()));
+        if self.engine.take_risk_dirty() || realized_changed {
             self.persist()?;
         }
-        let after = self.broker.snapshot(&sig.symbol);
-        Ok(DeskOutcome {
-            ack,
-            duplicate,
-            fill,
-            position_after: describe_positions(&after, &sig.symbol),
-            realized: self
+        for (o, sig) in out.iter_mut().zip(sigs) {
+            o.realized = self
                 .state
                 .realized
                 .get(sig.symbol.as_str())
                 .copied()
-                .unwrap_or(0.0),
-        })
+                .unwrap_or(0.0);
+        }
+        Ok(out)
     }
 
+    /// An approved open as the risk guard should count it until its fill is known.
+    fn provisional(&self, o: &OpenIntent, snap: &BookSnapshot) -> BrokerPosition {
+        let margin = match (
+            self.engine.rules().symbols.get(&o.symbol),
+            snap.quote,
+            &snap.account,
+        ) {
+            (Some(spec), Some(q), Some(acct)) => {
+                required_margin(spec, o.lots, q.price_for(o.side), acct.leverage)
+            }
+            // The guard approves no open without a quote and an account.
+            _ => 0.0,
+        };
+        BrokerPosition {
+            position_id: 0,
+            symbol: o.symbol.to_string(),
+            side: o.side,
+            lots: o.lots,
+            entry_price: f64::NAN,
+            margin,
+            label: Some(o.client_order_id.clone()),
+        }
+    }
+
+    /// Runs the plans of one batch; one [`Execution`] per plan, in order.
     async fn execute(
         &mut self,
-        plan: &Plan,
+        plans: &[&Plan],
         journal: &mut Journal,
         now: DateTime<Utc>,
-    ) -> Result<Execution, DeskError> {
-        let mut exec = Execution::default();
-        // Every intent of the plan is on disk (one fsync) before the first order goes out.
-        let mut intents: Vec<Entry> = plan
-            .closes
+    ) -> Result<Vec<Execution>, DeskError> {
+        let mut execs: Vec<Execution> = plans.iter().map(|_| Execution::default()).collect();
+        if plans.is_empty() {
+            return Ok(execs);
+        }
+        // Every intent of the batch is on disk (one fsync) before the first order goes out.
+        let intents: Vec<Entry> = plans
             .iter()
-            .map(|c| Entry::Intent {
-                t: stamp(now),
-                book: self.name.to_string(),
-                coid: c.client_order_id.clone(),
-                leg: Leg::Close,
-                symbol: c.symbol.to_string(),
-                bar: c.bar.unix_seconds(),
-                action: c.action.to_string(),
-                side: None,
-                lots: c.lots,
-                position_id: Some(c.position_id),
+            .flat_map(|plan| {
+                let closes = plan.closes.iter().map(|c| Entry::Intent {
+                    t: stamp(now),
+                    book: self.name.to_string(),
+                    coid: c.client_order_id.clone(),
+                    leg: Leg::Close,
+                    symbol: c.symbol.to_string(),
+                    bar: c.bar.unix_seconds(),
+                    action: c.action.to_string(),
+                    side: None,
+                    lots: c.lots,
+                    position_id: Some(c.position_id),
+                });
+                let open = match &plan.open {
+                    OpenStep::Open(approved) => {
+                        let o = approved.item();
+                        Some(Entry::Intent {
+                            t: stamp(now),
+                            book: self.name.to_string(),
+                            coid: o.client_order_id.clone(),
+                            leg: Leg::Open,
+                            symbol: o.symbol.to_string(),
+                            bar: o.bar.unix_seconds(),
+                            action: o.action.to_string(),
+                            side: Some(o.side),
+                            lots: o.lots,
+                            position_id: None,
+                        })
+                    }
+                    _ => None,
+                };
+                closes.chain(open).collect::<Vec<_>>()
             })
             .collect();
-        if let OpenStep::Open(approved) = &plan.open {
-            let o = approved.item();
-            intents.push(Entry::Intent {
-                t: stamp(now),
-                book: self.name.to_string(),
-                coid: o.client_order_id.clone(),
-                leg: Leg::Open,
-                symbol: o.symbol.to_string(),
-                bar: o.bar.unix_seconds(),
-                action: o.action.to_string(),
-                side: Some(o.side),
-                lots: o.lots,
-                position_id: None,
-            });
-        }
         journal.append_all(&intents)?;
-        for c in &plan.closes {
-            let mut r = self.broker.close(c).await;
-            if let Err(e) = &r
-                && e.is_ambiguous()
+
+        // First wave: every close, and the opens of plans with nothing to close.
+        let mut wave = Vec::new();
+        for (i, plan) in plans.iter().enumerate() {
+            wave.extend(plan.closes.iter().map(|c| (i, Order::Close(c))));
+            if plan.closes.is_empty()
+                && let OpenStep::Open(approved) = &plan.open
             {
-                // Unknown outcome: ask the broker whether the position is still there.
-                if let Ok(snap) = self.broker.reconcile().await
-                    && !snap
+                wave.push((i, Order::Open(approved)));
+            }
+        }
+        let mut results = Vec::new();
+        for ((i, order), r) in wave.iter().zip(self.run_wave(&wave).await) {
+            match order {
+                Order::Close(c) => {
+                    if let Ok(f) = &r
+                        && let Some(pnl) = f.realized_pnl
+                    {
+                        *self
+                            .state
+                            .realized
+                            .entry(c.symbol.to_string())
+                            .or_insert(0.0) += pnl;
+                    }
+                    results.push((c.client_order_id.clone(), r.clone()));
+                    execs[*i].closes.push(r);
+                }
+                Order::Open(a) => {
+                    results.push((a.item().client_order_id.clone(), r.clone()));
+                    execs[*i].open = Some(r);
+                }
+            }
+        }
+
+        // Second wave: opens whose closes all went through. An open behind a failed close is
+        // journaled as never sent, so recovery has nothing to guess.
+        let mut wave = Vec::new();
+        for (i, plan) in plans.iter().enumerate() {
+            let OpenStep::Open(approved) = &plan.open else {
+                continue;
+            };
+            if plan.closes.is_empty() {
+                continue;
+            }
+            if execs[i].closes.iter().all(|r| r.is_ok()) {
+                wave.push((i, Order::Open(approved)));
+            } else {
+                let not_sent = Err(BrokerError::Rejected {
+                    code: "NOT_SENT".into(),
+                    description: "a close of this plan failed first".into(),
+                });
+                results.push((approved.item().client_order_id.clone(), not_sent));
+            }
+        }
+        for ((i, order), r) in wave.iter().zip(self.run_wave(&wave).await) {
+            if let Order::Open(a) = order {
+                results.push((a.item().client_order_id.clone(), r.clone()));
+                execs[*i].open = Some(r);
+            }
+        }
+
+        // The book is saved before the results are journaled: a crash in between leaves pending
+        // intents, which recovery resolves against the saved book.
+        if let Err(e) = self.broker.commit() {
+            tracing::error!(book = self.name, error = %e, "cannot save the book after its fills");
+        }
+        for (coid, r) in &results {
+            if let Err(e) = r {
+                tracing::warn!(book = self.name, coid = %coid, error = %e, "order failed");
+            }
+            self.journal_result(journal, now, coid, r)?;
+        }
+        Ok(execs)
+    }
+
+    /// Sends every order of a wave, then books the answers in order. An answer whose outcome is
+    /// unknown (timeout, disconnect) is looked up with one reconcile for the whole wave: a close
+    /// whose position is gone went through; an open found by its label filled. Nothing is resent.
+    async fn run_wave(&mut self, wave: &[(usize, Order<'_>)]) -> Vec<Result<Fill, BrokerError>> {
+        if wave.is_empty() {
+            return Vec::new();
+        }
+        let tickets: Vec<_> = wave
+            .iter()
+            .map(|(_, order)| match order {
+                Order::Close(c) => self.broker.submit_close(c),
+                Order::Open(a) => self.broker.submit_open(a),
+            })
+            .collect();
+        let answers = futures_util::future::join_all(tickets).await;
+        let mut fills: Vec<Result<Fill, BrokerError>> =
+            answers.into_iter().map(|a| self.broker.settle(a)).collect();
+        let ambiguous = |r: &Result<Fill, BrokerError>| r.as_ref().is_err_and(|e| e.is_ambiguous());
+        if !fills.iter().any(ambiguous) {
+            return fills;
+        }
+        let snap = match self.broker.reconcile().await {
+            Ok(snap) => snap,
+            Err(e) => {
+                tracing::warn!(book = self.name, error = %e, "reconcile after an ambiguous order failed");
+                return fills;
+            }
+        };
+        for ((_, order), r) in wave.iter().zip(fills.iter_mut()) {
+            if !ambiguous(r) {
+                continue;
+            }
+            match order {
+                Order::Close(c) => {
+                    if !snap
                         .positions
                         .iter()
                         .any(|p| p.position_id == c.position_id)
-                {
-                    r = Ok(Fill {
-                        position_id: c.position_id,
-                        price: f64::NAN,
-                        lots: c.lots,
-                        slippage: f64::NAN, // unknown: found by reconcile
-                        realized_pnl: None,
-                    });
+                    {
+                        *r = Ok(Fill {
+                            position_id: c.position_id,
+                            price: f64::NAN,
+                            lots: c.lots,
+                            slippage: f64::NAN, // unknown: found by reconcile
+                            realized_pnl: None,
+                        });
+                    }
+                }
+                Order::Open(a) => {
+                    let coid = a.item().client_order_id.as_str();
+                    if let Some(p) = snap
+                        .positions
+                        .iter()
+                        .find(|p| p.label.as_deref() == Some(coid))
+                    {
+                        *r = Ok(Fill {
+                            position_id: p.position_id,
+                            price: p.entry_price,
+                            lots: p.lots,
+                            slippage: f64::NAN, // unknown: found by reconcile
+                            realized_pnl: None,
+                        });
+                    }
                 }
             }
-            self.journal_result(journal, now, &c.client_order_id, &r)?;
-            if let Ok(f) = &r
-                && let Some(pnl) = f.realized_pnl
-            {
-                *self
-                    .state
-                    .realized
-                    .entry(c.symbol.to_string())
-                    .or_insert(0.0) += pnl;
-            }
-            let failed = r.is_err();
-            exec.closes.push(r);
-            if failed {
-                if let OpenStep::Open(approved) = &plan.open {
-                    // Journaled but never sent: say so, so recovery has nothing to guess.
-                    let not_sent = Err(BrokerError::Rejected {
-                        code: "NOT_SENT".into(),
-                        description: "a close of this plan failed first".into(),
-                    });
-                    self.journal_result(journal, now, &approved.item().client_order_id, &not_sent)?;
-                }
-                return Ok(exec);
-            }
         }
-        if let OpenStep::Open(approved) = &plan.open {
-            let o = approved.item();
-            let mut r = self.broker.open(approved).await;
-            if let Err(e) = &r
-                && e.is_ambiguous()
-                && let Ok(snap) = self.broker.reconcile().await
-                && let Some(p) = snap
-                    .positions
-                    .iter()
-                    .find(|p| p.label.as_deref() == Some(o.client_order_id.as_str()))
-            {
-                r = Ok(Fill {
-                    position_id: p.position_id,
-                    price: p.entry_price,
-                    lots: p.lots,
-                    slippage: f64::NAN, // unknown: found by reconcile
-                    realized_pnl: None,
-                });
-            }
-            self.journal_result(journal, now, &o.client_order_id, &r)?;
-            exec.open = Some(r);
-        }
-        Ok(exec)
+        fills
     }
 
     fn journal_result(
@@ -436,4 +624,10 @@ impl<B: Broker> Desk<B> {
         }])?;
         Ok(())
     }
+}
+
+/// One order of a wave.
+enum Order<'a> {
+    Close(&'a CloseIntent),
+    Open(&'a RiskApproved<OpenIntent>),
 }

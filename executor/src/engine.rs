@@ -79,8 +79,8 @@ pub enum OpenStep {
     MissedEntry,
 }
 
-/// The broker's results for a plan, in the plan's order. The desk stops at the first failed close,
-/// so `closes` may be shorter than the plan's, and `open` is `None` when no open was attempted.
+/// The broker's results for a plan, in the plan's order. The desk sends a plan's closes together
+/// and its open only once every close went through; `open` is `None` when no open was attempted.
 #[derive(Debug, Default)]
 pub struct Execution {
     pub closes: Vec<Result<Fill, BrokerError>>,

@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::barfeed::{BarBuilder, BarsError, CsvBarSource};
 use crate::broker::ctrader::{CtraderBroker, CtraderStartError};
 use crate::broker::paper::PaperBroker;
-use crate::broker::{Broker, BrokerError};
+use crate::broker::{Broker, BrokerError, Ticket, answered};
 use crate::clock::{Clock, FeedClock, SystemClock};
 use crate::config::{ClockSource, ExecutorConfig};
 use crate::desk::{Desk, DeskError, DeskOutcome, describe_target};
@@ -54,6 +54,10 @@ pub const WS_PING_PERIOD: Duration = Duration::from_secs(15);
 /// In live/shadow mode, a broker round trip (a version request) when the broker has been quiet this
 /// long: a closed market sends no spots, and the client's heartbeats are not passed on as events.
 pub const BROKER_PROBE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Queued events handled in one turn of the core loop: enough for every symbol's SIGNAL of a bar
+/// (20 in the shipped config) to form one batch, few enough that timers are not starved.
+const MAX_EVENTS_PER_TURN: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -85,6 +89,8 @@ pub enum AnyBroker {
 }
 
 impl Broker for AnyBroker {
+    type Receipt = AnyReceipt;
+
     fn name(&self) -> &'static str {
         match self {
             AnyBroker::Paper(b) => b.name(),
@@ -103,18 +109,48 @@ impl Broker for AnyBroker {
             AnyBroker::Ctrader(b) => b.reconcile().await,
         }
     }
-    async fn open(&mut self, order: &RiskApproved<OpenIntent>) -> Result<Fill, BrokerError> {
+    fn submit_open(&mut self, order: &RiskApproved<OpenIntent>) -> Ticket<AnyReceipt> {
         match self {
-            AnyBroker::Paper(b) => b.open(order).await,
-            AnyBroker::Ctrader(b) => b.open(order).await,
+            AnyBroker::Paper(b) => answered(b.open_sync(order).map(AnyReceipt::Paper)),
+            AnyBroker::Ctrader(b) => {
+                let t = b.submit_open(order);
+                Box::pin(async move { t.await.map(|x| AnyReceipt::Ctrader(Box::new(x))) })
+            }
         }
     }
-    async fn close(&mut self, intent: &CloseIntent) -> Result<Fill, BrokerError> {
+    fn submit_close(&mut self, intent: &CloseIntent) -> Ticket<AnyReceipt> {
         match self {
-            AnyBroker::Paper(b) => b.close(intent).await,
-            AnyBroker::Ctrader(b) => b.close(intent).await,
+            AnyBroker::Paper(b) => answered(b.close_sync(intent).map(AnyReceipt::Paper)),
+            AnyBroker::Ctrader(b) => {
+                let t = b.submit_close(intent);
+                Box::pin(async move { t.await.map(|x| AnyReceipt::Ctrader(Box::new(x))) })
+            }
         }
     }
+    fn settle(&mut self, answer: Result<AnyReceipt, BrokerError>) -> Result<Fill, BrokerError> {
+        match (self, answer?) {
+            (AnyBroker::Paper(b), AnyReceipt::Paper(f)) => b.settle(Ok(f)),
+            (AnyBroker::Ctrader(b), AnyReceipt::Ctrader(x)) => b.settle(Ok(*x)),
+            // Unreachable: a book only settles its own tickets.
+            _ => Err(BrokerError::Rejected {
+                code: "INTERNAL".into(),
+                description: "a ticket was settled on another book".into(),
+            }),
+        }
+    }
+    fn commit(&mut self) -> Result<(), BrokerError> {
+        match self {
+            AnyBroker::Paper(b) => b.commit(),
+            AnyBroker::Ctrader(b) => b.commit(),
+        }
+    }
+}
+
+/// A resolved ticket of either book.
+#[derive(Debug)]
+pub enum AnyReceipt {
+    Paper(Fill),
+    Ctrader(Box<crate::broker::ctrader::Execution>),
 }
 
 #[derive(Debug)]
@@ -473,7 +509,17 @@ impl Executor {
                     let status = self.status_line();
                     self.notify.ready(&status);
                 }
-                Some(ev) = ev_rx.recv() => self.on_event(ev).await,
+                Some(ev) = ev_rx.recv() => {
+                    // Whatever else is already queued goes with it: the SIGNALs of one bar are
+                    // decided together and their orders sent together (see `on_events`).
+                    let mut evs = vec![ev];
+                    while evs.len() < MAX_EVENTS_PER_TURN
+                        && let Ok(more) = ev_rx.try_recv()
+                    {
+                        evs.push(more);
+                    }
+                    self.on_events(evs).await;
+                }
                 // Paper mode: the replay clock is the feed. It ticks in this loop even with no
                 // preditor connected (bars are only stepped for one), so a tick handled here is
                 // the proof that the core loop is alive; a wedged loop handles none.
@@ -536,6 +582,33 @@ impl Executor {
         }
     }
 
+    /// Handles queued events in order; consecutive SIGNALs from the active preditor are one batch
+    /// (see [`Desk::handle_batch`]), so the last symbol of a bar does not wait for the round trips
+    /// of the others.
+    async fn on_events(&mut self, evs: Vec<ConnEvent>) {
+        let mut batch: Vec<Signal> = Vec::new();
+        for ev in evs {
+            match ev {
+                ConnEvent::Line {
+                    id,
+                    line: Line::Signal(sig),
+                } if self.active.as_ref().is_some_and(|(a, _)| *a == id) => {
+                    self.progress();
+                    batch.push(sig);
+                }
+                other => {
+                    if !batch.is_empty() {
+                        self.on_signals(std::mem::take(&mut batch)).await;
+                    }
+                    self.on_event(other).await;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.on_signals(batch).await;
+        }
+    }
+
     async fn on_event(&mut self, ev: ConnEvent) {
         match ev {
             ConnEvent::Authenticated { id, version, tx } => {
@@ -571,7 +644,7 @@ impl Executor {
                 }
                 self.progress();
                 match line {
-                    Line::Signal(sig) => self.on_signal(sig).await,
+                    Line::Signal(sig) => self.on_signals(vec![sig]).await,
                     Line::Warmup(w) => self.on_warmup(&w).await,
                     Line::Error(e) => {
                         tracing::warn!(code = %e.code, text = %e.text, "preditor reported an error")
@@ -606,36 +679,60 @@ impl Executor {
         }
     }
 
-    async fn on_signal(&mut self, sig: Signal) {
+    async fn on_signals(&mut self, sigs: Vec<Signal>) {
         let now = self.clock.now();
         let kill = self.cfg.risk.kill_switch_file.exists();
         let primary = self
             .primary
-            .handle_signal(&sig, now, kill, &mut self.journal)
+            .handle_batch(&sigs, now, kill, &mut self.journal)
             .await;
-        let shadow = match &mut self.shadow {
-            Some(s) => Some(s.handle_signal(&sig, now, kill, &mut self.journal).await),
-            None => None,
-        };
-        let ack = match &primary {
-            Ok(o) => o.ack.clone(),
+        let primary: Vec<Option<DeskOutcome>> = match primary {
+            Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
             Err(e) => {
-                tracing::error!(error = %e, "signal handling failed before any order was sent");
-                protocol::Ack::fail(
+                tracing::error!(error = %e, signals = sigs.len(), "signal handling failed before any order was sent");
+                sigs.iter().map(|_| None).collect()
+            }
+        };
+        for (sig, outcome) in sigs.iter().zip(&primary) {
+            let ack = match outcome {
+                Some(o) => o.ack.clone(),
+                None => protocol::Ack::fail(
                     sig.symbol.clone(),
                     sig.action,
                     protocol::Reason::Other("INTERNAL".into()),
                 )
-                .with_bar_time(sig.bar_time)
-            }
-        };
-        self.send(&Line::Ack(ack));
-        let duplicate = primary.as_ref().is_ok_and(|o| o.duplicate);
-        if duplicate {
-            return;
+                .with_bar_time(sig.bar_time),
+            };
+            self.send(&Line::Ack(ack));
         }
-        let book = |r: &Result<DeskOutcome, DeskError>| -> Option<BookOutcome> {
-            let o = r.as_ref().ok()?;
+        let shadow: Vec<Option<DeskOutcome>> = match &mut self.shadow {
+            Some(s) => match s.handle_batch(&sigs, now, kill, &mut self.journal).await {
+                Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "the paper book could not handle the signals");
+                    sigs.iter().map(|_| None).collect()
+                }
+            },
+            None => sigs.iter().map(|_| None).collect(),
+        };
+        for ((sig, primary), shadow) in sigs.iter().zip(&primary).zip(&shadow) {
+            if primary.as_ref().is_some_and(|o| o.duplicate) {
+                continue;
+            }
+            self.record_drift(sig, now, primary.as_ref(), shadow.as_ref());
+        }
+    }
+
+    /// One drift.csv row: what the model wanted and what each book did.
+    fn record_drift(
+        &mut self,
+        sig: &Signal,
+        now: chrono::DateTime<chrono::Utc>,
+        primary: Option<&DeskOutcome>,
+        shadow: Option<&DeskOutcome>,
+    ) {
+        let book = |o: Option<&DeskOutcome>| -> Option<BookOutcome> {
+            let o = o?;
             Some(BookOutcome {
                 position: o.position_after.clone(),
                 fill: o.fill.as_ref().map(|f| f.price).filter(|p| p.is_finite()),
@@ -659,11 +756,11 @@ impl Executor {
             .unwrap_or_default();
         let (mut live, mut paper) = (None, None);
         match self.primary.name {
-            "live" => live = book(&primary),
-            _ => paper = book(&primary),
+            "live" => live = book(primary),
+            _ => paper = book(primary),
         }
-        if let Some(s) = &shadow {
-            paper = book(s);
+        if self.shadow.is_some() {
+            paper = book(shadow);
         }
         let row = DriftRow {
             time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

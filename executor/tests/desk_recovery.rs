@@ -10,12 +10,11 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use executor::broker::paper::PaperBroker;
-use executor::broker::{Broker, BrokerError};
+use executor::broker::{Broker, BrokerError, Ticket, answered};
 use executor::desk::Desk;
-use executor::engine::{EngineRules, SignalEngine};
 use executor::journal::{Entry, Journal};
 use executor::orders::{BookSnapshot, CloseIntent, Fill, Leg, OpenIntent, Side};
-use executor::risk::{RiskApproved, RiskGuard};
+use executor::risk::RiskApproved;
 use protocol::{Line, Signal, Symbol};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,6 +35,8 @@ struct Faulty {
 }
 
 impl Broker for Faulty {
+    type Receipt = Fill;
+
     fn name(&self) -> &'static str {
         "live"
     }
@@ -45,21 +46,27 @@ impl Broker for Faulty {
     async fn reconcile(&mut self) -> Result<BookSnapshot, BrokerError> {
         self.inner.reconcile().await
     }
-    async fn open(&mut self, order: &RiskApproved<OpenIntent>) -> Result<Fill, BrokerError> {
+    fn submit_open(&mut self, order: &RiskApproved<OpenIntent>) -> Ticket<Fill> {
         self.opens += 1;
-        match self.fault {
+        answered(match self.fault {
             Fault::None => self.inner.open_sync(order),
             Fault::LoseReply => self.inner.open_sync(order).and(Err(BrokerError::Timeout)),
             Fault::LoseRequest => Err(BrokerError::Disconnected),
-        }
+        })
     }
-    async fn close(&mut self, intent: &CloseIntent) -> Result<Fill, BrokerError> {
+    fn submit_close(&mut self, intent: &CloseIntent) -> Ticket<Fill> {
         self.closes += 1;
-        match self.fault {
+        answered(match self.fault {
             Fault::None => self.inner.close_sync(intent),
             Fault::LoseReply => self.inner.close_sync(intent).and(Err(BrokerError::Timeout)),
             Fault::LoseRequest => Err(BrokerError::Disconnected),
-        }
+        })
+    }
+    fn settle(&mut self, answer: Result<Fill, BrokerError>) -> Result<Fill, BrokerError> {
+        answer
+    }
+    fn commit(&mut self) -> Result<(), BrokerError> {
+        self.inner.commit()
     }
 }
 
@@ -74,36 +81,19 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = common::load(dir.path(), &common::paper_config(SYMBOLS, "{}", ""));
-    let rules = EngineRules {
-        symbols: cfg.symbols.clone(),
-        model_symbols: Default::default(),
-        stale_max_age_secs: 60,
-    };
-    let mut inner = PaperBroker::open_book(cfg.symbols.clone(), 10_000.0, 30.0, None).unwrap();
-    inner.on_bar_close(&"EURUSD".parse().unwrap(), 1.1, 0);
+    let p = common::paper_desk::parts(SYMBOLS, "{}");
     let broker = Faulty {
-        inner,
+        inner: p.paper,
         fault: Fault::None,
         opens: 0,
         closes: 0,
     };
-    let desk = Desk::new(
-        "live",
-        SignalEngine::new(rules, RiskGuard::new(cfg.risk.clone(), None)),
-        broker,
-        None,
-    )
-    .unwrap();
-    let journal_path = dir.path().join("journal.jsonl");
-    let journal = Journal::open(&journal_path).unwrap();
     Setup {
-        _dir: dir,
-        desk,
-        journal,
-        journal_path,
+        desk: Desk::new("live", p.engine, broker, None).unwrap(),
+        journal: p.journal,
+        journal_path: p.journal_path,
         now: "2026-02-03T11:00:01Z".parse().unwrap(),
+        _dir: p.dir,
     }
 }
 

@@ -4,6 +4,7 @@
 //! and client order id, so a reconcile finds them after a timeout.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::time::Duration;
 
 use ctrader::client::{
@@ -17,7 +18,7 @@ use ctrader::messages::{
 use protocol::{Symbol, Timeframe};
 
 use super::paper::to_account;
-use super::{Broker, BrokerError};
+use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
 use crate::orders::{
     AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
@@ -432,7 +433,34 @@ impl CtraderBroker {
     }
 }
 
+/// The broker's answer to one order: its final execution event, and what the fill is measured
+/// against (the quote when the order was sent, the side of the deal).
+#[derive(Debug)]
+pub struct Execution {
+    event: ProtoOaExecutionEvent,
+    reference: Option<f64>,
+    side: Side,
+}
+
+/// A ticket for an order request: its execution event, or the client's error as a broker error.
+fn ticket(
+    reference: Option<f64>,
+    side: Side,
+    request: impl Future<Output = Result<ProtoOaExecutionEvent, ClientError>> + Send + 'static,
+) -> Ticket<Execution> {
+    Box::pin(async move {
+        let event = request.await.map_err(map_error)?;
+        Ok(Execution {
+            event,
+            reference,
+            side,
+        })
+    })
+}
+
 impl Broker for CtraderBroker {
+    type Receipt = Execution;
+
     fn name(&self) -> &'static str {
         "live"
     }
@@ -454,52 +482,46 @@ impl Broker for CtraderBroker {
         })
     }
 
-    async fn open(&mut self, order: &RiskApproved<OpenIntent>) -> Result<Fill, BrokerError> {
+    fn submit_open(&mut self, order: &RiskApproved<OpenIntent>) -> Ticket<Execution> {
         let o = order.item();
-        let inst = self
-            .instruments
-            .get(&o.symbol)
-            .ok_or_else(|| BrokerError::Rejected {
+        let Some(inst) = self.instruments.get(&o.symbol) else {
+            return answered(Err(BrokerError::Rejected {
                 code: "SYMBOL_NOT_FOUND".into(),
                 description: format!("{} is not offered by the broker", o.symbol),
-            })?
-            .clone();
-        let volume = inst
-            .volume
-            .lots_to_volume(o.lots)
-            .map_err(|e| BrokerError::BadVolume(e.to_string()))?;
-        let side = match o.side {
+            }));
+        };
+        let volume = match inst.volume.lots_to_volume(o.lots) {
+            Ok(v) => v,
+            Err(e) => return answered(Err(BrokerError::BadVolume(e.to_string()))),
+        };
+        let symbol_id = inst.id;
+        let side = o.side;
+        let trade_side = match side {
             Side::Buy => ProtoOaTradeSide::Buy,
             Side::Sell => ProtoOaTradeSide::Sell,
         };
-        let reference = self.quotes.get(&o.symbol).map(|q| q.price_for(o.side));
-        let ev = self
-            .client
-            .new_market_order(
-                inst.id,
-                side,
-                volume,
-                Some(&o.client_order_id),
-                Some(&o.client_order_id),
-            )
-            .await
-            .map_err(map_error)?;
-        self.fill_from(&ev, reference, o.side)
+        let reference = self.quotes.get(&o.symbol).map(|q| q.price_for(side));
+        let label = o.client_order_id.clone();
+        let client = self.client.clone();
+        ticket(reference, side, async move {
+            client
+                .new_market_order(symbol_id, trade_side, volume, Some(&label), Some(&label))
+                .await
+        })
     }
 
-    async fn close(&mut self, intent: &CloseIntent) -> Result<Fill, BrokerError> {
-        let pos = self
+    fn submit_close(&mut self, intent: &CloseIntent) -> Ticket<Execution> {
+        let Some(pos) = self
             .positions
             .iter()
             .find(|p| p.position_id == intent.position_id)
-            .cloned()
-            .ok_or(BrokerError::PositionNotFound(intent.position_id))?;
-        let volume = self
-            .volumes
-            .get(&intent.position_id)
-            .copied()
-            .ok_or(BrokerError::PositionNotFound(intent.position_id))?;
-        let exit_side = match pos.side {
+        else {
+            return answered(Err(BrokerError::PositionNotFound(intent.position_id)));
+        };
+        let Some(volume) = self.volumes.get(&intent.position_id).copied() else {
+            return answered(Err(BrokerError::PositionNotFound(intent.position_id)));
+        };
+        let side = match pos.side {
             Side::Buy => Side::Sell,
             Side::Sell => Side::Buy,
         };
@@ -509,12 +531,16 @@ impl Broker for CtraderBroker {
             .parse::<Symbol>()
             .ok()
             .and_then(|s| self.quotes.get(&s))
-            .map(|q| q.price_for(exit_side));
-        let ev = self
-            .client
-            .close_position(intent.position_id as i64, volume)
-            .await
-            .map_err(map_error)?;
-        self.fill_from(&ev, reference, exit_side)
+            .map(|q| q.price_for(side));
+        let position_id = intent.position_id as i64;
+        let client = self.client.clone();
+        ticket(reference, side, async move {
+            client.close_position(position_id, volume).await
+        })
+    }
+
+    fn settle(&mut self, answer: Result<Execution, BrokerError>) -> Result<Fill, BrokerError> {
+        let x = answer?;
+        self.fill_from(&x.event, x.reference, x.side)
     }
 }

@@ -6,6 +6,7 @@ pub mod ctrader;
 pub mod paper;
 
 use std::future::Future;
+use std::pin::Pin;
 
 use protocol::Reason;
 
@@ -59,8 +60,22 @@ impl BrokerError {
     }
 }
 
-/// One trading book. `async` because the cTrader one does network I/O; the paper one completes at once.
+/// The broker's answer to one order, still on its way. It borrows nothing from the book, so the
+/// orders of a batch are all on the wire before the first answer is awaited (DESIGN.md §8: the 20th
+/// symbol's order must not wait for the first 19 round trips).
+pub type Ticket<R> = Pin<Box<dyn Future<Output = Result<R, BrokerError>> + Send>>;
+
+/// A ticket that is already answered (paper fills, orders refused before sending).
+pub fn answered<R: Send + 'static>(answer: Result<R, BrokerError>) -> Ticket<R> {
+    Box::pin(std::future::ready(answer))
+}
+
+/// One trading book. Orders go in two steps: `submit_*` does everything that needs the book and
+/// sends the order; [`Broker::settle`] books the answer once the ticket resolves.
 pub trait Broker {
+    /// What a ticket yields before it is booked (a fill for paper, an execution event for cTrader).
+    type Receipt: Send + 'static;
+
     /// Short name for logs and the drift log (`paper`, `live`).
     fn name(&self) -> &'static str;
 
@@ -70,12 +85,19 @@ pub trait Broker {
     /// Asks the broker for its positions and account (after a (re)connect or an ambiguous failure).
     fn reconcile(&mut self) -> impl Future<Output = Result<BookSnapshot, BrokerError>>;
 
-    /// Opens a market position; only a risk-approved intent is accepted.
-    fn open(
-        &mut self,
-        order: &RiskApproved<OpenIntent>,
-    ) -> impl Future<Output = Result<Fill, BrokerError>>;
+    /// Sends a market open; only a risk-approved intent is accepted.
+    fn submit_open(&mut self, order: &RiskApproved<OpenIntent>) -> Ticket<Self::Receipt>;
 
-    /// Closes a position in full.
-    fn close(&mut self, intent: &CloseIntent) -> impl Future<Output = Result<Fill, BrokerError>>;
+    /// Sends the close of a whole position.
+    fn submit_close(&mut self, intent: &CloseIntent) -> Ticket<Self::Receipt>;
+
+    /// Books a resolved ticket into this book.
+    fn settle(&mut self, answer: Result<Self::Receipt, BrokerError>) -> Result<Fill, BrokerError>;
+
+    /// Makes the book's own state durable. The desk calls it once per batch, after the fills and
+    /// before it journals their results, so a crash in between leaves intents that recovery resolves
+    /// against the book as it was saved.
+    fn commit(&mut self) -> Result<(), BrokerError> {
+        Ok(())
+    }
 }

@@ -1,6 +1,7 @@
 //! The paper book: market orders filled at the latest bar close (taken as the bid, as cTrader's
-//! trendbars are) plus the modeled spread and slippage; positions, balance, equity and margin, all
-//! persisted after every change so a restart resumes the same book.
+//! trendbars are) plus the modeled spread and slippage; positions, balance, equity and margin,
+//! persisted at every commit (once per batch of signals, before their results are journaled) so a
+//! restart resumes the same book.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use protocol::Symbol;
 use serde::{Deserialize, Serialize};
 
-use super::{Broker, BrokerError};
+use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{QuoteConversion, SymbolConfig};
 use crate::orders::{
     AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
@@ -47,6 +48,8 @@ pub struct PaperBroker {
     pub book: PaperBook,
     specs: BTreeMap<Symbol, SymbolConfig>,
     state_path: Option<PathBuf>,
+    /// Fills since the last commit.
+    dirty: bool,
 }
 
 impl PaperBroker {
@@ -66,6 +69,7 @@ impl PaperBroker {
             book,
             specs,
             state_path,
+            dirty: false,
         })
     }
 
@@ -162,7 +166,7 @@ impl PaperBroker {
             margin,
             label: Some(o.client_order_id.clone()),
         });
-        self.persist()?;
+        self.dirty = true;
         Ok(Fill {
             position_id,
             price,
@@ -197,7 +201,7 @@ impl PaperBroker {
         self.book.positions.remove(idx);
         self.book.balance += pnl;
         *self.book.realized.entry(pos.symbol.clone()).or_insert(0.0) += pnl;
-        self.persist()?;
+        self.dirty = true;
         Ok(Fill {
             position_id: pos.position_id,
             price,
@@ -218,6 +222,8 @@ impl PaperBroker {
 }
 
 impl Broker for PaperBroker {
+    type Receipt = Fill;
+
     fn name(&self) -> &'static str {
         "paper"
     }
@@ -234,12 +240,24 @@ impl Broker for PaperBroker {
         })
     }
 
-    async fn open(&mut self, order: &RiskApproved<OpenIntent>) -> Result<Fill, BrokerError> {
-        self.open_sync(order)
+    fn submit_open(&mut self, order: &RiskApproved<OpenIntent>) -> Ticket<Fill> {
+        answered(self.open_sync(order))
     }
 
-    async fn close(&mut self, intent: &CloseIntent) -> Result<Fill, BrokerError> {
-        self.close_sync(intent)
+    fn submit_close(&mut self, intent: &CloseIntent) -> Ticket<Fill> {
+        answered(self.close_sync(intent))
+    }
+
+    fn settle(&mut self, answer: Result<Fill, BrokerError>) -> Result<Fill, BrokerError> {
+        answer
+    }
+
+    fn commit(&mut self) -> Result<(), BrokerError> {
+        if self.dirty {
+            self.persist()?;
+            self.dirty = false;
+        }
+        Ok(())
     }
 }
 

@@ -43,6 +43,50 @@ pub fn paper_config(symbols: &str, risk: &str, extra: &str) -> String {
     )
 }
 
+/// A desk's parts on a paper book: the config's symbols and risk limits, every symbol quoted at
+/// 1.1, a journal in a temporary directory (kept alive by `dir`).
+pub mod paper_desk {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::path::PathBuf;
+
+    use executor::broker::paper::PaperBroker;
+    use executor::engine::{EngineRules, SignalEngine};
+    use executor::journal::Journal;
+    use executor::risk::RiskGuard;
+
+    pub struct Parts {
+        pub dir: tempfile::TempDir,
+        pub engine: SignalEngine,
+        pub paper: PaperBroker,
+        pub journal: Journal,
+        pub journal_path: PathBuf,
+    }
+
+    /// `symbols` and `risk` are the config's JSON objects (see [`super::paper_config`]).
+    pub fn parts(symbols: &str, risk: &str) -> Parts {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = super::load(dir.path(), &super::paper_config(symbols, risk, ""));
+        let rules = EngineRules {
+            symbols: cfg.symbols.clone(),
+            model_symbols: Default::default(),
+            stale_max_age_secs: 60,
+        };
+        let mut paper = PaperBroker::open_book(cfg.symbols.clone(), 10_000.0, 30.0, None).unwrap();
+        for s in cfg.symbols.keys() {
+            paper.on_bar_close(s, 1.1, 0);
+        }
+        let journal_path = dir.path().join("journal.jsonl");
+        let journal = Journal::open(&journal_path).unwrap();
+        Parts {
+            engine: SignalEngine::new(rules, RiskGuard::new(cfg.risk.clone(), None)),
+            paper,
+            journal,
+            journal_path,
+            dir,
+        }
+    }
+}
+
 pub mod ws {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use std::net::SocketAddr;
