@@ -200,6 +200,8 @@ pub struct Executor {
     notify: SystemdNotifier,
     /// The cTrader link as the last connection event described it (for `STATUS=`).
     broker_link: &'static str,
+    /// End of a maintenance window the client announced it is waiting out, Unix ms.
+    maintenance_until_ms: Option<i64>,
     _lock: StateLock,
 }
 
@@ -374,6 +376,7 @@ impl Executor {
             replay_done_logged: false,
             notify: SystemdNotifier::disabled(),
             broker_link: "connected",
+            maintenance_until_ms: None,
             _lock: lock,
         };
         ex.seed_quotes_from_history();
@@ -554,7 +557,16 @@ impl Executor {
                             self.progress();
                         }
                         ProbeResult::Unanswered(why) => {
-                            tracing::warn!(%why, "the broker did not answer a probe");
+                            // The server announces the end in wall-clock time, whatever the feed's clock.
+                            let now_ms = chrono::Utc::now().timestamp_millis();
+                            if waiting_out_maintenance(self.maintenance_until_ms, now_ms) {
+                                // Silence is expected until the announced end; the loop that
+                                // handled this probe is alive, so the watchdog is fed.
+                                tracing::info!(%why, until_ms = ?self.maintenance_until_ms, "broker in announced maintenance");
+                                self.progress();
+                            } else {
+                                tracing::warn!(%why, "the broker did not answer a probe");
+                            }
                         }
                     }
                 }
@@ -811,6 +823,14 @@ impl Executor {
                     link_changed = link != self.broker_link;
                     self.broker_link = link;
                 }
+                match c {
+                    ctrader::client::ConnectionEvent::ReconnectScheduled {
+                        maintenance_end_ms: Some(end),
+                        ..
+                    } => self.maintenance_until_ms = Some(*end),
+                    ctrader::client::ConnectionEvent::Ready => self.maintenance_until_ms = None,
+                    _ => {}
+                }
                 b.on_event(&ev);
                 None
             }
@@ -980,6 +1000,16 @@ fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
         C::ReconnectScheduled { .. } => Some("reconnecting"),
         _ => None,
     }
+}
+
+/// How long after an announced maintenance end an unanswered probe is still put down to it.
+const MAINTENANCE_GRACE_MS: i64 = 5 * 60 * 1000;
+
+/// Whether an unanswered broker probe is explained by an announced maintenance window (so the
+/// watchdog is fed rather than restarting the executor into a server that is down on purpose).
+/// Bounded: past the announced end plus a grace period, silence is a fault again.
+fn waiting_out_maintenance(until_ms: Option<i64>, now_ms: i64) -> bool {
+    until_ms.is_some_and(|end| now_ms <= end.saturating_add(MAINTENANCE_GRACE_MS))
 }
 
 /// The outcome of a broker probe, as far as the watchdog cares.
@@ -1154,4 +1184,24 @@ fn redact(raw: &str) -> String {
         );
     }
     raw.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announced_maintenance_explains_silence_until_its_end_plus_grace() {
+        let end = 1_770_000_000_000;
+        assert!(waiting_out_maintenance(Some(end), end - 60_000));
+        assert!(waiting_out_maintenance(
+            Some(end),
+            end + MAINTENANCE_GRACE_MS
+        ));
+        assert!(!waiting_out_maintenance(
+            Some(end),
+            end + MAINTENANCE_GRACE_MS + 1
+        ));
+        assert!(!waiting_out_maintenance(None, end));
+    }
 }
