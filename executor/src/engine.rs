@@ -28,7 +28,7 @@ use crate::orders::{
 use crate::risk::{RiskApproved, RiskContext, RiskGuard};
 
 /// How many answered bars per symbol are remembered for de-duplication.
-const ANSWERED_PER_SYMBOL: usize = 64;
+pub const ANSWERED_PER_SYMBOL: usize = 64;
 
 /// What the engine needs from the config (replaced as a whole on SIGHUP).
 #[derive(Debug, Clone)]

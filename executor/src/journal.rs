@@ -2,7 +2,12 @@
 //! and again with its result. After a crash, an intent without a result is an order whose fate is
 //! unknown: the desk reconciles with the broker (by the deterministic label) instead of resending.
 //! ACKs are journaled too, so a repeated signal after a restart gets the same answer.
+//!
+//! The file is rotated once it passes [`ROTATE_BYTES`]: the old one is kept whole as
+//! `journal-<time>.jsonl` (the audit trail; nothing is deleted) and the live one starts again with
+//! only what a restart needs, so startup reads a bounded file however long the executor has run.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -58,6 +63,9 @@ pub enum JournalError {
     },
 }
 
+/// Size past which the live journal is archived and started again (about 25,000 entries).
+pub const ROTATE_BYTES: u64 = 8 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
@@ -112,6 +120,53 @@ impl Journal {
             })
     }
 
+    /// Bytes in the live file now.
+    pub fn len_bytes(&self) -> u64 {
+        self.file.metadata().map_or(0, |m| m.len())
+    }
+
+    /// Archives the live file as `journal-<stamp>.jsonl` beside it and starts it again with
+    /// [`retained`] entries. The archive is a hard link to the old file and the new one replaces it
+    /// by rename, so a crash at any step leaves a complete journal (the old or the new). Call it
+    /// between batches, with no order in flight. Returns the archive's path and the entries kept.
+    pub fn rotate(
+        &mut self,
+        keep_acks: usize,
+        stamp: &str,
+    ) -> Result<(PathBuf, usize), JournalError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| JournalError::Io { path, source }
+        };
+        self.file.sync_data().map_err(io(&self.path))?;
+        let entries = Self::read_all(&self.path)?;
+        let kept = retained(&entries, keep_acks);
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let archive = dir.join(format!("journal-{stamp}.jsonl"));
+        std::fs::hard_link(&self.path, &archive).map_err(io(&archive))?;
+        let tmp = self.path.with_extension("jsonl.tmp");
+        {
+            let mut buf = Vec::new();
+            for e in &kept {
+                buf.extend(serde_json::to_vec(e).unwrap_or_default());
+                buf.push(b'\n');
+            }
+            let mut f = File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&buf).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
+        if let Ok(d) = File::open(dir) {
+            // Best effort: some filesystems refuse fsync on a directory.
+            let _ = d.sync_all();
+        }
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .map_err(io(&self.path))?;
+        Ok((archive, kept.len()))
+    }
+
     /// Every readable entry in the file; a torn last line (crash mid-write) is skipped.
     pub fn read_all(path: &Path) -> Result<Vec<Entry>, JournalError> {
         let f = match File::open(path) {
@@ -138,6 +193,40 @@ impl Journal {
         }
         Ok(out)
     }
+}
+
+/// What a restart needs from a journal, in the original order: every intent that has no result
+/// yet (with nothing else about it), and the last `keep_acks` ACKs of each book and symbol (how a
+/// repeated signal gets the same answer). Results of finished orders are history, kept in archives.
+pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
+    let finished: HashSet<(&str, &str)> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Result { book, coid, .. } => Some((book.as_str(), coid.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut acks_left: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut keep = vec![false; entries.len()];
+    for (i, e) in entries.iter().enumerate().rev() {
+        keep[i] = match e {
+            Entry::Intent { book, coid, .. } => !finished.contains(&(book.as_str(), coid.as_str())),
+            Entry::Result { .. } => false,
+            Entry::Ack { book, symbol, .. } => {
+                let left = acks_left
+                    .entry((book.as_str(), symbol.as_str()))
+                    .or_insert(keep_acks);
+                let k = *left > 0;
+                *left = left.saturating_sub(1);
+                k
+            }
+        };
+    }
+    entries
+        .iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
+        .collect()
 }
 
 /// Intents of `book` that have no result: orders whose outcome must be reconciled.
@@ -172,6 +261,71 @@ mod tests {
             lots: 0.01,
             position_id: None,
         }
+    }
+
+    fn result(coid: &str) -> Entry {
+        Entry::Result {
+            t: "t".into(),
+            book: "paper".into(),
+            coid: coid.into(),
+            ok: true,
+            position_id: Some(1),
+            price: Some(1.1),
+            error: None,
+            resolved_by: None,
+        }
+    }
+
+    fn ack(symbol: &str, bar: i64) -> Entry {
+        Entry::Ack {
+            t: "t".into(),
+            book: "paper".into(),
+            symbol: symbol.into(),
+            bar,
+            line: format!("ACK|{symbol}|LONG_WEAK|OK|B:{bar}"),
+        }
+    }
+
+    #[test]
+    fn rotation_archives_everything_and_keeps_pending_intents_and_the_last_acks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        let mut all = Vec::new();
+        for bar in 0..5 {
+            let coid = format!("C{bar}");
+            all.push(intent(&coid));
+            all.push(result(&coid));
+            all.push(ack("EURUSD", bar));
+            all.push(ack("GBPUSD", bar));
+        }
+        all.push(intent("PENDING"));
+        j.append_all(&all).unwrap();
+        let before = std::fs::read(&p).unwrap();
+
+        let (archive, kept) = j.rotate(2, "20260203T100000.000Z").unwrap();
+        assert_eq!(
+            std::fs::read(&archive).unwrap(),
+            before,
+            "the archive is the old file, whole"
+        );
+        let now = Journal::read_all(&p).unwrap();
+        assert_eq!(
+            now,
+            vec![
+                ack("EURUSD", 3),
+                ack("GBPUSD", 3),
+                ack("EURUSD", 4),
+                ack("GBPUSD", 4),
+                intent("PENDING"),
+            ]
+        );
+        assert_eq!(kept, 5);
+        assert_eq!(pending_intents(&now, "paper"), vec![&intent("PENDING")]);
+        // The handle follows the new file.
+        j.append(&result("PENDING")).unwrap();
+        assert!(pending_intents(&Journal::read_all(&p).unwrap(), "paper").is_empty());
+        assert!(j.len_bytes() < before.len() as u64);
     }
 
     #[test]

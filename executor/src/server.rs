@@ -341,6 +341,7 @@ impl Executor {
             resolved = n,
             "reconciled with the broker before serving signals"
         );
+        rotate_if_large(&mut journal);
 
         let drift_path = cfg.log_dir.join("drift.csv");
         let drift = DriftLog::open(&drift_path).map_err(io_err(&drift_path))?;
@@ -733,6 +734,8 @@ impl Executor {
             }
             self.record_drift(sig, now, primary.as_ref(), shadow.as_ref());
         }
+        // Between batches no order is in flight: the one safe moment to rotate.
+        rotate_if_large(&mut self.journal);
     }
 
     /// One drift.csv row: what the model wanted and what each book did.
@@ -999,6 +1002,22 @@ fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
         C::SetupFailed { .. } | C::Disconnected { .. } => Some("disconnected"),
         C::ReconnectScheduled { .. } => Some("reconnecting"),
         _ => None,
+    }
+}
+
+/// Archives the journal once it passes [`crate::journal::ROTATE_BYTES`] (see `journal.rs`). A failed
+/// rotation is logged and the old file kept: it only grows.
+fn rotate_if_large(journal: &mut Journal) {
+    if journal.len_bytes() < crate::journal::ROTATE_BYTES {
+        return;
+    }
+    // Wall-clock time names the archive (the feed's clock may repeat in a replay).
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+    match journal.rotate(crate::engine::ANSWERED_PER_SYMBOL, &stamp) {
+        Ok((archive, kept)) => {
+            tracing::info!(archive = %archive.display(), kept, "journal rotated")
+        }
+        Err(e) => tracing::warn!(error = %e, "journal rotation failed; keeping the old file"),
     }
 }
 
