@@ -6,9 +6,10 @@
 //! backoff and asks WARMUP again; the persisted last bar tells which bars were already decided, so no
 //! bar is lost; a bar decided but not yet persisted is decided again identically (same `B:`).
 //!
-//! Persistence is off the signal path: every BAR already received (one WebSocket message, or messages
-//! queued back to back) is stepped and signalled first, then each touched symbol is saved once. A
-//! symbol's state is always durable before its next bar is stepped.
+//! Persistence is off the signal path: every BAR that arrives while the executor is busy (one
+//! WebSocket message, or messages a few milliseconds apart) is stepped and signalled first; each
+//! touched symbol is saved once the executor has been quiet for `SAVE_AFTER_QUIET`. A symbol's
+//! state is always durable before its next bar is stepped.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,9 +34,12 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reconnect backoff: first retry after `BACKOFF_MIN`, doubling to `BACKOFF_MAX`.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Most WebSocket messages already received that are handled before the pending states are saved
-/// (bounds the time between a decision and its fsync when the executor floods us).
+/// Most WebSocket messages handled before the pending states are saved (bounds the time between a
+/// decision and its fsync when the executor floods us).
 const MAX_BATCH: usize = 256;
+/// How long the executor must be quiet before decided twins are saved. Far below any timeframe, and
+/// a symbol's state is saved before its next bar is stepped anyway.
+const SAVE_AFTER_QUIET: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -303,15 +307,29 @@ impl Preditor {
             });
             send(&mut ws, &w).await?;
         }
+        let mut since_save = 0;
         loop {
-            // Nothing is left unsaved while we wait: a quiet executor never leaves a decision volatile.
-            self.persist_unsaved();
+            // Nothing is left unsaved for long: once the executor has been quiet for `SAVE_AFTER_QUIET`
+            // (or after `MAX_BATCH` messages), every decided twin is saved. Not sooner: the BARs of
+            // one bar close arrive as separate messages within about a millisecond, and saving
+            // between them (two fsyncs per symbol) would hold back the later symbols' SIGNALs.
+            let unsaved = self.slots.iter().any(|s| s.unsaved);
+            if unsaved && since_save >= MAX_BATCH {
+                self.persist_unsaved();
+                since_save = 0;
+            }
+            let quiet = tokio::time::sleep(SAVE_AFTER_QUIET);
             let mut msg = tokio::select! {
                 () = &mut shutdown => {
                     self.notifier.stopping();
                     tracing::info!("shutdown requested; closing the connection");
                     let _ = ws.close().await;
                     return Ok(());
+                }
+                () = quiet, if unsaved => {
+                    self.persist_unsaved();
+                    since_save = 0;
+                    continue;
                 }
                 m = ws.next() => m,
             };
@@ -331,6 +349,7 @@ impl Preditor {
                     Some(Ok(_)) => {}
                 }
                 handled += 1;
+                since_save += 1;
                 if handled == MAX_BATCH {
                     break;
                 }
