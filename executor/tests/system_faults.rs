@@ -217,6 +217,9 @@ fn preditor_sigkilled_at_random_bars_signals_equal_the_backtest_at_every_bar() {
         failures.join("\n"),
         sys.log_tails(30)
     );
+    // Without broker faults, every bar the executor published is the simulator's, none skipped.
+    let problems = check_published_bars(&sys, &sys.wire());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
     let log = sys.preditor_log();
     assert!(
         log.matches("mode=Resume").count() >= kills as usize,
@@ -699,5 +702,100 @@ async fn broker_faults_margin_drop_stall_maintenance_say_why_and_recover() {
         "margin: {margin_ack}\nstall: {} STALE\nACK outcomes: {reasons:?}\n{}",
         stale_after_stall.len(),
         checked.join("\n")
+    );
+}
+
+/// Every BAR the executor published (live, and inside HISTORY blocks) compared with the
+/// simulator's file for that bar; and on each connection, each BAR the row right after the
+/// previous one (the file's own gaps, e.g. weekends, are not rows, so they pass).
+fn check_published_bars(sys: &System, wire: &[WireLine]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for s in SYMBOLS {
+        let csv = std::fs::read_to_string(sys.path(&format!("simdata/{s}.csv"))).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        let index: BTreeMap<&str, usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.split(',').next().unwrap(), i))
+            .collect();
+        // Per connection: the bar before each live BAR (history bars count, as the preditor's
+        // FIFO continues from them; one repeat right after a HISTORY block is allowed).
+        let mut conn = u64::MAX;
+        let mut last: Option<usize> = None;
+        for l in wire.iter().filter(|l| !l.inbound) {
+            if l.conn != conn {
+                conn = l.conn;
+                last = None;
+            }
+            let t = &l.text;
+            let Some(rest) = t.strip_prefix(&format!("BAR|{s}|H1|")) else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split('|').collect();
+            let Some(&i) = index.get(f[0]) else {
+                problems.push(format!("{t}: no such bar in the simulator's file"));
+                continue;
+            };
+            let want: Vec<&str> = rows[i].split(',').collect();
+            let same = (1..=4)
+                .all(|k| f[k].parse::<f64>().unwrap() == want[k].parse::<f64>().unwrap())
+                && f[5] == want[5];
+            if !same {
+                problems.push(format!("published {t}\n   the file has {}", rows[i]));
+            }
+            if let Some(p) = last
+                && i != p + 1
+                && i != p
+            {
+                problems.push(format!(
+                    "{s}: BAR {} follows {} ({} bars never published)",
+                    f[0],
+                    rows[p].split(',').next().unwrap(),
+                    i.saturating_sub(p + 1)
+                ));
+            }
+            last = Some(i);
+        }
+    }
+    problems
+}
+
+/// A broker outage must not change the bars the preditor decides on: after a reconnect the
+/// executor should publish every bar that closed meanwhile, each with its real OHLCV, so that
+/// live decisions keep equal to the backtest (DESIGN.md §6, "100%").
+#[test]
+#[ignore = "executor bug (faults report): after a cTrader reconnect the bar forming at the \
+            disconnect is published as closed with partial OHLCV, and bars that closed during \
+            the outage are never published"]
+fn bars_published_across_broker_outages_equal_the_simulators_bars() {
+    let mut sys = System::start(spec(2.0, 400));
+    let expected: BTreeMap<&str, Vec<BacktestRow>> =
+        SYMBOLS.iter().map(|s| (*s, sys.backtest(s))).collect();
+    waited_first_acks(&mut sys);
+    for fault in ["drop", "maintenance 3s"] {
+        let mark = sys.executor_log().len();
+        // Mid-bar, so that the bar forming at the disconnect closes during the outage.
+        std::thread::sleep(Duration::from_millis(250));
+        sys.sim.control_ok(fault);
+        wait_log_in_order(
+            &mut sys,
+            mark,
+            &[
+                "cTrader connection event=Disconnected",
+                "cTrader connection event=Ready",
+            ],
+            Duration::from_secs(20),
+        );
+        let bar = latest_signal_index(&sys.wire(), SYMBOLS[0], &expected[SYMBOLS[0]]).unwrap();
+        sys.wait_wire("bars after the reconnect", Duration::from_secs(30), |w| {
+            latest_signal_index(w, SYMBOLS[0], &expected[SYMBOLS[0]]).is_some_and(|i| i >= bar + 3)
+        });
+    }
+    let problems = check_published_bars(&sys, &sys.wire());
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
     );
 }
