@@ -695,6 +695,18 @@ async fn broker_faults_margin_drop_stall_maintenance_say_why_and_recover() {
         Some(&1),
         "{rep}"
     );
+    // The journal keeps the broker's own words for the refused order (the executor's stderr log
+    // has no line for a refused order: see the report).
+    let journal = std::fs::read_to_string(sys.path("state/journal.jsonl")).unwrap();
+    let refused = journal
+        .lines()
+        .find(|l| {
+            l.contains("\"kind\":\"result\"")
+                && l.contains("\"book\":\"live\"")
+                && l.contains("not enough money")
+        })
+        .unwrap_or_else(|| panic!("no refused order with its cause in the journal:\n{journal}"));
+    assert!(refused.contains(&format!("OT-{sym}-")), "{refused}");
     let paper_refusals: usize = rep
         .symbols
         .values()
