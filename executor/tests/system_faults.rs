@@ -736,8 +736,8 @@ fn check_published_bars(sys: &System, wire: &[WireLine]) -> Vec<String> {
             .enumerate()
             .map(|(i, r)| (r.split(',').next().unwrap(), i))
             .collect();
-        // Per connection: the bar before each live BAR (history bars count, as the preditor's
-        // FIFO continues from them; one repeat right after a HISTORY block is allowed).
+        // Per connection and HISTORY block: each BAR the one after the previous (history bars
+        // count, as the preditor's FIFO continues from them; a repeat right after is allowed).
         let mut conn = u64::MAX;
         let mut last: Option<usize> = None;
         for l in wire.iter().filter(|l| !l.inbound) {
@@ -746,6 +746,12 @@ fn check_published_bars(sys: &System, wire: &[WireLine]) -> Vec<String> {
                 last = None;
             }
             let t = &l.text;
+            if t.starts_with(&format!("HISTORY|{s}|")) {
+                // A HISTORY block starts the sequence again (a live BAR may come before the
+                // WARMUP that asks for it; the preditor drops it until its history is in).
+                last = None;
+                continue;
+            }
             let Some(rest) = t.strip_prefix(&format!("BAR|{s}|H1|")) else {
                 continue;
             };
