@@ -16,13 +16,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::system::{Sim, free_port, secret};
 use common::ws::{Ws, send};
 use ctrader::client::{ClientConfig, Tokens};
 use futures_util::StreamExt;
@@ -55,30 +54,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn sim_binary() -> PathBuf {
-    let exe = Path::new(env!("CARGO_BIN_EXE_executor"));
-    let p = exe.parent().unwrap().join("ctrader-sim");
-    assert!(
-        p.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` (scripts/test.sh) or build it with `cargo build -p ctrader --bin ctrader-sim`",
-        p.display()
-    );
-    p
-}
-
-fn secret(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A TCP relay between the executor and the simulator (TLS passes through untouched). It can hold
@@ -176,11 +151,10 @@ impl Proxy {
 /// The simulator, its addresses, and an executor config pointing at it (live mode).
 struct World {
     dir: tempfile::TempDir,
-    _sim: Proc,
+    sim: Sim,
     /// Between the executor and the simulator (the executor's Open API traffic goes through it).
     proxy: Proxy,
     sim_port: u16,
-    control: String,
     cert: PathBuf,
     config: PathBuf,
     ipc: SocketAddr,
@@ -205,44 +179,8 @@ impl World {
         }
         std::fs::write(data.join("EURUSD.csv"), eur).unwrap();
         let cert = dir.path().join("sim-ca.pem");
-        let mut child = Command::new(sim_binary())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--control",
-                "127.0.0.1:0",
-                "--speed",
-                SPEED,
-                "--start-bar",
-                "10",
-                "--data",
-            ])
-            .arg(&data)
-            .arg("--cert-out")
-            .arg(&cert)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let sim = Proc(child);
-        let field = |k: &str| {
-            first
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix(k))
-                .unwrap_or_else(|| panic!("unexpected first line from ctrader-sim: {first}"))
-                .to_string()
-        };
-        let sim_port: u16 = field("listening=")
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let control = field("control=");
+        let sim = Sim::start(&data, &cert, &["--speed", SPEED, "--start-bar", "10"], None);
+        let sim_port = sim.port;
 
         std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
         secret(&dir.path().join("secrets/ct_secret"), "sim-client-secret\n");
@@ -274,10 +212,9 @@ impl World {
         World {
             ipc: format!("127.0.0.1:{ipc_port}").parse().unwrap(),
             dir,
-            _sim: sim,
+            sim,
             proxy,
             sim_port,
-            control,
             cert,
             config,
         }
@@ -293,11 +230,7 @@ impl World {
 
     /// One command on the simulator's control socket; its one-line answer.
     fn control(&self, cmd: &str) -> String {
-        let mut s = std::net::TcpStream::connect(&self.control).unwrap();
-        writeln!(s, "{cmd}").unwrap();
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).unwrap();
-        line.trim().to_string()
+        self.sim.control(cmd)
     }
 
     /// Starts `executor run` on this world's config; `n` numbers its stderr log.

@@ -9,36 +9,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 
+use common::system::{Sim, secret};
 use common::ws::{self, recv, recv_until, send};
 use executor::drift::DriftReport;
 use protocol::Line;
 
 const T0: i64 = 1_770_112_800; // 2026-02-03T10:00:00Z
-
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sim_binary() -> PathBuf {
-    let exe = Path::new(env!("CARGO_BIN_EXE_executor"));
-    let p = exe.parent().unwrap().join("ctrader-sim");
-    assert!(
-        p.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` (scripts/test.sh) or build it with `cargo build -p ctrader --bin ctrader-sim`",
-        p.display()
-    );
-    p
-}
 
 fn write_bars(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -68,15 +46,9 @@ fn write_bars(dir: &Path) {
     std::fs::write(dir.join("US500.csv"), spx).unwrap();
 }
 
-fn secret(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 struct Env {
     dir: tempfile::TempDir,
     sim: Option<Sim>,
-    control: String,
     run: common::ws::Running,
 }
 
@@ -87,40 +59,8 @@ async fn start_env(request_timeout_ms: u64) -> Env {
     let data = dir.path().join("simdata");
     write_bars(&data);
     let cert = dir.path().join("sim-ca.pem");
-    let mut child = Command::new(sim_binary())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--control",
-            "127.0.0.1:0",
-            "--speed",
-            "2",
-            "--start-bar",
-            "10",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--cert-out")
-        .arg(&cert)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let sim = Sim(child);
-    let field = |k: &str| {
-        first
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .unwrap_or_else(|| panic!("unexpected first line from ctrader-sim: {first}"))
-            .to_string()
-    };
-    let listen = field("listening=");
-    let control = field("control=");
-    let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    let sim = Sim::start(&data, &cert, &["--speed", "2", "--start-bar", "10"], None);
+    let port = sim.port;
 
     std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
     secret(&dir.path().join("secrets/ct_secret"), "sim-client-secret\n");
@@ -152,19 +92,13 @@ async fn start_env(request_timeout_ms: u64) -> Env {
     Env {
         dir,
         sim: Some(sim),
-        control,
         run,
     }
 }
 
 /// One command on the simulator's control socket; returns its one-line answer.
-fn control(addr: &str, cmd: &str) -> String {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    writeln!(s, "{cmd}").unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    line.trim().to_string()
+fn control(env: &Env, cmd: &str) -> String {
+    env.sim.as_ref().unwrap().control(cmd)
 }
 
 /// Waits for a fresh closed bar of `sym`, sends the signal for it and returns the ACK. A bar that
@@ -264,14 +198,14 @@ async fn broker_faults_margin_lost_reply_and_dropped_connection() {
     let mut c = ws::hello(env.run.addr).await;
 
     // The broker refuses US500 for margin: the live book fails, the paper book follows the model.
-    assert!(control(&env.control, "margin-fail US500").starts_with("OK"));
+    assert!(control(&env, "margin-fail US500").starts_with("OK"));
     let ack = signal_on_next_bar(&mut c, "US500", "LONG_WEAK").await;
     assert!(ack.starts_with("ACK|US500|LONG_WEAK|FAIL|MARGIN|"), "{ack}");
-    assert!(control(&env.control, "margin-ok US500").starts_with("OK"));
+    assert!(control(&env, "margin-ok US500").starts_with("OK"));
 
     // The answer to the order (and its execution events) is lost: the request times out, the desk
     // reconciles, finds the position by its label and answers OK with it; nothing is resent.
-    assert!(control(&env.control, "drop-responses 1").starts_with("OK"));
+    assert!(control(&env, "drop-responses 1").starts_with("OK"));
     let ack = signal_on_next_bar(&mut c, "EURUSD", "LONG_WEAK").await;
     assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
     let pos_id = ack
@@ -281,7 +215,7 @@ async fn broker_faults_margin_lost_reply_and_dropped_connection() {
         .to_string();
     // The connection drops: the client reconnects, re-authorises, resubscribes and reconciles; the
     // position is still known, and WAIT closes it.
-    assert!(control(&env.control, "drop").starts_with("OK"));
+    assert!(control(&env, "drop").starts_with("OK"));
     let ack = signal_on_next_bar(&mut c, "EURUSD", "WAIT").await;
     assert_eq!(
         ack.split('|').find_map(|f| f.strip_prefix("T:")),
@@ -289,7 +223,7 @@ async fn broker_faults_margin_lost_reply_and_dropped_connection() {
         "{ack}"
     );
     assert!(ack.starts_with("ACK|EURUSD|WAIT|OK|"), "{ack}");
-    let stats = control(&env.control, "stats");
+    let stats = control(&env, "stats");
     drop(c);
     let Env { dir, sim, run, .. } = env;
     run.stop().await;

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::system::{Sim, secret};
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -248,64 +249,18 @@ async fn no_watchdog_pings_when_systemd_did_not_enable_the_watchdog_for_this_pro
     assert!(wait_exit(&mut child).success());
 }
 
-/// Kills the simulator if the test fails before it does.
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sim_binary() -> std::path::PathBuf {
-    let exe = Path::new(env!("CARGO_BIN_EXE_executor"));
-    let p = exe.parent().unwrap().join("ctrader-sim");
-    assert!(
-        p.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` (scripts/test.sh) or build it with `cargo build -p ctrader --bin ctrader-sim`",
-        p.display()
-    );
-    p
-}
-
-fn secret(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 /// Live mode against the real `ctrader-sim`: READY says the link is up, broker events feed the
 /// watchdog; when the broker dies the STATUS says so and the reconnect attempts keep the watchdog
 /// fed (an outage must not become a restart loop).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_mode_broker_events_and_reconnect_attempts_feed_the_watchdog() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("bars");
     std::fs::create_dir_all(&data).unwrap();
     write_bars(dir.path(), 200);
     let cert = dir.path().join("sim-ca.pem");
-    let mut child = Command::new(sim_binary())
-        .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
-        .args(["--speed", "2", "--start-bar", "10", "--data"])
-        .arg(&data)
-        .arg("--cert-out")
-        .arg(&cert)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let mut sim = Sim(child);
-    let listen = first
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("listening="))
-        .unwrap_or_else(|| panic!("unexpected first line from ctrader-sim: {first}"));
-    let sim_port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    let mut sim = Sim::start(&data, &cert, &["--speed", "2", "--start-bar", "10"], None);
+    let sim_port = sim.port;
 
     std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
     secret(&dir.path().join("secrets/ct_secret"), "sim-client-secret\n");
@@ -358,8 +313,7 @@ async fn live_mode_broker_events_and_reconnect_attempts_feed_the_watchdog() {
         |m| has_line(m, "WATCHDOG=1"),
     );
 
-    let _ = sim.0.kill();
-    let _ = sim.0.wait();
+    sim.kill();
     systemd.wait_for(
         "a STATUS saying the broker is gone",
         Duration::from_secs(40),

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use executor::config::ExecutorConfig;
 
+pub mod system;
+
 pub const TOKEN: &str = "test-token-0123456789";
 
 /// Writes the IPC token (0600) and a `bars/` dir into `dir`, then `config.json` from `json`
