@@ -3,6 +3,12 @@
 //! [`BarBuilder`] (pure, injected time) turns a broker's live trendbar updates and spot ticks into
 //! closed bars: a bar is closed at its period boundary plus one second, or at the first tick or
 //! trendbar of the next bar, whichever comes first, and is emitted exactly once.
+//!
+//! A bar the live feed saw only in part is never emitted from it: after the link to the broker was
+//! lost ([`BarBuilder::on_link_lost`]) the forming bar may miss ticks, and bars may close during the
+//! outage. When the feed resumes past them, the builder reports the gap ([`BarBuilder::take_gap`]);
+//! the caller fetches those bars from the broker's history and hands them to
+//! [`BarBuilder::accept_backfill`], so the preditor sees the same bars as a backtest would.
 //! [`CsvBarSource`] replays `<SYMBOL>.csv` files so paper mode runs without cTrader.
 
 use std::collections::BTreeMap;
@@ -34,6 +40,13 @@ pub struct BarBuilder {
     digits: usize,
     current: Option<Forming>,
     last_emitted: Option<i64>,
+    /// The link to the broker is down (or was, and no live data has come since).
+    link_lost: bool,
+    /// After a lost link: bars opened from this time on are whole in the live feed; earlier ones
+    /// (and any bar missing before a whole one) are taken from history.
+    trusted_from: Option<i64>,
+    /// Open times `[from, to)` of bars to fetch from history before anything newer is emitted.
+    gap: Option<(i64, i64)>,
 }
 
 impl BarBuilder {
@@ -47,7 +60,25 @@ impl BarBuilder {
             digits,
             current: None,
             last_emitted: None,
+            link_lost: false,
+            trusted_from: None,
+            gap: None,
         })
+    }
+
+    /// The link to the broker was lost: whatever bar is forming may miss ticks, and bars may close
+    /// before the feed resumes. Nothing is emitted from live data until it does.
+    pub fn on_link_lost(&mut self) {
+        if self.current.is_some() || self.last_emitted.is_some() {
+            self.link_lost = true;
+        }
+    }
+
+    /// The first live data after a lost link: bars opened from `whole_from` on are whole.
+    fn resume(&mut self, whole_from: i64) {
+        if std::mem::take(&mut self.link_lost) {
+            self.trusted_from = Some(whole_from);
+        }
     }
 
     fn is_done(&self, open_time: i64) -> bool {
@@ -70,13 +101,58 @@ impl BarBuilder {
         )
     }
 
+    /// Bars the live feed could not give whole, as open times `[from, to)`, once per gap.
+    pub fn take_gap(&mut self) -> Option<(i64, i64)> {
+        self.gap.take()
+    }
+
+    /// Bars fetched from the broker for a gap: the ones after the last emitted bar, in order, are
+    /// returned for publishing and count as emitted.
+    pub fn accept_backfill(&mut self, mut bars: Vec<Bar>) -> Vec<Bar> {
+        bars.sort_by_key(|b| b.time.unix_seconds());
+        bars.dedup_by_key(|b| b.time.unix_seconds());
+        bars.retain(|b| !self.is_done(b.time.unix_seconds()));
+        if let Some(last) = bars.last() {
+            self.last_emitted = Some(last.time.unix_seconds());
+        }
+        bars
+    }
+
+    /// The feed moved on to the bar opened at `next_open`: the forming bar is over. Emitted when it
+    /// is whole and nothing is missing before it; otherwise it is dropped and every bar up to
+    /// `next_open` becomes a gap to fetch, so bars still reach the preditor whole and in order.
+    fn finish(&mut self, next_open: i64) -> Option<Bar> {
+        let Some(trusted) = self.trusted_from else {
+            return self.emit();
+        };
+        let cur_open = self.current.map(|c| c.open_time);
+        let first_missing = self.last_emitted.map(|t| t + self.period).or(cur_open);
+        let behind = first_missing.is_some_and(|f| f < cur_open.unwrap_or(next_open));
+        let partial = cur_open.is_some_and(|o| o < trusted);
+        if !behind && !partial {
+            self.trusted_from = None;
+            return self.emit();
+        }
+        self.current = None;
+        if let Some(from) = first_missing
+            && from < next_open
+        {
+            let from = self.gap.map_or(from, |(f, _)| f.min(from));
+            self.gap = Some((from, next_open));
+        }
+        if next_open >= trusted {
+            self.trusted_from = None;
+        }
+        None
+    }
+
     /// A live trendbar update: the broker's view of the bar opened at `open_time` (unix seconds).
     pub fn on_trendbar(&mut self, open_time: i64, ohlc: [f64; 4], volume: u64) -> Option<Bar> {
+        // The broker's trendbar is the whole bar so far, whatever an outage hid.
+        self.resume(open_time);
         let mut out = None;
-        if let Some(cur) = self.current
-            && cur.open_time < open_time
-        {
-            out = self.emit();
+        if self.current.is_none_or(|cur| cur.open_time < open_time) {
+            out = self.finish(open_time);
         }
         if self.is_done(open_time) {
             return out; // a late update of a bar already sent: the preditor has it, ignore
@@ -96,11 +172,14 @@ impl BarBuilder {
     /// A spot tick (bid) at unix second `time`.
     pub fn on_spot(&mut self, time: i64, bid: f64) -> Option<Bar> {
         let open_time = time - time.rem_euclid(self.period);
+        // Ticks of this bar before `time` may have been missed: only the next one is whole.
+        self.resume(open_time + self.period);
         let mut out = None;
-        if let Some(cur) = self.current
-            && time >= cur.open_time + self.period
+        if self
+            .current
+            .is_none_or(|cur| time >= cur.open_time + self.period)
         {
-            out = self.emit();
+            out = self.finish(open_time);
         }
         if self.is_done(open_time) {
             return out;
@@ -129,8 +208,11 @@ impl BarBuilder {
     /// The clock ticked: close the forming bar once its period plus the grace second has passed.
     pub fn on_clock(&mut self, now: i64) -> Option<Bar> {
         let cur = self.current?;
+        if self.link_lost {
+            return None; // the bar may be missing ticks: wait for the feed (see `finish`)
+        }
         if now >= cur.open_time + self.period + CLOSE_GRACE_SECS {
-            return self.emit();
+            return self.finish(cur.open_time + self.period);
         }
         None
     }
@@ -379,6 +461,59 @@ mod tests {
             .on_trendbar(T0 + 1800, [1.16, 1.16, 1.16, 1.16], 1)
             .unwrap();
         assert_eq!(bar.time.unix_seconds(), T0 + 900);
+    }
+
+    fn fetched(b: &BarBuilder, opens: &[i64]) -> Vec<Bar> {
+        opens
+            .iter()
+            .map(|&t| to_bar(&b.symbol, b.timeframe, b.digits, t, [1.2; 4], 7).unwrap())
+            .collect()
+    }
+
+    fn times(bars: &[Bar]) -> Vec<i64> {
+        bars.iter().map(|b| b.time.unix_seconds()).collect()
+    }
+
+    #[test]
+    fn bars_an_outage_cut_short_come_from_history_in_order() {
+        let mut b = builder();
+        b.on_spot(T0 + 5, 1.1);
+        assert!(b.on_spot(T0 + 900, 1.1).is_some()); // T0 closed normally
+        b.on_spot(T0 + 905, 1.1); // T0+900 forming, then the link drops
+        b.on_link_lost();
+        assert_eq!(
+            b.on_clock(T0 + 1801),
+            None,
+            "no bar from partial data during the outage"
+        );
+        // The feed resumes inside T0+2700: T0+900 was partial, T0+1800 closed unseen.
+        assert_eq!(b.on_spot(T0 + 2750, 1.3), None);
+        assert_eq!(b.take_gap(), Some((T0 + 900, T0 + 2700)));
+        assert_eq!(b.take_gap(), None, "reported once");
+        let out = b.accept_backfill(fetched(&b, &[T0 + 1800, T0 + 900, T0 + 900]));
+        assert_eq!(times(&out), vec![T0 + 900, T0 + 1800], "sorted, once each");
+        // T0+2700 began before the feed resumed: it is fetched too, then live bars are whole again.
+        assert_eq!(b.on_spot(T0 + 3600, 1.3), None);
+        assert_eq!(b.take_gap(), Some((T0 + 2700, T0 + 3600)));
+        assert_eq!(
+            times(&b.accept_backfill(fetched(&b, &[T0 + 2700]))),
+            vec![T0 + 2700]
+        );
+        let live = b.on_spot(T0 + 4500, 1.4).unwrap();
+        assert_eq!(live.time.unix_seconds(), T0 + 3600);
+        assert_eq!(b.take_gap(), None);
+    }
+
+    #[test]
+    fn a_trendbar_after_an_outage_is_whole_and_no_history_is_needed() {
+        let mut b = builder();
+        b.on_trendbar(T0, [1.1, 1.2, 1.0, 1.15], 10);
+        b.on_link_lost();
+        // Back within the same bar: the broker's trendbar carries all of it.
+        b.on_trendbar(T0, [1.1, 1.3, 1.0, 1.2], 25);
+        let bar = b.on_trendbar(T0 + 900, [1.2; 4], 1).unwrap();
+        assert_eq!((bar.high.as_str(), bar.volume), ("1.30000", 25));
+        assert_eq!(b.take_gap(), None);
     }
 
     #[test]

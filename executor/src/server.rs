@@ -536,8 +536,12 @@ impl Executor {
                 Some(ev) = next_ct => {
                     last_broker_event = std::time::Instant::now();
                     self.on_ctrader_event(ev);
+                    self.fill_bar_gaps().await;
                 }
-                _ = bar_clock.tick(), if live_feed => self.on_bar_clock(),
+                _ = bar_clock.tick(), if live_feed => {
+                    self.on_bar_clock();
+                    self.fill_bar_gaps().await;
+                }
                 _ = probe.tick(), if live_feed && !probe_in_flight => {
                     if last_broker_event.elapsed() >= BROKER_PROBE_PERIOD
                         && let AnyBroker::Ctrader(b) = &self.primary.broker
@@ -832,6 +836,12 @@ impl Executor {
                         ..
                     } => self.maintenance_until_ms = Some(*end),
                     ctrader::client::ConnectionEvent::Ready => self.maintenance_until_ms = None,
+                    ctrader::client::ConnectionEvent::Disconnected { .. } => {
+                        // Ticks are lost from now on: no bar is emitted from partial live data.
+                        self.builders
+                            .values_mut()
+                            .for_each(BarBuilder::on_link_lost);
+                    }
                     _ => {}
                 }
                 b.on_event(&ev);
@@ -850,6 +860,45 @@ impl Executor {
         }
         if let Some(bar) = closed {
             self.publish_bar(bar);
+        }
+    }
+
+    /// Bars a lost link kept from the live feed (see `barfeed.rs`) are fetched from the broker's
+    /// history and published in order before any newer bar. A failed fetch is logged: the preditor
+    /// then sees a gap (and logs it) rather than a wrong bar.
+    async fn fill_bar_gaps(&mut self) {
+        let gaps: Vec<(protocol::Symbol, i64, i64)> = self
+            .builders
+            .iter_mut()
+            .filter_map(|(s, b)| b.take_gap().map(|(from, to)| (s.clone(), from, to)))
+            .collect();
+        for (symbol, from, to) in gaps {
+            let AnyBroker::Ctrader(b) = &self.primary.broker else {
+                return;
+            };
+            let Some(cfg) = self.cfg.symbols.get(&symbol) else {
+                continue;
+            };
+            let (tf, digits) = (cfg.timeframe, cfg.digits);
+            let bars = match b.bars_between(&symbol, tf, from, to).await {
+                Ok(bars) => bars
+                    .iter()
+                    .filter_map(|x| history_bar(&symbol, tf, digits, x))
+                    .collect(),
+                Err(e) => {
+                    tracing::error!(%symbol, from, to, error = %e,
+                        "bars missed during a broker outage could not be fetched; the preditor will see a gap");
+                    Vec::new()
+                }
+            };
+            let Some(builder) = self.builders.get_mut(&symbol) else {
+                continue;
+            };
+            let fresh = builder.accept_backfill(bars);
+            tracing::info!(%symbol, from, to, bars = fresh.len(), "bars after a broker outage taken from history");
+            for bar in fresh {
+                self.publish_bar(bar);
+            }
         }
     }
 
@@ -885,19 +934,7 @@ impl Executor {
                 {
                     Ok(bars) => Some(
                         bars.iter()
-                            .filter_map(|x| {
-                                let d = |v: f64| protocol::Decimal::from_f64(v, digits).ok();
-                                Some(Bar {
-                                    symbol: w.symbol.clone(),
-                                    timeframe: w.timeframe,
-                                    time: protocol::BarTime::from_unix(x.open_time).ok()?,
-                                    open: d(x.open)?,
-                                    high: d(x.high)?,
-                                    low: d(x.low)?,
-                                    close: d(x.close)?,
-                                    volume: x.volume.max(0) as u64,
-                                })
-                            })
+                            .filter_map(|x| history_bar(&w.symbol, w.timeframe, digits, x))
                             .collect(),
                     ),
                     Err(e) => {
@@ -1003,6 +1040,26 @@ fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
         C::ReconnectScheduled { .. } => Some("reconnecting"),
         _ => None,
     }
+}
+
+/// A bar from the broker's history as a BAR line's bar (`None` if a price does not fit `digits`).
+fn history_bar(
+    symbol: &protocol::Symbol,
+    timeframe: protocol::Timeframe,
+    digits: usize,
+    x: &ctrader::domain::Bar,
+) -> Option<Bar> {
+    let d = |v: f64| protocol::Decimal::from_f64(v, digits).ok();
+    Some(Bar {
+        symbol: symbol.clone(),
+        timeframe,
+        time: protocol::BarTime::from_unix(x.open_time).ok()?,
+        open: d(x.open)?,
+        high: d(x.high)?,
+        low: d(x.low)?,
+        close: d(x.close)?,
+        volume: x.volume.max(0) as u64,
+    })
 }
 
 /// Archives the journal once it passes [`crate::journal::ROTATE_BYTES`] (see `journal.rs`). A failed

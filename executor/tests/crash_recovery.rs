@@ -417,8 +417,9 @@ async fn kill_between_order_and_fill(fault: Fault) {
     send(&mut c, &signal).await;
     let coid = wait_for_intent(&w).await;
     let mut first_ack = None;
-    if let Fault::LostAnswerAndConnection = fault {
-        // The order reaches the simulator (which fills it at once) before its connection goes.
+    if let Fault::LostAnswer | Fault::LostAnswerAndConnection = fault {
+        // The order reaches the simulator (which fills it at once and loses the answer) before
+        // the kill or the drop: the journaled intent alone does not mean it was written yet.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !w.control("status").contains(" open_positions=1 ") {
             assert!(
@@ -428,6 +429,8 @@ async fn kill_between_order_and_fill(fault: Fault) {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+    if let Fault::LostAnswerAndConnection = fault {
         assert!(w.control("drop").starts_with("OK"));
         let ack = recv_until(&mut c, "ACK|", Duration::from_secs(25)).await;
         assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|FAIL|"), "{ack}");

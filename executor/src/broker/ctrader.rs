@@ -403,6 +403,31 @@ impl CtraderBroker {
         })
     }
 
+    /// The bars of a symbol opened in `[from, to)` (unix seconds), oldest first: the bars a lost
+    /// link kept the live feed from seeing whole.
+    pub async fn bars_between(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
+        let inst = self
+            .instruments
+            .get(symbol)
+            .ok_or_else(|| BrokerError::Rejected {
+                code: "SYMBOL_NOT_FOUND".into(),
+                description: symbol.to_string(),
+            })?;
+        let mut bars = self
+            .client
+            .get_trendbars(inst.id, timeframe, from * 1000, to * 1000, None)
+            .await
+            .map_err(map_error)?;
+        bars.retain(|b| (from..to).contains(&b.open_time));
+        Ok(bars)
+    }
+
     /// The last `count` closed bars of a symbol, oldest first (paged and rate-limited by the client).
     pub async fn history(
         &self,
