@@ -383,6 +383,56 @@ async fn fault_server_rate_limit_is_a_retryable_error_and_pacing_avoids_it() {
     }
 }
 
+/// `n` history requests for the same closed bars, all at once: (answered, refused with
+/// REQUEST_FREQUENCY_EXCEEDED). Anything else fails the test.
+async fn history_burst(client: &ctrader::client::Client, n: usize) -> (usize, usize) {
+    let eurusd = symbol_id(client, "EURUSD").await;
+    let now_ms = ctrader::client::system_clock_ms();
+    let bars = client
+        .get_trendbars(eurusd, Timeframe::H1, 0, now_ms, Some(10))
+        .await
+        .unwrap();
+    // One request each: a range well inside one window.
+    let (from, to) = (bars[0].open_time * 1000, bars[9].open_time * 1000);
+    let burst = (0..n).map(|_| client.get_trendbars(eurusd, Timeframe::H1, from, to, None));
+    let mut outcome = (0, 0);
+    for r in futures_util::future::join_all(burst).await {
+        match r {
+            Ok(got) => {
+                assert_eq!(got.len(), 10);
+                outcome.0 += 1;
+            }
+            Err(ClientError::Broker { code, .. })
+                if code.as_str() == "REQUEST_FREQUENCY_EXCEEDED" =>
+            {
+                outcome.1 += 1
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    outcome
+}
+
+#[tokio::test]
+async fn history_bursts_are_paced_under_the_servers_5_per_second() {
+    let sim = Sim::start(1.0).await;
+    // Unpaced, the burst is more than the simulator's 5 historical requests/s allow.
+    let mut cfg = sim.client_config();
+    cfg.historical_rate_per_sec = 100;
+    let (client, _events) = connect_ready(cfg).await;
+    let (answered, refused) = history_burst(&client, 8).await;
+    assert!(
+        refused > 0,
+        "12 at once must exceed 5/s: {answered} answered"
+    );
+    drop(client);
+
+    // With the default pacing (4 per 1.05 s) the same burst is answered in full, just later (about
+    // 2 s: within the 3 s request timeout, past which the client would refuse to send).
+    let (client, _events) = connect_ready(sim.client_config()).await;
+    assert_eq!(history_burst(&client, 8).await, (8, 0));
+}
+
 #[tokio::test]
 async fn fault_stalled_stream_is_detected_as_dead_and_reconnected() {
     let sim = Sim::start(1.0).await;
