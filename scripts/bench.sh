@@ -92,11 +92,11 @@ ms_of_log_time() { date -d "$1" +%s%3N; } # an RFC 3339 timestamp from a log lin
 
 # --- the accelerated run ----------------------------------------------------------------------
 ot_say "replay: $bars bars at $speed bars/s, 20 symbols, state on $state (about $((bars / speed + 20)) s)"
-# --historical-rate-limit 0: see scripts/demo.sh (the client's WARMUP paging bursts past 5/s).
+# The simulator keeps the server's rate limits (50 requests/s, 5 historical/s), as in production.
 ot_start ctrader-sim "$dir/log/ctrader-sim.log" "$bin/ctrader-sim" \
   --listen "$sim_addr" --control "$control_addr" --data data/demo --speed "$speed" --start-bar 700 \
   --client-id "$client_id" --client-secret "$OT_CLIENT_SECRET" --access-token "$OT_ACCESS_TOKEN" \
-  --refresh-token "$OT_REFRESH_TOKEN" --account-id "$account_id" --historical-rate-limit 0 \
+  --refresh-token "$OT_REFRESH_TOKEN" --account-id "$account_id" \
   --cert-out "$dir/sim/ca.pem" --stats-out "$dir/sim/stats.json"
 ot_wait_line "$dir/log/ctrader-sim.log" '^ctrader-sim listening=' 30 ctrader-sim || ot_die "ctrader-sim did not start"
 ot_start executor "$dir/log/executor.log" "$bin/executor" run --config "$dir/executor_config.json"

@@ -107,15 +107,13 @@ trap 'stop_requested=1' INT TERM
 # --- start ------------------------------------------------------------------------------------
 ot_say "starting ctrader-sim on $sim_addr (control $control_addr), data/demo, $speed bars/s"
 # The simulator takes its accepted credentials as flags (it is a test server); the clients read
-# theirs from the 0600 files. Rate limits lifted (0): the executor's cTrader client bursts past the
-# server's 5 historical requests/s at WARMUP and its 50 requests/s when 20 symbols trade on the same
-# bar (REQUEST_FREQUENCY_EXCEEDED: symbols left without history, orders refused BROKER_ERROR); the
-# demo lifts them until the client paces itself. scripts/bench.sh keeps the 50/s limit.
+# theirs from the 0600 files. The simulator keeps the server's rate limits (50 requests/s, 5
+# historical/s); the executor's cTrader client paces itself under both.
 ot_start ctrader-sim run/log/ctrader-sim.log "$bin/ctrader-sim" \
   --listen "$sim_addr" --control "$control_addr" --data data/demo --speed "$speed" \
   --start-bar "$start_bar" --client-id "$client_id" --client-secret "$OT_CLIENT_SECRET" \
   --access-token "$OT_ACCESS_TOKEN" --refresh-token "$OT_REFRESH_TOKEN" --account-id "$account_id" \
-  --rate-limit 0 --historical-rate-limit 0 --cert-out run/sim/ca.pem --stats-out run/sim/stats.json
+  --cert-out run/sim/ca.pem --stats-out run/sim/stats.json
 ot_wait_line run/log/ctrader-sim.log '^ctrader-sim listening=' 30 ctrader-sim ||
   { ot_check_alive || true; ot_die "ctrader-sim did not start"; }
 

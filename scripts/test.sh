@@ -10,8 +10,10 @@ scripts/setup_venv.sh
 # find the interpreter here.
 export ORACLE_PYTHON="$root/scripts/.venv/bin/python"
 
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+# --locked: a Cargo.lock that no longer matches the manifests is an error here (and in CI), not
+# something cargo rewrites on the side.
+cargo test --locked --workspace --all-targets
+cargo test --locked --workspace --doc
 
 py_tests=()
 for d in scripts/tests ctrader/tests/python; do

@@ -3,10 +3,13 @@
 //! do not model, and staying quiet while alive.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ctrader::client::{ClientConfig, ClientEvent, ConnectionEvent, EventStream, Tokens, connect};
+use common::{is_ready, wait_for};
+use ctrader::client::{ClientConfig, ClientEvent, ConnectionEvent, connect};
 use ctrader::codec::FrameCodec;
 use ctrader::messages::*;
 use futures_util::{SinkExt, StreamExt};
@@ -47,7 +50,7 @@ async fn start_peer(after_setup: AfterSetup, heartbeats: bool) -> Peer {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     // The access token the peer accepts, across connections (revoked and rotated like the real one).
-    let valid = Arc::new(Mutex::new("token".to_string()));
+    let valid = Arc::new(Mutex::new(common::ACCESS_TOKEN.to_string()));
     tokio::spawn(async move {
         let mut index = 0;
         while let Ok((tcp, _)) = listener.accept().await {
@@ -112,7 +115,7 @@ async fn serve(
                 }
                 .wrap(id),
             ],
-            Payload::RefreshTokenReq(r) if r.refresh_token == "refresh" => {
+            Payload::RefreshTokenReq(r) if r.refresh_token == common::REFRESH_TOKEN => {
                 *valid.lock().unwrap() = "token-2".into();
                 vec![
                     ProtoOaRefreshTokenRes {
@@ -162,14 +165,8 @@ async fn serve(
 
 impl Peer {
     fn config(&self) -> ClientConfig {
-        let tokens = Tokens {
-            access_token: "token".into(),
-            refresh_token: "refresh".into(),
-            expires_at: None,
-        };
-        let mut c = ClientConfig::new("127.0.0.1", self.port, "cid", "secret", ACCOUNT, tokens);
+        let mut c = common::client_config(self.port, ACCOUNT, self.cert.path());
         c.tls_server_name = Some("localhost".into());
-        c.extra_ca_file = Some(self.cert.path().to_path_buf());
         c.request_timeout = Duration::from_secs(2);
         c.backoff_initial = Duration::from_millis(50);
         c.backoff_max = Duration::from_millis(200);
@@ -187,29 +184,8 @@ impl Peer {
     }
 }
 
-async fn next_matching(
-    events: &mut EventStream,
-    what: &str,
-    mut pred: impl FnMut(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut seen = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
-            Ok(Some(ev)) => {
-                let hit = pred(&ev);
-                seen.push(ev);
-                if hit {
-                    return seen;
-                }
-            }
-            other => panic!("no {what}: {other:?}; seen {seen:#?}"),
-        }
-    }
-}
-
-fn ready(e: &ClientEvent) -> bool {
-    matches!(e, ClientEvent::Connection(ConnectionEvent::Ready))
-}
+/// How long each step of these sessions may take.
+const STEP: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn account_logged_out_by_the_server_reconnects_and_reauthorises() {
@@ -231,8 +207,8 @@ async fn account_logged_out_by_the_server_reconnects_and_reauthorises() {
     )
     .await;
     let (_client, mut events) = connect(peer.config()).unwrap();
-    next_matching(&mut events, "first ready", ready).await;
-    let seen = next_matching(&mut events, "second ready", ready).await;
+    wait_for(&mut events, STEP, "first ready", is_ready).await;
+    let (_, seen) = wait_for(&mut events, STEP, "second ready", is_ready).await;
     assert!(seen.iter().any(|e| matches!(
         e,
         ClientEvent::AccountDisconnected {
@@ -271,8 +247,8 @@ async fn invalidated_token_is_refreshed_on_the_next_connection() {
     let mut cfg = peer.config();
     cfg.token_store = Some(store.clone());
     let (client, mut events) = connect(cfg).unwrap();
-    next_matching(&mut events, "first ready", ready).await;
-    let seen = next_matching(&mut events, "second ready", ready).await;
+    wait_for(&mut events, STEP, "first ready", is_ready).await;
+    let (_, seen) = wait_for(&mut events, STEP, "second ready", is_ready).await;
     assert!(seen.iter().any(|e| matches!(e, ClientEvent::TokenInvalidated { account_ids, .. } if account_ids == &vec![ACCOUNT])));
     assert!(
         seen.iter()
@@ -313,12 +289,12 @@ async fn unknown_and_malformed_messages_do_not_break_the_session() {
     )
     .await;
     let (client, mut events) = connect(peer.config()).unwrap();
-    next_matching(&mut events, "ready", ready).await;
-    let seen = next_matching(&mut events, "unknown message", |e| {
+    wait_for(&mut events, STEP, "ready", is_ready).await;
+    let (other, _) = wait_for(&mut events, STEP, "unknown message", |e| {
         matches!(e, ClientEvent::Other(_))
     })
     .await;
-    let Some(ClientEvent::Other(p)) = seen.last() else {
+    let ClientEvent::Other(p) = other else {
         unreachable!()
     };
     assert_eq!(p.payload_type(), 2155);
@@ -336,7 +312,7 @@ async fn a_quiet_but_alive_server_is_probed_not_dropped() {
     cfg.heartbeat_interval = Duration::from_millis(200);
     cfg.dead_after = Duration::from_millis(700);
     let (_client, mut events) = connect(cfg).unwrap();
-    next_matching(&mut events, "ready", ready).await;
+    wait_for(&mut events, STEP, "ready", is_ready).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     while let Some(ev) = events.try_recv() {
         assert!(

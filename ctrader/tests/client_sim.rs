@@ -3,140 +3,14 @@
 //! re-subscription and reconcile, and each injected fault.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Duration;
 
-use ctrader::client::{
-    ClientConfig, ClientError, ClientEvent, ConnectionEvent, EventStream, TokenStore, Tokens,
-    connect,
-};
+use common::{ACCOUNT, Sim, connect_ready, is_ready, wait_for};
+use ctrader::client::{ClientError, ClientEvent, ConnectionEvent, TokenStore, connect};
 use ctrader::domain::{SymbolVolume, Timeframe};
 use ctrader::messages::*;
-use ctrader::sim::bars::load_dir;
-use ctrader::sim::core::{CoreConfig, Credentials, SimCore};
-use ctrader::sim::server::{ServerConfig, run};
-use ctrader::sim::tls;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-
-const ACCOUNT: i64 = 9_001;
-
-struct Sim {
-    port: u16,
-    control: u16,
-    cert: PathBuf,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-async fn start_sim(bars_per_second: f64) -> Sim {
-    let series = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")).unwrap();
-    let core = SimCore::new(
-        series,
-        CoreConfig {
-            credentials: Credentials {
-                client_id: "cid".into(),
-                client_secret: "secret".into(),
-                access_token: "token".into(),
-                refresh_token: "refresh".into(),
-                account_id: ACCOUNT,
-            },
-            start_bar: 20,
-            bars_per_second,
-            balance_cents: 10_000_000,
-            leverage_in_cents: 10_000,
-            slippage_points: 1,
-            rate_limit: Some(50),
-            historical_rate_limit: Some(5),
-        },
-    )
-    .unwrap();
-    let identity = tls::self_signed(&[]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("sim.pem");
-    std::fs::write(&cert, &identity.cert_pem).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let control = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (port, control_port) = (
-        listener.local_addr().unwrap().port(),
-        control.local_addr().unwrap().port(),
-    );
-    let config = ServerConfig {
-        tls: tls::server_config(&identity).unwrap(),
-        heartbeat: Duration::from_secs(10),
-        idle_timeout: None,
-        bars_per_second,
-        stats_out: None,
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(run(core, config, listener, Some(control), async {
-        let _ = rx.await;
-    }));
-    Sim {
-        port,
-        control: control_port,
-        cert,
-        _dir: dir,
-        stop: Some(tx),
-    }
-}
-
-impl Sim {
-    fn config(&self) -> ClientConfig {
-        let tokens = Tokens {
-            access_token: "token".into(),
-            refresh_token: "refresh".into(),
-            expires_at: None,
-        };
-        let mut c = ClientConfig::new("127.0.0.1", self.port, "cid", "secret", ACCOUNT, tokens);
-        c.extra_ca_file = Some(self.cert.clone());
-        c.request_timeout = Duration::from_secs(3);
-        c.backoff_initial = Duration::from_millis(100);
-        c.backoff_max = Duration::from_millis(400);
-        c
-    }
-
-    async fn control(&self, line: &str) -> String {
-        let mut tcp = TcpStream::connect(("127.0.0.1", self.control))
-            .await
-            .unwrap();
-        tcp.write_all(format!("{line}\n").as_bytes()).await.unwrap();
-        let mut answer = String::new();
-        BufReader::new(tcp).read_line(&mut answer).await.unwrap();
-        answer
-    }
-}
-
-/// Reads events until one matches; returns it and everything seen before it.
-async fn wait_for(
-    events: &mut EventStream,
-    within: Duration,
-    what: &str,
-    mut pred: impl FnMut(&ClientEvent) -> bool,
-) -> (ClientEvent, Vec<ClientEvent>) {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(ev)) if pred(&ev) => return (ev, seen),
-            Ok(Some(ev)) => seen.push(ev),
-            Ok(None) => panic!("event stream ended while waiting for {what}; seen {seen:#?}"),
-            Err(_) => panic!("no {what} within {within:?}; seen {seen:#?}"),
-        }
-    }
-}
-
-fn is_ready(ev: &ClientEvent) -> bool {
-    matches!(ev, ClientEvent::Connection(ConnectionEvent::Ready))
-}
 
 fn step_name(ev: &ClientEvent) -> Option<&'static str> {
     match ev {
@@ -168,8 +42,8 @@ async fn symbol_id(client: &ctrader::client::Client, name: &str) -> i64 {
 
 #[tokio::test]
 async fn session_flow_symbols_market_data_and_history() {
-    let sim = start_sim(4.0).await;
-    let (client, mut events) = connect(sim.config()).unwrap();
+    let sim = Sim::start(4.0).await;
+    let (client, mut events) = connect(sim.client_config()).unwrap();
     let (_, before) = wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
     let steps: Vec<_> = before.iter().filter_map(step_name).collect();
     assert_eq!(
@@ -242,9 +116,8 @@ async fn session_flow_symbols_market_data_and_history() {
 
 #[tokio::test]
 async fn market_order_round_trip_and_reconcile() {
-    let sim = start_sim(1.0).await;
-    let (client, mut events) = connect(sim.config()).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
     let eurusd = symbol_id(&client, "EURUSD").await;
     let details = client.symbol_details(&[eurusd]).await.unwrap();
     let volume = SymbolVolume::from_symbol("EURUSD", &details[0])
@@ -300,9 +173,8 @@ async fn market_order_round_trip_and_reconcile() {
 
 #[tokio::test]
 async fn reconnect_after_drop_resubscribes_and_reconciles() {
-    let sim = start_sim(2.0).await;
-    let (client, mut events) = connect(sim.config()).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let sim = Sim::start(2.0).await;
+    let (client, mut events) = connect_ready(sim.client_config()).await;
     let eurusd = symbol_id(&client, "EURUSD").await;
     let usdjpy = symbol_id(&client, "USDJPY").await;
     client.subscribe_spots(&[eurusd, usdjpy]).await.unwrap();
@@ -392,13 +264,12 @@ async fn reconnect_after_drop_resubscribes_and_reconciles() {
 
 #[tokio::test]
 async fn refreshed_tokens_are_persisted_and_used_to_reauthorise() {
-    let sim = start_sim(1.0).await;
+    let sim = Sim::start(1.0).await;
     let dir = tempfile::tempdir().unwrap();
     let store = TokenStore::new(dir.path().join("tokens.json"));
-    let mut cfg = sim.config();
+    let mut cfg = sim.client_config();
     cfg.token_store = Some(store.clone());
-    let (client, mut events) = connect(cfg).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let (client, mut events) = connect_ready(cfg).await;
 
     let fresh = client.refresh_token().await.unwrap();
     assert_ne!(fresh.access_token, "token");
@@ -423,9 +294,9 @@ async fn refreshed_tokens_are_persisted_and_used_to_reauthorise() {
 
 #[tokio::test]
 async fn an_invalid_access_token_is_refreshed_during_setup() {
-    let sim = start_sim(1.0).await;
+    let sim = Sim::start(1.0).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = sim.config();
+    let mut cfg = sim.client_config();
     cfg.tokens.access_token = "expired".into();
     cfg.token_store = Some(TokenStore::new(dir.path().join("tokens.json")));
     let (client, mut events) = connect(cfg).unwrap();
@@ -448,11 +319,10 @@ async fn an_invalid_access_token_is_refreshed_during_setup() {
 
 #[tokio::test]
 async fn fault_dropped_response_times_out_then_the_session_continues() {
-    let sim = start_sim(1.0).await;
-    let mut cfg = sim.config();
+    let sim = Sim::start(1.0).await;
+    let mut cfg = sim.client_config();
     cfg.request_timeout = Duration::from_millis(800);
-    let (client, mut events) = connect(cfg).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let (client, _events) = connect_ready(cfg).await;
     sim.control("drop-responses 1").await;
     let e = client.trader().await.expect_err("answer swallowed");
     assert!(
@@ -474,9 +344,8 @@ async fn fault_dropped_response_times_out_then_the_session_continues() {
 
 #[tokio::test]
 async fn fault_delayed_responses_still_match_their_requests() {
-    let sim = start_sim(1.0).await;
-    let (client, mut events) = connect(sim.config()).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
     sim.control("delay 300ms").await;
     let started = tokio::time::Instant::now();
     let (a, b, c) = tokio::join!(client.trader(), client.symbols(), client.reconcile());
@@ -488,9 +357,8 @@ async fn fault_delayed_responses_still_match_their_requests() {
 
 #[tokio::test]
 async fn fault_server_rate_limit_is_a_retryable_error_and_pacing_avoids_it() {
-    let sim = start_sim(1.0).await;
-    let (client, mut events) = connect(sim.config()).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
     sim.control("rate-limit 3").await;
     let results: Vec<_> = futures_util::future::join_all((0..8).map(|_| client.version())).await;
     let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
@@ -505,10 +373,9 @@ async fn fault_server_rate_limit_is_a_retryable_error_and_pacing_avoids_it() {
     drop(client);
 
     // Paced to the server's limit, the same burst goes through (it just takes longer).
-    let mut cfg = sim.config();
+    let mut cfg = sim.client_config();
     cfg.normal_rate_per_sec = 2;
-    let (client, mut events) = connect(cfg).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let (client, _events) = connect_ready(cfg).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let results: Vec<_> = futures_util::future::join_all((0..6).map(|_| client.version())).await;
     for r in results {
@@ -516,14 +383,63 @@ async fn fault_server_rate_limit_is_a_retryable_error_and_pacing_avoids_it() {
     }
 }
 
+/// `n` history requests for the same closed bars, all at once: (answered, refused with
+/// REQUEST_FREQUENCY_EXCEEDED). Anything else fails the test.
+async fn history_burst(client: &ctrader::client::Client, n: usize) -> (usize, usize) {
+    let eurusd = symbol_id(client, "EURUSD").await;
+    let now_ms = ctrader::client::system_clock_ms();
+    let bars = client
+        .get_trendbars(eurusd, Timeframe::H1, 0, now_ms, Some(10))
+        .await
+        .unwrap();
+    // One request each: a range well inside one window.
+    let (from, to) = (bars[0].open_time * 1000, bars[9].open_time * 1000);
+    let burst = (0..n).map(|_| client.get_trendbars(eurusd, Timeframe::H1, from, to, None));
+    let mut outcome = (0, 0);
+    for r in futures_util::future::join_all(burst).await {
+        match r {
+            Ok(got) => {
+                assert_eq!(got.len(), 10);
+                outcome.0 += 1;
+            }
+            Err(ClientError::Broker { code, .. })
+                if code.as_str() == "REQUEST_FREQUENCY_EXCEEDED" =>
+            {
+                outcome.1 += 1
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    outcome
+}
+
+#[tokio::test]
+async fn history_bursts_are_paced_under_the_servers_5_per_second() {
+    let sim = Sim::start(1.0).await;
+    // Unpaced, the burst is more than the simulator's 5 historical requests/s allow.
+    let mut cfg = sim.client_config();
+    cfg.historical_rate_per_sec = 100;
+    let (client, _events) = connect_ready(cfg).await;
+    let (answered, refused) = history_burst(&client, 8).await;
+    assert!(
+        refused > 0,
+        "12 at once must exceed 5/s: {answered} answered"
+    );
+    drop(client);
+
+    // With the default pacing (4 per 1.05 s) the same burst is answered in full, just later (about
+    // 2 s: within the 3 s request timeout, past which the client would refuse to send).
+    let (client, _events) = connect_ready(sim.client_config()).await;
+    assert_eq!(history_burst(&client, 8).await, (8, 0));
+}
+
 #[tokio::test]
 async fn fault_stalled_stream_is_detected_as_dead_and_reconnected() {
-    let sim = start_sim(1.0).await;
-    let mut cfg = sim.config();
+    let sim = Sim::start(1.0).await;
+    let mut cfg = sim.client_config();
     cfg.heartbeat_interval = Duration::from_millis(300);
     cfg.dead_after = Duration::from_millis(1200);
-    let (_client, mut events) = connect(cfg).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let (_client, mut events) = connect_ready(cfg).await;
     sim.control("stall 4s").await;
     let (ev, _) = wait_for(&mut events, Duration::from_secs(5), "dead link", |e| {
         matches!(
@@ -547,9 +463,8 @@ async fn fault_stalled_stream_is_detected_as_dead_and_reconnected() {
 
 #[tokio::test]
 async fn fault_maintenance_is_waited_out() {
-    let sim = start_sim(1.0).await;
-    let (client, mut events) = connect(sim.config()).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let sim = Sim::start(1.0).await;
+    let (client, mut events) = connect_ready(sim.client_config()).await;
     let started = tokio::time::Instant::now();
     sim.control("maintenance 2s").await;
     let (scheduled, mut history) = wait_for(
@@ -611,9 +526,8 @@ async fn fault_maintenance_is_waited_out() {
 
 #[tokio::test]
 async fn fault_margin_failure_is_a_broker_error() {
-    let sim = start_sim(1.0).await;
-    let (client, mut events) = connect(sim.config()).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), "ready", is_ready).await;
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
     let eurusd = symbol_id(&client, "EURUSD").await;
     client.subscribe_spots(&[eurusd]).await.unwrap();
     sim.control("margin-fail EURUSD").await;

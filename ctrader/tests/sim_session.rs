@@ -2,118 +2,18 @@
 //! control socket), speaking through the crate's own `FrameCodec` and message types.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use ctrader::codec::FrameCodec;
+use common::{ACCESS_TOKEN, ACCOUNT, CLIENT_ID, CLIENT_SECRET, Conn, Sim};
 use ctrader::messages::*;
-use ctrader::sim::bars::load_dir;
-use ctrader::sim::core::{CoreConfig, Credentials, SimCore};
-use ctrader::sim::server::{ServerConfig, run};
-use ctrader::sim::tls;
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsConnector;
-use tokio_util::codec::Framed;
+use tokio::io::AsyncWriteExt;
 
-const ACCOUNT: i64 = 9_001;
-type Conn = Framed<tokio_rustls::client::TlsStream<TcpStream>, FrameCodec>;
-
-struct Sim {
-    port: u16,
-    control: u16,
-    connector: TlsConnector,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<ctrader::sim::latency::LatencyReport>>,
-}
-
+/// The simulator these sessions talk to: real limits, 3 intermediate spots per bar.
 async fn start(bars_per_second: f64) -> Sim {
-    let series = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")).unwrap();
-    let core = SimCore::new(
-        series,
-        CoreConfig {
-            credentials: Credentials {
-                client_id: "cid".into(),
-                client_secret: "secret".into(),
-                access_token: "token".into(),
-                refresh_token: "refresh".into(),
-                account_id: ACCOUNT,
-            },
-            start_bar: 20,
-            bars_per_second,
-            balance_cents: 10_000_000,
-            leverage_in_cents: 10_000,
-            slippage_points: 1,
-            rate_limit: Some(50),
-            historical_rate_limit: Some(5),
-        },
-    )
-    .unwrap()
-    .with_ticks_per_bar(3);
-    let identity = tls::self_signed(&[]).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(identity.chain[0].clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let control = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (port, control_port) = (
-        listener.local_addr().unwrap().port(),
-        control.local_addr().unwrap().port(),
-    );
-    let config = ServerConfig {
-        tls: tls::server_config(&identity).unwrap(),
-        heartbeat: Duration::from_secs(10),
-        idle_timeout: None,
-        bars_per_second,
-        stats_out: None,
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(core, config, listener, Some(control), async {
-        let _ = rx.await;
-    }));
-    Sim {
-        port,
-        control: control_port,
-        connector: TlsConnector::from(Arc::new(client)),
-        stop: Some(tx),
-        task,
-    }
-}
-
-impl Sim {
-    async fn connect(&self) -> Conn {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
-        let tls = self
-            .connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap();
-        Framed::new(tls, FrameCodec::default())
-    }
-
-    async fn control(&self, line: &str) -> String {
-        let mut tcp = TcpStream::connect(("127.0.0.1", self.control))
-            .await
-            .unwrap();
-        tcp.write_all(format!("{line}\n").as_bytes()).await.unwrap();
-        let mut answer = String::new();
-        BufReader::new(tcp).read_line(&mut answer).await.unwrap();
-        answer
-    }
-
-    async fn stop(mut self) -> ctrader::sim::latency::LatencyReport {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap()
-    }
+    Sim::start_with_ticks(bars_per_second, 3).await
 }
 
 /// Sends `m` and returns the first message carrying its clientMsgId (events in between are skipped).
@@ -132,8 +32,8 @@ async fn request<M: OpenApiMessage>(conn: &mut Conn, m: &M, id: &str) -> Payload
 
 async fn login(conn: &mut Conn) {
     let app = ProtoOaApplicationAuthReq {
-        client_id: "cid".into(),
-        client_secret: "secret".into(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
         ..Default::default()
     };
     assert!(matches!(
@@ -142,7 +42,7 @@ async fn login(conn: &mut Conn) {
     ));
     let acc = ProtoOaAccountAuthReq {
         ctid_trader_account_id: ACCOUNT,
-        access_token: "token".into(),
+        access_token: ACCESS_TOKEN.into(),
         ..Default::default()
     };
     assert!(matches!(
@@ -166,7 +66,7 @@ async fn closed_within(conn: &mut Conn, within: Duration) -> bool {
 #[tokio::test]
 async fn order_round_trip_over_tls_with_spots_and_latency() {
     let sim = start(20.0).await;
-    let mut c = sim.connect().await;
+    let mut c = sim.connect_raw().await;
     login(&mut c).await;
     let sub = ProtoOaSubscribeSpotsReq {
         ctid_trader_account_id: ACCOUNT,
@@ -230,9 +130,9 @@ async fn order_round_trip_over_tls_with_spots_and_latency() {
 #[tokio::test]
 async fn a_malformed_frame_closes_only_its_own_connection() {
     let sim = start(1.0).await;
-    let mut good = sim.connect().await;
+    let mut good = sim.connect_raw().await;
     login(&mut good).await;
-    let mut bad = sim.connect().await;
+    let mut bad = sim.connect_raw().await;
     // A valid length prefix around bytes that are not a ProtoMessage (field 1 with a bad wire type).
     bad.get_mut()
         .write_all(&[0, 0, 0, 3, 0x0f, 0xff, 0xff])
@@ -251,12 +151,12 @@ async fn a_malformed_frame_closes_only_its_own_connection() {
 #[tokio::test]
 async fn control_socket_drops_connections_and_starts_maintenance() {
     let sim = start(1.0).await;
-    let mut c = sim.connect().await;
+    let mut c = sim.connect_raw().await;
     login(&mut c).await;
     assert!(sim.control("drop").await.starts_with("OK"));
     assert!(closed_within(&mut c, Duration::from_secs(5)).await);
 
-    let mut c = sim.connect().await;
+    let mut c = sim.connect_raw().await;
     login(&mut c).await;
     assert!(sim.control("maintenance 30s").await.starts_with("OK"));
     // The open session is told when maintenance ends, then disconnected.
@@ -271,10 +171,10 @@ async fn control_socket_drops_connections_and_starts_maintenance() {
     assert_eq!(notice.error_code, "SERVER_IS_UNDER_MAINTENANCE");
     assert!(notice.maintenance_end_timestamp.is_some());
     assert!(closed_within(&mut c, Duration::from_secs(5)).await);
-    let mut c = sim.connect().await;
+    let mut c = sim.connect_raw().await;
     let app = ProtoOaApplicationAuthReq {
-        client_id: "cid".into(),
-        client_secret: "secret".into(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
         ..Default::default()
     };
     let Payload::ErrorRes(err) = request(&mut c, &app, "m").await else {
@@ -289,7 +189,7 @@ async fn control_socket_drops_connections_and_starts_maintenance() {
     assert!(closed_within(&mut c, Duration::from_secs(5)).await);
 
     assert!(sim.control("clear").await.starts_with("OK"));
-    let mut c = sim.connect().await;
+    let mut c = sim.connect_raw().await;
     login(&mut c).await;
     assert!(
         sim.control("explode")
@@ -302,7 +202,7 @@ async fn control_socket_drops_connections_and_starts_maintenance() {
 #[tokio::test]
 async fn a_stall_holds_the_stream_then_delivers_everything() {
     let sim = start(1.0).await;
-    let mut c = sim.connect().await;
+    let mut c = sim.connect_raw().await;
     login(&mut c).await;
     assert!(sim.control("stall 3s").await.starts_with("OK"));
     c.send(ProtoOaVersionReq::default().wrap(Some("v".into())))

@@ -624,6 +624,50 @@ impl Session<'_> {
         true
     }
 
+    /// The opening of a request about symbols: the account authorized on this connection, then
+    /// every symbol id known. Answers the error itself (the first failing check) and returns false.
+    fn known_symbols(&mut self, account: i64, symbol_ids: &[i64]) -> bool {
+        if !self.authorized(account) {
+            return false;
+        }
+        if let Some(bad) = symbol_ids
+            .iter()
+            .find(|id| !self.core.by_id.contains_key(id))
+        {
+            self.oa_error(
+                Some(account),
+                "SYMBOL_NOT_FOUND",
+                format!("Symbol {bad} not found"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// [`Self::known_symbols`] for one symbol: its index in the replay, or `None` once answered.
+    fn known_symbol(&mut self, account: i64, symbol_id: i64) -> Option<usize> {
+        if !self.known_symbols(account, &[symbol_id]) {
+            return None;
+        }
+        self.core.by_id.get(&symbol_id).copied()
+    }
+
+    /// Trendbar requests must name the one period the simulator replays; answers the error otherwise.
+    fn replayed_period(&mut self, account: i64, period: i32) -> bool {
+        if period == self.core.period as i32 {
+            return true;
+        }
+        self.oa_error(
+            Some(account),
+            "INVALID_REQUEST",
+            format!(
+                "ctrader-sim replays {} bars only",
+                self.core.period.as_str_name()
+            ),
+        );
+        false
+    }
+
     fn dispatch(&mut self, frame: &ProtoMessage) {
         let payload = match Payload::decode(frame) {
             Ok(p) => p,
@@ -921,19 +965,8 @@ impl Session<'_> {
 
     fn subscribe_spots(&mut self, r: &ProtoOaSubscribeSpotsReq) {
         let account = r.ctid_trader_account_id;
-        if !self.authorized(account) {
+        if !self.known_symbols(account, &r.symbol_id) {
             return;
-        }
-        if let Some(bad) = r
-            .symbol_id
-            .iter()
-            .find(|id| !self.core.by_id.contains_key(id))
-        {
-            return self.oa_error(
-                Some(account),
-                "SYMBOL_NOT_FOUND",
-                format!("Symbol {bad} not found"),
-            );
         }
         if let Some(dup) = r.symbol_id.iter().find(|id| {
             self.core
@@ -991,15 +1024,8 @@ impl Session<'_> {
 
     fn subscribe_trendbar(&mut self, r: &ProtoOaSubscribeLiveTrendbarReq) {
         let account = r.ctid_trader_account_id;
-        if !self.authorized(account) {
+        if self.known_symbol(account, r.symbol_id).is_none() {
             return;
-        }
-        if !self.core.by_id.contains_key(&r.symbol_id) {
-            return self.oa_error(
-                Some(account),
-                "SYMBOL_NOT_FOUND",
-                format!("Symbol {} not found", r.symbol_id),
-            );
         }
         if !self.conn().spots.contains(&r.symbol_id) {
             return self.oa_error(
@@ -1008,15 +1034,8 @@ impl Session<'_> {
                 "Subscribe to spots of the symbol before its live trendbars",
             );
         }
-        if r.period != self.core.period as i32 {
-            return self.oa_error(
-                Some(account),
-                "INVALID_REQUEST",
-                format!(
-                    "ctrader-sim replays {} bars only",
-                    self.core.period.as_str_name()
-                ),
-            );
+        if !self.replayed_period(account, r.period) {
+            return;
         }
         self.conn().trendbars.insert((r.symbol_id, r.period));
         self.respond(&ProtoOaSubscribeLiveTrendbarRes {
@@ -1038,25 +1057,11 @@ impl Session<'_> {
 
     fn get_trendbars(&mut self, r: &ProtoOaGetTrendbarsReq) {
         let account = r.ctid_trader_account_id;
-        if !self.authorized(account) {
+        let Some(symbol) = self.known_symbol(account, r.symbol_id) else {
             return;
-        }
-        let Some(&symbol) = self.core.by_id.get(&r.symbol_id) else {
-            return self.oa_error(
-                Some(account),
-                "SYMBOL_NOT_FOUND",
-                format!("Symbol {} not found", r.symbol_id),
-            );
         };
-        if r.period != self.core.period as i32 {
-            return self.oa_error(
-                Some(account),
-                "INVALID_REQUEST",
-                format!(
-                    "ctrader-sim replays {} bars only",
-                    self.core.period.as_str_name()
-                ),
-            );
+        if !self.replayed_period(account, r.period) {
+            return;
         }
         if r.from_timestamp > r.to_timestamp {
             return self.oa_error(
@@ -1638,6 +1643,81 @@ mod tests {
         assert_eq!(
             only::<ProtoOaErrorRes>(&send(&mut c, a, &m15, "m", now)).error_code,
             "INVALID_REQUEST"
+        );
+    }
+
+    #[test]
+    fn symbol_requests_check_the_account_then_the_symbol_then_the_period() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        // (account, symbol, period): another account, then an unknown symbol, then a known symbol
+        // with a period the simulator does not replay.
+        let cases = [
+            (ACCOUNT + 1, 999, ProtoOaTrendbarPeriod::M1 as i32),
+            (ACCOUNT, 999, ProtoOaTrendbarPeriod::M1 as i32),
+            (ACCOUNT, 1, ProtoOaTrendbarPeriod::M1 as i32),
+        ];
+        let mut errors = |request: &dyn Fn(i64, i64, i32) -> ProtoMessage, n: usize| {
+            cases[..n]
+                .iter()
+                .map(|&(account, symbol, period)| {
+                    let r = c.handle(a, &request(account, symbol, period), now);
+                    let err = only::<ProtoOaErrorRes>(&r);
+                    assert_eq!(err.ctid_trader_account_id, Some(account));
+                    err.error_code
+                })
+                .collect::<Vec<_>>()
+        };
+        let history = |account, symbol_id, period| {
+            ProtoOaGetTrendbarsReq {
+                ctid_trader_account_id: account,
+                from_timestamp: 0,
+                to_timestamp: i64::MAX / 2,
+                period,
+                symbol_id,
+                ..Default::default()
+            }
+            .wrap(Some("h".into()))
+        };
+        assert_eq!(
+            errors(&history, 3),
+            [
+                "ACCOUNT_NOT_AUTHORIZED",
+                "SYMBOL_NOT_FOUND",
+                "INVALID_REQUEST"
+            ]
+        );
+        // Spots have no period; one unknown id among known ones refuses the whole request.
+        let spots = |account, symbol_id, _| {
+            ProtoOaSubscribeSpotsReq {
+                ctid_trader_account_id: account,
+                symbol_id: vec![1, symbol_id],
+                ..Default::default()
+            }
+            .wrap(Some("s".into()))
+        };
+        assert_eq!(
+            errors(&spots, 2),
+            ["ACCOUNT_NOT_AUTHORIZED", "SYMBOL_NOT_FOUND"]
+        );
+        // Live trendbars need the symbol's spots first: that check comes before the period's.
+        let live = |account, symbol_id, period| {
+            ProtoOaSubscribeLiveTrendbarReq {
+                ctid_trader_account_id: account,
+                symbol_id,
+                period,
+                ..Default::default()
+            }
+            .wrap(Some("t".into()))
+        };
+        assert_eq!(
+            errors(&live, 3),
+            [
+                "ACCOUNT_NOT_AUTHORIZED",
+                "SYMBOL_NOT_FOUND",
+                "NOT_SUBSCRIBED_TO_SPOTS"
+            ]
         );
     }
 
