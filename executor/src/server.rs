@@ -535,7 +535,18 @@ impl Executor {
                 }
                 Some(ev) = next_ct => {
                     last_broker_event = std::time::Instant::now();
-                    self.on_ctrader_event(ev);
+                    // The spots of one bar boundary arrive together: their BARs go out as one
+                    // message, so the preditor decides every symbol in one go and its SIGNALs
+                    // come back as one batch (one fsync, every order sent together).
+                    let mut closed: Vec<Bar> = self.on_ctrader_event(ev).into_iter().collect();
+                    let mut handled = 1;
+                    while handled < MAX_EVENTS_PER_TURN
+                        && let Some(more) = ct_events.as_mut().and_then(|s| s.try_recv())
+                    {
+                        closed.extend(self.on_ctrader_event(more));
+                        handled += 1;
+                    }
+                    self.publish_bars(closed);
                     self.fill_bar_gaps().await;
                 }
                 _ = bar_clock.tick(), if live_feed => {
@@ -597,6 +608,19 @@ impl Executor {
             self.log.record(*id, Dir::Out, &text);
             let _ = tx.send(Outbound::Line(text));
         }
+    }
+
+    /// Several lines in one WebSocket message (`\n`-separated, PROTOCOL.md §2), each logged.
+    fn send_all(&self, lines: &[Line]) {
+        let Some((id, tx)) = &self.active else { return };
+        if lines.is_empty() {
+            return;
+        }
+        let texts: Vec<String> = lines.iter().map(Line::to_string).collect();
+        for t in &texts {
+            self.log.record(*id, Dir::Out, t);
+        }
+        let _ = tx.send(Outbound::Line(texts.join("\n")));
     }
 
     /// Handles queued events in order; consecutive SIGNALs from the active preditor are one batch
@@ -710,18 +734,22 @@ impl Executor {
                 sigs.iter().map(|_| None).collect()
             }
         };
-        for (sig, outcome) in sigs.iter().zip(&primary) {
-            let ack = match outcome {
-                Some(o) => o.ack.clone(),
-                None => protocol::Ack::fail(
-                    sig.symbol.clone(),
-                    sig.action,
-                    protocol::Reason::Other("INTERNAL".into()),
-                )
-                .with_bar_time(sig.bar_time),
-            };
-            self.send(&Line::Ack(ack));
-        }
+        let acks: Vec<Line> = sigs
+            .iter()
+            .zip(&primary)
+            .map(|(sig, outcome)| {
+                Line::Ack(match outcome {
+                    Some(o) => o.ack.clone(),
+                    None => protocol::Ack::fail(
+                        sig.symbol.clone(),
+                        sig.action,
+                        protocol::Reason::Other("INTERNAL".into()),
+                    )
+                    .with_bar_time(sig.bar_time),
+                })
+            })
+            .collect();
+        self.send_all(&acks);
         let shadow: Vec<Option<DeskOutcome>> = match &mut self.shadow {
             Some(s) => match s.handle_batch(&sigs, now, kill, &mut self.journal).await {
                 Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
@@ -797,11 +825,12 @@ impl Executor {
     }
 
     /// Market data and account events from the cTrader client.
-    fn on_ctrader_event(&mut self, ev: ctrader::client::ClientEvent) {
+    /// Returns the bar this event closed, if any, for the caller to publish.
+    fn on_ctrader_event(&mut self, ev: ctrader::client::ClientEvent) -> Option<Bar> {
         use ctrader::client::ClientEvent;
         let now = self.clock.now().timestamp();
         let AnyBroker::Ctrader(b) = &mut self.primary.broker else {
-            return;
+            return None;
         };
         let mut link_changed = false;
         let closed = match &ev {
@@ -858,9 +887,7 @@ impl Executor {
         if link_changed {
             self.refresh_status();
         }
-        if let Some(bar) = closed {
-            self.publish_bar(bar);
-        }
+        closed
     }
 
     /// Bars a lost link kept from the live feed (see `barfeed.rs`) are fetched from the broker's
@@ -896,9 +923,7 @@ impl Executor {
             };
             let fresh = builder.accept_backfill(bars);
             tracing::info!(%symbol, from, to, bars = fresh.len(), "bars after a broker outage taken from history");
-            for bar in fresh {
-                self.publish_bar(bar);
-            }
+            self.publish_bars(fresh);
         }
     }
 
@@ -909,14 +934,16 @@ impl Executor {
             .values_mut()
             .filter_map(|b| b.on_clock(now))
             .collect();
-        for bar in closed {
-            self.publish_bar(bar);
-        }
+        self.publish_bars(closed);
     }
 
-    fn publish_bar(&mut self, bar: Bar) {
-        self.apply_bar_to_books(&bar);
-        self.send(&Line::Bar(bar));
+    /// Closed bars go to the paper books, then to the preditor in one message.
+    fn publish_bars(&mut self, bars: Vec<Bar>) {
+        for b in &bars {
+            self.apply_bar_to_books(b);
+        }
+        let lines: Vec<Line> = bars.into_iter().map(Line::Bar).collect();
+        self.send_all(&lines);
     }
 
     async fn on_warmup(&mut self, w: &Warmup) {
@@ -981,12 +1008,7 @@ impl Executor {
             }
             return;
         }
-        for b in &bars {
-            self.apply_bar_to_books(b);
-        }
-        for b in bars {
-            self.send(&Line::Bar(b));
-        }
+        self.publish_bars(bars);
     }
 
     /// SIGHUP: a valid new config replaces symbols, risk limits and staleness; an invalid one is

@@ -22,9 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::system::{Sim, free_port, secret};
-use common::ws::{Ws, send};
+use common::ws::{Ws, recv_within, send};
 use ctrader::client::{ClientConfig, Tokens};
-use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use protocol::Line;
@@ -34,7 +33,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
 const T0: i64 = 1_770_112_800; // 2026-02-03T10:00:00Z
 /// The simulator's EURUSD symbol id (the common cTrader one).
@@ -312,21 +310,6 @@ impl World {
     }
 }
 
-/// The next text line within `within`, or None when the connection closed.
-async fn recv_within(ws: &mut Ws, within: Duration) -> Option<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let m = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("no message from the executor within {within:?}"));
-        match m {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-            Some(Ok(Message::Text(t))) => return Some(t.to_string()),
-            Some(Ok(_)) => continue,
-        }
-    }
-}
-
 /// Reads until a line starting with `prefix` (skipping BARs and the like).
 async fn recv_until(ws: &mut Ws, prefix: &str, within: Duration) -> String {
     let deadline = Instant::now() + within;
@@ -417,18 +400,16 @@ async fn kill_between_order_and_fill(fault: Fault) {
     send(&mut c, &signal).await;
     let coid = wait_for_intent(&w).await;
     let mut first_ack = None;
-    if let Fault::LostAnswer | Fault::LostAnswerAndConnection = fault {
-        // The order reaches the simulator (which fills it at once and loses the answer) before
-        // the kill or the drop: the journaled intent alone does not mean it was written yet.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !w.control("status").contains(" open_positions=1 ") {
-            assert!(
-                Instant::now() < deadline,
-                "the order never reached ctrader-sim: {}",
-                w.control("status")
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    // The order reaches the simulator (which fills it at once and holds or loses the answer)
+    // before the kill or the drop: a journaled intent alone does not mean it was written yet.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !w.control("status").contains(" open_positions=1 ") {
+        assert!(
+            Instant::now() < deadline,
+            "the order never reached ctrader-sim: {}",
+            w.control("status")
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     if let Fault::LostAnswerAndConnection = fault {
         assert!(w.control("drop").starts_with("OK"));

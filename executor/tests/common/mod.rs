@@ -91,6 +91,7 @@ pub mod paper_desk {
 
 pub mod ws {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::VecDeque;
     use std::net::SocketAddr;
     use std::time::Duration;
 
@@ -102,7 +103,26 @@ pub mod ws {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-    pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+    /// A preditor-side WebSocket that reads line by line: one message may carry several lines
+    /// (PROTOCOL.md: the executor sends a bar close's BARs, and a batch's ACKs, in one message).
+    /// Derefs to the stream for raw frames.
+    pub struct Ws {
+        inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        pending: VecDeque<String>,
+    }
+
+    impl std::ops::Deref for Ws {
+        type Target = WebSocketStream<MaybeTlsStream<TcpStream>>;
+        fn deref(&self) -> &Self::Target {
+            &self.inner
+        }
+    }
+
+    impl std::ops::DerefMut for Ws {
+        fn deref_mut(&mut self) -> &mut Self::Target {
+            &mut self.inner
+        }
+    }
 
     pub struct Running {
         pub addr: SocketAddr,
@@ -151,10 +171,13 @@ pub mod ws {
     }
 
     pub async fn connect(addr: SocketAddr) -> Ws {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
+        let (inner, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
             .await
             .unwrap();
-        ws
+        Ws {
+            inner,
+            pending: VecDeque::new(),
+        }
     }
 
     pub async fn send(ws: &mut Ws, text: &str) {
@@ -163,13 +186,22 @@ pub mod ws {
 
     /// The next text line, or None when the connection closed. Panics after 5 s of silence.
     pub async fn recv(ws: &mut Ws) -> Option<String> {
+        recv_within(ws, Duration::from_secs(5)).await
+    }
+
+    /// The next text line within `within`, or None when the connection closed.
+    pub async fn recv_within(ws: &mut Ws, within: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            if let Some(line) = ws.pending.pop_front() {
+                return Some(line);
+            }
+            let m = tokio::time::timeout_at(deadline, ws.inner.next())
                 .await
-                .expect("no message within 5 s");
+                .unwrap_or_else(|_| panic!("no message from the executor within {within:?}"));
             match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-                Some(Ok(Message::Text(t))) => return Some(t.to_string()),
+                Some(Ok(Message::Text(t))) => ws.pending.extend(t.lines().map(str::to_string)),
                 Some(Ok(_)) => continue,
             }
         }
