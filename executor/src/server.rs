@@ -1146,6 +1146,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Small lines, sent one message at a time: Nagle's algorithm would hold each behind the
+        // previous one's ACK.
+        let _ = stream.set_nodelay(true);
         if !peer.ip().is_loopback() {
             tracing::warn!(%peer, "refused a non-loopback connection");
             continue;

@@ -204,7 +204,8 @@ impl Preditor {
             self.progressed();
             let outcome = tokio::select! {
                 () = &mut shutdown => { self.notifier.stopping(); return Ok(()); }
-                r = tokio_tungstenite::connect_async(url) => r,
+                // No Nagle: a SIGNAL must not wait for the ACK of the previous segment.
+                r = tokio_tungstenite::connect_async_with_config(url, None, true) => r,
             };
             match outcome {
                 Ok((ws, _)) => {
@@ -367,20 +368,21 @@ impl Preditor {
     where
         S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
     {
+        // Every answer to one message goes back as one message: the SIGNALs of a bar close's 20
+        // BARs reach the executor together, as one batch of orders.
+        let mut out = Vec::new();
         for line in protocol::parse_message(text) {
             match line {
                 Ok(line) => {
                     tracing::info!(target: "wire", "< {}", line.redacted());
-                    for l in self.handle(line) {
-                        send(ws, &l).await?;
-                    }
+                    out.extend(self.handle(line));
                 }
                 Err(e) => {
                     tracing::warn!(target: "wire", error = %e, "< (malformed)");
                 }
             }
         }
-        Ok(())
+        send_all(ws, &out).await
     }
 
     /// Applies one received line; returns the lines to send (signals).
@@ -547,6 +549,26 @@ pub fn signal_line(symbol: &Symbol, d: &Decision) -> Result<Line, String> {
         bar_time: Some(bar_time),
         held: Some(d.held),
     }))
+}
+
+/// Several lines as one message (`\n`-separated, PROTOCOL.md), each logged.
+async fn send_all<S>(ws: &mut S, lines: &[Line]) -> Result<(), LiveError>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        tracing::info!(target: "wire", "> {}", line.redacted());
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(&line.to_string());
+    }
+    ws.send(Message::text(text)).await?;
+    Ok(())
 }
 
 async fn send<S>(ws: &mut S, line: &Line) -> Result<(), LiveError>

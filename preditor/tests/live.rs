@@ -176,24 +176,29 @@ impl FakeExecutor {
                         Ok(t) => t?,
                         Err(_) => return Err("no SIGNAL within 30 s".into()),
                     };
-                let Line::Signal(s) = text.parse::<Line>()? else {
-                    continue;
-                };
-                let bt = s.bar_time.map(|b| b.to_string()).unwrap_or_default();
-                self.book
-                    .lock()
-                    .unwrap()
-                    .signals
-                    .entry(bt.clone())
-                    .or_default()
-                    .push(text.clone());
-                self.progress.notify_waiters();
-                ws.send(Message::text(format!(
-                    "ACK|EURUSD|{}|OK",
-                    s.action.as_str()
-                )))
-                .await?;
-                if next.as_ref().is_none_or(|b| b.time == bt) {
+                // A message may carry several lines (the SIGNALs of missed bars after a resume).
+                let mut this_bar = false;
+                for raw in text.lines() {
+                    let Line::Signal(s) = raw.parse::<Line>()? else {
+                        continue;
+                    };
+                    let bt = s.bar_time.map(|b| b.to_string()).unwrap_or_default();
+                    self.book
+                        .lock()
+                        .unwrap()
+                        .signals
+                        .entry(bt.clone())
+                        .or_default()
+                        .push(raw.to_string());
+                    self.progress.notify_waiters();
+                    ws.send(Message::text(format!(
+                        "ACK|EURUSD|{}|OK",
+                        s.action.as_str()
+                    )))
+                    .await?;
+                    this_bar |= next.as_ref().is_none_or(|b| b.time == bt);
+                }
+                if this_bar {
                     break;
                 }
             }
