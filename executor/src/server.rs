@@ -55,9 +55,14 @@ pub const WS_PING_PERIOD: Duration = Duration::from_secs(15);
 /// long: a closed market sends no spots, and the client's heartbeats are not passed on as events.
 pub const BROKER_PROBE_PERIOD: Duration = Duration::from_secs(10);
 
-/// Queued events handled in one turn of the core loop: enough for every symbol's SIGNAL of a bar
-/// (20 in the shipped config) to form one batch, few enough that timers are not starved.
-const MAX_EVENTS_PER_TURN: usize = 64;
+/// Queued events handled in one turn of the core loop: enough for a bar boundary of every symbol
+/// (a spot, a live trendbar and their updates: up to about 5 broker events per symbol) and for
+/// every symbol's SIGNAL to form one batch, few enough that timers are not starved.
+const MAX_EVENTS_PER_TURN: usize = 512;
+/// Times the core loop lets the I/O driver run to collect the rest of a burst (a bar boundary's
+/// spots, a preditor message's lines) before acting on it: each costs microseconds, while acting on
+/// half a burst makes the other half wait a whole broker round trip.
+const MAX_YIELDS_PER_TURN: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -517,10 +522,17 @@ impl Executor {
                     // Whatever else is already queued goes with it: the SIGNALs of one bar are
                     // decided together and their orders sent together (see `on_events`).
                     let mut evs = vec![ev];
-                    while evs.len() < MAX_EVENTS_PER_TURN
-                        && let Ok(more) = ev_rx.try_recv()
-                    {
-                        evs.push(more);
+                    let mut yields = 0;
+                    while evs.len() < MAX_EVENTS_PER_TURN {
+                        if let Ok(more) = ev_rx.try_recv() {
+                            evs.push(more);
+                            continue;
+                        }
+                        if yields == MAX_YIELDS_PER_TURN {
+                            break;
+                        }
+                        yields += 1;
+                        tokio::task::yield_now().await;
                     }
                     self.on_events(evs).await;
                 }
@@ -540,11 +552,20 @@ impl Executor {
                     // come back as one batch (one fsync, every order sent together).
                     let mut closed: Vec<Bar> = self.on_ctrader_event(ev).into_iter().collect();
                     let mut handled = 1;
-                    while handled < MAX_EVENTS_PER_TURN
-                        && let Some(more) = ct_events.as_mut().and_then(|s| s.try_recv())
-                    {
-                        closed.extend(self.on_ctrader_event(more));
-                        handled += 1;
+                    let mut yields = 0;
+                    while handled < MAX_EVENTS_PER_TURN {
+                        if let Some(more) = ct_events.as_mut().and_then(|s| s.try_recv()) {
+                            closed.extend(self.on_ctrader_event(more));
+                            handled += 1;
+                            continue;
+                        }
+                        // The rest of a boundary's spots may be in the socket still: let the
+                        // client read it (a yield runs the I/O driver) before publishing.
+                        if closed.is_empty() || yields == MAX_YIELDS_PER_TURN {
+                            break;
+                        }
+                        yields += 1;
+                        tokio::task::yield_now().await;
                     }
                     self.publish_bars(closed);
                     self.fill_bar_gaps().await;
