@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use common::system::{Sim, free_port, secret};
 use common::ws::{Ws, recv_within, send};
-use ctrader::client::{ClientConfig, Tokens};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use protocol::Line;
@@ -152,8 +151,6 @@ struct World {
     sim: Sim,
     /// Between the executor and the simulator (the executor's Open API traffic goes through it).
     proxy: Proxy,
-    sim_port: u16,
-    cert: PathBuf,
     config: PathBuf,
     ipc: SocketAddr,
 }
@@ -212,8 +209,6 @@ impl World {
             dir,
             sim,
             proxy,
-            sim_port,
-            cert,
             config,
         }
     }
@@ -278,26 +273,7 @@ impl World {
     /// The simulator's open positions on EURUSD, asked by a client of our own (not the executor's):
     /// `(position id, label)`.
     async fn sim_positions(&self) -> Vec<(i64, Option<String>)> {
-        let tokens = Tokens {
-            access_token: "sim-access-token".into(),
-            refresh_token: "sim-refresh-token".into(),
-            expires_at: None,
-        };
-        let mut cc = ClientConfig::new(
-            "127.0.0.1",
-            self.sim_port,
-            "sim-client-id",
-            "sim-client-secret",
-            ACCOUNT,
-            tokens,
-        );
-        cc.extra_ca_file = Some(self.cert.clone());
-        cc.request_timeout = Duration::from_secs(5);
-        let (client, _events) = ctrader::client::connect(cc).unwrap();
-        client
-            .wait_ready(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|e| panic!("our own client could not reach ctrader-sim: {e}"));
+        let client = self.sim.own_client().await;
         let res = client
             .reconcile()
             .await

@@ -403,6 +403,15 @@ impl CtraderBroker {
         })
     }
 
+    fn instrument(&self, symbol: &Symbol) -> Result<&Instrument, BrokerError> {
+        self.instruments
+            .get(symbol)
+            .ok_or_else(|| BrokerError::Rejected {
+                code: "SYMBOL_NOT_FOUND".into(),
+                description: format!("{symbol} is not offered by the broker"),
+            })
+    }
+
     /// The bars of a symbol opened in `[from, to)` (unix seconds), oldest first: the bars a lost
     /// link kept the live feed from seeing whole.
     pub async fn bars_between(
@@ -412,13 +421,7 @@ impl CtraderBroker {
         from: i64,
         to: i64,
     ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        let inst = self
-            .instruments
-            .get(symbol)
-            .ok_or_else(|| BrokerError::Rejected {
-                code: "SYMBOL_NOT_FOUND".into(),
-                description: symbol.to_string(),
-            })?;
+        let inst = self.instrument(symbol)?;
         let mut bars = self
             .client
             .get_trendbars(inst.id, timeframe, from * 1000, to * 1000, None)
@@ -436,13 +439,7 @@ impl CtraderBroker {
         count: usize,
         now: i64,
     ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        let inst = self
-            .instruments
-            .get(symbol)
-            .ok_or_else(|| BrokerError::Rejected {
-                code: "SYMBOL_NOT_FOUND".into(),
-                description: symbol.to_string(),
-            })?;
+        let inst = self.instrument(symbol)?;
         let tf = timeframe;
         let period = timeframe.duration_secs().unwrap_or(60) as i64;
         // Weekends and holidays leave gaps: ask for three times the span and keep the last `count`.
@@ -509,11 +506,9 @@ impl Broker for CtraderBroker {
 
     fn submit_open(&mut self, order: &RiskApproved<OpenIntent>) -> Ticket<Execution> {
         let o = order.item();
-        let Some(inst) = self.instruments.get(&o.symbol) else {
-            return answered(Err(BrokerError::Rejected {
-                code: "SYMBOL_NOT_FOUND".into(),
-                description: format!("{} is not offered by the broker", o.symbol),
-            }));
+        let inst = match self.instrument(&o.symbol) {
+            Ok(inst) => inst,
+            Err(e) => return answered(Err(e)),
         };
         let volume = match inst.volume.lots_to_volume(o.lots) {
             Ok(v) => v,

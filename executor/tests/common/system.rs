@@ -188,9 +188,8 @@ impl Sim {
         let _ = self.proc.child.wait();
     }
 
-    /// The open positions at the simulator, asked by a client of our own (not the executor's):
-    /// symbol name → `(position id, buy?, volume in 0.01 units)`.
-    pub async fn positions(&self) -> BTreeMap<String, Vec<(i64, bool, i64)>> {
+    /// A ready Open API client of our own (not the executor's), straight to the simulator.
+    pub async fn own_client(&self) -> ctrader::client::Client {
         let tokens = Tokens {
             access_token: SIM_ACCESS_TOKEN.into(),
             refresh_token: SIM_REFRESH_TOKEN.into(),
@@ -211,6 +210,13 @@ impl Sim {
             .wait_ready(Duration::from_secs(10))
             .await
             .unwrap_or_else(|e| panic!("our own client could not reach ctrader-sim: {e}"));
+        client
+    }
+
+    /// The open positions at the simulator, asked by a client of our own (not the executor's):
+    /// symbol name → `(position id, buy?, volume in 0.01 units)`.
+    pub async fn positions(&self) -> BTreeMap<String, Vec<(i64, bool, i64)>> {
+        let client = self.own_client().await;
         let names: BTreeMap<i64, String> = client
             .symbols()
             .await
