@@ -286,6 +286,26 @@ impl World {
     }
 }
 
+/// The SIGNAL of the bar after `after`, same action (`N:2`): the position already is the target,
+/// so the ACK is OK with that position's id and no order is needed.
+async fn same_target_on_next_bar(c: &mut Ws, after: &str, pos_id: i64) {
+    let b2 = loop {
+        let nb = next_bar(c).await;
+        if nb != after {
+            break nb;
+        }
+    };
+    send(c, &format!("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:{b2}|N:2")).await;
+    let ack2 = recv_until(c, "ACK|", Duration::from_secs(10)).await;
+    assert!(ack2.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{ack2}");
+    assert_eq!(
+        field(&ack2, "T:"),
+        Some(pos_id.to_string().as_str()),
+        "{ack2}"
+    );
+    eprintln!("next bar: {ack2}");
+}
+
 /// Reads until a line starting with `prefix` (skipping BARs and the like).
 async fn recv_until(ws: &mut Ws, prefix: &str, within: Duration) -> String {
     let deadline = Instant::now() + within;
@@ -455,24 +475,7 @@ async fn kill_between_order_and_fill(fault: Fault) {
     assert_eq!(field(&ack, "B:"), Some(b.as_str()), "{ack}");
 
     // The next bar, same action: the position is already the target, no order.
-    let b2 = loop {
-        let nb = next_bar(&mut c).await;
-        if nb != b {
-            break nb;
-        }
-    };
-    send(
-        &mut c,
-        &format!("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:{b2}|N:2"),
-    )
-    .await;
-    let ack2 = recv_until(&mut c, "ACK|", Duration::from_secs(10)).await;
-    assert!(ack2.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{ack2}");
-    assert_eq!(
-        field(&ack2, "T:"),
-        Some(pos_id.to_string().as_str()),
-        "{ack2}"
-    );
+    same_target_on_next_bar(&mut c, &b, pos_id).await;
 
     let after = w.sim_positions().await;
     assert_eq!(
@@ -488,7 +491,7 @@ async fn kill_between_order_and_fill(fault: Fault) {
     );
     drop(c);
     kill(Pid::from_raw(exe.0.id() as i32), Signal::SIGTERM).unwrap();
-    eprintln!("{fault:?}: {ack}\n{ack2}\nsim positions: {after:?}");
+    eprintln!("{fault:?}: {ack}\nsim positions: {after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,24 +587,7 @@ async fn sigkill_with_the_order_still_in_flight_then_restart_no_duplicate() {
     // The next bar, same action: the late fill reached the restarted executor as an execution
     // event, so the position is the target and nothing is sent.
     let pos_id = positions[0].0;
-    let b2 = loop {
-        let nb = next_bar(&mut c).await;
-        if nb != b {
-            break nb;
-        }
-    };
-    send(
-        &mut c,
-        &format!("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:{b2}|N:2"),
-    )
-    .await;
-    let ack2 = recv_until(&mut c, "ACK|", Duration::from_secs(10)).await;
-    assert!(ack2.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{ack2}");
-    assert_eq!(
-        field(&ack2, "T:"),
-        Some(pos_id.to_string().as_str()),
-        "{ack2}"
-    );
+    same_target_on_next_bar(&mut c, &b, pos_id).await;
     assert_eq!(w.sim_positions().await, positions, "no new order");
     assert_eq!(open_intents(&w.journal()).len(), 1);
     drop(c);

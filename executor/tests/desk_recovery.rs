@@ -97,6 +97,16 @@ fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// Handles one SIGNAL line on the desk at `now`.
+    async fn signal(&mut self, line: &str) -> executor::desk::DeskOutcome {
+        self.desk
+            .handle_signal(&signal(line), self.now, false, &mut self.journal)
+            .await
+            .unwrap()
+    }
+}
+
 fn signal(s: &str) -> Signal {
     match s.parse::<Line>().unwrap() {
         Line::Signal(s) => s,
@@ -109,15 +119,8 @@ async fn lost_reply_is_found_by_label_and_not_resent() {
     let mut s = setup();
     s.desk.broker.fault = Fault::LoseReply;
     let o = s
-        .desk
-        .handle_signal(
-            &signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1"),
-            s.now,
-            false,
-            &mut s.journal,
-        )
-        .await
-        .unwrap();
+        .signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1")
+        .await;
     assert_eq!(
         Line::Ack(o.ack).to_string(),
         "ACK|EURUSD|LONG_WEAK|OK|T:1|P:1.10010|B:2026-02-03T10:00:00Z"
@@ -126,15 +129,8 @@ async fn lost_reply_is_found_by_label_and_not_resent() {
     assert_eq!(o.position_after, "LONG 0.01");
     // close whose reply is lost: the position is gone at the broker, so it counts as closed
     let o = s
-        .desk
-        .handle_signal(
-            &signal("SIGNAL|EURUSD|WAIT|1|0.00|B:2026-02-03T10:00:01Z|N:1"),
-            s.now,
-            false,
-            &mut s.journal,
-        )
-        .await
-        .unwrap();
+        .signal("SIGNAL|EURUSD|WAIT|1|0.00|B:2026-02-03T10:00:01Z|N:1")
+        .await;
     assert_eq!(
         Line::Ack(o.ack).to_string(),
         "ACK|EURUSD|WAIT|OK|T:1|B:2026-02-03T10:00:01Z"
@@ -150,15 +146,8 @@ async fn lost_request_fails_with_the_reason_and_is_not_resent() {
     let mut s = setup();
     s.desk.broker.fault = Fault::LoseRequest;
     let o = s
-        .desk
-        .handle_signal(
-            &signal("SIGNAL|EURUSD|SHORT_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1"),
-            s.now,
-            false,
-            &mut s.journal,
-        )
-        .await
-        .unwrap();
+        .signal("SIGNAL|EURUSD|SHORT_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1")
+        .await;
     assert_eq!(
         Line::Ack(o.ack).to_string(),
         "ACK|EURUSD|SHORT_WEAK|FAIL|DISCONNECTED|B:2026-02-03T10:00:00Z"
@@ -243,26 +232,12 @@ async fn pending_intents_from_a_crash_are_resolved_by_reconcile_at_startup() {
 #[tokio::test]
 async fn a_failed_close_stops_the_plan_and_its_open_is_journaled_as_not_sent() {
     let mut s = setup();
-    s.desk
-        .handle_signal(
-            &signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1"),
-            s.now,
-            false,
-            &mut s.journal,
-        )
-        .await
-        .unwrap();
+    s.signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1")
+        .await;
     s.desk.broker.fault = Fault::LoseRequest;
     let o = s
-        .desk
-        .handle_signal(
-            &signal("SIGNAL|EURUSD|SHORT_WEAK|1|0.00|B:2026-02-03T10:00:01Z|N:1"),
-            s.now,
-            false,
-            &mut s.journal,
-        )
-        .await
-        .unwrap();
+        .signal("SIGNAL|EURUSD|SHORT_WEAK|1|0.00|B:2026-02-03T10:00:01Z|N:1")
+        .await;
     assert_eq!(
         Line::Ack(o.ack).to_string(),
         "ACK|EURUSD|SHORT_WEAK|FAIL|DISCONNECTED|B:2026-02-03T10:00:01Z"
