@@ -160,19 +160,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("simdata");
         std::fs::create_dir_all(&data).unwrap();
-        let mut eur = String::from("time,open,high,low,close,volume\n");
-        for i in 0..40i64 {
-            let c = 1.1 + 0.0007 * ((i % 5) as f64);
-            eur.push_str(&format!(
-                "{},{c:.5},{:.5},{:.5},{:.5},{}\n",
-                T0 + i * 3600,
-                c + 0.0010,
-                c - 0.0010,
-                c + 0.0003,
-                100 + i
-            ));
-        }
-        std::fs::write(data.join("EURUSD.csv"), eur).unwrap();
+        std::fs::write(data.join("EURUSD.csv"), common::sim_eurusd_csv(T0)).unwrap();
         let cert = dir.path().join("sim-ca.pem");
         let sim = Sim::start(&data, &cert, &["--speed", SPEED, "--start-bar", "10"], None);
         let sim_port = sim.port;

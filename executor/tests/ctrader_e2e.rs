@@ -20,18 +20,8 @@ const T0: i64 = 1_770_112_800; // 2026-02-03T10:00:00Z
 
 fn write_bars(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let mut eur = String::from("time,open,high,low,close,volume\n");
     let mut spx = String::from("time,open,high,low,close,volume\n");
     for i in 0..40i64 {
-        let c = 1.1 + 0.0007 * ((i % 5) as f64);
-        eur.push_str(&format!(
-            "{},{c:.5},{:.5},{:.5},{:.5},{}\n",
-            T0 + i * 3600,
-            c + 0.0010,
-            c - 0.0010,
-            c + 0.0003,
-            100 + i
-        ));
         let s = 5000.0 + (i % 7) as f64;
         spx.push_str(&format!(
             "{},{s:.2},{:.2},{:.2},{:.2},{}\n",
@@ -42,7 +32,7 @@ fn write_bars(dir: &Path) {
             10 + i
         ));
     }
-    std::fs::write(dir.join("EURUSD.csv"), eur).unwrap();
+    std::fs::write(dir.join("EURUSD.csv"), common::sim_eurusd_csv(T0)).unwrap();
     std::fs::write(dir.join("US500.csv"), spx).unwrap();
 }
 

@@ -121,17 +121,7 @@ async fn sighup_reloads_or_refuses_and_sigterm_exits_cleanly() {
     );
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::wait_exit(&mut child);
     assert!(status.success(), "{status:?}\n{}", log());
     assert!(log().contains("shutting down"));
 }

@@ -115,18 +115,20 @@ fn has_line(msg: &str, line: &str) -> bool {
     msg.lines().any(|l| l == line)
 }
 
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The executor as systemd's main process (`WATCHDOG_PID` is its pid, `exec` keeps the shell's) with
+/// a 1 s watchdog, notifying `sock`; its stderr goes to `stderr`.
+fn spawn_as_main_process(cfg: &Path, sock: &Path, stderr: &Path) -> Child {
+    Command::new("sh")
+        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_executor"))
+        .args(["run", "--config"])
+        .arg(cfg)
+        .env("NOTIFY_SOCKET", sock)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,17 +139,7 @@ async fn ready_watchdog_pings_reload_and_stopping_under_a_fake_systemd() {
     let mut systemd = FakeSystemd::bind(&sock_path);
     let stderr_path = dir.path().join("stderr.log");
     // systemd sets WATCHDOG_PID to the main process; `exec` keeps the shell's pid for the executor.
-    let mut child = Command::new("sh")
-        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_executor"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "1000000")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_as_main_process(&cfg, &sock_path, &stderr_path);
     let pid = Pid::from_raw(child.id() as i32);
     let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
 
@@ -212,7 +204,7 @@ async fn ready_watchdog_pings_reload_and_stopping_under_a_fake_systemd() {
     systemd.wait_for("STOPPING=1", Duration::from_secs(5), |m| {
         has_line(m, "STOPPING=1")
     });
-    let status = wait_exit(&mut child);
+    let status = common::wait_exit(&mut child);
     assert!(status.success(), "{status:?}\n{}", log());
     drop(c);
 }
@@ -246,7 +238,7 @@ async fn no_watchdog_pings_when_systemd_did_not_enable_the_watchdog_for_this_pro
         "pinged a watchdog that is not enabled: {got:?}"
     );
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    assert!(wait_exit(&mut child).success());
+    assert!(common::wait_exit(&mut child).success());
 }
 
 /// Live mode against the real `ctrader-sim`: READY says the link is up, broker events feed the
@@ -286,17 +278,7 @@ async fn live_mode_broker_events_and_reconnect_attempts_feed_the_watchdog() {
     let sock_path = dir.path().join("notify.sock");
     let mut systemd = FakeSystemd::bind(&sock_path);
     let stderr_path = dir.path().join("stderr.log");
-    let mut ex = Command::new("sh")
-        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_executor"))
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "1000000")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut ex = spawn_as_main_process(&cfg, &sock_path, &stderr_path);
     let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
 
     let ready = systemd.wait_for("READY=1", Duration::from_secs(30), |m| {
@@ -335,6 +317,6 @@ async fn live_mode_broker_events_and_reconnect_attempts_feed_the_watchdog() {
     systemd.wait_for("STOPPING=1", Duration::from_secs(5), |m| {
         has_line(m, "STOPPING=1")
     });
-    let status = wait_exit(&mut ex);
+    let status = common::wait_exit(&mut ex);
     assert!(status.success(), "{status:?}\n{}", log());
 }

@@ -45,6 +45,38 @@ pub fn paper_config(symbols: &str, risk: &str, extra: &str) -> String {
     )
 }
 
+/// 40 hourly EURUSD bars from `t0` (a CSV for `ctrader-sim --data`), cycling over five closes.
+pub fn sim_eurusd_csv(t0: i64) -> String {
+    let mut eur = String::from("time,open,high,low,close,volume\n");
+    for i in 0..40i64 {
+        let c = 1.1 + 0.0007 * ((i % 5) as f64);
+        eur.push_str(&format!(
+            "{},{c:.5},{:.5},{:.5},{:.5},{}\n",
+            t0 + i * 3600,
+            c + 0.0010,
+            c - 0.0010,
+            c + 0.0003,
+            100 + i
+        ));
+    }
+    eur
+}
+
+/// Waits (10 s at most) for a child sent SIGTERM to exit, returning its status.
+pub fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A desk's parts on a paper book: the config's symbols and risk limits, every symbol quoted at
 /// 1.1, a journal in a temporary directory (kept alive by `dir`).
 pub mod paper_desk {
