@@ -343,34 +343,23 @@ impl Model {
 
     /// Log emission densities `[S, K]` (row-major) for the scaled HMM observations `x` (`[S, 3]`).
     pub fn log_emissions(&self, x: &[f64]) -> Result<Vec<f64>, InferenceError> {
-        let err = |m: String| InferenceError {
-            symbol: self.symbol.clone(),
-            stage: "hmm",
-            message: m,
-        };
-        let input = Tensor::from_shape(&[x.len() / 3, 3], x).map_err(|e| err(e.to_string()))?;
-        let out = self
-            .hmm
-            .run(tvec!(input.into_tvalue()))
-            .map_err(|e| err(e.to_string()))?;
-        Ok(out[0]
-            .as_slice::<f64>()
-            .map_err(|e| err(e.to_string()))?
-            .to_vec())
+        self.run_hmm(&self.hmm, &[x.len() / 3, 3], x)
     }
-}
 
-impl Model {
     /// Log emission densities `[K]` of one scaled HMM observation (the `[1, 3]` plan).
     pub fn log_emission_row(&self, x: &[f64; 3]) -> Result<Vec<f64>, InferenceError> {
+        self.run_hmm(&self.hmm_row, &[1, 3], x)
+    }
+
+    /// Runs one of the HMM emission plans on `x` shaped as `shape`.
+    fn run_hmm(&self, plan: &Plan, shape: &[usize], x: &[f64]) -> Result<Vec<f64>, InferenceError> {
         let err = |m: String| InferenceError {
             symbol: self.symbol.clone(),
             stage: "hmm",
             message: m,
         };
-        let input = Tensor::from_shape(&[1, 3], x).map_err(|e| err(e.to_string()))?;
-        let out = self
-            .hmm_row
+        let input = Tensor::from_shape(shape, x).map_err(|e| err(e.to_string()))?;
+        let out = plan
             .run(tvec!(input.into_tvalue()))
             .map_err(|e| err(e.to_string()))?;
         Ok(out[0]
