@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oracle_core import Costs
+
 
 @dataclass(frozen=True)
 class SymbolSpec:
@@ -26,17 +28,20 @@ class SymbolSpec:
     offset: int
     kind: str
 
+    def costs(self) -> Costs:
+        return Costs(
+            point=self.point,
+            pip_size=self.pip_size,
+            pip_value=self.pip_value,
+            spread_points=self.spread_points,
+            slippage_points=self.slippage_points,
+            commission_per_lot=self.commission_per_lot,
+            digits=self.digits,
+            lot_sizes=self.lot_sizes,
+        )
+
     def training_config(self) -> dict:
-        return {
-            "point": self.point,
-            "pip_size": self.pip_size,
-            "pip_value": self.pip_value,
-            "spread_points": self.spread_points,
-            "slippage_points": self.slippage_points,
-            "commission_per_lot": self.commission_per_lot,
-            "digits": self.digits,
-            "lot_sizes": list(self.lot_sizes),
-        }
+        return self.costs().to_json()
 
 
 FX_LOTS = (0.0, 0.01, 0.03, 0.05)
