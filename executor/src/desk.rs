@@ -10,7 +10,7 @@ use protocol::{Ack, Action, BarTime, Reason, Signal, Symbol};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{Broker, BrokerError};
-use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine};
+use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine, ack_reason};
 use crate::journal::{Entry, Journal, JournalError, pending_intents};
 use crate::lots::TargetPosition;
 use crate::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
@@ -45,6 +45,8 @@ pub struct Desk<B> {
     pub broker: B,
     pub state: DeskState,
     state_path: Option<PathBuf>,
+    /// The last save failed: retried after the next signal even if nothing changed.
+    save_due: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,7 @@ impl<B: Broker> Desk<B> {
             broker,
             state,
             state_path,
+            save_due: false,
         })
     }
 
@@ -266,7 +269,7 @@ impl<B: Broker> Desk<B> {
     ) -> Result<DeskOutcome, DeskError> {
         let mut out = self
             .handle_batch(std::slice::from_ref(sig), now, kill_file_present, journal)
-            .await?;
+            .await;
         out.pop().ok_or(DeskError::EmptyBatch)
     }
 
@@ -276,13 +279,18 @@ impl<B: Broker> Desk<B> {
     /// every order is on the wire before the first answer is awaited: closes (and opens with
     /// nothing to close) in a first wave, the opens that waited for their closes in a second. A
     /// symbol that appears twice starts a new batch, so its second signal sees the first's fills.
+    ///
+    /// Every signal gets an outcome, and an ACK says what happened at the broker: a disk failure
+    /// after orders were sent (results, ACKs or the desk state not saved) is logged and retried,
+    /// never turned into a FAIL; intents that cannot be journaled send no order and answer
+    /// `FAIL|JOURNAL_ERROR`.
     pub async fn handle_batch(
         &mut self,
         sigs: &[Signal],
         now: DateTime<Utc>,
         kill_file_present: bool,
         journal: &mut Journal,
-    ) -> Result<Vec<DeskOutcome>, DeskError> {
+    ) -> Vec<DeskOutcome> {
         let mut out = Vec::with_capacity(sigs.len());
         let mut rest = sigs;
         while !rest.is_empty() {
@@ -294,11 +302,11 @@ impl<B: Broker> Desk<B> {
             let (batch, tail) = rest.split_at(n);
             out.extend(
                 self.handle_distinct(batch, now, kill_file_present, journal)
-                    .await?,
+                    .await,
             );
             rest = tail;
         }
-        Ok(out)
+        out
     }
 
     /// [`Desk::handle_batch`] for signals on distinct symbols.
@@ -308,7 +316,7 @@ impl<B: Broker> Desk<B> {
         now: DateTime<Utc>,
         kill_file_present: bool,
         journal: &mut Journal,
-    ) -> Result<Vec<DeskOutcome>, DeskError> {
+    ) -> Vec<DeskOutcome> {
         // Decide every signal. Each sees the opens approved before it in this batch as positions
         // (count, lots, margin), and not the positions this batch closes for other symbols: until
         // a close is confirmed its margin is still held, so a batch never exceeds a risk limit even
@@ -333,14 +341,29 @@ impl<B: Broker> Desk<B> {
                 Decision::Reply(_) => None,
             })
             .collect();
-        let mut execs = self.execute(&plans, journal, now).await?.into_iter();
+        // `None`: the intents could not be journaled, so no order was sent.
+        let mut execs = match self.execute(&plans, journal, now).await {
+            Ok(execs) => Some(execs.into_iter()),
+            Err(e) => {
+                tracing::error!(book = self.name, error = %e, signals = plans.len(),
+                    "cannot journal the intents: no order was sent; answering JOURNAL_ERROR");
+                None
+            }
+        };
 
         let mut out = Vec::with_capacity(sigs.len());
         for (sig, decision) in sigs.iter().zip(decisions) {
             let (ack, duplicate, fill) = match decision {
                 Decision::Reply(r) => (r.ack, r.duplicate, None),
+                // Not remembered: nothing happened, so a repeat of the signal is tried again.
+                Decision::Execute(plan) if execs.is_none() => (
+                    Ack::fail(plan.symbol.clone(), plan.action, Reason::JournalError)
+                        .with_bar_time(Some(plan.bar)),
+                    false,
+                    None,
+                ),
                 Decision::Execute(plan) => {
-                    let exec = execs.next().unwrap_or_default();
+                    let exec = execs.as_mut().and_then(Iterator::next).unwrap_or_default();
                     let ack = self.engine.complete(&plan, &exec);
                     let fill = match &exec.open {
                         Some(Ok(f)) => Some(f.clone()),
@@ -353,14 +376,21 @@ impl<B: Broker> Desk<B> {
                     (ack, false, fill)
                 }
             };
-            if !duplicate && let Some(bar) = ack.bar_time {
-                journal.append_lazy(&[Entry::Ack {
+            let remembered = !duplicate && ack_reason(&ack) != Some(&Reason::JournalError);
+            if remembered
+                && let Some(bar) = ack.bar_time
+                && let Err(e) = journal.append_lazy(&[Entry::Ack {
                     t: stamp(now),
                     book: self.name.to_string(),
                     symbol: sig.symbol.to_string(),
                     bar: bar.unix_seconds(),
                     line: protocol::Line::Ack(ack.clone()).to_string(),
-                }])?;
+                }])
+            {
+                // Answered from memory until a restart; after one, the pending intent is
+                // reconciled with the broker instead.
+                tracing::error!(book = self.name, symbol = %sig.symbol, error = %e,
+                    "cannot journal the ACK; it is sent as it is");
             }
             let after = self.broker.snapshot(&sig.symbol);
             out.push(DeskOutcome {
@@ -374,8 +404,8 @@ impl<B: Broker> Desk<B> {
         let realized_changed = out
             .iter()
             .any(|o| o.fill.as_ref().is_some_and(|f| f.realized_pnl.is_some()));
-        if self.engine.take_risk_dirty() || realized_changed {
-            self.persist()?;
+        if self.engine.take_risk_dirty() || realized_changed || self.save_due {
+            self.save_after_orders();
         }
         for (o, sig) in out.iter_mut().zip(sigs) {
             o.realized = self
@@ -385,7 +415,20 @@ impl<B: Broker> Desk<B> {
                 .copied()
                 .unwrap_or(0.0);
         }
-        Ok(out)
+        out
+    }
+
+    /// Saves the desk state once orders may have gone out. A failure cannot undo a fill, so it
+    /// is logged and the save retried after the next signal; the ACKs stay what the broker did.
+    fn save_after_orders(&mut self) {
+        match self.persist() {
+            Ok(()) => self.save_due = false,
+            Err(e) => {
+                self.save_due = true;
+                tracing::error!(book = self.name, error = %e,
+                    "cannot save the desk state (risk baseline, realised PnL) after the orders; the ACKs report the broker's results; retrying after the next signal");
+            }
+        }
     }
 
     /// An approved open as the risk guard should count it until its fill is known.
@@ -412,13 +455,14 @@ impl<B: Broker> Desk<B> {
         }
     }
 
-    /// Runs the plans of one batch; one [`Execution`] per plan, in order.
+    /// Runs the plans of one batch; one [`Execution`] per plan, in order. `Err` only when the
+    /// intents could not be journaled, before any order was sent.
     async fn execute(
         &mut self,
         plans: &[&Plan],
         journal: &mut Journal,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Execution>, DeskError> {
+    ) -> Result<Vec<Execution>, JournalError> {
         let mut execs: Vec<Execution> = plans.iter().map(|_| Execution::default()).collect();
         if plans.is_empty() {
             return Ok(execs);
@@ -531,7 +575,12 @@ impl<B: Broker> Desk<B> {
             if let Err(e) = r {
                 tracing::warn!(book = self.name, coid = %coid, error = %e, "order failed");
             }
-            self.journal_result(journal, now, coid, r)?;
+            // The order is at the broker whatever the disk says: a result that cannot be written
+            // leaves its intent pending, and a restart reconciles it by label.
+            if let Err(e) = self.journal_result(journal, now, coid, r) {
+                tracing::error!(book = self.name, coid = %coid, error = %e,
+                    "cannot journal an order's result; a restart reconciles it with the broker");
+            }
         }
         Ok(execs)
     }

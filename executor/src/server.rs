@@ -744,41 +744,27 @@ impl Executor {
     async fn on_signals(&mut self, sigs: Vec<Signal>) {
         let now = self.clock.now();
         let kill = self.cfg.risk.kill_switch_file.exists();
-        let primary = self
+        // One outcome per signal: an ACK says what the broker did, whatever the disk did after.
+        let primary: Vec<Option<DeskOutcome>> = self
             .primary
             .handle_batch(&sigs, now, kill, &mut self.journal)
-            .await;
-        let primary: Vec<Option<DeskOutcome>> = match primary {
-            Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
-            Err(e) => {
-                tracing::error!(error = %e, signals = sigs.len(), "signal handling failed before any order was sent");
-                sigs.iter().map(|_| None).collect()
-            }
-        };
-        let acks: Vec<Line> = sigs
+            .await
+            .into_iter()
+            .map(Some)
+            .collect();
+        let acks: Vec<Line> = primary
             .iter()
-            .zip(&primary)
-            .map(|(sig, outcome)| {
-                Line::Ack(match outcome {
-                    Some(o) => o.ack.clone(),
-                    None => protocol::Ack::fail(
-                        sig.symbol.clone(),
-                        sig.action,
-                        protocol::Reason::Other("INTERNAL".into()),
-                    )
-                    .with_bar_time(sig.bar_time),
-                })
-            })
+            .flatten()
+            .map(|o| Line::Ack(o.ack.clone()))
             .collect();
         self.send_all(&acks);
         let shadow: Vec<Option<DeskOutcome>> = match &mut self.shadow {
-            Some(s) => match s.handle_batch(&sigs, now, kill, &mut self.journal).await {
-                Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
-                Err(e) => {
-                    tracing::error!(error = %e, "the paper book could not handle the signals");
-                    sigs.iter().map(|_| None).collect()
-                }
-            },
+            Some(s) => s
+                .handle_batch(&sigs, now, kill, &mut self.journal)
+                .await
+                .into_iter()
+                .map(Some)
+                .collect(),
             None => sigs.iter().map(|_| None).collect(),
         };
         for ((sig, primary), shadow) in sigs.iter().zip(&primary).zip(&shadow) {

@@ -81,6 +81,9 @@ wire_codes! {
         Disconnected = "DISCONNECTED",
         NotConnected = "NOT_CONNECTED",
         BrokerError = "BROKER_ERROR",
+        /// The executor could not write the order's intent to its journal (disk full, I/O error),
+        /// so no order was sent.
+        JournalError = "JOURNAL_ERROR",
         /// The virtual position was opened on an earlier bar and the real one is flat: not chased.
         MissedEntry = "MISSED_ENTRY",
     }
