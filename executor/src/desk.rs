@@ -2,29 +2,22 @@
 //! journal written before every order. After an ambiguous failure (timeout, disconnect) the desk
 //! reconciles with the broker and looks for the order by its deterministic label; it never resends.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use protocol::{Ack, Action, BarTime, Reason, Signal, Symbol};
-use serde::{Deserialize, Serialize};
 
 use crate::broker::{Broker, BrokerError};
+use crate::desk_state::Guard;
 use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine, ack_reason};
 use crate::journal::{Entry, Journal, JournalError, pending_intents};
 use crate::lots::TargetPosition;
 use crate::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
-use crate::risk::RiskState;
 use crate::risk::{RiskApproved, required_margin};
 use crate::state::{self, StateError};
 
-/// What a desk persists besides its broker's own state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeskState {
-    pub risk: Option<RiskState>,
-    /// Realised PnL per symbol from this desk's closing fills, account currency.
-    pub realized: BTreeMap<String, f64>,
-}
+pub use crate::desk_state::DeskState;
 
 /// What one desk did with one signal (for the ACK, signals.log and drift.csv).
 #[derive(Debug, Clone)]
@@ -44,9 +37,13 @@ pub struct Desk<B> {
     pub engine: SignalEngine,
     pub broker: B,
     pub state: DeskState,
-    state_path: Option<PathBuf>,
+    pub(crate) state_path: Option<PathBuf>,
+    /// `state_path` existed at startup (or has been written since).
+    pub(crate) state_file_found: bool,
+    /// The guard (risk baseline, kill switch) the journal holds last, as far as this desk knows.
+    pub(crate) journaled_guard: Option<Guard>,
     /// The last save failed: retried after the next signal even if nothing changed.
-    save_due: bool,
+    pub(crate) save_due: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +54,10 @@ pub enum DeskError {
     Journal(#[from] JournalError),
     #[error("a batch of signals produced no outcome")]
     EmptyBatch,
+    #[error(
+        "{book}: the desk state {path} is missing, but the journal shows this book has traded and holds no copy of its risk baseline (initial balance, the day's starting equity); starting afresh would reset the loss limits. Fix: restore {path} from a backup. To take a new baseline on purpose (a new account or challenge), use a new state_dir"
+    )]
+    BaselineLost { book: &'static str, path: String },
     #[error("{book}: reconcile failed: {source}")]
     Reconcile {
         book: &'static str,
@@ -65,7 +66,7 @@ pub enum DeskError {
     },
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -98,35 +99,33 @@ pub fn describe_target(t: &TargetPosition) -> String {
 
 impl<B: Broker> Desk<B> {
     /// A desk whose state lives at `state_path` (loaded if present).
+    /// A corrupt file is an error (see [`crate::desk_state`] for what a missing one means).
     pub fn new(
         name: &'static str,
         mut engine: SignalEngine,
         broker: B,
         state_path: Option<PathBuf>,
     ) -> Result<Self, DeskError> {
-        let state: DeskState = match &state_path {
-            Some(p) => state::read_json(p)?.unwrap_or_default(),
-            None => DeskState::default(),
+        let loaded: Option<DeskState> = match &state_path {
+            Some(p) => state::read_json(p)?,
+            None => None,
         };
+        let state_file_found = loaded.is_some();
+        let state = loaded.unwrap_or_default();
         if state.risk.is_some() {
             engine.risk.state = state.risk.clone();
         }
+        engine.risk.kill_switch |= state.kill_switch;
         Ok(Desk {
             name,
             engine,
             broker,
             state,
             state_path,
+            state_file_found,
+            journaled_guard: None,
             save_due: false,
         })
-    }
-
-    fn persist(&mut self) -> Result<(), DeskError> {
-        self.state.risk = self.engine.risk.state.clone();
-        if let Some(p) = &self.state_path {
-            state::write_json_atomic(p, &self.state)?;
-        }
-        Ok(())
     }
 
     /// Startup: answered signals back into the engine, then every order whose fate the journal does
@@ -341,6 +340,12 @@ impl<B: Broker> Desk<B> {
                 Decision::Reply(_) => None,
             })
             .collect();
+        // A new risk baseline goes to the journal ahead of the first order that relies on it,
+        // behind the same fsync as the intents.
+        let risk_changed = self.engine.take_risk_dirty();
+        if risk_changed && !plans.is_empty() {
+            self.journal_guard_lazily(journal, now);
+        }
         // `None`: the intents could not be journaled, so no order was sent.
         let mut execs = match self.execute(&plans, journal, now).await {
             Ok(execs) => Some(execs.into_iter()),
@@ -404,8 +409,8 @@ impl<B: Broker> Desk<B> {
         let realized_changed = out
             .iter()
             .any(|o| o.fill.as_ref().is_some_and(|f| f.realized_pnl.is_some()));
-        if self.engine.take_risk_dirty() || realized_changed || self.save_due {
-            self.save_after_orders();
+        if risk_changed || realized_changed || self.save_due {
+            self.save_after_orders(journal, now);
         }
         for (o, sig) in out.iter_mut().zip(sigs) {
             o.realized = self
@@ -416,19 +421,6 @@ impl<B: Broker> Desk<B> {
                 .unwrap_or(0.0);
         }
         out
-    }
-
-    /// Saves the desk state once orders may have gone out. A failure cannot undo a fill, so it
-    /// is logged and the save retried after the next signal; the ACKs stay what the broker did.
-    fn save_after_orders(&mut self) {
-        match self.persist() {
-            Ok(()) => self.save_due = false,
-            Err(e) => {
-                self.save_due = true;
-                tracing::error!(book = self.name, error = %e,
-                    "cannot save the desk state (risk baseline, realised PnL) after the orders; the ACKs report the broker's results; retrying after the next signal");
-            }
-        }
     }
 
     /// An approved open as the risk guard should count it until its fill is known.

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::orders::{Leg, Side};
+use crate::risk::RiskState;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -56,6 +57,14 @@ pub enum Entry {
         symbol: String,
         bar: i64,
         line: String,
+    },
+    /// The book's risk baseline and control-line kill switch, whenever they change: a second
+    /// copy of what `<book>_desk.json` holds, so a lost file cannot reset the loss limits.
+    Guard {
+        t: String,
+        book: String,
+        risk: Option<RiskState>,
+        kill_switch: bool,
     },
 }
 
@@ -347,8 +356,9 @@ fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
 }
 
 /// What a restart needs from a journal, in the original order: every intent that has no result
-/// yet (with nothing else about it), and the last `keep_acks` ACKs of each book and symbol (how a
-/// repeated signal gets the same answer). Results of finished orders are history, kept in archives.
+/// yet (with nothing else about it), the last `keep_acks` ACKs of each book and symbol (how a
+/// repeated signal gets the same answer) and each book's last guard (risk baseline, kill switch).
+/// Results of finished orders are history, kept in archives.
 pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
     let finished: HashSet<(&str, &str)> = entries
         .iter()
@@ -358,6 +368,7 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
         })
         .collect();
     let mut acks_left: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut guard_kept: HashSet<&str> = HashSet::new();
     let mut keep = vec![false; entries.len()];
     for (i, e) in entries.iter().enumerate().rev() {
         keep[i] = match e {
@@ -371,6 +382,7 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
                 *left = left.saturating_sub(1);
                 k
             }
+            Entry::Guard { book, .. } => guard_kept.insert(book.as_str()),
         };
     }
     entries
@@ -477,6 +489,37 @@ mod tests {
         j.append(&result("PENDING")).unwrap();
         assert!(pending_intents(&Journal::read_all(&p).unwrap(), "paper").is_empty());
         assert!(j.len_bytes() < before.len() as u64);
+    }
+
+    fn guard(book: &str, kill_switch: bool) -> Entry {
+        Entry::Guard {
+            t: "t".into(),
+            book: book.into(),
+            risk: None,
+            kill_switch,
+        }
+    }
+
+    /// Rotation keeps each book's last risk baseline and kill switch: a rotated journal is still
+    /// the second copy of the desk files.
+    #[test]
+    fn rotation_keeps_each_books_last_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        j.append_all(&[
+            guard("paper", false),
+            guard("live", true),
+            intent("A"),
+            result("A"),
+            guard("paper", true),
+        ])
+        .unwrap();
+        j.rotate(2, "20260203T100000.000Z").unwrap();
+        assert_eq!(
+            Journal::read_all(&p).unwrap(),
+            vec![guard("live", true), guard("paper", true)]
+        );
     }
 
     /// A crash (or ENOSPC) mid-write leaves a line without its newline. The next entry must start

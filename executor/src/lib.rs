@@ -13,7 +13,8 @@
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
 //! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
 //!   lock, the injected clock, the kernel's NTP status.
-//! - [`desk`]: one book (engine + broker + journal) executing plans.
+//! - [`desk`]: one book (engine + broker + journal) executing plans; [`desk_state`]: what it
+//!   must not forget (risk baseline, kill switch), kept in its file and its journal.
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
@@ -23,6 +24,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod desk;
+pub mod desk_state;
 pub mod drift;
 pub mod engine;
 pub mod journal;

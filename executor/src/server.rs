@@ -337,6 +337,11 @@ impl Executor {
         let mut ex_primary = primary;
         let mut ex_shadow: Option<Desk<PaperBroker>> = shadow;
         let now = clock.now();
+        // The loss limits' baseline and the kill switch first: a lost desk file must not reset them.
+        ex_primary.restore_guard(&entries, &mut journal, now)?;
+        if let Some(s) = &mut ex_shadow {
+            s.restore_guard(&entries, &mut journal, now)?;
+        }
         let n = ex_primary.recover(&entries, &mut journal, now).await?;
         if let Some(s) = &mut ex_shadow {
             s.recover(&entries, &mut journal, now).await?;
@@ -735,9 +740,27 @@ impl Executor {
             }
         };
         tracing::warn!(on, "kill switch set by control line");
-        self.primary.engine.risk.kill_switch = on;
-        if let Some(s) = &mut self.shadow {
-            s.engine.risk.kill_switch = on;
+        // Kept in each desk's file and the journal, so a restart does not forget it. In force at
+        // once even if it cannot be saved; the preditor is told it would not survive a restart.
+        let now = self.clock.now();
+        let mut failed = Vec::new();
+        if let Err(e) = self.primary.set_kill_switch(on, &mut self.journal, now) {
+            failed.push(e.to_string());
+        }
+        if let Some(s) = &mut self.shadow
+            && let Err(e) = s.set_kill_switch(on, &mut self.journal, now)
+        {
+            failed.push(e.to_string());
+        }
+        if !failed.is_empty() {
+            tracing::error!(on, errors = ?failed, "kill switch set but not saved: a restart would forget it");
+            self.send(&Line::Error(ErrorLine::new(
+                ErrorCode::Internal,
+                format!(
+                    "kill switch set in memory but not saved (a restart would forget it): {}",
+                    failed.join("; ")
+                ),
+            )));
         }
     }
 
