@@ -9,6 +9,7 @@
 //! - [`engine`]: the signal engine (DESIGN.md §6) — a pure state machine with an injected clock.
 //! - [`broker`]: the `Broker` trait, the paper book and the cTrader adapter (over `ctrader::client`).
 //! - [`journal`]: append-only, fsynced intent journal (written before every order).
+//! - [`json_keys`]: finds keys a JSON text repeats (the config refuses them).
 //! - [`drift`]: `drift.csv` rows and the `drift-report` summary.
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
 //! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
@@ -28,6 +29,7 @@ pub mod desk_state;
 pub mod drift;
 pub mod engine;
 pub mod journal;
+pub mod json_keys;
 pub mod lots;
 pub use service::notify;
 pub mod ntp;

@@ -38,7 +38,7 @@ use crate::notify::SystemdNotifier;
 use crate::ntp::{NtpStatus, kernel_ntp_status};
 use crate::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent};
 use crate::risk::{RiskApproved, RiskGuard};
-use crate::secrets::{SecretError, read_secret};
+use crate::secrets::{SecretError, read_ipc_token};
 use crate::session::{Session, SessionAction};
 use crate::signals_log::{Dir, SignalsLog};
 use crate::state::{StateError, StateLock};
@@ -254,7 +254,7 @@ impl Executor {
                 tracing::warn!(%why, "cannot read the kernel's NTP status (adjtimex)")
             }
         }
-        let token = Arc::new(read_secret(&cfg.ipc.token_file)?);
+        let token = Arc::new(read_ipc_token(&cfg.ipc.token_file)?);
 
         let (clock, feed_clock): (Arc<dyn Clock>, Option<FeedClock>) = match (clock, cfg.clock) {
             (Some(c), _) => (c, None),
@@ -487,7 +487,7 @@ impl Executor {
             Duration::from_secs(self.cfg.ipc.hello_timeout_secs),
             self.log.clone(),
         ));
-        let period = Duration::from_secs_f64(1.0 / self.cfg.broker.paper.replay_bars_per_second);
+        let period = self.cfg.broker.paper.replay_period();
         let mut replay = tokio::time::interval(period);
         replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Bar closes by the clock (boundary + 1 s) are checked four times a second.

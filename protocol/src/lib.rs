@@ -9,6 +9,7 @@
 //! - [`values`]: validated field values: [`Symbol`], [`Timeframe`], [`BarTime`], [`Decimal`], [`Mode`].
 //! - [`action`]: the policy's seven [`Action`]s and their [`Direction`] / [`Intensity`].
 //! - [`codes`]: ACK [`Reason`]s and [`ErrorCode`]s, with forward-compatible `Other` codes.
+//! - [`token`]: the IPC token's rule ([`check_token`]), checked by both daemons on their token file.
 //! - [`error`]: [`ParseError`] (line type + field name + why) and the field-level [`ValueError`].
 //!
 //! ```
@@ -24,6 +25,7 @@ pub mod action;
 pub mod codes;
 pub mod error;
 pub mod lines;
+pub mod token;
 pub mod values;
 
 pub use action::{Action, Direction, Intensity};
@@ -33,6 +35,7 @@ pub use lines::{
     Ack, AckOutcome, Bar, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line, Redacted,
     Signal, Warmup, parse_message, signal_identity,
 };
+pub use token::{TokenError, check_token};
 pub use values::{BarTime, Decimal, Mode, Symbol, Timeframe};
 
 /// Longest accepted line in bytes (without the `\n` separator). Longer lines are refused with

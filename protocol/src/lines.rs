@@ -148,8 +148,7 @@ fn parse_version(s: &str) -> Result<String, ValueError> {
 }
 
 fn parse_token(s: &str) -> Result<String, ValueError> {
-    let ok = (1..=Hello::MAX_TOKEN_LEN).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_graphic() && b != b'|');
+    let ok = crate::token::check_token(s).is_ok();
     // The token is a secret: never quote it back in an error.
     if ok {
         Ok(s.to_owned())
