@@ -202,3 +202,44 @@ async fn a_lost_baseline_refuses_to_start_and_a_corrupt_file_is_never_to_be_dele
     );
     assert!(!desk.exists(), "nothing was reset: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_with_bad_bytes_and_a_torn_tail_still_starts_and_loses_no_new_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = paper(dir.path(), "{}");
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let journal = dir.path().join("state/journal.jsonl");
+    // Not UTF-8 in the middle (it stopped the executor from starting), then a line torn mid-write.
+    std::fs::write(
+        &journal,
+        b"{\"kind\":\"ack\",\"t\":\"\xff\xfe\"}\n{\"kind\":\"intent\",\"t\":\"2026-02-0",
+    )
+    .unwrap();
+    let (run, mut c) = serve(&cfg).await;
+    let b = next_bar(&mut c).await;
+    let ack = signal(&mut c, "LONG_WEAK", &b).await;
+    assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:1|"), "{ack}");
+    stop(run, c).await;
+    let r = executor::journal::Journal::recover(&journal).unwrap();
+    assert_eq!(
+        r.skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
+        [1, 2],
+        "{:?}",
+        r.skipped
+    );
+    let kinds: Vec<&str> = r
+        .entries
+        .iter()
+        .map(|e| match e {
+            executor::journal::Entry::Guard { .. } => "guard",
+            executor::journal::Entry::Intent { .. } => "intent",
+            executor::journal::Entry::Result { .. } => "result",
+            executor::journal::Entry::Ack { .. } => "ack",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["guard", "intent", "result", "ack"],
+        "every new entry is whole"
+    );
+}
