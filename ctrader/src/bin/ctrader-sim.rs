@@ -26,6 +26,11 @@ struct Args {
     /// Replay speed in bars per second.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
+    /// Start with the replay clock held: no bar closes until the control command `resume` (a driver
+    /// warms its clients up on the history first). Until then the market quotes the last history
+    /// bar's close.
+    #[arg(long)]
+    paused: bool,
     /// Spot ticks between each bar's opening and closing spots, walking open -> low/high -> close.
     #[arg(long, default_value_t = 0)]
     ticks_per_bar: u32,
@@ -150,6 +155,9 @@ async fn main() -> anyhow::Result<()> {
         },
     )?
     .with_ticks_per_bar(args.ticks_per_bar);
+    if args.paused {
+        core.hold(Instant::now());
+    }
     let wall = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     for fault in &args.faults {
         let cmd = ControlCommand::parse(fault).with_context(|| format!("--fault {fault:?}"))?;
