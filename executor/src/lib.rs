@@ -9,7 +9,7 @@
 //! - [`engine`]: the signal engine (DESIGN.md §6) — a pure state machine with an injected clock.
 //! - [`broker`]: the `Broker` trait, the paper book and the cTrader adapter (over `ctrader::client`).
 //! - [`journal`]: append-only, fsynced intent journal (written before every order).
-//! - [`drift`]: `drift.csv` rows and the `drift-report` summary.
+//! - [`drift`]: `drift.csv` rows; [`report`]: `executor drift-report` (text and HTML) from them.
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
 //! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
 //!   lock, the injected clock, the kernel's NTP status.
@@ -30,6 +30,7 @@ pub mod lots;
 pub use service::notify;
 pub mod ntp;
 pub mod orders;
+pub mod report;
 pub mod risk;
 pub mod secrets;
 pub mod server;

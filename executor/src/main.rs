@@ -35,10 +35,22 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Summarise a drift.csv per symbol.
+    /// Summarise a drift.csv: in sync per book (warm-up and steady state apart), why any signal was
+    /// not followed, slippage in points, realised PnL; in total and per symbol.
     DriftReport {
+        /// The executor's drift.csv.
         #[arg(long)]
         log: PathBuf,
+        /// The executor config whose `symbols.*.digits` turn slippage into points (only that is
+        /// read); without it the digits are inferred from the fill prices.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also write one self-contained HTML page with the charts (no network, opens from file://).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Print only the summary (no per-symbol blocks).
+        #[arg(long)]
+        summary: bool,
     },
 }
 
@@ -77,13 +89,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::DriftReport { log } => match DriftReport::from_file(&log) {
-            Ok(r) => {
-                print!("{r}");
-                ExitCode::SUCCESS
-            }
+        Cmd::DriftReport {
+            log,
+            config,
+            html,
+            summary,
+        } => match drift_report(&log, config.as_deref(), html.as_deref(), summary) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("executor drift-report: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -95,6 +109,31 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn drift_report(
+    log: &std::path::Path,
+    config: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+    summary: bool,
+) -> anyhow::Result<()> {
+    let report = match config {
+        Some(c) => DriftReport::from_file_with_config(log, c)?,
+        None => DriftReport::from_file(log)?,
+    };
+    if summary {
+        print!("{}", report.summary());
+    } else {
+        print!("{report}");
+    }
+    if let Some(path) = html {
+        // Written whole to a temporary name and renamed, so a browser never shows half a page.
+        let tmp = path.with_extension("html.tmp");
+        std::fs::write(&tmp, report.to_html())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn run(config: PathBuf) -> anyhow::Result<()> {
