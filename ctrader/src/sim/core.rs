@@ -300,6 +300,12 @@ impl SimCore {
         self
     }
 
+    /// Caps how many steps a gap in the data lasts (see [`Replay::step`]).
+    pub fn with_max_gap_steps(mut self, steps: Option<u64>) -> Self {
+        self.replay.set_max_gap_steps(steps);
+        self
+    }
+
     pub fn ticks_per_bar(&self) -> u32 {
         self.ticks_per_bar
     }
@@ -353,14 +359,17 @@ impl SimCore {
                 self.config.bars_per_second,
             ),
             _ => {
-                let closed = self.replay.closed_points();
-                // Before the first step the history's last bar is closed (history requests return
-                // it), so the clock stands at its close, the first replayed bar's open: a client
+                let last = tl
+                    .time_at(self.replay.closed_points().saturating_sub(1))
+                    .unwrap_or(0);
+                // Before the first step, and inside a gap of the data, the last closed bar is
+                // closed (history requests return it), so the clock stands at its close: a client
                 // asking for the time then must not see that bar as still forming. Once the data
                 // is exhausted: the last bar's last millisecond.
-                match tl.time_at(closed).filter(|_| !self.replay.is_finished()) {
-                    Some(open) => open,
-                    None => tl.time_at(closed.saturating_sub(1)).unwrap_or(0) + period_ms - 1,
+                if self.replay.is_finished() {
+                    last + period_ms - 1
+                } else {
+                    last + period_ms
                 }
             }
         }
@@ -494,7 +503,13 @@ impl SimCore {
             if s.closed.is_some() {
                 self.latency.bar_closed(&spec.name, now);
             }
-            let quote = s.opened.map(|b| self.quote_at(s.symbol, b.open));
+            let quote = match (s.opened, s.closed) {
+                (Some(b), _) => Some(self.quote_at(s.symbol, b.open)),
+                // A gap in the data (a weekend) begins: the last close stays quoted until the
+                // bars after it open. A simplification (SIM.md): a real market is closed then.
+                (None, Some(b)) if self.replay.in_gap() => Some(self.quote_at(s.symbol, b.close)),
+                _ => None,
+            };
             self.book.set_quote(spec.id, quote);
             let mut ticks: Vec<(Quote, Bar, i64)> = Vec::new();
             if let Some(b) = s.closed {
@@ -1432,6 +1447,25 @@ mod tests {
         let last = c.replay().closed_bars(0, i64::MIN, i64::MAX, Some(1))[0];
         let period = c.replay().timeline().period_ms();
         assert_eq!(spot.timestamp, Some(last.time_ms + period));
+    }
+
+    #[test]
+    fn across_a_gap_in_the_data_the_last_close_stays_quoted_at_its_close_time() {
+        let mut text = String::from("time,open,high,low,close,volume\n");
+        for (i, t) in [0i64, 3600, 7200, 10800, 25200, 28800].iter().enumerate() {
+            let p = 1.1 + i as f64 / 1000.0;
+            text.push_str(&format!("{t},{p},{},{},{p},10\n", p + 0.0005, p - 0.0005));
+        }
+        let series = parse_bars("EURUSD", Path::new("x.csv"), &text).unwrap();
+        let mut c = core_from(vec![series], 3);
+        let now = Instant::now();
+        c.step(now); // opens 03:00
+        c.step(now); // closes 03:00; 07:00 opens three steps later
+        assert!(c.replay().in_gap());
+        assert_eq!(c.market_time(now + Duration::from_secs(5)), 14_400_000);
+        let id = c.specs()[0].id;
+        let q = c.book().quote(id).expect("still quoted in the gap");
+        assert!((q.bid - 1.103).abs() < 1e-9, "the last close: {q:?}");
     }
 
     #[test]
