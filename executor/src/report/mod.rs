@@ -295,6 +295,8 @@ pub struct BookSummary {
     pub steady: PhaseSummary,
     slippage_sum: f64,
     slippage_n: usize,
+    /// Fills (signals with a fill price), summed across symbols too.
+    fills: usize,
     pnl: f64,
 }
 
@@ -313,6 +315,9 @@ impl BookSummary {
             self.slippage_sum += s;
             self.slippage_n += 1;
         }
+        if b.fill.is_some() {
+            self.fills += 1;
+        }
         self.pnl += pnl_change;
         if warmup {
             self.warmup.add(b);
@@ -326,7 +331,7 @@ impl BookSummary {
         (self.slippage_n > 0).then(|| self.slippage_sum / self.slippage_n as f64)
     }
     pub fn fills(&self) -> usize {
-        self.slippage_n
+        self.fills
     }
     /// Realised PnL over the logged window, account currency.
     pub fn pnl(&self) -> f64 {
@@ -347,6 +352,7 @@ impl BookSummary {
             }
         }
         self.pnl += o.pnl;
+        self.fills += o.fills;
         // Slippage is per symbol (price units differ); a total has none.
     }
 }

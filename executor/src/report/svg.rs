@@ -166,7 +166,8 @@ pub fn step_chart(c: &StepChart<'_>, series: &[&Series]) -> String {
             esc(&tick(v))
         );
     }
-    if y0 < 0.0 && y1 > 0.0 {
+    // The 0 label only where it does not overlap the min or max label.
+    if y0 < 0.0 && y1 > 0.0 && sy(0.0) - sy(y1) > 14.0 && sy(y0) - sy(0.0) > 14.0 {
         let _ = write!(
             o,
             r#"<text class="tick" x="{}" y="{:.2}" text-anchor="end" dominant-baseline="middle">0</text>"#,
