@@ -198,6 +198,9 @@ pub struct ExecutorConfig {
     pub notes: Vec<String>,
 }
 
+/// How the shipped example configs mark a value the user must fill in.
+const PLACEHOLDER: &str = "REPLACE_WITH";
+
 const TOP_KEYS: &[&str] = &[
     "symbols",
     "timeframe",
@@ -237,6 +240,7 @@ impl ExecutorConfig {
             notes: Vec::new(),
             base,
         };
+        w.placeholders(&value, "");
         let cfg = w.root(&value, path);
         match cfg {
             Some(cfg) if w.problems.is_empty() => Ok(cfg),
@@ -461,6 +465,33 @@ impl Walker {
                 );
                 default
             }
+        }
+    }
+
+    /// Values still holding a shipped example's placeholder (`REPLACE_WITH_…`, as in
+    /// systemd/*.example.json): a config that looks complete but would be refused by the broker.
+    fn placeholders(&mut self, v: &Value, field: &str) {
+        match v {
+            Value::String(s) if s.to_ascii_uppercase().starts_with(PLACEHOLDER) => {
+                let fix = match field {
+                    "broker.ctrader.client_id" => "the Client ID of your Open API application (openapi.ctrader.com/apps, \"Credentials\"); see docs/OPERATIONS.md, \"From the demo to a cTrader demo account\"".to_string(),
+                    _ => format!("replace {s:?} with your own value"),
+                };
+                self.problem(field, format!("{s:?} is the example's placeholder"), fix);
+            }
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if k != "_comment" {
+                        self.placeholders(v, &join(field, k));
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    self.placeholders(v, &format!("{field}[{i}]"));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -856,7 +887,7 @@ impl Walker {
                         "expected a positive integer, found {}",
                         other.map_or("nothing".into(), |v| v.to_string())
                     ),
-                    "the ctidTraderAccountId of the account to trade",
+                    "the ctidTraderAccountId of the account to trade: `executor accounts --config <this file>` lists the accounts your access token can reach",
                 );
                 0
             }
