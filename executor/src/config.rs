@@ -231,19 +231,50 @@ impl ExecutorConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let mut w = Walker {
-            problems: Vec::new(),
-            notes: Vec::new(),
-            base,
-        };
+        let mut w = Walker::new(path);
         w.placeholders(&value, "");
         let cfg = w.root(&value, path);
         match cfg {
             Some(cfg) if w.problems.is_empty() => Ok(cfg),
+            _ => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems: w.problems,
+            }),
+        }
+    }
+
+    /// `broker.ctrader` alone, for `executor auth` and `executor accounts`: they run before the
+    /// token file exists and before the account id is known, so neither is required (the secret
+    /// and token files are read, with their own errors, when used). Placeholders are refused.
+    pub fn load_ctrader(path: &Path) -> Result<CtraderConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut w = Walker::new(path);
+        let section = value.get("broker").and_then(|b| b.get("ctrader"));
+        let ct = match section {
+            Some(v) => {
+                w.placeholders(v, "broker.ctrader");
+                w.ctrader(v, false)
+            }
+            None => {
+                w.problem(
+                    "broker.ctrader",
+                    "missing",
+                    "add broker.ctrader {host, port, client_id, secret_file, token_file} (see systemd/executor-live.example.json)",
+                );
+                None
+            }
+        };
+        w.problems
+            .retain(|p| p.field != "broker.ctrader.account_id");
+        match ct {
+            Some(ct) if w.problems.is_empty() => Ok(ct),
             _ => Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems: w.problems,
@@ -303,6 +334,18 @@ struct Walker {
 }
 
 impl Walker {
+    /// Relative paths are resolved against the config file's directory.
+    fn new(path: &Path) -> Self {
+        Walker {
+            problems: Vec::new(),
+            notes: Vec::new(),
+            base: path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        }
+    }
+
     fn problem(&mut self, field: &str, problem: impl Into<String>, fix: impl Into<String>) {
         self.problems.push(ConfigProblem {
             field: field.to_string(),
