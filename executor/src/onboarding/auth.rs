@@ -411,20 +411,20 @@ pub fn run(
             )
         })?;
         let url = authorization_url(&req.auth_url, &ct.client_id, &redirect_uri)?;
+        say(
+            out,
+            "1. Open this address in a browser, log in with your cTrader ID, tick the account(s) and allow access:",
+        );
+        say(out, &format!("   {url}"));
+        say(
+            out,
+            &format!(
+                "2. The browser is sent to {redirect_uri}?code=… (the page itself may not load)."
+            ),
+        );
         let code = match &req.code {
             Some(c) => parse_redirect(c)?,
             None => {
-                say(
-                    out,
-                    "1. Open this address in a browser, log in with your cTrader ID, tick the account(s) and allow access:",
-                );
-                say(out, &format!("   {url}"));
-                say(
-                    out,
-                    &format!(
-                        "2. The browser is sent to {redirect_uri}?code=… (the page itself may not load)."
-                    ),
-                );
                 say(
                     out,
                     "   Paste that whole address (or just the code) here within a minute, then press Enter:",
