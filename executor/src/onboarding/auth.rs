@@ -314,6 +314,9 @@ fn get_token(
         .timeout_global(Some(timeout))
         // A refusal's errorCode may come with a 4xx: read the body whatever the status.
         .http_status_as_error(false)
+        // A redirect is not part of the documented exchange; following one could carry the
+        // secret elsewhere.
+        .max_redirects(0)
         .build()
         .into();
     let mut res = agent
