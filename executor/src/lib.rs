@@ -17,6 +17,8 @@
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
+//! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
+//!   refused connection setup means.
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
 pub mod barfeed;
 pub mod broker;
@@ -29,6 +31,7 @@ pub mod journal;
 pub mod lots;
 pub use service::notify;
 pub mod ntp;
+pub mod onboarding;
 pub mod orders;
 pub mod report;
 pub mod risk;

@@ -106,6 +106,16 @@ pub struct SimCore {
     held_total: Duration,
 }
 
+/// The broker the simulated account belongs to (`brokerTitleShort`, `ProtoOATrader.brokerName`).
+pub const BROKER_TITLE: &str = "ctrader-sim";
+
+/// The login the trader sees in cTrader for an account. On the real servers it is a number of its
+/// own, not the ctidTraderAccountId ("TraderLogin for a specific account. Value is displayed on
+/// Client App UI", OpenApiModelMessages.proto), so the simulator offsets it to keep them apart.
+pub fn trader_login(account: i64) -> i64 {
+    account + 2_000_000
+}
+
 /// A trendbar as the real server encodes it: low plus unsigned deltas, in 1e-5 units.
 pub fn encode_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
     let low = price_to_units(bar.low);
@@ -862,10 +872,12 @@ impl Session<'_> {
         if r.access_token != self.core.credentials.access_token {
             return self.oa_error(None, "CH_ACCESS_TOKEN_INVALID", "Access token is invalid");
         }
+        let id = self.core.credentials.account_id;
         let account = ProtoOaCtidTraderAccount {
-            ctid_trader_account_id: u64::try_from(self.core.credentials.account_id).unwrap_or(0),
+            ctid_trader_account_id: u64::try_from(id).unwrap_or(0),
             is_live: Some(false),
-            trader_login: Some(self.core.credentials.account_id),
+            trader_login: Some(trader_login(id)),
+            broker_title_short: Some(BROKER_TITLE.to_string()),
             ..Default::default()
         };
         self.respond(&ProtoOaGetAccountListByAccessTokenRes {
@@ -998,9 +1010,9 @@ impl Session<'_> {
             leverage_in_cents: Some(self.core.config.leverage_in_cents),
             total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
             max_leverage: Some(self.core.config.leverage_in_cents / 100),
-            trader_login: Some(account),
+            trader_login: Some(trader_login(account)),
             account_type: Some(ProtoOaAccountType::Hedged as i32),
-            broker_name: Some("ctrader-sim".to_string()),
+            broker_name: Some(BROKER_TITLE.to_string()),
             money_digits: Some(2),
             ..Default::default()
         };
