@@ -18,6 +18,7 @@ pub mod bars;
 pub mod book;
 pub mod core;
 pub mod faults;
+pub mod fills;
 pub mod latency;
 pub mod replay;
 pub mod server;
