@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::fills::{Execution, FillPlan, PlanEnd, Step, StepKind};
 use super::symbols::SymbolSpec;
 
 /// The current top of book of a symbol (bid/ask, already rounded to its digits).
@@ -24,7 +23,7 @@ pub enum Side {
 }
 
 impl Side {
-    fn sign(self) -> f64 {
+    pub(super) fn sign(self) -> f64 {
         match self {
             Self::Buy => 1.0,
             Self::Sell => -1.0,
@@ -223,13 +222,13 @@ pub struct AccountConfig {
 #[derive(Debug, Clone)]
 pub struct Book {
     pub config: AccountConfig,
-    specs: BTreeMap<i64, SymbolSpec>,
+    pub(super) specs: BTreeMap<i64, SymbolSpec>,
     quotes: HashMap<i64, Quote>,
-    balance_cents: i64,
-    balance_version: i64,
-    positions: BTreeMap<i64, Position>,
-    orders: Vec<Order>,
-    deals: Vec<Deal>,
+    pub(super) balance_cents: i64,
+    pub(super) balance_version: i64,
+    pub(super) positions: BTreeMap<i64, Position>,
+    pub(super) orders: Vec<Order>,
+    pub(super) deals: Vec<Deal>,
     next_id: i64,
 }
 
@@ -317,7 +316,7 @@ impl Book {
         1.0
     }
 
-    fn effective_leverage(&self, spec: &SymbolSpec) -> f64 {
+    pub(super) fn effective_leverage(&self, spec: &SymbolSpec) -> f64 {
         let account = f64::from(self.config.leverage_in_cents) / 100.0;
         account.min(f64::from(spec.max_leverage)).max(1.0)
     }
@@ -354,7 +353,14 @@ impl Book {
         )
     }
 
-    fn pnl_cents(&self, spec: &SymbolSpec, side: Side, entry: f64, exit: f64, volume: i64) -> i64 {
+    pub(super) fn pnl_cents(
+        &self,
+        spec: &SymbolSpec,
+        side: Side,
+        entry: f64,
+        exit: f64,
+        volume: i64,
+    ) -> i64 {
         let units = volume as f64 / 100.0;
         let quote_pnl = (exit - entry) * side.sign() * units;
         (quote_pnl * self.to_deposit_rate(&spec.quote_asset) * 100.0).round() as i64
@@ -372,13 +378,13 @@ impl Book {
         self.equity_cents() - self.used_margin_cents()
     }
 
-    fn take_id(&mut self) -> i64 {
+    pub(super) fn take_id(&mut self) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
-    fn check_volume(spec: &SymbolSpec, volume: i64) -> Result<(), TradeError> {
+    pub(super) fn check_volume(spec: &SymbolSpec, volume: i64) -> Result<(), TradeError> {
         if volume < spec.min_volume || volume > spec.max_volume || volume % spec.step_volume != 0 {
             return Err(TradeError::BadVolume {
                 symbol: spec.name.clone(),
@@ -392,307 +398,13 @@ impl Book {
     }
 
     /// Fill price for `side` at the current quote: ask for buys, bid for sells, plus adverse slippage.
-    fn fill_price(&self, spec: &SymbolSpec, side: Side, q: Quote) -> (f64, f64) {
+    pub(super) fn fill_price(&self, spec: &SymbolSpec, side: Side, q: Quote) -> (f64, f64) {
         let slip = self.config.slippage_points as f64 * spec.point();
         let base = match side {
             Side::Buy => q.ask,
             Side::Sell => q.bid,
         };
         (base, spec.round_price(base + side.sign() * slip))
-    }
-
-    /// Places a market order filled whole by one deal (see [`Book::place_market_order_with`]).
-    pub fn place_market_order(
-        &mut self,
-        order: &MarketOrder,
-        now_ms: i64,
-    ) -> Result<Execution, TradeError> {
-        self.place_market_order_with(order, now_ms, FillPlan::WHOLE)
-    }
-
-    /// Places a market order: opens a new position, or closes (part of) `order.position_id`. The
-    /// market executes it as `plan` says: deal `i` (from 0) fills `i` points worse than the first,
-    /// so a fill in several deals has a volume-weighted price of its own.
-    pub fn place_market_order_with(
-        &mut self,
-        order: &MarketOrder,
-        now_ms: i64,
-        plan: FillPlan,
-    ) -> Result<Execution, TradeError> {
-        let side = order.side.ok_or(TradeError::MissingSide)?;
-        if let Some(position_id) = order.position_id {
-            let position = self
-                .positions
-                .get(&position_id)
-                .filter(|p| p.status == PositionStatus::Open);
-            let position = position.ok_or(TradeError::PositionNotFound(position_id))?;
-            if position.side == side {
-                return Err(TradeError::SameSideAsPosition(position_id));
-            }
-            return self.close_position_with(position_id, order.volume, now_ms, plan);
-        }
-        let spec = self
-            .specs
-            .get(&order.symbol_id)
-            .ok_or(TradeError::SymbolNotFound(order.symbol_id))?
-            .clone();
-        Self::check_volume(&spec, order.volume)?;
-        let q = self
-            .quote(spec.id)
-            .ok_or_else(|| TradeError::MarketClosed(spec.name.clone()))?;
-        let (base_price, price) = self.fill_price(&spec, side, q);
-        let margin = self.margin_cents(&spec, order.volume, price);
-        let free = self.free_margin_cents();
-        if margin > free {
-            return Err(TradeError::NotEnoughMoney {
-                required_cents: margin,
-                free_cents: free,
-            });
-        }
-        let position_id = self.take_id();
-        let order_id = self.take_id();
-        let leverage = self.effective_leverage(&spec);
-        let mut position = Position {
-            id: position_id,
-            symbol_id: spec.id,
-            side,
-            volume: 0,
-            entry_price: 0.0,
-            open_ms: now_ms,
-            last_update_ms: now_ms,
-            label: order.label.clone(),
-            comment: order.comment.clone(),
-            used_margin_cents: 0,
-            margin_rate: leverage,
-            status: PositionStatus::Created,
-            stop_loss: None,
-            take_profit: None,
-            protection_order_id: None,
-        };
-        let accepted = Order {
-            id: order_id,
-            symbol_id: spec.id,
-            side,
-            volume: order.volume,
-            status: OrderStatus::Accepted,
-            position_id,
-            closing_order: false,
-            label: order.label.clone(),
-            comment: order.comment.clone(),
-            client_order_id: order.client_order_id.clone(),
-            open_ms: now_ms,
-            last_update_ms: now_ms,
-            execution_price: None,
-            executed_volume: 0,
-            base_slippage_price: base_price,
-            protection: false,
-            stop_loss: None,
-            take_profit: None,
-        };
-        let mut steps = Vec::new();
-        let (mut done, mut cost) = (0, 0.0);
-        let executed = plan.executed(order.volume, spec.step_volume);
-        for (i, filled) in plan
-            .deal_volumes(executed, spec.step_volume)
-            .into_iter()
-            .enumerate()
-        {
-            let deal_price = spec.round_price(price + side.sign() * i as f64 * spec.point());
-            done += filled;
-            cost += filled as f64 * deal_price;
-            let vwap = cost / done as f64;
-            position = Position {
-                volume: done,
-                entry_price: vwap,
-                used_margin_cents: self.margin_cents(&spec, done, vwap),
-                status: PositionStatus::Open,
-                ..position
-            };
-            let deal = Deal {
-                id: self.take_id(),
-                order_id,
-                position_id,
-                symbol_id: spec.id,
-                side,
-                volume: order.volume,
-                filled_volume: filled,
-                create_ms: now_ms,
-                execution_ms: now_ms,
-                execution_price: deal_price,
-                margin_rate: leverage,
-                close: None,
-            };
-            self.deals.push(deal.clone());
-            if plan.reports_deals_apart() {
-                steps.push(Step {
-                    kind: StepKind::Deal,
-                    order: progress(&accepted, done, vwap),
-                    position: Some(position.clone()),
-                    deal: Some(deal),
-                });
-            }
-        }
-        let opened = done > 0;
-        if let Some(step) = cut_short(plan, &accepted, done, cost, opened.then_some(&position)) {
-            steps.push(step);
-        }
-        if opened {
-            self.positions.insert(position_id, position);
-        }
-        let execution = Execution {
-            accepted_order: accepted,
-            accepted_position: None,
-            steps,
-        };
-        self.orders.push(execution.final_order().clone());
-        Ok(execution)
-    }
-
-    /// Closes `volume` of a position (all of it when `volume` ≥ its open volume), in one deal.
-    pub fn close_position(
-        &mut self,
-        position_id: i64,
-        volume: i64,
-        now_ms: i64,
-    ) -> Result<Execution, TradeError> {
-        self.close_position_with(position_id, volume, now_ms, FillPlan::WHOLE)
-    }
-
-    /// Closes `volume` of a position as `plan` says (see [`Book::place_market_order_with`]).
-    pub fn close_position_with(
-        &mut self,
-        position_id: i64,
-        volume: i64,
-        now_ms: i64,
-        plan: FillPlan,
-    ) -> Result<Execution, TradeError> {
-        let position = self
-            .positions
-            .get(&position_id)
-            .filter(|p| p.status == PositionStatus::Open)
-            .ok_or(TradeError::PositionNotFound(position_id))?
-            .clone();
-        let spec = self
-            .specs
-            .get(&position.symbol_id)
-            .ok_or(TradeError::SymbolNotFound(position.symbol_id))?
-            .clone();
-        let full = volume >= position.volume;
-        if volume <= 0 || (!full && volume % spec.step_volume != 0) {
-            return Err(TradeError::BadVolume {
-                symbol: spec.name.clone(),
-                volume,
-                min: spec.step_volume,
-                max: position.volume,
-                step: spec.step_volume,
-            });
-        }
-        let to_close = volume.min(position.volume);
-        let q = self
-            .quote(spec.id)
-            .ok_or_else(|| TradeError::MarketClosed(spec.name.clone()))?;
-        let side = position.side.opposite();
-        let (base_price, price) = self.fill_price(&spec, side, q);
-        let order_id = self.take_id();
-        let accepted = Order {
-            id: order_id,
-            symbol_id: spec.id,
-            side,
-            volume: to_close,
-            status: OrderStatus::Accepted,
-            position_id,
-            closing_order: true,
-            label: position.label.clone(),
-            comment: position.comment.clone(),
-            client_order_id: None,
-            open_ms: now_ms,
-            last_update_ms: now_ms,
-            execution_price: None,
-            executed_volume: 0,
-            base_slippage_price: base_price,
-            protection: false,
-            stop_loss: None,
-            take_profit: None,
-        };
-        let mut steps = Vec::new();
-        let mut after = position.clone();
-        let (mut done, mut cost) = (0, 0.0);
-        let executed = plan.executed(to_close, spec.step_volume);
-        for (i, closed) in plan
-            .deal_volumes(executed, spec.step_volume)
-            .into_iter()
-            .enumerate()
-        {
-            let deal_price = spec.round_price(price + side.sign() * i as f64 * spec.point());
-            let gross = self.pnl_cents(
-                &spec,
-                position.side,
-                position.entry_price,
-                deal_price,
-                closed,
-            );
-            self.balance_cents += gross;
-            self.balance_version += 1;
-            done += closed;
-            cost += closed as f64 * deal_price;
-            let remaining = position.volume - done;
-            after = Position {
-                volume: remaining,
-                last_update_ms: now_ms,
-                used_margin_cents: if remaining == 0 {
-                    0
-                } else {
-                    (position.used_margin_cents as f64 * remaining as f64 / position.volume as f64)
-                        .round() as i64
-                },
-                status: if remaining == 0 {
-                    PositionStatus::Closed
-                } else {
-                    PositionStatus::Open
-                },
-                ..position.clone()
-            };
-            let deal = Deal {
-                id: self.take_id(),
-                order_id,
-                position_id,
-                symbol_id: spec.id,
-                side,
-                volume: to_close,
-                filled_volume: closed,
-                create_ms: now_ms,
-                execution_ms: now_ms,
-                execution_price: deal_price,
-                margin_rate: position.margin_rate,
-                close: Some(CloseDetail {
-                    entry_price: position.entry_price,
-                    gross_profit_cents: gross,
-                    balance_after_cents: self.balance_cents,
-                    closed_volume: closed,
-                    quote_to_deposit_rate: self.to_deposit_rate(&spec.quote_asset),
-                }),
-            };
-            self.deals.push(deal.clone());
-            if plan.reports_deals_apart() {
-                steps.push(Step {
-                    kind: StepKind::Deal,
-                    order: progress(&accepted, done, cost / done as f64),
-                    position: Some(after.clone()),
-                    deal: Some(deal),
-                });
-            }
-        }
-        if let Some(step) = cut_short(plan, &accepted, done, cost, Some(&after)) {
-            steps.push(step);
-        }
-        self.positions.insert(position_id, after);
-        let execution = Execution {
-            accepted_order: accepted,
-            accepted_position: Some(position),
-            steps,
-        };
-        self.orders.push(execution.final_order().clone());
-        Ok(execution)
     }
 
     /// Sets or clears a position's stop loss and take profit. Only the levels are kept: the
@@ -778,46 +490,6 @@ impl Book {
             .cloned()
             .collect()
     }
-}
-
-/// The order after `done` of its volume executed at a volume-weighted `vwap`.
-fn progress(accepted: &Order, done: i64, vwap: f64) -> Order {
-    Order {
-        status: if done >= accepted.volume {
-            OrderStatus::Filled
-        } else {
-            OrderStatus::Accepted
-        },
-        executed_volume: done,
-        execution_price: Some(vwap),
-        ..accepted.clone()
-    }
-}
-
-/// The ORDER_CANCELLED / ORDER_EXPIRED that ends an order cut short, with what executed.
-fn cut_short(
-    plan: FillPlan,
-    accepted: &Order,
-    done: i64,
-    cost: f64,
-    position: Option<&Position>,
-) -> Option<Step> {
-    let (kind, status) = match plan.end {
-        PlanEnd::Filled => return None,
-        PlanEnd::Cancelled => (StepKind::Cancelled, OrderStatus::Cancelled),
-        PlanEnd::Expired => (StepKind::Expired, OrderStatus::Expired),
-    };
-    Some(Step {
-        kind,
-        order: Order {
-            status,
-            executed_volume: done,
-            execution_price: (done > 0).then(|| cost / done as f64),
-            ..accepted.clone()
-        },
-        position: position.cloned(),
-        deal: None,
-    })
 }
 
 #[cfg(test)]

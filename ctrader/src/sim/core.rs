@@ -10,15 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::SimError;
 use super::bars::{Bar, BarSeries};
-use super::book::{
-    AccountConfig, AmendKind, Book, Deal, MarketOrder, Order, OrderStatus, Position,
-    PositionStatus, Quote, Side, TradeError,
-};
+use super::book::{AccountConfig, AmendKind, Book, MarketOrder, Quote, Side, TradeError};
 use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
 use super::fills::{Execution, StepKind};
 use super::latency::LatencyRecorder;
 use super::replay::{Replay, intrabar, market_time_ms};
 use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
+use super::wire::{deal_to_wire, order_to_wire, position_to_wire};
 use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
 use crate::messages::*;
 
@@ -124,116 +122,6 @@ pub fn period_of(ms: i64) -> Option<ProtoOaTrendbarPeriod> {
         .into_iter()
         .find(|tf| tf.seconds().is_some_and(|s| s * 1000 == ms))
         .map(Timeframe::to_proto)
-}
-
-fn side_to_wire(side: Side) -> i32 {
-    match side {
-        Side::Buy => ProtoOaTradeSide::Buy as i32,
-        Side::Sell => ProtoOaTradeSide::Sell as i32,
-    }
-}
-
-fn position_to_wire(p: &Position) -> ProtoOaPosition {
-    ProtoOaPosition {
-        position_id: p.id,
-        trade_data: ProtoOaTradeData {
-            symbol_id: p.symbol_id,
-            volume: p.volume,
-            trade_side: side_to_wire(p.side),
-            open_timestamp: Some(p.open_ms),
-            label: p.label.clone(),
-            comment: p.comment.clone(),
-            ..Default::default()
-        },
-        stop_loss: p.stop_loss,
-        take_profit: p.take_profit,
-        position_status: match p.status {
-            PositionStatus::Created => ProtoOaPositionStatus::PositionStatusCreated,
-            PositionStatus::Open => ProtoOaPositionStatus::PositionStatusOpen,
-            PositionStatus::Closed => ProtoOaPositionStatus::PositionStatusClosed,
-        } as i32,
-        swap: 0,
-        price: (p.status != PositionStatus::Created).then_some(p.entry_price),
-        utc_last_update_timestamp: Some(p.last_update_ms),
-        commission: Some(0),
-        margin_rate: Some(p.margin_rate),
-        used_margin: u64::try_from(p.used_margin_cents).ok(),
-        money_digits: Some(2),
-        ..Default::default()
-    }
-}
-
-fn order_to_wire(o: &Order) -> ProtoOaOrder {
-    ProtoOaOrder {
-        order_id: o.id,
-        trade_data: ProtoOaTradeData {
-            symbol_id: o.symbol_id,
-            volume: o.volume,
-            trade_side: side_to_wire(o.side),
-            open_timestamp: Some(o.open_ms),
-            label: o.label.clone(),
-            comment: o.comment.clone(),
-            ..Default::default()
-        },
-        order_type: if o.protection {
-            ProtoOaOrderType::StopLossTakeProfit
-        } else {
-            ProtoOaOrderType::Market
-        } as i32,
-        order_status: match o.status {
-            OrderStatus::Accepted => ProtoOaOrderStatus::OrderStatusAccepted,
-            OrderStatus::Filled => ProtoOaOrderStatus::OrderStatusFilled,
-            OrderStatus::Cancelled => ProtoOaOrderStatus::OrderStatusCancelled,
-            OrderStatus::Expired => ProtoOaOrderStatus::OrderStatusExpired,
-        } as i32,
-        stop_loss: o.stop_loss,
-        take_profit: o.take_profit,
-        execution_price: o.execution_price,
-        executed_volume: Some(o.executed_volume),
-        utc_last_update_timestamp: Some(o.last_update_ms),
-        base_slippage_price: Some(o.base_slippage_price),
-        closing_order: Some(o.closing_order),
-        client_order_id: o.client_order_id.clone(),
-        time_in_force: Some(if o.protection {
-            ProtoOaTimeInForce::GoodTillCancel
-        } else {
-            ProtoOaTimeInForce::ImmediateOrCancel
-        } as i32),
-        position_id: Some(o.position_id),
-        ..Default::default()
-    }
-}
-
-fn deal_to_wire(d: &Deal) -> ProtoOaDeal {
-    ProtoOaDeal {
-        deal_id: d.id,
-        order_id: d.order_id,
-        position_id: d.position_id,
-        volume: d.volume,
-        filled_volume: d.filled_volume,
-        symbol_id: d.symbol_id,
-        create_timestamp: d.create_ms,
-        execution_timestamp: d.execution_ms,
-        utc_last_update_timestamp: Some(d.execution_ms),
-        execution_price: Some(d.execution_price),
-        trade_side: side_to_wire(d.side),
-        deal_status: ProtoOaDealStatus::Filled as i32,
-        margin_rate: Some(d.margin_rate),
-        commission: Some(0),
-        close_position_detail: d.close.as_ref().map(|c| ProtoOaClosePositionDetail {
-            entry_price: c.entry_price,
-            gross_profit: c.gross_profit_cents,
-            swap: 0,
-            commission: 0,
-            balance: c.balance_after_cents,
-            quote_to_deposit_conversion_rate: Some(c.quote_to_deposit_rate),
-            closed_volume: Some(c.closed_volume),
-            money_digits: Some(2),
-            ..Default::default()
-        }),
-        money_digits: Some(2),
-        ..Default::default()
-    }
 }
 
 fn symbol_to_wire(s: &SymbolSpec) -> ProtoOaSymbol {
@@ -1210,10 +1098,10 @@ impl Session<'_> {
             position_id: r.position_id,
         };
         let market_ms = self.core.market_time(self.now);
-        let plan = self
-            .core
-            .faults
-            .take_fill_plan(symbol_name.as_deref().unwrap_or_default());
+        let plan = self.core.faults.take_fill_plan(
+            symbol_name.as_deref().unwrap_or_default(),
+            r.position_id.is_some(),
+        );
         match self
             .core
             .book
@@ -1243,7 +1131,7 @@ impl Session<'_> {
         let plan = self
             .core
             .faults
-            .take_fill_plan(symbol.as_deref().unwrap_or_default());
+            .take_fill_plan(symbol.as_deref().unwrap_or_default(), true);
         match self
             .core
             .book
@@ -1661,9 +1549,12 @@ mod tests {
         assert_eq!(rec.position[0].position_id, pos.position_id);
     }
 
-    /// The events of one order on the requester's connection: (type, executed volume so far,
-    /// position volume, deal (filled volume, price)).
-    fn order_events(r: &Reply) -> Vec<(i32, i64, Option<i64>, Option<(i64, f64)>)> {
+    /// One event of an order: (type, executed volume so far, position volume, deal (filled
+    /// volume, price)).
+    type OrderEvent = (i32, i64, Option<i64>, Option<(i64, f64)>);
+
+    /// The events of one order on the requester's connection.
+    fn order_events(r: &Reply) -> Vec<OrderEvent> {
         r.out
             .iter()
             .map(|o| {
@@ -1749,8 +1640,8 @@ mod tests {
         );
         let volumes: Vec<i64> = c.book().open_positions().map(|p| p.volume).collect();
         assert_eq!(volumes, vec![700_000, 200_000, 200_000, 100_000]);
+        use crate::sim::book::OrderStatus::{self, Cancelled, Expired, Filled};
         let statuses: Vec<OrderStatus> = c.book().orders().iter().map(|o| o.status).collect();
-        use OrderStatus::{Cancelled, Expired, Filled};
         assert_eq!(statuses, vec![Filled, Filled, Cancelled, Filled, Expired]);
 
         // A close cut short keeps the rest of the position open.

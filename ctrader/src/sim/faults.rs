@@ -35,12 +35,13 @@ pub enum ControlCommand {
         partial_events: bool,
     },
     /// Cut the orders on a symbol short: `fraction_bps` / 10,000 of the volume executes, the rest
-    /// is cancelled or expires; for the next `orders` orders, or until `fill-ok`.
+    /// is cancelled or expires; for the next `orders` orders of `scope`, or until `fill-ok`.
     CutShort {
         symbol: String,
         end: CutEnd,
         fraction_bps: u16,
         orders: Option<u32>,
+        scope: Scope,
     },
     /// Undo `cancel-fill` / `expire-fill` for a symbol.
     FillOk(String),
@@ -51,6 +52,26 @@ pub enum ControlCommand {
     /// Print the fault state and replay position.
     Status,
     Help,
+}
+
+/// Which orders a fill fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Orders that open a position.
+    Opens,
+    /// Orders that close (part of) one.
+    Closes,
+}
+
+impl Scope {
+    fn covers(self, closing: bool) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Opens => !closing,
+            Scope::Closes => closing,
+        }
+    }
 }
 
 /// How an order cut short ends.
@@ -76,8 +97,9 @@ pub enum ControlError {
 
 pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
 maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | fill-deals K [partial] | \
-cancel-fill SYMBOL FRACTION [N] | expire-fill SYMBOL FRACTION [N] | fill-ok SYMBOL | clear | stats | \
-status | help  (DUR: 500ms, 5s, 2m; a bare number is seconds; FRACTION: 0 to 0.99)";
+cancel-fill SYMBOL FRACTION [N] [opens|closes] | expire-fill SYMBOL FRACTION [N] [opens|closes] | \
+fill-ok SYMBOL | clear | stats | status | help  (DUR: 500ms, 5s, 2m; a bare number is seconds; \
+FRACTION: 0 to 0.99)";
 
 /// Parses a fraction in `[0, 1)` into basis points.
 fn parse_fraction(text: &str) -> Option<u16> {
@@ -165,18 +187,22 @@ impl ControlCommand {
                     .first()
                     .and_then(|f| parse_fraction(f))
                     .ok_or_else(|| bad("a symbol, a fraction 0 to 0.99, optionally a count"))?;
-                let orders = match more.get(1) {
-                    None => None,
-                    Some(n) => Some(
-                        n.parse()
-                            .ok()
-                            .filter(|&n: &u32| n > 0)
-                            .ok_or_else(|| bad("a positive order count"))?,
-                    ),
-                };
-                if more.len() > 2 {
-                    return Err(bad("a symbol, a fraction 0 to 0.99, optionally a count"));
+                let (mut orders, mut scope) = (None, None);
+                for word in more.iter().skip(1) {
+                    match (*word, word.parse::<u32>()) {
+                        ("opens", _) if scope.is_none() => scope = Some(Scope::Opens),
+                        ("closes", _) if scope.is_none() => scope = Some(Scope::Closes),
+                        (_, Ok(n)) if n > 0 && orders.is_none() && scope.is_none() => {
+                            orders = Some(n)
+                        }
+                        _ => {
+                            return Err(bad(
+                                "a symbol, a fraction 0 to 0.99, optionally a positive count, then optionally `opens` or `closes`",
+                            ));
+                        }
+                    }
                 }
+                let scope = scope.unwrap_or(Scope::All);
                 let end = if verb == "cancel-fill" {
                     CutEnd::Cancel
                 } else {
@@ -187,6 +213,7 @@ impl ControlCommand {
                     end,
                     fraction_bps,
                     orders,
+                    scope,
                 }
             }
             "fill-ok" => Self::FillOk(symbol()?),
@@ -225,7 +252,7 @@ pub struct FaultState {
     /// Deals before the last reported as ORDER_PARTIAL_FILL.
     pub partial_fill_events: bool,
     /// Symbols whose orders are cut short: how, and for how many more orders (`None`: all).
-    pub cut_short: BTreeMap<String, (CutEnd, u16, Option<u32>)>,
+    pub cut_short: BTreeMap<String, (CutEnd, u16, Option<u32>, Scope)>,
     /// The start-up rate limits `clear` returns to.
     defaults: (Option<u32>, Option<u32>),
 }
@@ -279,9 +306,10 @@ impl FaultState {
                 end,
                 fraction_bps,
                 orders,
+                scope,
             } => {
                 self.cut_short
-                    .insert(symbol.clone(), (*end, *fraction_bps, *orders));
+                    .insert(symbol.clone(), (*end, *fraction_bps, *orders, *scope));
             }
             ControlCommand::FillOk(s) => {
                 self.cut_short.remove(s);
@@ -308,14 +336,16 @@ impl FaultState {
             .filter(|d| !d.is_zero())
     }
 
-    /// How the market executes the next order on `symbol` (consumes one count of a `cancel-fill`
-    /// or `expire-fill` given with a count).
-    pub fn take_fill_plan(&mut self, symbol: &str) -> FillPlan {
+    /// How the market executes the next order on `symbol` (an open, or a close when `closing`);
+    /// consumes one count of a `cancel-fill` or `expire-fill` given with a count.
+    pub fn take_fill_plan(&mut self, symbol: &str, closing: bool) -> FillPlan {
         let mut plan = FillPlan {
             deals: self.fill_deals.max(1),
             ..FillPlan::WHOLE
         };
-        if let Some((end, bps, left)) = self.cut_short.get_mut(symbol) {
+        if let Some((end, bps, left, scope)) = self.cut_short.get_mut(symbol)
+            && scope.covers(closing)
+        {
             plan.end = match end {
                 CutEnd::Cancel => PlanEnd::Cancelled,
                 CutEnd::Expire => PlanEnd::Expired,
@@ -366,8 +396,8 @@ impl FaultState {
             },
             self.cut_short
                 .iter()
-                .map(|(s, (end, bps, left))| format!(
-                    "{s}:{}:{}:{}",
+                .map(|(s, (end, bps, left, scope))| format!(
+                    "{s}:{}:{}:{}:{scope:?}",
                     match end {
                         CutEnd::Cancel => "cancel",
                         CutEnd::Expire => "expire",
@@ -473,7 +503,8 @@ mod tests {
                 symbol: "EURUSD".into(),
                 end: CutEnd::Cancel,
                 fraction_bps: 5000,
-                orders: Some(2)
+                orders: Some(2),
+                scope: Scope::All,
             })
         );
         assert_eq!(
@@ -482,7 +513,18 @@ mod tests {
                 symbol: "GBPUSD".into(),
                 end: CutEnd::Expire,
                 fraction_bps: 0,
-                orders: None
+                orders: None,
+                scope: Scope::All,
+            })
+        );
+        assert_eq!(
+            ControlCommand::parse("cancel-fill EURUSD 0.7 opens"),
+            Ok(ControlCommand::CutShort {
+                symbol: "EURUSD".into(),
+                end: CutEnd::Cancel,
+                fraction_bps: 7000,
+                orders: None,
+                scope: Scope::Opens,
             })
         );
         assert_eq!(
@@ -530,6 +572,8 @@ mod tests {
             "cancel-fill EURUSD -0.1",
             "expire-fill EURUSD 0.5 0",
             "expire-fill EURUSD 0.5 1 2",
+            "expire-fill EURUSD 0.5 opens 1",
+            "expire-fill EURUSD 0.5 opens closes",
         ] {
             assert!(
                 matches!(
@@ -583,18 +627,18 @@ mod tests {
     fn fill_faults_shape_the_next_orders_plans() {
         let t0 = Instant::now();
         let mut f = FaultState::new(None, None);
-        assert_eq!(f.take_fill_plan("EURUSD"), FillPlan::WHOLE);
+        assert_eq!(f.take_fill_plan("EURUSD", false), FillPlan::WHOLE);
         f.apply(&ControlCommand::parse("fill-deals 3").unwrap(), t0, 0);
         f.apply(
             &ControlCommand::parse("cancel-fill EURUSD 0.25 1").unwrap(),
             t0,
             0,
         );
-        let plan = f.take_fill_plan("EURUSD");
+        let plan = f.take_fill_plan("EURUSD", false);
         assert_eq!((plan.deals, plan.end), (3, PlanEnd::Cancelled));
         assert!((plan.fraction - 0.25).abs() < 1e-12);
         assert_eq!(
-            f.take_fill_plan("EURUSD").end,
+            f.take_fill_plan("EURUSD", false).end,
             PlanEnd::Filled,
             "a count of 1 is used up"
         );
@@ -603,12 +647,24 @@ mod tests {
             t0,
             0,
         );
-        assert_eq!(f.take_fill_plan("GBPUSD").end, PlanEnd::Expired);
-        assert_eq!(f.take_fill_plan("GBPUSD").end, PlanEnd::Expired);
+        assert_eq!(f.take_fill_plan("GBPUSD", false).end, PlanEnd::Expired);
+        assert_eq!(f.take_fill_plan("GBPUSD", true).end, PlanEnd::Expired);
         f.apply(&ControlCommand::FillOk("GBPUSD".into()), t0, 0);
-        assert_eq!(f.take_fill_plan("GBPUSD").end, PlanEnd::Filled);
+        assert_eq!(f.take_fill_plan("GBPUSD", false).end, PlanEnd::Filled);
+        f.apply(
+            &ControlCommand::parse("cancel-fill GBPUSD 0.5 1 opens").unwrap(),
+            t0,
+            0,
+        );
+        assert_eq!(
+            f.take_fill_plan("GBPUSD", true).end,
+            PlanEnd::Filled,
+            "a close is not an open"
+        );
+        assert_eq!(f.take_fill_plan("GBPUSD", false).end, PlanEnd::Cancelled);
+        assert_eq!(f.take_fill_plan("GBPUSD", false).end, PlanEnd::Filled);
         f.apply(&ControlCommand::Clear, t0, 0);
-        assert_eq!(f.take_fill_plan("GBPUSD"), FillPlan::WHOLE);
+        assert_eq!(f.take_fill_plan("GBPUSD", false), FillPlan::WHOLE);
     }
 
     #[test]
