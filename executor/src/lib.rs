@@ -13,6 +13,9 @@
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
 //! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
 //!   lock, the injected clock, the kernel's NTP status.
+//! - [`reconcile`]: the live book's positions from the broker's events (late, repeated and
+//!   reordered ones ignored) and reconciles, and when to reconcile.
+//! - [`resolve`]: orders of unknown fate looked up in the broker's positions.
 //! - [`desk`]: one book (engine + broker + journal) executing plans.
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
@@ -30,6 +33,8 @@ pub mod lots;
 pub use service::notify;
 pub mod ntp;
 pub mod orders;
+pub mod reconcile;
+pub mod resolve;
 pub mod risk;
 pub mod secrets;
 pub mod server;
