@@ -278,7 +278,7 @@ def write_zip(out: Path, meta: dict, members: dict[str, bytes]) -> None:
         zf.comment = comment
 
 
-def evaluate(out: Path, bars_path: Path, training: dict) -> dict[str, Any]:
+def evaluate(out: Path, bars_path: Path, training: dict, label: str | None = None) -> dict[str, Any]:
     model = OracleModel(out)
     bars = load_bars(bars_path)
     w = model.params.window
@@ -294,7 +294,7 @@ def evaluate(out: Path, bars_path: Path, training: dict) -> dict[str, Any]:
         start = max(0, first - (w - 1)) if name == "out_of_sample" else first
         decisions, position = run_backtest(model, bars.slice(start, last + 1))
         results[name] = summarize(decisions, position)
-        print(f"{out.name} {name}: {json.dumps(results[name])}")
+        print(f"{label or out.name} {name}: {json.dumps(results[name])}")
     if len(results) == 1:
         raise InputError("--evaluate: the config's training section has no in_sample / out_of_sample bar ranges")
     return results
@@ -310,7 +310,7 @@ def write_validated(out: Path, meta: dict, members: dict[str, bytes], evaluate_b
         try:
             OracleModel(tmp)
             if evaluate_bars:
-                meta["training"]["results"] = evaluate(tmp, evaluate_bars, meta["training"])
+                meta["training"]["results"] = evaluate(tmp, evaluate_bars, meta["training"], out.name)
                 write_zip(tmp, meta, members)
                 OracleModel(tmp)
         except ModelError as err:
