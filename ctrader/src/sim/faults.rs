@@ -51,6 +51,10 @@ pub enum ControlCommand {
     Stats,
     /// Print the fault state and replay position.
     Status,
+    /// Hold the replay clock: no step, no tick, market time stands still until `resume`.
+    Pause,
+    /// Let a held replay clock run again; the next step is due one step after the resume.
+    Resume,
     Help,
 }
 
@@ -98,8 +102,8 @@ pub enum ControlError {
 pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
 maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | fill-deals K [partial] | \
 cancel-fill SYMBOL FRACTION [N] [opens|closes] | expire-fill SYMBOL FRACTION [N] [opens|closes] | \
-fill-ok SYMBOL | clear | stats | status | help  (DUR: 500ms, 5s, 2m; a bare number is seconds; \
-FRACTION: 0 to 0.99)";
+fill-ok SYMBOL | clear | pause | resume | stats | status | help  (DUR: 500ms, 5s, 2m; a bare number \
+is seconds; FRACTION: 0 to 0.99)";
 
 /// Parses a fraction in `[0, 1)` into basis points.
 fn parse_fraction(text: &str) -> Option<u16> {
@@ -220,6 +224,8 @@ impl ControlCommand {
             "clear" => Self::Clear,
             "stats" => Self::Stats,
             "status" => Self::Status,
+            "pause" => Self::Pause,
+            "resume" => Self::Resume,
             "help" => Self::Help,
             other => return Err(ControlError::Unknown(other.to_string())),
         })
@@ -317,7 +323,12 @@ impl FaultState {
             ControlCommand::Clear => {
                 *self = Self::new(self.defaults.0, self.defaults.1);
             }
-            ControlCommand::Stats | ControlCommand::Status | ControlCommand::Help => {}
+            // The replay clock is the core's, not a fault: `clear` leaves it as it is.
+            ControlCommand::Stats
+            | ControlCommand::Status
+            | ControlCommand::Pause
+            | ControlCommand::Resume
+            | ControlCommand::Help => {}
         }
         FaultAction::None
     }
@@ -483,6 +494,8 @@ mod tests {
             Ok(ControlCommand::MarginFail("EURUSD".into()))
         );
         assert_eq!(ControlCommand::parse("STATS"), Ok(ControlCommand::Stats));
+        assert_eq!(ControlCommand::parse("pause"), Ok(ControlCommand::Pause));
+        assert_eq!(ControlCommand::parse("Resume"), Ok(ControlCommand::Resume));
         assert_eq!(
             ControlCommand::parse("fill-deals 3"),
             Ok(ControlCommand::FillDeals {
