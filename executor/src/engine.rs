@@ -1,5 +1,5 @@
-//! The signal engine: DESIGN.md §6 "Executor" as a pure, synchronous state machine with an injected
-//! clock. It never performs I/O: [`SignalEngine::decide`] turns a SIGNAL and a snapshot of one book
+//! The signal engine: the executor's signal handling as a pure, synchronous state machine with an
+//! injected clock. It never performs I/O: [`SignalEngine::decide`] turns a SIGNAL and a snapshot of one book
 //! into either an immediate ACK or a [`Plan`] (closes, then at most one risk-approved open), and
 //! [`SignalEngine::complete`] turns the broker's results for that plan into the ACK. The desk
 //! ([`crate::desk`]) runs the plan against a broker in between.
@@ -9,7 +9,11 @@
 //! 2. already answered for this symbol and bar → the same ACK again, nothing executed;
 //! 3. symbol known (config entry) → else UNKNOWN_SYMBOL; enabled → else DISABLED;
 //! 4. fresh: now ≤ B + timeframe + max age → else STALE;
-//! 5. real position already matches the target → OK with its id and price, no order;
+//! 5. real position already matches the target → OK with its id and price, no order. A position
+//!    the broker filled only in part counts as the target: one position on the target's side, no
+//!    larger than the target, opened (its label says) for an action with this same target. It is
+//!    never topped up (a second order would be a second position) nor closed and reopened; it
+//!    goes when the action changes. (A lot size lowered by a config reload is held the same way.)
 //! 6. `N:` > 1 (the virtual entry is on an earlier bar): close a mismatching real position (closing is
 //!    always allowed) but never open: WAIT_SYNC|MISSED_ENTRY;
 //! 7. otherwise close whatever does not match, then open through the risk guard.
@@ -21,9 +25,10 @@ use protocol::{Ack, AckOutcome, Action, BarTime, Decimal, Reason, Signal, Symbol
 
 use crate::broker::BrokerError;
 use crate::config::SymbolConfig;
-use crate::lots::{TargetPosition, same_lots};
+use crate::lots::{LotMap, TargetPosition, same_lots};
 use crate::orders::{
     BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side, client_order_id,
+    parse_open_label,
 };
 use crate::risk::{RiskApproved, RiskContext, RiskGuard};
 
@@ -197,7 +202,7 @@ impl SignalEngine {
         let digits = price_digits(&rules);
         let target = rules.lots.target(sig.action);
         let mine: Vec<&BrokerPosition> = book.positions_for(&sig.symbol).collect();
-        if let Some(ack) = matching(&mine, target, sig, digits) {
+        if let Some(ack) = matching(&mine, target, sig, digits, &rules.lots) {
             return reply(self, Some(bar), ack);
         }
 
@@ -341,6 +346,7 @@ fn matching(
     target: TargetPosition,
     sig: &Signal,
     digits: usize,
+    lots: &LotMap,
 ) -> Option<Ack> {
     if target.is_flat() {
         return mine
@@ -348,7 +354,10 @@ fn matching(
             .then(|| Ack::ok(sig.symbol.clone(), sig.action, None, None));
     }
     match mine {
-        [p] if p.side.direction() == target.direction && same_lots(p.lots, target.lots) => {
+        [p] if p.side.direction() == target.direction
+            && (same_lots(p.lots, target.lots)
+                || partial_of_target(p, target, &sig.symbol, lots)) =>
+        {
             Some(Ack::ok(
                 sig.symbol.clone(),
                 sig.action,
@@ -358,6 +367,26 @@ fn matching(
         }
         _ => None,
     }
+}
+
+/// A position smaller than `target` that was opened for it: its label names an action of this
+/// symbol whose target (with today's lots) is this one. What a fill cut short by the broker leaves.
+fn partial_of_target(
+    p: &BrokerPosition,
+    target: TargetPosition,
+    symbol: &Symbol,
+    lots: &LotMap,
+) -> bool {
+    let opened_for = p
+        .label
+        .as_deref()
+        .and_then(parse_open_label)
+        .filter(|(s, _, _)| s == symbol)
+        .map(|(_, _, action)| lots.target(action));
+    p.lots > 0.0
+        && p.lots < target.lots
+        && opened_for
+            .is_some_and(|t| t.direction == target.direction && same_lots(t.lots, target.lots))
 }
 
 fn price(v: f64, digits: usize) -> Option<Decimal> {

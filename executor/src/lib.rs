@@ -14,6 +14,9 @@
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
 //! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
 //!   lock, the injected clock, the kernel's NTP status.
+//! - [`reconcile`]: the live book's positions from the broker's events (late, repeated and
+//!   reordered ones ignored) and reconciles, and when to reconcile.
+//! - [`resolve`]: orders of unknown fate looked up in the broker's positions.
 //! - [`desk`]: one book (engine + broker + journal) executing plans; [`desk_state`]: what it
 //!   must not forget (risk baseline, kill switch), kept in its file and its journal.
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
@@ -37,7 +40,9 @@ pub use service::notify;
 pub mod ntp;
 pub mod onboarding;
 pub mod orders;
+pub mod reconcile;
 pub mod report;
+pub mod resolve;
 pub mod risk;
 pub mod secrets;
 pub mod server;

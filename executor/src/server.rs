@@ -149,6 +149,24 @@ impl Broker for AnyBroker {
             AnyBroker::Ctrader(b) => b.commit(),
         }
     }
+    fn suspect(&self) -> Option<String> {
+        match self {
+            AnyBroker::Paper(b) => b.suspect(),
+            AnyBroker::Ctrader(b) => b.suspect(),
+        }
+    }
+    fn distrust(&mut self, why: String) {
+        match self {
+            AnyBroker::Paper(b) => b.distrust(why),
+            AnyBroker::Ctrader(b) => b.distrust(why),
+        }
+    }
+    fn reconcile_every(&self) -> Option<Duration> {
+        match self {
+            AnyBroker::Paper(b) => b.reconcile_every(),
+            AnyBroker::Ctrader(b) => b.reconcile_every(),
+        }
+    }
 }
 
 /// A resolved ticket of either book.
@@ -501,6 +519,11 @@ impl Executor {
         );
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (probe_tx, mut probe_rx) = mpsc::channel::<ProbeResult>(1);
+        // The live book is reconciled on a schedule and as soon as it contradicted the broker
+        // (the desk decides when: `Desk::reconcile_if_due`), between batches as well as before one.
+        // Wall-clock time: a replay's market clock runs hours a second.
+        let mut reconcile_tick = tokio::time::interval(Duration::from_secs(1));
+        reconcile_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut probe_in_flight = false;
         let mut last_broker_event = std::time::Instant::now();
         // The listener is bound and start() has reconciled the books: ready to serve.
@@ -578,6 +601,9 @@ impl Executor {
                 _ = bar_clock.tick(), if live_feed => {
                     self.on_bar_clock();
                     self.fill_bar_gaps().await;
+                }
+                _ = reconcile_tick.tick(), if live_feed => {
+                    self.primary.reconcile_if_due(Some(std::time::Instant::now())).await;
                 }
                 _ = probe.tick(), if live_feed && !probe_in_flight => {
                     if last_broker_event.elapsed() >= BROKER_PROBE_PERIOD

@@ -11,13 +11,13 @@ use ctrader::client::{
     Client, ClientConfig, ClientError, ClientEvent, ConnectionEvent, EventStream, SetupFault,
     TokenStore,
 };
-use ctrader::domain::SymbolVolume;
+use ctrader::domain::{OrderProgress, SymbolVolume};
 use ctrader::messages::{
-    ProtoOaExecutionEvent, ProtoOaPosition, ProtoOaPositionStatus, ProtoOaReconcileRes,
-    ProtoOaTradeSide, ProtoOaTrader,
+    ProtoOaExecutionEvent, ProtoOaPosition, ProtoOaReconcileRes, ProtoOaTradeSide, ProtoOaTrader,
 };
 use protocol::{Symbol, Timeframe};
 
+use super::outcome::fill_of;
 use super::paper::to_account;
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
@@ -25,6 +25,7 @@ use crate::onboarding::accounts::explain;
 use crate::orders::{
     AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
 };
+use crate::reconcile::{Effect, LiveBook, RECONCILE_EVERY};
 use crate::risk::RiskApproved;
 use crate::secrets::read_secret;
 
@@ -41,9 +42,8 @@ pub struct CtraderBroker {
     client: Client,
     pub instruments: BTreeMap<Symbol, Instrument>,
     by_id: HashMap<i64, Symbol>,
-    positions: Vec<BrokerPosition>,
-    /// Broker volume (0.01 units) per position id, for full closes.
-    volumes: HashMap<u64, i64>,
+    /// Positions (with their broker volumes, for full closes), kept from events and reconciles.
+    book: LiveBook,
     quotes: HashMap<Symbol, Quote>,
     balance: f64,
     leverage: f64,
@@ -91,6 +91,8 @@ pub fn map_error(e: ClientError) -> BrokerError {
                     BrokerError::MarketClosed(d)
                 }
                 "TRADING_BAD_VOLUME" => BrokerError::BadVolume(d),
+                // The close's ticket names the position (the code does not).
+                "POSITION_NOT_FOUND" => BrokerError::PositionNotFound(0),
                 other => BrokerError::Rejected {
                     code: other.to_string(),
                     description: d,
@@ -209,8 +211,7 @@ impl CtraderBroker {
             client,
             by_id: instruments.iter().map(|(s, i)| (i.id, s.clone())).collect(),
             instruments,
-            positions: Vec::new(),
-            volumes: HashMap::new(),
+            book: LiveBook::default(),
             quotes: HashMap::new(),
             balance: 0.0,
             leverage: 1.0,
@@ -258,51 +259,11 @@ impl CtraderBroker {
         }
     }
 
-    fn position(&self, p: &ProtoOaPosition) -> Option<(BrokerPosition, i64)> {
-        let sym = self.by_id.get(&p.trade_data.symbol_id)?;
-        let inst = self.instruments.get(sym)?;
-        let side = if p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        let md = p.money_digits.unwrap_or(self.money_digits);
-        Some((
-            BrokerPosition {
-                position_id: p.position_id as u64,
-                symbol: sym.to_string(),
-                side,
-                lots: inst.volume.volume_to_lots(p.trade_data.volume),
-                entry_price: p.price.unwrap_or(0.0),
-                margin: p.used_margin.unwrap_or(0) as f64 / pow10(md),
-                label: p.trade_data.label.clone(),
-            },
-            p.trade_data.volume,
-        ))
-    }
-
+    /// Applies the broker's open positions (a reconcile, or the one after a reconnect).
     fn apply_reconcile(&mut self, res: &ProtoOaReconcileRes) {
-        self.positions.clear();
-        self.volumes.clear();
-        for p in &res.position {
-            if let Some((bp, vol)) = self.position(p) {
-                self.volumes.insert(bp.position_id, vol);
-                self.positions.push(bp);
-            }
-        }
-    }
-
-    /// Applies a position as an execution event reports it (opened, changed or closed).
-    fn apply_position(&mut self, p: &ProtoOaPosition) {
-        let id = p.position_id as u64;
-        self.positions.retain(|x| x.position_id != id);
-        self.volumes.remove(&id);
-        let open = p.position_status == ProtoOaPositionStatus::PositionStatusOpen as i32
-            && p.trade_data.volume > 0;
-        if open && let Some((bp, vol)) = self.position(p) {
-            self.volumes.insert(id, vol);
-            self.positions.push(bp);
-        }
+        let (by_id, instruments, md) = (&self.by_id, &self.instruments, self.money_digits);
+        let map = |p: &ProtoOaPosition| position_of(by_id, instruments, md, p);
+        self.book.apply_reconcile(res.position.iter(), &map);
     }
 
     async fn reconcile_now(&mut self) -> Result<(), BrokerError> {
@@ -342,9 +303,19 @@ impl CtraderBroker {
         }
     }
 
+    /// An execution event no request was waiting for: applied only if it is news (see
+    /// [`crate::reconcile`]).
     fn apply_execution(&mut self, e: &ProtoOaExecutionEvent) {
-        if let Some(p) = &e.position {
-            self.apply_position(p);
+        let (by_id, instruments, md) = (&self.by_id, &self.instruments, self.money_digits);
+        let map = |p: &ProtoOaPosition| position_of(by_id, instruments, md, p);
+        let effect = self.book.apply_event(e, &map);
+        if effect == Effect::Stale {
+            tracing::debug!(
+                execution_type = e.execution_type,
+                order = ?e.order.as_ref().map(|o| o.order_id),
+                "late or repeated execution event ignored"
+            );
+            return;
         }
         if let Some(d) = &e.deal
             && let Some(c) = &d.close_position_detail
@@ -356,7 +327,7 @@ impl CtraderBroker {
     fn account(&self) -> AccountSnapshot {
         let mut unrealized = 0.0;
         let mut used = 0.0;
-        for p in &self.positions {
+        for p in &self.book.positions() {
             used += p.margin;
             if let Ok(sym) = p.symbol.parse::<Symbol>()
                 && let (Some(q), Some(spec)) = (self.quotes.get(&sym), self.specs.get(&sym))
@@ -380,48 +351,30 @@ impl CtraderBroker {
         }
     }
 
-    fn fill_from(
-        &mut self,
-        e: &ProtoOaExecutionEvent,
-        reference: Option<f64>,
-        side: Side,
-    ) -> Result<Fill, BrokerError> {
-        self.apply_execution(e);
-        let p = e.position.as_ref().ok_or_else(|| BrokerError::Rejected {
-            code: "NO_POSITION".into(),
-            description: "execution event without a position".into(),
-        })?;
-        let price = e
-            .deal
-            .as_ref()
-            .and_then(|d| d.execution_price)
-            .or(p.price)
-            .unwrap_or(f64::NAN);
-        let lots = e
-            .deal
-            .as_ref()
-            .and_then(|d| {
-                self.by_id
-                    .get(&d.symbol_id)
-                    .and_then(|s| self.instruments.get(s))
-                    .map(|i| i.volume.volume_to_lots(d.filled_volume))
-            })
-            .unwrap_or(0.0);
-        let realized = e
-            .deal
-            .as_ref()
-            .and_then(|d| d.close_position_detail.as_ref())
-            .map(|c| {
-                let md = c.money_digits.unwrap_or(self.money_digits);
-                (c.gross_profit + c.swap + c.commission) as f64 / pow10(md)
-            });
-        Ok(Fill {
-            position_id: p.position_id as u64,
-            price,
-            lots,
-            slippage: reference.map_or(0.0, |r| (price - r) * side.sign()),
-            realized_pnl: realized,
-        })
+    /// Books one of our orders once it ended and says what it did (see [`super::outcome`]).
+    fn fill_from(&mut self, x: &Execution) -> Result<Fill, BrokerError> {
+        let order = &x.order;
+        let (by_id, instruments, md) = (&self.by_id, &self.instruments, self.money_digits);
+        let map = |p: &ProtoOaPosition| position_of(by_id, instruments, md, p);
+        self.book.apply_order(order, &map);
+        if let Some(c) = order
+            .deals()
+            .iter()
+            .rev()
+            .find_map(|d| d.close_position_detail.as_ref())
+        {
+            self.balance = c.balance as f64 / pow10(c.money_digits.unwrap_or(self.money_digits));
+        }
+        let symbol_id = order
+            .position()
+            .map(|p| p.trade_data.symbol_id)
+            .or_else(|| order.deals().first().map(|d| d.symbol_id));
+        let instrument = symbol_id
+            .and_then(|id| self.by_id.get(&id))
+            .and_then(|s| self.instruments.get(s));
+        let lots_of =
+            |volume: i64| instrument.map_or(f64::NAN, |i| i.volume.volume_to_lots(volume));
+        fill_of(order, &lots_of, x.reference, x.side, self.money_digits)
     }
 
     fn instrument(&self, symbol: &Symbol) -> Result<&Instrument, BrokerError> {
@@ -476,29 +429,58 @@ impl CtraderBroker {
     }
 }
 
-/// The broker's answer to one order: its final execution event, and what the fill is measured
-/// against (the quote when the order was sent, the side of the deal).
+/// The broker's answer to one order: every execution event up to its end, folded, and what the
+/// fill is measured against (the quote when the order was sent, the side of the deal).
 #[derive(Debug)]
 pub struct Execution {
-    event: ProtoOaExecutionEvent,
+    order: OrderProgress,
     reference: Option<f64>,
     side: Side,
 }
 
-/// A ticket for an order request: its execution event, or the client's error as a broker error.
+/// A ticket for an order request: the ended order, or the client's error as a broker error.
 fn ticket(
     reference: Option<f64>,
     side: Side,
-    request: impl Future<Output = Result<ProtoOaExecutionEvent, ClientError>> + Send + 'static,
+    request: impl Future<Output = Result<OrderProgress, ClientError>> + Send + 'static,
 ) -> Ticket<Execution> {
     Box::pin(async move {
-        let event = request.await.map_err(map_error)?;
+        let order = request.await.map_err(map_error)?;
         Ok(Execution {
-            event,
+            order,
             reference,
             side,
         })
     })
+}
+
+/// A broker position in the book's terms and its broker volume, for a configured symbol.
+fn position_of(
+    by_id: &HashMap<i64, Symbol>,
+    instruments: &BTreeMap<Symbol, Instrument>,
+    money_digits: u32,
+    p: &ProtoOaPosition,
+) -> Option<(BrokerPosition, i64)> {
+    let sym = by_id.get(&p.trade_data.symbol_id)?;
+    let inst = instruments.get(sym)?;
+    let side = if p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32 {
+        Side::Buy
+    } else {
+        Side::Sell
+    };
+    let md = p.money_digits.unwrap_or(money_digits);
+    Some((
+        BrokerPosition {
+            position_id: p.position_id as u64,
+            symbol: sym.to_string(),
+            side,
+            lots: inst.volume.volume_to_lots(p.trade_data.volume),
+            entry_price: p.price.unwrap_or(0.0),
+            margin: p.used_margin.unwrap_or(0) as f64 / pow10(md),
+            label: p.trade_data.label.clone(),
+        },
+        p.trade_data.volume,
+    ))
 }
 
 impl Broker for CtraderBroker {
@@ -511,7 +493,7 @@ impl Broker for CtraderBroker {
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
         BookSnapshot {
             account: self.connected.then(|| self.account()),
-            positions: self.positions.clone(),
+            positions: self.book.positions(),
             quote: self.quotes.get(symbol).copied(),
         }
     }
@@ -520,7 +502,7 @@ impl Broker for CtraderBroker {
         self.reconcile_now().await?;
         Ok(BookSnapshot {
             account: Some(self.account()),
-            positions: self.positions.clone(),
+            positions: self.book.positions(),
             quote: None,
         })
     }
@@ -552,14 +534,10 @@ impl Broker for CtraderBroker {
     }
 
     fn submit_close(&mut self, intent: &CloseIntent) -> Ticket<Execution> {
-        let Some(pos) = self
-            .positions
-            .iter()
-            .find(|p| p.position_id == intent.position_id)
-        else {
+        let Some(pos) = self.book.position(intent.position_id) else {
             return answered(Err(BrokerError::PositionNotFound(intent.position_id)));
         };
-        let Some(volume) = self.volumes.get(&intent.position_id).copied() else {
+        let Some(volume) = self.book.volume_of(intent.position_id) else {
             return answered(Err(BrokerError::PositionNotFound(intent.position_id)));
         };
         let side = match pos.side {
@@ -573,15 +551,40 @@ impl Broker for CtraderBroker {
             .ok()
             .and_then(|s| self.quotes.get(&s))
             .map(|q| q.price_for(side));
-        let position_id = intent.position_id as i64;
+        let id = intent.position_id;
         let client = self.client.clone();
-        ticket(reference, side, async move {
-            client.close_position(position_id, volume).await
+        let t = ticket(reference, side, async move {
+            client.close_position(id as i64, volume).await
+        });
+        Box::pin(async move {
+            t.await.map_err(|e| match e {
+                BrokerError::PositionNotFound(_) => BrokerError::PositionNotFound(id),
+                e => e,
+            })
         })
     }
 
     fn settle(&mut self, answer: Result<Execution, BrokerError>) -> Result<Fill, BrokerError> {
-        let x = answer?;
-        self.fill_from(&x.event, x.reference, x.side)
+        match answer {
+            Ok(x) => self.fill_from(&x),
+            Err(BrokerError::PositionNotFound(id)) => {
+                self.book
+                    .mark_suspect(format!("the broker has no position {id} to close"));
+                Err(BrokerError::PositionNotFound(id))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn suspect(&self) -> Option<String> {
+        self.book.suspect().map(str::to_string)
+    }
+
+    fn distrust(&mut self, why: String) {
+        self.book.mark_suspect(why);
+    }
+
+    fn reconcile_every(&self) -> Option<Duration> {
+        Some(RECONCILE_EVERY)
     }
 }
