@@ -8,8 +8,8 @@
 //! One preditor at a time: a second connection that authenticates **replaces** the first, which gets
 //! `ERROR|REPLACED|...` and is closed. Refusing it instead would let a half-open connection (a
 //! preditor killed without a FIN, a NAT/firewall drop) lock the real, restarted preditor out until
-//! TCP keepalive noticed; the newcomer has to present the 0600 token, so only a process that may
-//! read the secret can take over.
+//! TCP keepalive noticed; the newcomer has to prove it holds the 0600 token (PROTOCOL.md §7), so
+//! only a process that may read the secret can take over.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use protocol::{Bar, ErrorCode, ErrorLine, Hello, History, HistoryEnd, Line, Mode, Signal, Warmup};
+use protocol::handshake::{IpcKey, TokenError};
+use protocol::{Bar, ErrorCode, ErrorLine, History, HistoryEnd, Line, Mode, Signal, Warmup};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -74,6 +75,12 @@ pub enum RunError {
     Desk(#[from] DeskError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error("{path}: {source}")]
+    Token {
+        path: PathBuf,
+        #[source]
+        source: TokenError,
+    },
     #[error(transparent)]
     Bars(#[from] BarsError),
     #[error("{path}: {source}")]
@@ -199,7 +206,7 @@ pub struct Executor {
     /// cTrader modes: the client's events, and one closed-bar detector per symbol.
     ct_events: Option<ctrader::client::EventStream>,
     builders: BTreeMap<protocol::Symbol, BarBuilder>,
-    token: Arc<String>,
+    key: IpcKey,
     active: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
     replay_done_logged: bool,
     notify: SystemdNotifier,
@@ -254,7 +261,12 @@ impl Executor {
                 tracing::warn!(%why, "cannot read the kernel's NTP status (adjtimex)")
             }
         }
-        let token = Arc::new(read_secret(&cfg.ipc.token_file)?);
+        let key = IpcKey::from_token(&read_secret(&cfg.ipc.token_file)?).map_err(|source| {
+            RunError::Token {
+                path: cfg.ipc.token_file.clone(),
+                source,
+            }
+        })?;
 
         let (clock, feed_clock): (Arc<dyn Clock>, Option<FeedClock>) = match (clock, cfg.clock) {
             (Some(c), _) => (c, None),
@@ -377,7 +389,7 @@ impl Executor {
             bars,
             ct_events,
             builders,
-            token,
+            key,
             active: None,
             replay_done_logged: false,
             notify: SystemdNotifier::disabled(),
@@ -478,7 +490,8 @@ impl Executor {
         let accept = tokio::spawn(accept_loop(
             listener,
             ev_tx,
-            self.token.clone(),
+            self.key.clone(),
+            self.cfg.broker.mode,
             Duration::from_secs(self.cfg.ipc.hello_timeout_secs),
             self.log.clone(),
         ));
@@ -687,10 +700,6 @@ impl Executor {
                 }
                 tracing::info!(conn = id, %version, "preditor authenticated");
                 self.active = Some((id, tx));
-                let hello = Hello::executor(VERSION, self.cfg.broker.mode);
-                if let Ok(h) = hello {
-                    self.send(&Line::Hello(h));
-                }
                 self.refresh_status();
             }
             ConnEvent::Closed { id } => {
@@ -1153,7 +1162,8 @@ impl ProbeResult {
 async fn accept_loop(
     listener: TcpListener,
     events: mpsc::Sender<ConnEvent>,
-    token: Arc<String>,
+    key: IpcKey,
+    mode: Mode,
     hello_timeout: Duration,
     log: Arc<SignalsLog>,
 ) {
@@ -1181,7 +1191,7 @@ async fn accept_loop(
             id,
             stream,
             events.clone(),
-            token.to_string(),
+            Session::new(key.clone(), VERSION, mode),
             hello_timeout,
             log.clone(),
         ));
@@ -1192,7 +1202,7 @@ async fn connection(
     id: u64,
     stream: TcpStream,
     events: mpsc::Sender<ConnEvent>,
-    token: String,
+    mut session: Session,
     hello_timeout: Duration,
     log: Arc<SignalsLog>,
 ) {
@@ -1215,20 +1225,19 @@ async fn connection(
     let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
     let mut out_tx = Some(out_tx);
-    let mut session = Session::new(token);
     let hello_deadline = tokio::time::sleep(hello_timeout);
     tokio::pin!(hello_deadline);
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + WS_PING_PERIOD, WS_PING_PERIOD);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reply = |text: &str| {
-        log.record(id, Dir::Out, text);
+        log.record(id, Dir::Out, &redact(text));
         Message::text(text.to_string())
     };
     'conn: loop {
         tokio::select! {
             _ = &mut hello_deadline, if !session.is_authenticated() => {
-                let _ = sink.send(reply("ERROR|UNAUTHENTICATED|no HELLO in time")).await;
+                let _ = sink.send(reply("ERROR|UNAUTHENTICATED|handshake not completed in time")).await;
                 break;
             }
             _ = ping.tick() => {
@@ -1289,7 +1298,8 @@ async fn connection(
     let _ = sink.close().await;
 }
 
-/// The token never reaches a log: `HELLO|preditor|<v>|<token>` is logged as `...|***`.
+/// Handshake values never reach a log (an older preditor sent its token where the nonce now is):
+/// `HELLO|preditor|<v>|<nonce>` is logged as `HELLO|preditor|<v>|***`, `AUTH|<proof>` as `AUTH|***`.
 fn redact(raw: &str) -> String {
     if let Some(rest) = raw.strip_prefix("HELLO|") {
         let mut parts: Vec<&str> = rest.splitn(3, '|').collect();
@@ -1297,6 +1307,9 @@ fn redact(raw: &str) -> String {
             parts[2] = "***";
             return format!("HELLO|{}", parts.join("|"));
         }
+    }
+    if raw.starts_with("AUTH|") {
+        return "AUTH|***".to_string();
     }
     if raw.len() > 512 {
         return format!(
