@@ -111,6 +111,10 @@ fn main() {
             );
         }
         for sig in signals(bar) {
+            // The executor published the bar before its SIGNAL can come.
+            if let Some(t) = sig.bar_time {
+                engine.on_bar_published(&sig.symbol, protocol::Timeframe::H1, t);
+            }
             let start = Instant::now();
             let snap = paper.snapshot_sync(&sig.symbol);
             if let Decision::Execute(plan) = engine.decide(&sig, now, &snap, false) {
@@ -152,6 +156,10 @@ fn main() {
                 );
             }
             for sig in signals(bar) {
+                if let Some(t) = sig.bar_time {
+                    desk.engine
+                        .on_bar_published(&sig.symbol, protocol::Timeframe::H1, t);
+                }
                 let start = Instant::now();
                 std::hint::black_box(
                     desk.handle_signal(&sig, now, false, &mut journal)

@@ -18,6 +18,7 @@
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
+pub mod bar_memory;
 pub mod barfeed;
 pub mod broker;
 pub mod clock;

@@ -419,6 +419,7 @@ impl Executor {
     }
 
     fn apply_bar_to_books(&mut self, bar: &Bar) {
+        self.bar_published(bar);
         let close_time =
             bar.time.unix_seconds() + bar.timeframe.duration_secs().unwrap_or(0) as i64;
         if let Some(f) = &self.feed_clock
@@ -432,6 +433,17 @@ impl Executor {
         }
         if let Some(s) = &mut self.shadow {
             s.broker.on_bar_close(&bar.symbol, close, close_time);
+        }
+    }
+
+    /// SIGNALs may be for this bar from now on (see `bar_memory.rs`).
+    fn bar_published(&mut self, bar: &Bar) {
+        self.primary
+            .engine
+            .on_bar_published(&bar.symbol, bar.timeframe, bar.time);
+        if let Some(s) = &mut self.shadow {
+            s.engine
+                .on_bar_published(&bar.symbol, bar.timeframe, bar.time);
         }
     }
 
@@ -1019,6 +1031,7 @@ impl Executor {
             count: bars.len() as u32,
         }));
         for b in bars {
+            self.bar_published(&b);
             self.send(&Line::Bar(b));
         }
         self.send(&Line::HistoryEnd(HistoryEnd {

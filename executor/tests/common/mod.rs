@@ -78,6 +78,15 @@ pub fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
     }
 }
 
+/// Marks a SIGNAL's bar as published (as the executor does when it sends that BAR), for tests that
+/// drive an engine or desk directly with signals for real bars.
+pub fn publish(engine: &mut executor::engine::SignalEngine, sig: &protocol::Signal) {
+    let tf = engine.rules().symbols.get(&sig.symbol).map(|c| c.timeframe);
+    if let (Some(tf), Some(bar)) = (tf, sig.bar_time) {
+        engine.on_bar_published(&sig.symbol, tf, bar);
+    }
+}
+
 /// A desk's parts on a paper book: the config's symbols and risk limits, every symbol quoted at
 /// 1.1, a journal in a temporary directory (kept alive by `dir`).
 pub mod paper_desk {
