@@ -18,6 +18,7 @@
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
+pub mod admission;
 pub mod bar_memory;
 pub mod barfeed;
 pub mod broker;
@@ -26,6 +27,7 @@ pub mod config;
 pub mod desk;
 pub mod drift;
 pub mod engine;
+pub mod ipc;
 pub mod journal;
 pub mod lots;
 pub use service::notify;
@@ -37,3 +39,4 @@ pub mod server;
 pub mod session;
 pub mod signals_log;
 pub mod state;
+pub mod warmup;
