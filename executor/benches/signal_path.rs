@@ -36,7 +36,8 @@ fn bars() -> i64 {
 fn config(dir: &std::path::Path) -> ExecutorConfig {
     std::fs::create_dir_all(dir.join("secrets")).unwrap();
     let tok = dir.join("secrets/ipc.token");
-    std::fs::write(&tok, "bench").unwrap();
+    // A token of the length the handshake requires (32 characters at least).
+    std::fs::write(&tok, "bench-token-0123456789abcdef0123456789").unwrap();
     std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
     let symbols: Vec<String> = SYMS
         .iter()

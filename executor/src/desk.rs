@@ -145,6 +145,16 @@ impl<B: Broker> Desk<B> {
                 let sym = ack.symbol.clone();
                 self.engine.remember(&sym, bar, ack);
             }
+            // A bar with an order intent was published by the executor before the restart: the
+            // preditor's repeat of its signal is for a real bar.
+            if let Entry::Intent {
+                book, symbol, bar, ..
+            } = e
+                && book == self.name
+                && let (Ok(sym), Ok(bar)) = (symbol.parse::<Symbol>(), BarTime::from_unix(*bar))
+            {
+                self.engine.on_bar_journaled(&sym, bar);
+            }
         }
         let pending = pending_intents(entries, self.name);
         if pending.is_empty() {

@@ -151,6 +151,14 @@ impl SignalEngine {
         }
     }
 
+    /// A bar the journal shows an order intent for (a restart's recovery): published before the
+    /// restart, on the symbol's configured timeframe.
+    pub fn on_bar_journaled(&mut self, symbol: &Symbol, bar: BarTime) {
+        if let Some(tf) = self.rules.symbols.get(symbol).map(|c| c.timeframe) {
+            self.on_bar_published(symbol, tf, bar);
+        }
+    }
+
     /// How many symbols the engine keeps bar memory for (bounded by the config).
     pub fn remembered_symbols(&self) -> usize {
         self.bars.symbols()
