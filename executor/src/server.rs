@@ -1028,6 +1028,17 @@ impl Executor {
                 s.engine.on_bar_published(&a.symbol, a.timeframe, *t);
             }
         }
+        // The shadow paper book prices from bar closes; right after a start none has closed on
+        // the live feed yet, and the twin's first signal is its decision on this history's last
+        // bar: that bar's close is the paper book's price until the feed publishes a newer one.
+        if let (Some(s), Some(last)) = (&mut self.shadow, &a.last)
+            && s.broker.snapshot_sync(&a.symbol).quote.is_none()
+        {
+            let close_time =
+                last.time.unix_seconds() + last.timeframe.duration_secs().unwrap_or(0) as i64;
+            s.broker
+                .on_bar_close(&last.symbol, last.close.to_f64(), close_time);
+        }
         // Already in signals.log (the task logged it).
         let _ = tx.send(Outbound::Line(a.text));
         let held = self

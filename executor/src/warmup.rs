@@ -44,8 +44,11 @@ pub struct HistoryAnswer {
     pub timeframe: Timeframe,
     /// The block's lines as one message (already in signals.log), or the ERROR line.
     pub text: String,
-    /// The newest bars of the block (at most what the engine remembers as published).
+    /// The newest bars of the block (at most what the engine remembers as published), newest
+    /// first.
     pub newest: Vec<BarTime>,
+    /// The block's last bar (its close prices a paper book that has none yet).
+    pub last: Option<Bar>,
 }
 
 /// Starts answering `w` for connection `conn`: the answer comes back on `answers`.
@@ -81,6 +84,7 @@ pub fn serve(
 
 /// The HISTORY block for `bars` (or the refusal when there are none to serve).
 fn block(conn: u64, w: &Warmup, bars: Option<Vec<Bar>>) -> HistoryAnswer {
+    let last = bars.as_ref().and_then(|b| b.last().cloned());
     let (text, newest) = match bars {
         None => (
             Line::Error(ErrorLine::new(
@@ -123,6 +127,7 @@ fn block(conn: u64, w: &Warmup, bars: Option<Vec<Bar>>) -> HistoryAnswer {
         timeframe: w.timeframe,
         text,
         newest,
+        last,
     }
 }
 

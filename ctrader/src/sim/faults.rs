@@ -32,6 +32,10 @@ pub enum ControlCommand {
     Stats,
     /// Print the fault state and replay position.
     Status,
+    /// Hold the replay clock: no step, no tick, market time stands still until `resume`.
+    Pause,
+    /// Let a held replay clock run again; the next step is due one step after the resume.
+    Resume,
     Help,
 }
 
@@ -50,7 +54,7 @@ pub enum ControlError {
 }
 
 pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
-maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | clear | stats | status | help  \
+maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | clear | pause | resume | stats | status | help  \
 (DUR: 500ms, 5s, 2m; a bare number is seconds)";
 
 /// Parses `500ms`, `5s`, `2m`, `1h` or a bare number of seconds (fractions allowed).
@@ -118,6 +122,8 @@ impl ControlCommand {
             "clear" => Self::Clear,
             "stats" => Self::Stats,
             "status" => Self::Status,
+            "pause" => Self::Pause,
+            "resume" => Self::Resume,
             "help" => Self::Help,
             other => return Err(ControlError::Unknown(other.to_string())),
         })
@@ -186,7 +192,12 @@ impl FaultState {
             ControlCommand::Clear => {
                 *self = Self::new(self.defaults.0, self.defaults.1);
             }
-            ControlCommand::Stats | ControlCommand::Status | ControlCommand::Help => {}
+            // The replay clock is the core's, not a fault: `clear` leaves it as it is.
+            ControlCommand::Stats
+            | ControlCommand::Status
+            | ControlCommand::Pause
+            | ControlCommand::Resume
+            | ControlCommand::Help => {}
         }
         FaultAction::None
     }
@@ -308,6 +319,8 @@ mod tests {
             Ok(ControlCommand::MarginFail("EURUSD".into()))
         );
         assert_eq!(ControlCommand::parse("STATS"), Ok(ControlCommand::Stats));
+        assert_eq!(ControlCommand::parse("pause"), Ok(ControlCommand::Pause));
+        assert_eq!(ControlCommand::parse("Resume"), Ok(ControlCommand::Resume));
         assert_eq!(
             ControlCommand::parse("stall 1.5"),
             Ok(ControlCommand::Stall(Duration::from_millis(1500)))
