@@ -36,6 +36,8 @@ pub struct DeskState {
 pub struct DeskOutcome {
     pub ack: Ack,
     pub duplicate: bool,
+    /// The answer is remembered for its bar and journaled (see [`crate::engine::Reply`]).
+    pub remembered: bool,
     /// The open's fill, or the last close's when nothing was opened.
     pub fill: Option<Fill>,
     /// The book's position on the symbol afterwards, e.g. `LONG 0.01` / `FLAT`.
@@ -177,6 +179,16 @@ impl<B: Broker> Desk<B> {
             {
                 let sym = ack.symbol.clone();
                 self.engine.remember(&sym, bar, ack);
+            }
+            // A bar with an order intent was published by the executor before the restart: the
+            // preditor's repeat of its signal is for a real bar.
+            if let Entry::Intent {
+                book, symbol, bar, ..
+            } = e
+                && book == self.name
+                && let (Ok(sym), Ok(bar)) = (symbol.parse::<Symbol>(), BarTime::from_unix(*bar))
+            {
+                self.engine.on_bar_journaled(&sym, bar);
             }
         }
         let pending = pending_intents(entries, self.name);
@@ -370,8 +382,8 @@ impl<B: Broker> Desk<B> {
 
         let mut out = Vec::with_capacity(sigs.len());
         for (sig, decision) in sigs.iter().zip(decisions) {
-            let (ack, duplicate, fill) = match decision {
-                Decision::Reply(r) => (r.ack, r.duplicate, None),
+            let (ack, duplicate, remembered, fill) = match decision {
+                Decision::Reply(r) => (r.ack, r.duplicate, r.remembered, None),
                 Decision::Execute(plan) => {
                     let exec = execs.next().unwrap_or_default();
                     let ack = self.engine.complete(&plan, &exec);
@@ -383,10 +395,10 @@ impl<B: Broker> Desk<B> {
                             .rev()
                             .find_map(|r| r.as_ref().ok().cloned()),
                     };
-                    (ack, false, fill)
+                    (ack, false, true, fill)
                 }
             };
-            if !duplicate && let Some(bar) = ack.bar_time {
+            if remembered && let Some(bar) = ack.bar_time {
                 journal.append_lazy(&[Entry::Ack {
                     t: stamp(now),
                     book: self.name.to_string(),
@@ -399,6 +411,7 @@ impl<B: Broker> Desk<B> {
             out.push(DeskOutcome {
                 ack,
                 duplicate,
+                remembered,
                 fill,
                 position_after: describe_positions(&after, &sig.symbol),
                 realized: 0.0,

@@ -23,6 +23,8 @@
 //! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
 //!   refused connection setup means.
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
+pub mod admission;
+pub mod bar_memory;
 pub mod barfeed;
 pub mod broker;
 pub mod clock;
@@ -30,6 +32,7 @@ pub mod config;
 pub mod desk;
 pub mod drift;
 pub mod engine;
+pub mod ipc;
 pub mod journal;
 pub mod lots;
 pub use service::notify;
@@ -45,3 +48,4 @@ pub mod server;
 pub mod session;
 pub mod signals_log;
 pub mod state;
+pub mod warmup;
