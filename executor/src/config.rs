@@ -573,13 +573,6 @@ impl Walker {
         }
     }
 
-    /// The IPC token file: a secret file whose token also follows the protocol's token rule.
-    fn ipc_token_file(&mut self, field: &str, path: &Path) {
-        if let Err(e) = secrets::read_ipc_token(path) {
-            self.secret_problem(field, path, &e);
-        }
-    }
-
     fn secret_problem(&mut self, field: &str, path: &Path, e: &SecretError) {
         let fix = match e {
             SecretError::LoosePermissions { .. } => format!("chmod 600 {}", path.display()),
@@ -587,10 +580,6 @@ impl Walker {
             SecretError::Read { .. } => {
                 format!("create {} with the secret and chmod 600 it", path.display())
             }
-            SecretError::BadToken { .. } => format!(
-                "write a new token into {}, e.g. `od -An -N32 -tx1 /dev/urandom | tr -d ' \\n'` (64 hex digits), and give the preditor the same file",
-                path.display()
-            ),
         };
         self.problem(field, e.to_string(), fix);
     }
@@ -1102,7 +1091,20 @@ impl Walker {
         let token_file = self
             .path_field(m, p, "token_file")
             .unwrap_or_else(|| self.resolve("secrets/ipc.token"));
-        self.ipc_token_file("ipc.token_file", &token_file.clone());
+        self.secret_file("ipc.token_file", &token_file.clone());
+        // The handshake's rule (PROTOCOL.md §7): `run` refuses what `check` must not accept.
+        if let Ok(token) = secrets::read_secret(&token_file)
+            && let Err(e) = protocol::handshake::check_token(&token)
+        {
+            self.problem(
+                "ipc.token_file",
+                e.to_string(),
+                format!(
+                    "write 32 random bytes as hex: od -An -N32 -tx1 /dev/urandom | tr -d ' \\n' > {}",
+                    token_file.display()
+                ),
+            );
+        }
         let hello_timeout_secs = self.u64_field(m, p, "hello_timeout_secs", 10).max(1);
         Some(IpcConfig {
             bind,

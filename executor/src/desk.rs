@@ -12,7 +12,7 @@ use protocol::{Ack, Action, BarTime, Reason, Signal, Symbol};
 
 use crate::broker::{Broker, BrokerError};
 use crate::desk_state::Guard;
-use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine, ack_reason};
+use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine};
 use crate::journal::{Entry, Journal, JournalError, pending_intents};
 use crate::lots::TargetPosition;
 use crate::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
@@ -29,6 +29,8 @@ pub use crate::desk_state::DeskState;
 pub struct DeskOutcome {
     pub ack: Ack,
     pub duplicate: bool,
+    /// The answer is remembered for its bar and journaled (see [`crate::engine::Reply`]).
+    pub remembered: bool,
     /// The open's fill, or the last close's when nothing was opened.
     pub fill: Option<Fill>,
     /// The book's position on the symbol afterwards, e.g. `LONG 0.01` / `FLAT`.
@@ -179,6 +181,16 @@ impl<B: Broker> Desk<B> {
             {
                 let sym = ack.symbol.clone();
                 self.engine.remember(&sym, bar, ack);
+            }
+            // A bar with an order intent was published by the executor before the restart: the
+            // preditor's repeat of its signal is for a real bar.
+            if let Entry::Intent {
+                book, symbol, bar, ..
+            } = e
+                && book == self.name
+                && let (Ok(sym), Ok(bar)) = (symbol.parse::<Symbol>(), BarTime::from_unix(*bar))
+            {
+                self.engine.on_bar_journaled(&sym, bar);
             }
         }
         let pending = pending_intents(entries, self.name);
@@ -391,12 +403,13 @@ impl<B: Broker> Desk<B> {
 
         let mut out = Vec::with_capacity(sigs.len());
         for (sig, decision) in sigs.iter().zip(decisions) {
-            let (ack, duplicate, fill) = match decision {
-                Decision::Reply(r) => (r.ack, r.duplicate, None),
+            let (ack, duplicate, remembered, fill) = match decision {
+                Decision::Reply(r) => (r.ack, r.duplicate, r.remembered, None),
                 // Not remembered: nothing happened, so a repeat of the signal is tried again.
                 Decision::Execute(plan) if execs.is_none() => (
                     Ack::fail(plan.symbol.clone(), plan.action, Reason::JournalError)
                         .with_bar_time(Some(plan.bar)),
+                    false,
                     false,
                     None,
                 ),
@@ -411,10 +424,9 @@ impl<B: Broker> Desk<B> {
                             .rev()
                             .find_map(|r| r.as_ref().ok().cloned()),
                     };
-                    (ack, false, fill)
+                    (ack, false, true, fill)
                 }
             };
-            let remembered = !duplicate && ack_reason(&ack) != Some(&Reason::JournalError);
             if remembered
                 && let Some(bar) = ack.bar_time
                 && let Err(e) = journal.append_lazy(&[Entry::Ack {
@@ -434,6 +446,7 @@ impl<B: Broker> Desk<B> {
             out.push(DeskOutcome {
                 ack,
                 duplicate,
+                remembered,
                 fill,
                 position_after: describe_positions(&after, &sig.symbol),
                 realized: 0.0,

@@ -16,10 +16,6 @@ pub enum SecretError {
     LoosePermissions { path: PathBuf, mode: u32 },
     #[error("secret file {path} is empty")]
     Empty { path: PathBuf },
-    /// The token is not printable ASCII, holds `|` or a space, or is too long (the secret itself
-    /// is never quoted).
-    #[error("IPC token in {path} is not usable: {why}")]
-    BadToken { path: PathBuf, why: String },
 }
 
 /// Checks a secret file's permissions and content without returning the secret.
@@ -51,17 +47,6 @@ pub fn read_secret(path: &Path) -> Result<String, SecretError> {
         });
     }
     Ok(s)
-}
-
-/// Reads the IPC token: a secret file whose content follows the protocol's token rule
-/// ([`protocol::check_token`]). A token the preditor cannot send would fail every reconnect.
-pub fn read_ipc_token(path: &Path) -> Result<String, SecretError> {
-    let token = read_secret(path)?;
-    protocol::check_token(&token).map_err(|e| SecretError::BadToken {
-        path: path.to_path_buf(),
-        why: e.to_string(),
-    })?;
-    Ok(token)
 }
 
 /// Compares two secrets in time independent of where they first differ.

@@ -63,6 +63,22 @@ fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// Handles a batch on `journal` (the setup's own when `None`), after marking each signal's
+    /// bar as published, as the executor does when it sends that BAR.
+    async fn batch(
+        &mut self,
+        sigs: &[Signal],
+        journal: Option<&mut Journal>,
+    ) -> Vec<executor::desk::DeskOutcome> {
+        for s in sigs {
+            common::publish(&mut self.desk.engine, s);
+        }
+        let journal = journal.unwrap_or(&mut self.journal);
+        self.desk.handle_batch(sigs, self.now, false, journal).await
+    }
+}
+
 fn acks(out: &[executor::desk::DeskOutcome]) -> Vec<String> {
     out.iter()
         .map(|o| Line::Ack(o.ack.clone()).to_string())
@@ -77,10 +93,7 @@ async fn a_state_save_that_fails_after_the_fills_leaves_the_acks_true() {
     let blocker = s.dir.path().join("paper_desk.tmp");
     std::fs::create_dir(&blocker).unwrap();
     let sigs: Vec<Signal> = SYMBOLS.iter().map(|sym| signal(sym, "LONG_WEAK")).collect();
-    let out = s
-        .desk
-        .handle_batch(&sigs, s.now, false, &mut s.journal)
-        .await;
+    let out = s.batch(&sigs, None).await;
     let lines = acks(&out);
     for (line, sym) in lines.iter().zip(SYMBOLS) {
         assert!(
@@ -99,15 +112,7 @@ async fn a_state_save_that_fails_after_the_fills_leaves_the_acks_true() {
 
     // Space is back: the next signal saves the state it could not save before.
     std::fs::remove_dir(&blocker).unwrap();
-    let again = s
-        .desk
-        .handle_batch(
-            &[signal("EURUSD", "LONG_WEAK")],
-            s.now,
-            false,
-            &mut s.journal,
-        )
-        .await;
+    let again = s.batch(&[signal("EURUSD", "LONG_WEAK")], None).await;
     assert!(again[0].duplicate, "a repeat is answered from memory");
     let saved: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(s.dir.path().join("paper_desk.json")).unwrap(),
@@ -126,7 +131,7 @@ async fn intents_that_cannot_be_journaled_send_no_order_and_say_so() {
         .map(|sym| signal(sym, "SHORT_WEAK"))
         .collect();
     sigs.push(signal("USDCHF", "SHORT_WEAK"));
-    let out = s.desk.handle_batch(&sigs, s.now, false, &mut full).await;
+    let out = s.batch(&sigs, Some(&mut full)).await;
     let lines = acks(&out);
     for (line, sym) in lines.iter().zip(SYMBOLS) {
         assert_eq!(
@@ -143,15 +148,7 @@ async fn intents_that_cannot_be_journaled_send_no_order_and_say_so() {
     assert!(s.desk.broker.book.positions.is_empty(), "no order was sent");
 
     // Nothing was sent, so a repeat once the disk is back is executed, not answered from memory.
-    let again = s
-        .desk
-        .handle_batch(
-            &[signal("EURUSD", "SHORT_WEAK")],
-            s.now,
-            false,
-            &mut s.journal,
-        )
-        .await;
+    let again = s.batch(&[signal("EURUSD", "SHORT_WEAK")], None).await;
     assert!(!again[0].duplicate);
     assert!(
         acks(&again)[0].starts_with("ACK|EURUSD|SHORT_WEAK|OK|T:"),

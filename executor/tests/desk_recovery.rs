@@ -123,8 +123,10 @@ fn setup() -> Setup {
 impl Setup {
     /// Handles one SIGNAL line on the desk at `now`.
     async fn signal(&mut self, line: &str) -> executor::desk::DeskOutcome {
+        let sig = signal(line);
+        common::publish(&mut self.desk.engine, &sig);
         self.desk
-            .handle_signal(&signal(line), self.now, false, &mut self.journal)
+            .handle_signal(&sig, self.now, false, &mut self.journal)
             .await
             .unwrap()
     }
@@ -262,6 +264,7 @@ async fn pending_intents_from_a_crash_are_resolved_by_reconcile_at_startup() {
     let coid = executor::orders::client_order_id(&sym, bar, protocol::Action::LongWeak, Leg::Open);
     let sig = signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1");
     let snap = s.desk.broker.inner.snapshot_sync(&sym);
+    common::publish(&mut s.desk.engine, &sig);
     let executor::engine::Decision::Execute(plan) = s.desk.engine.decide(&sig, s.now, &snap, false)
     else {
         panic!("expected a plan")

@@ -69,6 +69,7 @@ impl World {
         let Ok(Line::Signal(sig)) = line.parse::<Line>() else {
             panic!("not a signal: {line}")
         };
+        common::publish(&mut self.engine, &sig);
         let snap = self.paper.snapshot_sync(&sig.symbol);
         match self.engine.decide(&sig, self.now, &snap, self.kill_file) {
             Decision::Reply(r) => r.ack,
@@ -191,9 +192,16 @@ fn open_fills_at_close_plus_spread_and_slippage_and_repeat_is_not_reexecuted() {
     assert_eq!(again, a);
     assert_eq!(w.positions("EURUSD").len(), 1);
     assert_eq!(w.paper.book.next_position_id, 2);
-    // Even a different action for the same bar is answered with the first ACK and not executed.
-    assert_eq!(w.signal(&sig("EURUSD", "SHORT_STRONG", B0, 1)), a);
+    // A different action for the same bar: refused with DUPLICATE_BAR echoing its own action
+    // (PROTOCOL.md §4 ACK), not executed; the first answer still stands.
+    let other = w.signal(&sig("EURUSD", "SHORT_STRONG", B0, 1));
+    assert_eq!(
+        Line::Ack(other).to_string(),
+        format!("ACK|EURUSD|SHORT_STRONG|FAIL|DUPLICATE_BAR|B:{B0}")
+    );
     assert_eq!(w.positions("EURUSD"), vec![("Buy".to_string(), 0.01)]);
+    assert_eq!(w.signal(&line), a);
+    assert_eq!(w.paper.book.next_position_id, 2);
 }
 
 #[test]

@@ -318,11 +318,14 @@ fn garbage_oversized_and_unauthenticated_websocket_input_gets_errors_and_trading
             .await;
         assert_eq!(recv(&mut c).await, None, "oversized message: connection dropped");
 
-        // A wrong token: refused and closed.
+        // A wrong proof: refused and closed.
         let mut c = connect(ipc).await;
-        send(&mut c, &format!("HELLO|preditor|{TEST_VERSION}|not-the-token")).await;
-        assert_eq!(recv(&mut c).await.unwrap(), "ERROR|UNAUTHENTICATED|bad token");
-        assert_eq!(recv(&mut c).await, None, "bad token: connection closed");
+        send(&mut c, &format!("HELLO|preditor|{TEST_VERSION}|{}", "ab".repeat(32))).await;
+        assert!(recv(&mut c).await.unwrap().starts_with("HELLO|executor|"));
+        send(&mut c, &format!("AUTH|{}", "00".repeat(32))).await;
+        let r = recv(&mut c).await.unwrap();
+        assert!(r.starts_with("ERROR|UNAUTHENTICATED|bad proof"), "{r}");
+        assert_eq!(recv(&mut c).await, None, "bad proof: connection closed");
     });
     // The preditor was not disturbed: same connection, still signalling.
     let bar_now = latest_signal_index(&sys.wire(), SYMBOLS[0], &expected[SYMBOLS[0]]).unwrap();
@@ -345,14 +348,7 @@ fn garbage_oversized_and_unauthenticated_websocket_input_gets_errors_and_trading
     // SIGNAL whose symbol and action are readable. As PROTOCOL.md §7 asks, nothing is sent before
     // the executor's HELLO; then the bad lines go in one message.
     let replies = rt.block_on(async {
-        let mut c = connect(ipc).await;
-        send(
-            &mut c,
-            &format!("HELLO|preditor|{TEST_VERSION}|{}", common::TOKEN),
-        )
-        .await;
-        let h = recv(&mut c).await.unwrap();
-        assert!(h.starts_with("HELLO|executor|"), "{h}");
+        let mut c = common::ws::hello_as(ipc, TEST_VERSION).await;
         let garbage = [
             "NOPE|1".to_string(),
             String::new(), // an empty line between two separators

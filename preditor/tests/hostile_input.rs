@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-const TOKEN: &str = "test-token-0123456789";
+const TOKEN: &str = "5f0c1e7a9b3d42c8a6e1f07b2d9c4e385a1b7c0d9e2f4a6b8c3d5e7f9a0b1c2d";
 const W: usize = 350;
 
 /// The preditor process, killed when dropped.
@@ -111,7 +111,7 @@ async fn next_text(ws: &mut Ws, within: Duration) -> Option<String> {
     }
 }
 
-/// Accepts the preditor and completes the HELLO exchange.
+/// Accepts the preditor and completes the handshake (PROTOCOL.md §7: HELLO both ways, AUTH).
 async fn accept(listener: &TcpListener, p: &mut Preditor, setup: &Setup) -> Ws {
     let (tcp, _) = tokio::time::timeout(Duration::from_secs(60), listener.accept())
         .await
@@ -124,11 +124,28 @@ async fn accept(listener: &TcpListener, p: &mut Preditor, setup: &Setup) -> Ws {
         })
         .unwrap();
     let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let key = protocol::handshake::IpcKey::from_token(TOKEN).unwrap();
     let hello = next_text(&mut ws, Duration::from_secs(30)).await.unwrap();
-    assert!(hello.starts_with("HELLO|preditor|"), "{hello}");
-    ws.send(Message::text("HELLO|executor|0.1.0|paper"))
+    let Ok(protocol::Line::Hello(hello)) = hello.parse::<protocol::Line>() else {
+        panic!("not a HELLO: {hello}")
+    };
+    let (hs, ours) = protocol::handshake::ExecutorHandshake::answer(
+        &key,
+        "0.1.0",
+        protocol::Mode::Paper,
+        &hello,
+    )
+    .unwrap();
+    ws.send(Message::text(protocol::Line::Hello(ours).to_string()))
         .await
         .unwrap();
+    let auth = next_text(&mut ws, Duration::from_secs(30)).await.unwrap();
+    match auth.parse::<protocol::Line>() {
+        Ok(protocol::Line::Auth(a)) => {
+            hs.finish(&a).unwrap();
+        }
+        other => panic!("expected AUTH, got {other:?}"),
+    }
     ws
 }
 

@@ -67,6 +67,12 @@ wire_codes! {
         Disabled = "DISABLED",
         /// The signal arrived later than the configured age after its bar's close.
         Stale = "STALE",
+        /// `B:` is not a bar the executor published for the symbol (a future bar, a time off the
+        /// bar grid): nothing is executed and nothing is remembered.
+        UnknownBar = "UNKNOWN_BAR",
+        /// The bar was already answered for another action: the first answer stands, nothing is
+        /// executed.
+        DuplicateBar = "DUPLICATE_BAR",
         DailyLoss = "DAILY_LOSS",
         TotalLoss = "TOTAL_LOSS",
         MinEquity = "MIN_EQUITY",

@@ -413,21 +413,39 @@ impl CtraderBroker {
         count: usize,
         now: i64,
     ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        let inst = self.instrument(symbol)?;
-        let tf = timeframe;
+        self.history_request(symbol, timeframe, count, now)?.await
+    }
+
+    /// [`Self::history`] as a request that owns what it needs, so it can run in its own task
+    /// while the core loop goes on handling signals.
+    pub fn history_request(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        count: usize,
+        now: i64,
+    ) -> Result<HistoryRequest, BrokerError> {
+        let inst_id = self.instrument(symbol)?.id;
+        let client = self.client.clone();
         let period = timeframe.duration_secs().unwrap_or(60) as i64;
         // Weekends and holidays leave gaps: ask for three times the span and keep the last `count`.
         let from = (now - 3 * period * (count as i64 + 1)).max(0) * 1000;
-        let mut bars = self
-            .client
-            .get_trendbars(inst.id, tf, from, now * 1000, Some(count + 1))
-            .await
-            .map_err(map_error)?;
-        bars.retain(|b| b.open_time + period <= now);
-        let skip = bars.len().saturating_sub(count);
-        Ok(bars.split_off(skip))
+        Ok(Box::pin(async move {
+            let mut bars = client
+                .get_trendbars(inst_id, timeframe, from, now * 1000, Some(count + 1))
+                .await
+                .map_err(map_error)?;
+            bars.retain(|b| b.open_time + period <= now);
+            let skip = bars.len().saturating_sub(count);
+            Ok(bars.split_off(skip))
+        }))
     }
 }
+
+/// A history fetch that can run in a task of its own.
+pub type HistoryRequest = std::pin::Pin<
+    Box<dyn Future<Output = Result<Vec<ctrader::domain::Bar>, BrokerError>> + Send + 'static>,
+>;
 
 /// The broker's answer to one order: every execution event up to its end, folded, and what the
 /// fill is measured against (the quote when the order was sent, the side of the deal).
