@@ -13,11 +13,14 @@ use ctrader::client::{ClientConfig, ClientEvent, ConnectionEvent, connect};
 use ctrader::codec::FrameCodec;
 use ctrader::messages::*;
 use futures_util::{SinkExt, StreamExt};
+use prost::Message;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 
 const ACCOUNT: i64 = 77;
+/// Symbols in the peer's list: about 4 MiB encoded.
+const BIG_SYMBOL_LIST: i64 = 60_000;
 
 /// What the peer does once a connection has been reconciled: `(connection index) -> frames`.
 type AfterSetup = fn(usize) -> Vec<ProtoMessage>;
@@ -149,6 +152,23 @@ async fn serve(
             Payload::VersionReq(_) => vec![
                 ProtoOaVersionRes {
                     version: "peer".into(),
+                    ..Default::default()
+                }
+                .wrap(id),
+            ],
+            // A large broker's symbol list: several MiB in one frame.
+            Payload::SymbolsListReq(_) => vec![
+                ProtoOaSymbolsListRes {
+                    ctid_trader_account_id: ACCOUNT,
+                    symbol: (0..BIG_SYMBOL_LIST)
+                        .map(|i| ProtoOaLightSymbol {
+                            symbol_id: i,
+                            symbol_name: Some(format!("SYM{i:06}")),
+                            enabled: Some(true),
+                            description: Some(format!("A long symbol description, number {i:06}")),
+                            ..Default::default()
+                        })
+                        .collect(),
                     ..Default::default()
                 }
                 .wrap(id),
@@ -339,4 +359,30 @@ async fn a_quiet_but_alive_server_is_probed_not_dropped() {
         .count();
     assert!(probes >= 3, "probes sent: {probes}");
     assert!(heartbeats >= 5, "heartbeats sent: {heartbeats}");
+}
+
+#[tokio::test]
+async fn a_symbol_list_of_several_mebibytes_is_read_not_a_reconnect_loop() {
+    let peer = start_peer(|_| vec![], true).await;
+    let (client, mut events) = connect(peer.config()).unwrap();
+    wait_for(&mut events, STEP, "ready", is_ready).await;
+    let symbols = client.symbols().await.unwrap();
+    assert_eq!(symbols.len(), BIG_SYMBOL_LIST as usize);
+    let encoded = ProtoOaSymbolsListRes {
+        ctid_trader_account_id: ACCOUNT,
+        symbol: symbols,
+        ..Default::default()
+    }
+    .wrap(None)
+    .encoded_len();
+    assert!(encoded > 2 * 1024 * 1024, "the answer was {encoded} bytes");
+    while let Some(ev) = events.try_recv() {
+        assert!(
+            !matches!(
+                ev,
+                ClientEvent::Connection(ConnectionEvent::Disconnected { .. })
+            ),
+            "{ev:?}"
+        );
+    }
 }
