@@ -146,7 +146,15 @@ async fn serve(
                 {
                     *valid.lock().unwrap() = "<revoked>".into();
                 }
+                // The real server closes the connection after a maintenance notice.
+                let closes = extra.iter().any(is_maintenance_notice);
                 v.extend(extra);
+                if closes {
+                    for m in v {
+                        let _ = conn.send(m).await;
+                    }
+                    return;
+                }
                 v
             }
             Payload::VersionReq(_) => vec![
@@ -181,6 +189,21 @@ async fn serve(
             }
         }
     }
+}
+
+fn is_maintenance_notice(m: &ProtoMessage) -> bool {
+    match Payload::decode(m) {
+        Ok(Payload::ErrorRes(e)) => e.error_code == "SERVER_IS_UNDER_MAINTENANCE",
+        Ok(Payload::CommonErrorRes(e)) => e.error_code == "SERVER_IS_UNDER_MAINTENANCE",
+        _ => false,
+    }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 impl Peer {
@@ -385,4 +408,66 @@ async fn a_symbol_list_of_several_mebibytes_is_read_not_a_reconnect_loop() {
             "{ev:?}"
         );
     }
+}
+
+/// `ProtoOAErrorRes.maintenanceEndTimestamp` is Unix seconds, `ProtoErrorRes`'s Unix milliseconds
+/// (spotware/openapi-proto-messages): the client waits until the announced end either way.
+#[tokio::test]
+async fn maintenance_end_is_read_in_seconds_from_oa_errors_and_in_ms_from_common_errors() {
+    let peer = start_peer(
+        |i| match i {
+            0 => vec![
+                ProtoOaErrorRes {
+                    error_code: "SERVER_IS_UNDER_MAINTENANCE".into(),
+                    maintenance_end_timestamp: Some(wall_ms() / 1000 + 2),
+                    ..Default::default()
+                }
+                .wrap(None),
+            ],
+            1 => vec![
+                ProtoErrorRes {
+                    error_code: "SERVER_IS_UNDER_MAINTENANCE".into(),
+                    maintenance_end_timestamp: u64::try_from(wall_ms() + 1_500).ok(),
+                    ..Default::default()
+                }
+                .wrap(None),
+            ],
+            _ => vec![],
+        },
+        true,
+    )
+    .await;
+    let (_client, mut events) = connect(peer.config()).unwrap();
+    let mut waits = Vec::new();
+    for n in 0..2 {
+        let (ev, _) = wait_for(&mut events, STEP, "a reconnect scheduled", |e| {
+            matches!(
+                e,
+                ClientEvent::Connection(ConnectionEvent::ReconnectScheduled { .. })
+            )
+        })
+        .await;
+        let ClientEvent::Connection(ConnectionEvent::ReconnectScheduled {
+            delay,
+            maintenance_end_ms,
+            ..
+        }) = ev
+        else {
+            unreachable!()
+        };
+        let now = wall_ms();
+        let end = maintenance_end_ms.unwrap_or_else(|| panic!("reconnect {n}: no end announced"));
+        assert!(
+            (now + 500..now + 2_100).contains(&end),
+            "reconnect {n}: end {end} ms vs now {now} ms"
+        );
+        // The backoff alone is at most 200 ms here: the wait is the maintenance window.
+        assert!(
+            delay >= Duration::from_millis(400),
+            "reconnect {n}: {delay:?}"
+        );
+        waits.push(delay);
+    }
+    wait_for(&mut events, STEP, "ready after both windows", is_ready).await;
+    assert_eq!(waits.len(), 2);
 }

@@ -137,6 +137,19 @@ fn broker_error(
     }
 }
 
+/// `ProtoOAErrorRes.maintenanceEndTimestamp` is "the Unix time in **seconds** when the current
+/// maintenance session will be ended" (spotware/openapi-proto-messages `OpenApiMessages.proto`),
+/// whereas `ProtoErrorRes.maintenanceEndTimestamp` is "the Unix time in **milliseconds**"
+/// (`OpenApiCommonMessages.proto`). Both become Unix ms here.
+pub(crate) fn oa_maintenance_end_ms(seconds: Option<i64>) -> Option<i64> {
+    seconds.and_then(|s| s.checked_mul(1000))
+}
+
+/// See [`oa_maintenance_end_ms`]: the common error already carries milliseconds.
+pub(crate) fn common_maintenance_end_ms(millis: Option<u64>) -> Option<i64> {
+    millis.and_then(|t| i64::try_from(t).ok())
+}
+
 /// The error an answer stands for, if it is an error.
 fn answer_error(request: &'static str, payload: &Payload) -> Option<ClientError> {
     match payload {
@@ -144,14 +157,13 @@ fn answer_error(request: &'static str, payload: &Payload) -> Option<ClientError>
             request,
             &e.error_code,
             e.description.clone(),
-            e.maintenance_end_timestamp,
+            oa_maintenance_end_ms(e.maintenance_end_timestamp),
         )),
         Payload::CommonErrorRes(e) => Some(broker_error(
             request,
             &e.error_code,
             e.description.clone(),
-            e.maintenance_end_timestamp
-                .and_then(|t| i64::try_from(t).ok()),
+            common_maintenance_end_ms(e.maintenance_end_timestamp),
         )),
         Payload::OrderErrorEvent(e) => Some(broker_error(
             request,
@@ -698,14 +710,13 @@ async fn unsolicited(
         Payload::ErrorRes(e) => server_error(
             &e.error_code,
             e.description,
-            e.maintenance_end_timestamp,
+            oa_maintenance_end_ms(e.maintenance_end_timestamp),
             maintenance_end,
         ),
         Payload::CommonErrorRes(e) => server_error(
             &e.error_code,
             e.description,
-            e.maintenance_end_timestamp
-                .and_then(|t| i64::try_from(t).ok()),
+            common_maintenance_end_ms(e.maintenance_end_timestamp),
             maintenance_end,
         ),
         other => ClientEvent::Other(Box::new(other)),

@@ -117,6 +117,12 @@ pub fn encode_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrend
     }
 }
 
+/// `ProtoOAErrorRes.maintenanceEndTimestamp` is in Unix seconds (OpenApiMessages.proto); the
+/// fault state keeps milliseconds. Rounded up, so a client never comes back before the end.
+fn wire_seconds(end_ms: i64) -> i64 {
+    end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0)
+}
+
 /// The trendbar period of a bar length, if cTrader has one.
 pub fn period_of(ms: i64) -> Option<ProtoOaTrendbarPeriod> {
     Timeframe::ALL
@@ -408,7 +414,7 @@ impl SimCore {
         let notice = ProtoOaErrorRes {
             error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
             description: Some("The server is under maintenance".to_string()),
-            maintenance_end_timestamp: Some(end),
+            maintenance_end_timestamp: Some(wire_seconds(end)),
             ..Default::default()
         };
         self.conns
@@ -687,7 +693,7 @@ impl Session<'_> {
             let m = ProtoOaErrorRes {
                 error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
                 description: Some("The server is under maintenance".to_string()),
-                maintenance_end_timestamp: Some(end),
+                maintenance_end_timestamp: Some(wire_seconds(end)),
                 ..Default::default()
             };
             self.respond(&m);
@@ -1837,7 +1843,7 @@ mod tests {
         let err = only::<ProtoOaErrorRes>(&r);
         assert_eq!(
             (err.error_code.as_str(), err.maintenance_end_timestamp),
-            ("SERVER_IS_UNDER_MAINTENANCE", Some(1_030_000))
+            ("SERVER_IS_UNDER_MAINTENANCE", Some(1_030))
         );
         assert!(r.close);
         only::<ProtoOaApplicationAuthRes>(&send(
