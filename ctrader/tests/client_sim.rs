@@ -84,11 +84,14 @@ async fn session_flow_symbols_market_data_and_history() {
         matches!(e, ClientEvent::LiveBar { .. })
     })
     .await;
-    let ClientEvent::LiveBar { bar, .. } = bar else {
+    let ClientEvent::LiveBar { bar, bid, .. } = bar else {
         unreachable!()
     };
     assert_eq!(bar.timeframe, Timeframe::H1);
-    assert!(bar.low <= bar.open && bar.high >= bar.close);
+    // A live bar has no close of its own; its last price is the spot's bid.
+    let close = bar.with_close(bid.expect("the simulator's spots carry the bid"));
+    assert!(close.low <= close.open && close.high >= close.close);
+    assert!(bar.low <= bar.open && bar.high >= bar.open);
 
     let now_ms = ctrader::client::system_clock_ms();
     let bars = client

@@ -199,6 +199,8 @@ pub struct Executor {
     /// cTrader modes: the client's events, and one closed-bar detector per symbol.
     ct_events: Option<ctrader::client::EventStream>,
     builders: BTreeMap<protocol::Symbol, BarBuilder>,
+    /// Market-data events the client has dropped so far (see `check_market_data_loss`).
+    market_data_dropped: u64,
     token: Arc<String>,
     active: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
     replay_done_logged: bool,
@@ -377,6 +379,7 @@ impl Executor {
             bars,
             ct_events,
             builders,
+            market_data_dropped: 0,
             token,
             active: None,
             replay_done_logged: false,
@@ -547,6 +550,7 @@ impl Executor {
                 }
                 Some(ev) = next_ct => {
                     last_broker_event = std::time::Instant::now();
+                    self.check_market_data_loss(ct_events.as_ref().map_or(0, |s| s.dropped_market_data()));
                     // The spots of one bar boundary arrive together: their BARs go out as one
                     // message, so the preditor decides every symbol in one go and its SIGNALs
                     // come back as one batch (one fsync, every order sent together).
@@ -555,6 +559,7 @@ impl Executor {
                     let mut yields = 0;
                     while handled < MAX_EVENTS_PER_TURN {
                         if let Some(more) = ct_events.as_mut().and_then(|s| s.try_recv()) {
+                            self.check_market_data_loss(ct_events.as_ref().map_or(0, |s| s.dropped_market_data()));
                             closed.extend(self.on_ctrader_event(more));
                             handled += 1;
                             continue;
@@ -845,6 +850,23 @@ impl Executor {
         }
     }
 
+    /// The client drops spots and live trendbars the core loop did not read in time
+    /// (`EventStream::dropped_market_data`): a bar forming then may miss its last ticks, so it is
+    /// taken from history like after a lost link.
+    fn check_market_data_loss(&mut self, dropped: u64) {
+        if dropped == self.market_data_dropped {
+            return;
+        }
+        tracing::warn!(
+            dropped,
+            "market data was dropped (the core loop fell behind); the forming bars will come from history"
+        );
+        self.market_data_dropped = dropped;
+        self.builders
+            .values_mut()
+            .for_each(BarBuilder::on_link_lost);
+    }
+
     /// Market data and account events from the cTrader client.
     /// Returns the bar this event closed, if any, for the caller to publish.
     fn on_ctrader_event(&mut self, ev: ctrader::client::ClientEvent) -> Option<Bar> {
@@ -864,13 +886,26 @@ impl Executor {
                 }
                 tick.and_then(|(sym, bid, t)| self.builders.get_mut(&sym)?.on_spot(t, bid))
             }
-            ClientEvent::LiveBar { symbol_id, bar } => {
+            ClientEvent::LiveBar {
+                symbol_id,
+                bar,
+                bid,
+                ..
+            } => {
                 let sym = b.symbol_of(*symbol_id).cloned();
                 sym.and_then(|s| {
-                    self.builders.get_mut(&s)?.on_trendbar(
-                        bar.open_time,
-                        [bar.open, bar.high, bar.low, bar.close],
-                        bar.volume.max(0) as u64,
+                    let builder = self.builders.get_mut(&s)?;
+                    // Only the configured timeframe's trendbar is this symbol's bar.
+                    (bar.timeframe == builder_timeframe(&self.cfg, &s)?).then_some(())?;
+                    builder.on_trendbar(
+                        crate::barfeed::LiveBar {
+                            open_time: bar.open_time,
+                            open: bar.open,
+                            high: bar.high,
+                            low: bar.low,
+                            volume: bar.volume.max(0) as u64,
+                        },
+                        *bid,
                     )
                 })
             }
@@ -980,11 +1015,20 @@ impl Executor {
                     )
                     .await
                 {
-                    Ok(bars) => Some(
-                        bars.iter()
-                            .filter_map(|x| history_bar(&w.symbol, w.timeframe, digits, x))
-                            .collect(),
-                    ),
+                    Ok(bars) => {
+                        // The preditor has these now: the live feed must not send them again.
+                        if let (Some(last), Some(builder)) =
+                            (bars.last(), self.builders.get_mut(&w.symbol))
+                            && builder_timeframe(&self.cfg, &w.symbol) == Some(w.timeframe)
+                        {
+                            builder.mark_delivered(last.open_time);
+                        }
+                        Some(
+                            bars.iter()
+                                .filter_map(|x| history_bar(&w.symbol, w.timeframe, digits, x))
+                                .collect(),
+                        )
+                    }
                     Err(e) => {
                         tracing::warn!(symbol = %w.symbol, error = %e, "history request failed");
                         None
@@ -1071,6 +1115,14 @@ impl Executor {
         self.cfg.models_dir = new.models_dir;
         tracing::info!(symbols = self.cfg.symbols.len(), "config reloaded");
     }
+}
+
+/// The timeframe a symbol's bars are built for.
+fn builder_timeframe(
+    cfg: &ExecutorConfig,
+    symbol: &protocol::Symbol,
+) -> Option<protocol::Timeframe> {
+    cfg.symbols.get(symbol).map(|c| c.timeframe)
 }
 
 /// The cTrader link in a word, for `STATUS=`; `None` for steps that do not change it.

@@ -27,7 +27,7 @@ struct Args {
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Spot ticks between each bar's opening and closing spots, walking open -> low/high -> close.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = ctrader::sim::core::DEFAULT_TICKS_PER_BAR)]
     ticks_per_bar: u32,
     /// Bars of history before the replay starts (get-trendbars sees only bars before the clock).
     #[arg(long, default_value_t = 700)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::client::error::ClientError;
-use crate::domain::{Bar, ErrorCode, SpotQuote, Timeframe};
+use crate::domain::{ErrorCode, LiveTrendbar, SpotQuote, Timeframe};
 use crate::messages::{
     Payload, ProtoOaExecutionEvent, ProtoOaOrderErrorEvent, ProtoOaReconcileRes, ProtoOaTrader,
 };
@@ -72,12 +72,18 @@ pub enum ClientEvent {
     Connection(ConnectionEvent),
     /// A spot quote.
     Spot(SpotQuote),
-    /// The current state of a live trendbar (the bar still forming).
+    /// The current state of a live trendbar (the bar still forming). The server sends no close
+    /// for it: the bar's last price is the bid, given here when the same spot event carried one
+    /// (otherwise the bid is unchanged since the last spot).
     LiveBar {
         /// The symbol.
         symbol_id: i64,
-        /// The bar so far.
-        bar: Bar,
+        /// The bar so far, without a close.
+        bar: LiveTrendbar,
+        /// The bid of the spot event that carried the bar, if it changed.
+        bid: Option<f64>,
+        /// The spot event's server time, Unix ms.
+        timestamp_ms: Option<i64>,
     },
     /// An execution event not consumed as the answer to a request (stop-outs, SL/TP, late answers).
     Execution(Box<ProtoOaExecutionEvent>),

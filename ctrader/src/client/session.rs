@@ -25,7 +25,7 @@ use crate::client::rate_limit::{RateLimiter, RequestClass};
 use crate::client::requests::RequestTable;
 use crate::client::token_store::Tokens;
 use crate::codec::FrameCodec;
-use crate::domain::{Bar, ErrorCode, SpotQuote, Timeframe, TrendbarPeriod};
+use crate::domain::{ErrorCode, LiveTrendbar, SpotQuote, Timeframe, TrendbarPeriod};
 use crate::messages::*;
 
 type Conn = Framed<TlsStream<TcpStream>, FrameCodec>;
@@ -658,20 +658,22 @@ async fn unsolicited(
     let ev = match payload {
         Payload::HeartbeatEvent(_) => return None,
         Payload::SpotEvent(spot) => {
+            let quote = SpotQuote::from_event(&spot);
             if spot.bid.is_some() || spot.ask.is_some() {
-                shared
-                    .events
-                    .send_lossy(ClientEvent::Spot(SpotQuote::from_event(&spot)));
+                shared.events.send_lossy(ClientEvent::Spot(quote));
             }
             for tb in &spot.trendbar {
+                // `period` defaults to M1 in the .proto (`[default = M1]`).
                 let decoded = tb
                     .period
                     .map(Timeframe::from_proto)
                     .unwrap_or(Ok(Timeframe::M1));
-                match decoded.and_then(|tf| Bar::from_proto(tb, tf)) {
+                match decoded.and_then(|tf| LiveTrendbar::from_proto(tb, tf)) {
                     Ok(bar) => shared.events.send_lossy(ClientEvent::LiveBar {
                         symbol_id: spot.symbol_id,
                         bar,
+                        bid: quote.bid,
+                        timestamp_ms: quote.timestamp_ms,
                     }),
                     Err(e) => {
                         tracing::warn!(symbol_id = spot.symbol_id, error = %e, "live trendbar ignored")

@@ -10,5 +10,5 @@ pub mod volume;
 
 pub use error_code::ErrorCode;
 pub use price::{PRICE_SCALE, SpotQuote, price_from_units, price_to_units, round_to_digits};
-pub use trendbar::{Bar, Timeframe, TrendbarError, TrendbarPeriod};
+pub use trendbar::{Bar, LiveTrendbar, Timeframe, TrendbarError, TrendbarPeriod};
 pub use volume::{SymbolVolume, VolumeError};

@@ -21,6 +21,10 @@ use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
 use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
 use crate::messages::*;
 
+/// Spots published inside each bar besides its opening and closing ones, unless told otherwise:
+/// a real feed ticks many times per bar, and a client must not get every bar as two spots.
+pub const DEFAULT_TICKS_PER_BAR: u32 = 4;
+
 /// Identifies one client connection inside the core.
 pub type ConnId = u64;
 
@@ -114,6 +118,15 @@ pub fn encode_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrend
         delta_close: Some(delta(bar.close)),
         delta_high: Some(delta(bar.high)),
         utc_timestamp_in_minutes: u32::try_from(bar.time_ms / 60_000).ok(),
+    }
+}
+
+/// A live trendbar as a spot event carries it: like [`encode_trendbar`] but without `deltaClose`
+/// (the forming bar's last price is the spot's bid; see `crate::domain::LiveTrendbar`).
+pub fn encode_live_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
+    ProtoOaTrendbar {
+        delta_close: None,
+        ..encode_trendbar(bar, period)
     }
 }
 
@@ -283,7 +296,7 @@ impl SimCore {
             conns: BTreeMap::new(),
             next_conn: 1,
             last_step_at: None,
-            ticks_per_bar: 0,
+            ticks_per_bar: DEFAULT_TICKS_PER_BAR,
         };
         // Quote the last closed bar until the first step, so orders before it have a price.
         for i in 0..core.specs.len() {
@@ -294,7 +307,8 @@ impl SimCore {
         Ok(core)
     }
 
-    /// Publishes `n` intermediate spots between each bar's opening and closing spots (default 0).
+    /// Publishes `n` intermediate spots between each bar's opening and closing spots (default
+    /// [`DEFAULT_TICKS_PER_BAR`]).
     pub fn with_ticks_per_bar(mut self, n: u32) -> Self {
         self.ticks_per_bar = n;
         self
@@ -490,7 +504,7 @@ impl SimCore {
                         bid: u64::try_from(price_to_units(q.bid)).ok(),
                         ask: u64::try_from(price_to_units(q.ask)).ok(),
                         trendbar: if with_bar {
-                            vec![encode_trendbar(bar, period)]
+                            vec![encode_live_trendbar(bar, period)]
                         } else {
                             Vec::new()
                         },
@@ -1614,9 +1628,15 @@ mod tests {
         assert_eq!(spots.len(), 2);
         assert!(spots.iter().all(|s| s.symbol_id == 1 && s.ask > s.bid));
         let bars = c.replay().series()[0].bars.clone();
+        // The closing spot: the whole bar as a live trendbar (no deltaClose), its bid the close.
         assert_eq!(
             spots[0].trendbar[0],
-            encode_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+            encode_live_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+        );
+        assert_eq!(spots[0].trendbar[0].delta_close, None);
+        assert_eq!(
+            spots[0].bid,
+            u64::try_from(price_to_units(bars[9].close)).ok()
         );
         assert_eq!(
             spots[1].trendbar[0].utc_timestamp_in_minutes,
@@ -1750,17 +1770,21 @@ mod tests {
         let out = c.tick(0.5);
         assert_eq!(out.len(), 1, "one spot for the one subscribed symbol");
         let spot: ProtoOaSpotEvent = decode_out(&out[0]).unwrap();
-        let live = crate::domain::Bar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
+        let live =
+            crate::domain::LiveTrendbar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
+        let bid = crate::domain::price_from_units(spot.bid.unwrap() as i64);
+        assert_eq!(
+            spot.trendbar[0].delta_close, None,
+            "live trendbars carry no close"
+        );
         assert_eq!(live.open_time * 1000, bar.time_ms);
         assert!(live.low >= bar.low - 1e-9 && live.high <= bar.high + 1e-9);
+        // The tick's bid is inside the range the trendbar has visited so far.
         assert!(
-            (crate::domain::price_from_units(spot.bid.unwrap() as i64) - live.close).abs() < 1e-9
+            live.low - 1e-9 <= bid && bid <= live.high + 1e-9,
+            "{bid} vs {live:?}"
         );
-        assert_eq!(
-            c.book().quote(1).unwrap().bid,
-            live.close,
-            "fills follow the tick"
-        );
+        assert_eq!(c.book().quote(1).unwrap().bid, bid, "fills follow the tick");
         assert!(spot.timestamp.unwrap() > bar.time_ms);
     }
 

@@ -57,9 +57,9 @@ impl Drop for Sim {
 
 impl Sim {
     /// Replays the fixture bars from bar 20 at `bars_per_second`, with the real limits (50/s, and
-    /// 5/s historical) and no intermediate spots.
+    /// 5/s historical) and the simulator's default intermediate spots.
     pub async fn start(bars_per_second: f64) -> Self {
-        Self::start_with_ticks(bars_per_second, 0).await
+        Self::start_with_ticks(bars_per_second, ctrader::sim::core::DEFAULT_TICKS_PER_BAR).await
     }
 
     /// As [`Sim::start`], publishing `ticks_per_bar` spots between each bar's open and close.

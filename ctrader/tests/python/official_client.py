@@ -261,6 +261,8 @@ def main() -> int:
     forming = opened.trendbar[0].utcTimestampInMinutes * 60
     check(forming in csv, f"live bar time {forming} is not in {a.symbol}.csv")
     check(abs(opened.bid / 1e5 - csv[forming][0]) < 1e-9, f"opening bid {opened.bid} != bar open {csv[forming][0]}")
+    # A live trendbar carries no close (the forming bar's last price is the bid), as the real server's.
+    check(not any(m.trendbar[0].HasField("deltaClose") for m in (first, opened)), "a live trendbar carried deltaClose")
     print(f"OK live trendbar: new bar at {forming}, bid = its open {csv[forming][0]}")
 
     # History: only closed bars, exactly the file's values, none at or after the forming bar.
