@@ -36,20 +36,64 @@ fn write_bars(dir: &Path) {
     std::fs::write(dir.join("US500.csv"), spx).unwrap();
 }
 
+/// A stock CFD's bars: 7 H1 bars (14:00–20:00 UTC) on each weekday from Monday 2025-06-02, none
+/// at night or at weekends, as a session-limited symbol's history looks at the broker.
+fn write_stock_bars(dir: &Path, weekdays: i64) {
+    std::fs::create_dir_all(dir).unwrap();
+    const MONDAY: i64 = 1_748_822_400; // 2025-06-02T00:00:00Z
+    let mut csv = String::from("time,open,high,low,close,volume\n");
+    let mut n = 0i64;
+    for day in (0..).filter(|d| d % 7 < 5).take(weekdays as usize) {
+        for hour in 14..21 {
+            let p = 190.0 + (n % 13) as f64 * 0.25;
+            csv.push_str(&format!(
+                "{},{p:.2},{:.2},{:.2},{:.2},{}\n",
+                MONDAY + day * 86_400 + hour * 3600,
+                p + 0.5,
+                p - 0.5,
+                p + 0.25,
+                50 + n % 17
+            ));
+            n += 1;
+        }
+    }
+    std::fs::write(dir.join("AAPL.csv"), csv).unwrap();
+}
+
 struct Env {
     dir: tempfile::TempDir,
     sim: Option<Sim>,
     run: common::ws::Running,
 }
 
+const FOREX_AND_INDEX: &str = r#"
+    "EURUSD": { "enabled": true, "digits": 5, "spread": 0.00007, "slippage": 0.00001 },
+    "US500": { "enabled": true, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5, "digits": 2, "contract_size": 1 }"#;
+
 /// Starts ctrader-sim on fresh bars (speed 2 bars/s, 10 bars of history) and a shadow-mode
 /// executor connected to it.
 async fn start_env(request_timeout_ms: u64) -> Env {
+    start_env_on(write_bars, "10", FOREX_AND_INDEX, request_timeout_ms).await
+}
+
+/// [`start_env`] over the bars `write` puts in the simulator's data directory, `start_bar` of
+/// them history, trading the `symbols` (the config's `symbols` object body).
+async fn start_env_on(
+    write: impl FnOnce(&Path),
+    start_bar: &str,
+    symbols: &str,
+    request_timeout_ms: u64,
+) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("simdata");
-    write_bars(&data);
+    write(&data);
     let cert = dir.path().join("sim-ca.pem");
-    let sim = Sim::start(&data, &cert, &["--speed", "2", "--start-bar", "10"], None);
+    let sim = Sim::start(
+        &data,
+        &cert,
+        &["--speed", "2", "--start-bar", start_bar],
+        None,
+    );
     let port = sim.port;
 
     std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
@@ -70,10 +114,7 @@ async fn start_env(request_timeout_ms: u64) -> Env {
                  "request_timeout_ms": {request_timeout_ms} }},
     "paper": {{ "initial_balance": 100000, "leverage": 30 }}
   }},
-  "symbols": {{
-    "EURUSD": {{ "enabled": true, "digits": 5, "spread": 0.00007, "slippage": 0.00001 }},
-    "US500": {{ "enabled": true, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5, "digits": 2, "contract_size": 1 }}
-  }}
+  "symbols": {{ {symbols} }}
 }}"#,
         cert = cert.display()
     );
@@ -303,6 +344,59 @@ async fn live_bars_are_the_brokers_bars() {
         times.push(t);
     }
     assert!(seen.values().all(|t| t.len() >= 2), "{seen:?}");
+    drop(c);
+    env.run.stop().await;
+}
+
+/// Issue 11: a session-limited symbol (a stock CFD, ~7 H1 bars a day) still gets the whole WARMUP:
+/// the executor pages back through history, each request inside the simulator's documented
+/// maximum window (wider ones get INCORRECT_BOUNDARIES), until it has the bars asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_of_a_session_limited_symbol_returns_every_bar_asked_for() {
+    let env = start_env_on(
+        |d| write_stock_bars(d, 115),
+        "760",
+        r#""AAPL": { "enabled": true, "lot_weak": 1, "lot_moderate": 3, "lot_strong": 5, "digits": 2, "contract_size": 1 }"#,
+        5000,
+    )
+    .await;
+    let mut c = ws::hello(env.run.addr).await;
+    send(&mut c, "WARMUP|AAPL|H1|700").await;
+    let head = recv_until(&mut c, "HISTORY|").await;
+    assert_eq!(head, "HISTORY|AAPL|H1|700");
+    let rows = csv_rows(&env.dir.path().join("simdata/AAPL.csv"));
+    let mut times = Vec::new();
+    for _ in 0..700 {
+        let l = recv(&mut c).await.unwrap();
+        let Ok(Line::Bar(bar)) = l.parse::<Line>() else {
+            panic!("{l}")
+        };
+        let t = bar.time.unix_seconds();
+        let want = rows
+            .get(&t)
+            .unwrap_or_else(|| panic!("{l}: no such bar in the file"));
+        assert_eq!(bar.close.as_str(), want[3], "{l}");
+        times.push(t);
+    }
+    assert_eq!(recv(&mut c).await.unwrap(), "HISTORY_END|AAPL|H1");
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "oldest first, once each"
+    );
+    // The newest 700 closed bars: they end where the replay started (bar 760 is forming).
+    let all: Vec<i64> = rows.keys().copied().collect();
+    let served_to = all.iter().position(|t| *t == times[699]).unwrap();
+    assert!(
+        (759..=762).contains(&served_to),
+        "last served bar index {served_to}"
+    );
+    assert_eq!(times, all[served_to + 1 - 700..=served_to].to_vec());
+    // ~100 weekdays: far more than 3 x 700 hours back.
+    assert!(
+        times[699] - times[0] > 3 * 700 * 3600,
+        "{}",
+        times[699] - times[0]
+    );
     drop(c);
     env.run.stop().await;
 }

@@ -101,6 +101,27 @@ impl TrendbarPeriod for Timeframe {
     }
 }
 
+/// The longest `toTimestamp - fromTimestamp` one `ProtoOAGetTrendbarsReq` may span, in ms, by
+/// period. Spotware documented it on `fromTimestamp` ("Validation: toTimestamp - fromTimestamp <= X,
+/// where X depends on series period: M1, M2, M3, M4, M5: 3024000000 (5 weeks); M10, M15, M30, H1:
+/// 21168000000 (35 weeks), H4, H12, D1: 31622400000 (1 year); W1, MN1: 158112000000 (5 years)",
+/// spotware/openapi-proto-messages `OpenApiMessages.proto` as of commit 5565af1, release 86; the
+/// comment was dropped from the file in release 89 without a replacement). A wider request is
+/// refused with `INCORRECT_BOUNDARIES`.
+pub fn max_trendbar_request_ms(timeframe: Timeframe) -> i64 {
+    use Timeframe::*;
+    match timeframe {
+        M1 | M2 | M3 | M4 | M5 => 3_024_000_000,
+        M10 | M15 | M30 | H1 => 21_168_000_000,
+        H4 | H12 | D1 => 31_622_400_000,
+        W1 | MN1 => 158_112_000_000,
+    }
+}
+
+/// The latest `toTimestamp` the server accepts: "Smaller or equal to 2147483646000 (19th Jan
+/// 2038)" (`OpenApiMessages.proto`, `ProtoOAGetTrendbarsReq`); `fromTimestamp` must be >= 0.
+pub const MAX_TRENDBAR_TIMESTAMP_MS: i64 = 2_147_483_646_000;
+
 /// A decoded bar. Prices are exact decimal values of the wire units (1e-5).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {

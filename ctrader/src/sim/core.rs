@@ -136,6 +136,37 @@ fn wire_seconds(end_ms: i64) -> i64 {
     end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0)
 }
 
+/// The documented limits of a `ProtoOAGetTrendbarsReq`: `fromTimestamp` >= 0, `toTimestamp` <=
+/// 2147483646000, from <= to, and `toTimestamp - fromTimestamp` within the period's maximum
+/// ([`crate::domain::max_trendbar_request_ms`]).
+fn trendbar_window_ok(
+    period: ProtoOaTrendbarPeriod,
+    r: &ProtoOaGetTrendbarsReq,
+) -> Result<(), String> {
+    let from = r.from_timestamp;
+    let to = r.to_timestamp;
+    if from < 0 || to > crate::domain::MAX_TRENDBAR_TIMESTAMP_MS {
+        return Err(format!(
+            "fromTimestamp {from} must be >= 0 and toTimestamp {to} <= {}",
+            crate::domain::MAX_TRENDBAR_TIMESTAMP_MS
+        ));
+    }
+    if from > to {
+        return Err("fromTimestamp is after toTimestamp".to_string());
+    }
+    let max = Timeframe::from_proto(period as i32)
+        .map(crate::domain::max_trendbar_request_ms)
+        .unwrap_or(i64::MAX);
+    if to - from > max {
+        return Err(format!(
+            "toTimestamp - fromTimestamp = {} ms exceeds {max} ms for {}",
+            to - from,
+            period.as_str_name()
+        ));
+    }
+    Ok(())
+}
+
 /// The trendbar period of a bar length, if cTrader has one.
 pub fn period_of(ms: i64) -> Option<ProtoOaTrendbarPeriod> {
     Timeframe::ALL
@@ -1083,12 +1114,8 @@ impl Session<'_> {
         if !self.replayed_period(account, r.period) {
             return;
         }
-        if r.from_timestamp > r.to_timestamp {
-            return self.oa_error(
-                Some(account),
-                "INCORRECT_BOUNDARIES",
-                "fromTimestamp is after toTimestamp",
-            );
+        if let Err(why) = trendbar_window_ok(self.core.period, r) {
+            return self.oa_error(Some(account), "INCORRECT_BOUNDARIES", why);
         }
         let count = r.count.map(|c| c as usize);
         // toTimestamp is inclusive on the wire; the replay's bound is exclusive.
@@ -1650,8 +1677,8 @@ mod tests {
         // The forming bar never appears in history.
         let req = ProtoOaGetTrendbarsReq {
             ctid_trader_account_id: ACCOUNT,
-            from_timestamp: 0,
-            to_timestamp: i64::MAX / 2,
+            from_timestamp: bars[0].time_ms,
+            to_timestamp: bars[bars.len() - 1].time_ms,
             period: ProtoOaTrendbarPeriod::H1 as i32,
             symbol_id: 1,
             ..Default::default()
@@ -1670,6 +1697,35 @@ mod tests {
             only::<ProtoOaErrorRes>(&send(&mut c, a, &m15, "m", now)).error_code,
             "INVALID_REQUEST"
         );
+    }
+
+    #[test]
+    fn trendbar_windows_past_the_documented_maximum_are_refused() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let to = c.replay().series()[0].bars[9].time_ms;
+        let max_h1 = crate::domain::max_trendbar_request_ms(Timeframe::H1);
+        let req = |from: i64, to: i64| ProtoOaGetTrendbarsReq {
+            ctid_trader_account_id: ACCOUNT,
+            from_timestamp: from,
+            to_timestamp: to,
+            period: ProtoOaTrendbarPeriod::H1 as i32,
+            symbol_id: 1,
+            ..Default::default()
+        };
+        let within =
+            only::<ProtoOaGetTrendbarsRes>(&send(&mut c, a, &req(to - max_h1, to), "1", now));
+        assert_eq!(within.trendbar.len(), 10);
+        for (from, to) in [
+            (to - max_h1 - 1, to),
+            (-1, 0),
+            (0, crate::domain::MAX_TRENDBAR_TIMESTAMP_MS + 1),
+            (to, to - 1),
+        ] {
+            let err = only::<ProtoOaErrorRes>(&send(&mut c, a, &req(from, to), "2", now));
+            assert_eq!(err.error_code, "INCORRECT_BOUNDARIES", "{from}..{to}");
+        }
     }
 
     #[test]

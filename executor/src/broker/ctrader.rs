@@ -442,11 +442,12 @@ impl CtraderBroker {
         let inst = self.instrument(symbol)?;
         let tf = timeframe;
         let period = timeframe.duration_secs().unwrap_or(60) as i64;
-        // Weekends and holidays leave gaps: ask for three times the span and keep the last `count`.
-        let from = (now - 3 * period * (count as i64 + 1)).max(0) * 1000;
+        // No lower bound: a stock CFD has ~7 H1 bars a day, a symbol may have halted for weeks.
+        // The client pages back in windows the server accepts until it has `count` bars or the
+        // broker has no more (see `ctrader::client::history`).
         let mut bars = self
             .client
-            .get_trendbars(inst.id, tf, from, now * 1000, Some(count + 1))
+            .get_trendbars(inst.id, tf, 0, now * 1000, Some(count + 1))
             .await
             .map_err(map_error)?;
         bars.retain(|b| b.open_time + period <= now);
