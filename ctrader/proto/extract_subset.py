@@ -21,7 +21,7 @@ ProtoOAUnsubscribeLiveTrendbarRes ProtoOAGetTrendbarsReq ProtoOAGetTrendbarsRes 
 ProtoOAAmendPositionSLTPReq ProtoOACancelOrderReq ProtoOAExecutionEvent ProtoOAOrderErrorEvent ProtoOAErrorRes
 ProtoOADealListReq ProtoOADealListRes ProtoOAOrderListReq ProtoOAOrderListRes ProtoOARefreshTokenReq ProtoOARefreshTokenRes
 ProtoOAClientDisconnectEvent ProtoOAAccountDisconnectEvent ProtoOAAccountsTokenInvalidatedEvent ProtoOASpotEvent
-ProtoOAAccountLogoutReq ProtoOAAccountLogoutRes""".split())
+ProtoOAAccountLogoutReq ProtoOAAccountLogoutRes ProtoOAGetPositionUnrealizedPnLReq ProtoOAGetPositionUnrealizedPnLRes""".split())
 files = {}
 for m in (b, a, d, c):
     f = dp.FileDescriptorProto(); m.DESCRIPTOR.CopyToProto(f); files[f.name] = f
@@ -38,13 +38,20 @@ while todo:
     for fl in msgs[n][1].field:
         if fl.type == dp.FieldDescriptorProto.TYPE_MESSAGE:
             todo.append(fl.type_name.lstrip("."))
+# Where the 0.9.2 descriptors lag Spotware's current definitions (spotware/openapi-proto-messages,
+# OpenApiModelMessages.proto), the current type wins. netUnrealizedPnL became int64 there; as int32
+# a PnL above 2^31 in money units (21.47 with moneyDigits 8) would be truncated. Same varint wire
+# encoding, same field number.
+TYPE_OVERRIDES = {("ProtoOAPositionUnrealizedPnL", "netUnrealizedPnL"): "int64"}
 # every enum is kept whole: they are small, and the payload/error enums must be complete anyway
 LABEL = {1: "optional", 2: "required", 3: "repeated"}
 TYPES = {v: k[5:].lower() for k, v in dp.FieldDescriptorProto.Type.items()}
 HDR = """// Subset of Spotware's public cTrader Open API message definitions (proto2).
 // Field names, numbers, types, labels, defaults and enum values are kept identical to the official
 // set (the descriptors shipped in the `ctrader-open-api` 0.9.2 Python package) so the wire format is
-// the real one; messages this project does not use are left out.
+// the real one; messages this project does not use are left out. One type follows Spotware's current
+// definitions instead (spotware/openapi-proto-messages): ProtoOAPositionUnrealizedPnL.netUnrealizedPnL
+// is int64 there (int32 in 0.9.2; same field number and varint encoding).
 """
 for fname in ["OpenApiCommonModelMessages.proto", "OpenApiCommonMessages.proto", "OpenApiModelMessages.proto", "OpenApiMessages.proto"]:
     f = files[fname]
@@ -66,6 +73,7 @@ for fname in ["OpenApiCommonModelMessages.proto", "OpenApiCommonMessages.proto",
         L.append(f"message {x.name} {{")
         for fl in x.field:
             t = fl.type_name.lstrip(".") if fl.type_name else TYPES[fl.type]
+            t = TYPE_OVERRIDES.get((x.name, fl.name), t)
             opts = []
             if fl.HasField("default_value"):
                 dv = fl.default_value

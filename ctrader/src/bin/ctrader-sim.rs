@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use ctrader::sim::core::{CoreConfig, Credentials, SimCore};
 use ctrader::sim::faults::{ControlCommand, parse_duration};
+use ctrader::sim::money::{MAX_MONEY_DIGITS, Money};
 use ctrader::sim::server::{ServerConfig, run};
 use ctrader::sim::{bars, tls};
 use tokio::net::TcpListener;
@@ -46,6 +47,10 @@ struct Args {
     /// Initial balance in USD.
     #[arg(long, default_value_t = 100_000.0)]
     balance: f64,
+    /// The account's moneyDigits: monetary values on the wire are scaled by 10^N (2 for USD
+    /// accounts; some brokers use 8).
+    #[arg(long, default_value_t = 2)]
+    money_digits: u32,
     /// Account leverage (1:N).
     #[arg(long, default_value_t = 100)]
     leverage: u32,
@@ -143,6 +148,8 @@ async fn main() -> anyhow::Result<()> {
             start_bar: args.start_bar,
             bars_per_second: args.speed,
             balance_cents: (args.balance * 100.0).round() as i64,
+            money: Money::new(args.money_digits)
+                .with_context(|| format!("--money-digits must be 0..={MAX_MONEY_DIGITS}"))?,
             leverage_in_cents: args.leverage.saturating_mul(100),
             slippage_points: args.slippage_points,
             rate_limit: limit(args.rate_limit),

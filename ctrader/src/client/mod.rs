@@ -277,6 +277,16 @@ impl Client {
         Ok(res.trader)
     }
 
+    /// The unrealised PnL of every open position as the broker computes it (gross and net of swaps
+    /// and commissions, in the deposit currency scaled by the answer's `moneyDigits`).
+    pub async fn unrealized_pnl(&self) -> Result<ProtoOaGetPositionUnrealizedPnLRes, ClientError> {
+        let req = ProtoOaGetPositionUnrealizedPnLReq {
+            ctid_trader_account_id: self.account(),
+            ..Default::default()
+        };
+        self.call(&req).await
+    }
+
     /// Open positions and pending orders as the broker holds them.
     pub async fn reconcile(&self) -> Result<ProtoOaReconcileRes, ClientError> {
         let req = ProtoOaReconcileReq {

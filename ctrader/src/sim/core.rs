@@ -16,6 +16,7 @@ use super::book::{
 };
 use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
 use super::latency::LatencyRecorder;
+use super::money::Money;
 use super::replay::{Replay, intrabar, market_time_ms};
 use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
 use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
@@ -45,6 +46,8 @@ pub struct CoreConfig {
     pub start_bar: usize,
     pub bars_per_second: f64,
     pub balance_cents: i64,
+    /// The account's `moneyDigits`: every monetary value on the wire is scaled by 10^digits.
+    pub money: Money,
     pub leverage_in_cents: u32,
     pub slippage_points: i64,
     /// Requests per second per connection (the real server allows 50).
@@ -104,6 +107,10 @@ pub struct SimCore {
     next_conn: ConnId,
     last_step_at: Option<Instant>,
     ticks_per_bar: u32,
+    /// Events a control command produced, for the I/O layer to deliver ([`SimCore::take_events`]).
+    control_events: Vec<Outgoing>,
+    /// Access tokens revoked so far (makes each revoked value unique).
+    revocations: u32,
 }
 
 /// A trendbar as the real server encodes it: low plus unsigned deltas, in 1e-5 units.
@@ -182,7 +189,7 @@ fn side_to_wire(side: Side) -> i32 {
     }
 }
 
-fn position_to_wire(p: &Position) -> ProtoOaPosition {
+fn position_to_wire(p: &Position, m: Money) -> ProtoOaPosition {
     ProtoOaPosition {
         position_id: p.id,
         trade_data: ProtoOaTradeData {
@@ -204,8 +211,8 @@ fn position_to_wire(p: &Position) -> ProtoOaPosition {
         utc_last_update_timestamp: Some(p.last_update_ms),
         commission: Some(0),
         margin_rate: Some(p.margin_rate),
-        used_margin: u64::try_from(p.used_margin_cents).ok(),
-        money_digits: Some(2),
+        used_margin: u64::try_from(m.wire(p.used_margin_cents)).ok(),
+        money_digits: Some(m.digits()),
         ..Default::default()
     }
 }
@@ -239,7 +246,7 @@ fn order_to_wire(o: &Order) -> ProtoOaOrder {
     }
 }
 
-fn deal_to_wire(d: &Deal) -> ProtoOaDeal {
+fn deal_to_wire(d: &Deal, m: Money) -> ProtoOaDeal {
     ProtoOaDeal {
         deal_id: d.id,
         order_id: d.order_id,
@@ -257,16 +264,16 @@ fn deal_to_wire(d: &Deal) -> ProtoOaDeal {
         commission: Some(0),
         close_position_detail: d.close.as_ref().map(|c| ProtoOaClosePositionDetail {
             entry_price: c.entry_price,
-            gross_profit: c.gross_profit_cents,
+            gross_profit: m.wire(c.gross_profit_cents),
             swap: 0,
             commission: 0,
-            balance: c.balance_after_cents,
+            balance: m.wire(c.balance_after_cents),
             quote_to_deposit_conversion_rate: Some(c.quote_to_deposit_rate),
             closed_volume: Some(c.closed_volume),
-            money_digits: Some(2),
+            money_digits: Some(m.digits()),
             ..Default::default()
         }),
-        money_digits: Some(2),
+        money_digits: Some(m.digits()),
         ..Default::default()
     }
 }
@@ -328,6 +335,8 @@ impl SimCore {
             next_conn: 1,
             last_step_at: None,
             ticks_per_bar: DEFAULT_TICKS_PER_BAR,
+            control_events: Vec::new(),
+            revocations: 0,
         };
         // Quote the last closed bar until the first step, so orders before it have a price.
         for i in 0..core.specs.len() {
@@ -431,6 +440,12 @@ impl SimCore {
         wall_ms: i64,
     ) -> (String, FaultAction) {
         let action = self.faults.apply(command, now, wall_ms);
+        match command {
+            ControlCommand::Deposit(cents) => self.deposit(*cents),
+            ControlCommand::TokenInvalidate { refresh_too } => self.invalidate_tokens(*refresh_too),
+            ControlCommand::ClientDisconnect(reason) => self.client_disconnect(reason),
+            _ => {}
+        }
         let text = match command {
             ControlCommand::Stats => {
                 serde_json::to_string(&self.latency.report()).unwrap_or_else(|e| format!("ERR {e}"))
@@ -448,6 +463,95 @@ impl SimCore {
             _ => format!("OK {}", self.faults.describe(now)),
         };
         (text, action)
+    }
+
+    /// Events produced by the last control commands, to deliver before acting on their
+    /// [`FaultAction`].
+    pub fn take_events(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.control_events)
+    }
+
+    fn event_to(&mut self, conns: &[ConnId], message: &ProtoMessage) {
+        self.control_events
+            .extend(conns.iter().map(|&conn| Outgoing {
+                conn,
+                kind: Kind::Event,
+                delay: Duration::ZERO,
+                message: message.clone(),
+            }));
+    }
+
+    /// The account as `ProtoOATraderRes` and `ProtoOATraderUpdatedEvent` describe it.
+    fn trader_entity(&self, account: i64) -> ProtoOaTrader {
+        ProtoOaTrader {
+            ctid_trader_account_id: account,
+            balance: self.config.money.wire(self.book.balance_cents()),
+            balance_version: Some(self.book.balance_version()),
+            access_rights: Some(ProtoOaAccessRights::FullAccess as i32),
+            deposit_asset_id: asset_id("USD"),
+            swap_free: Some(false),
+            leverage_in_cents: Some(self.config.leverage_in_cents),
+            total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
+            max_leverage: Some(self.config.leverage_in_cents / 100),
+            trader_login: Some(account),
+            account_type: Some(ProtoOaAccountType::Hedged as i32),
+            broker_name: Some("ctrader-sim".to_string()),
+            money_digits: Some(self.config.money.digits()),
+            ..Default::default()
+        }
+    }
+
+    /// A deposit or withdrawal: the balance changes and every session of the account gets
+    /// `ProtoOATraderUpdatedEvent` ("Event that is sent when a Trader is updated on Server side").
+    fn deposit(&mut self, cents: i64) {
+        self.book.deposit(cents);
+        let account = self.credentials.account_id;
+        let event = ProtoOaTraderUpdatedEvent {
+            ctid_trader_account_id: account,
+            trader: self.trader_entity(account),
+            ..Default::default()
+        };
+        let conns = self.account_conns(account);
+        self.event_to(&conns, &event.wrap(None));
+    }
+
+    /// The token is revoked: `ProtoOAAccountsTokenInvalidatedEvent` to every session of the account,
+    /// which then no longer has it authorised ("a session to a specific trader's account is
+    /// terminated by the server but the existing connections with the other trader's accounts are
+    /// maintained", OpenApiMessages.proto); the access token (and with `refresh_too` the refresh
+    /// token) stops working.
+    fn invalidate_tokens(&mut self, refresh_too: bool) {
+        self.revocations += 1;
+        let n = self.revocations;
+        self.credentials.access_token = format!("<revoked access token {n}>");
+        if refresh_too {
+            self.credentials.refresh_token = format!("<revoked refresh token {n}>");
+        }
+        let account = self.credentials.account_id;
+        let event = ProtoOaAccountsTokenInvalidatedEvent {
+            ctid_trader_account_ids: vec![account],
+            reason: Some(if refresh_too {
+                "Access Token is recalled".to_string()
+            } else {
+                "Access Token is expired".to_string()
+            }),
+            ..Default::default()
+        };
+        let conns = self.account_conns(account);
+        self.event_to(&conns, &event.wrap(None));
+        for c in self.conns.values_mut() {
+            c.accounts.remove(&account);
+        }
+    }
+
+    /// `ProtoOAClientDisconnectEvent` to every connection (the I/O layer then closes them all).
+    fn client_disconnect(&mut self, reason: &str) {
+        let event = ProtoOaClientDisconnectEvent {
+            reason: Some(reason.to_string()),
+            ..Default::default()
+        };
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        self.event_to(&conns, &event.wrap(None));
     }
 
     /// What every connection gets when maintenance starts: the error with the end time, so a client
@@ -788,6 +892,9 @@ impl Session<'_> {
             Payload::SymbolByIdReq(r) => self.symbol_by_id(&r),
             Payload::TraderReq(r) => self.trader(r.ctid_trader_account_id),
             Payload::ReconcileReq(r) => self.reconcile(r.ctid_trader_account_id),
+            Payload::GetPositionUnrealizedPnlReq(r) => {
+                self.unrealized_pnl(r.ctid_trader_account_id)
+            }
             Payload::SubscribeSpotsReq(r) => self.subscribe_spots(&r),
             Payload::UnsubscribeSpotsReq(r) => self.unsubscribe_spots(&r),
             Payload::SubscribeLiveTrendbarReq(r) => self.subscribe_trendbar(&r),
@@ -973,22 +1080,7 @@ impl Session<'_> {
         if !self.authorized(account) {
             return;
         }
-        let trader = ProtoOaTrader {
-            ctid_trader_account_id: account,
-            balance: self.core.book.balance_cents(),
-            balance_version: Some(self.core.book.balance_version()),
-            access_rights: Some(ProtoOaAccessRights::FullAccess as i32),
-            deposit_asset_id: asset_id("USD"),
-            swap_free: Some(false),
-            leverage_in_cents: Some(self.core.config.leverage_in_cents),
-            total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
-            max_leverage: Some(self.core.config.leverage_in_cents / 100),
-            trader_login: Some(account),
-            account_type: Some(ProtoOaAccountType::Hedged as i32),
-            broker_name: Some("ctrader-sim".to_string()),
-            money_digits: Some(2),
-            ..Default::default()
-        };
+        let trader = self.core.trader_entity(account);
         self.respond(&ProtoOaTraderRes {
             ctid_trader_account_id: account,
             trader,
@@ -1004,12 +1096,39 @@ impl Session<'_> {
             .core
             .book
             .open_positions()
-            .map(position_to_wire)
+            .map(|p| position_to_wire(p, self.core.config.money))
             .collect();
         self.respond(&ProtoOaReconcileRes {
             ctid_trader_account_id: account,
             position,
             order: Vec::new(),
+            ..Default::default()
+        });
+    }
+
+    /// Each open position's PnL at the current quotes. No swaps or commissions are modelled, so the
+    /// net PnL equals the gross.
+    fn unrealized_pnl(&mut self, account: i64) {
+        if !self.authorized(account) {
+            return;
+        }
+        let money = self.core.config.money;
+        let book = &self.core.book;
+        let position_unrealized_pn_l = book
+            .open_positions()
+            .map(|p| {
+                let pnl = money.wire(book.unrealized_cents(p));
+                ProtoOaPositionUnrealizedPnL {
+                    position_id: p.id,
+                    gross_unrealized_pn_l: pnl,
+                    net_unrealized_pn_l: pnl,
+                }
+            })
+            .collect();
+        self.respond(&ProtoOaGetPositionUnrealizedPnLRes {
+            ctid_trader_account_id: account,
+            position_unrealized_pn_l,
+            money_digits: money.digits(),
             ..Default::default()
         });
     }
@@ -1150,20 +1269,21 @@ impl Session<'_> {
     /// ORDER_ACCEPTED then ORDER_FILLED to every session on the account; only the requester's copy
     /// carries its clientMsgId.
     fn report_execution(&mut self, account: i64, ex: &Execution) {
+        let money = self.core.config.money;
         let events = [
             ProtoOaExecutionEvent {
                 ctid_trader_account_id: account,
                 execution_type: ProtoOaExecutionType::OrderAccepted as i32,
-                position: Some(position_to_wire(&ex.accepted_position)),
+                position: Some(position_to_wire(&ex.accepted_position, money)),
                 order: Some(order_to_wire(&ex.accepted_order)),
                 ..Default::default()
             },
             ProtoOaExecutionEvent {
                 ctid_trader_account_id: account,
                 execution_type: ProtoOaExecutionType::OrderFilled as i32,
-                position: Some(position_to_wire(&ex.filled_position)),
+                position: Some(position_to_wire(&ex.filled_position, money)),
                 order: Some(order_to_wire(&ex.filled_order)),
-                deal: Some(deal_to_wire(&ex.deal)),
+                deal: Some(deal_to_wire(&ex.deal, money)),
                 ..Default::default()
             },
         ];
@@ -1266,7 +1386,10 @@ impl Session<'_> {
                 .deals_between(r.from_timestamp, r.to_timestamp, max_rows);
         self.respond(&ProtoOaDealListRes {
             ctid_trader_account_id: r.ctid_trader_account_id,
-            deal: deals.iter().map(deal_to_wire).collect(),
+            deal: deals
+                .iter()
+                .map(|d| deal_to_wire(d, self.core.config.money))
+                .collect(),
             has_more,
             ..Default::default()
         });
@@ -1320,6 +1443,10 @@ mod tests {
     }
 
     fn core_from(series: Vec<BarSeries>, start_bar: usize) -> SimCore {
+        core_with_money(series, start_bar, 2)
+    }
+
+    fn core_with_money(series: Vec<BarSeries>, start_bar: usize, money_digits: u32) -> SimCore {
         SimCore::new(
             series,
             CoreConfig {
@@ -1333,6 +1460,7 @@ mod tests {
                 start_bar,
                 bars_per_second: 10.0,
                 balance_cents: 1_000_000,
+                money: crate::sim::money::Money::new(money_digits).unwrap(),
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
                 rate_limit: Some(50),
@@ -1538,6 +1666,87 @@ mod tests {
         assert_eq!(
             (trader.trader.balance, trader.trader.money_digits),
             (1_000_000, Some(2))
+        );
+    }
+
+    #[test]
+    fn money_digits_scale_balance_margin_pnl_and_deals_on_the_wire() {
+        let now = Instant::now();
+        let files = [("EURUSD", include_str!("../../tests/data/EURUSD.csv"))];
+        let series = files
+            .iter()
+            .map(|(s, t)| parse_bars(s, Path::new(s), t).unwrap())
+            .collect();
+        let mut c = core_with_money(series, 10, 8);
+        let a = login(&mut c, now);
+        let trader = only::<ProtoOaTraderRes>(&send(
+            &mut c,
+            a,
+            &ProtoOaTraderReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "t",
+            now,
+        ))
+        .trader;
+        // 10,000.00 USD with moneyDigits 8.
+        assert_eq!(
+            (trader.balance, trader.money_digits),
+            (1_000_000_000_000, Some(8))
+        );
+        let r = send(&mut c, a, &market(1, 100_000), "o", now);
+        let filled = decode_out::<ProtoOaExecutionEvent>(&r.out[1]).unwrap();
+        let pos = filled.position.unwrap();
+        let margin_cents = c.book().open_positions().next().unwrap().used_margin_cents;
+        assert_eq!(pos.money_digits, Some(8));
+        assert_eq!(
+            pos.used_margin,
+            u64::try_from(margin_cents * 1_000_000).ok()
+        );
+        // Price moves one step: the broker's PnL answer is in the same scale.
+        c.step(now);
+        let pnl = only::<ProtoOaGetPositionUnrealizedPnLRes>(&send(
+            &mut c,
+            a,
+            &ProtoOaGetPositionUnrealizedPnLReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "p",
+            now,
+        ));
+        let open = c.book().open_positions().next().unwrap().clone();
+        let cents = c.book().unrealized_cents(&open);
+        assert_ne!(cents, 0, "the quote moved");
+        assert_eq!(pnl.money_digits, 8);
+        assert_eq!(pnl.position_unrealized_pn_l.len(), 1);
+        let p = &pnl.position_unrealized_pn_l[0];
+        assert_eq!(
+            (
+                p.position_id,
+                p.gross_unrealized_pn_l,
+                p.net_unrealized_pn_l
+            ),
+            (open.id, cents * 1_000_000, cents * 1_000_000)
+        );
+        let close = ProtoOaClosePositionReq {
+            ctid_trader_account_id: ACCOUNT,
+            position_id: open.id,
+            volume: open.volume,
+            ..Default::default()
+        };
+        let r = send(&mut c, a, &close, "c", now);
+        let deal = decode_out::<ProtoOaExecutionEvent>(&r.out[1])
+            .unwrap()
+            .deal
+            .unwrap();
+        let detail = deal.close_position_detail.unwrap();
+        assert_eq!(detail.money_digits, Some(8));
+        assert_eq!(detail.balance, c.book().balance_cents() * 1_000_000);
+        assert_eq!(
+            detail.gross_profit,
+            (c.book().balance_cents() - 1_000_000) * 1_000_000
         );
     }
 
@@ -1954,6 +2163,85 @@ mod tests {
         );
         let r = send(&mut c2, a, &market(1, 100_000), "y", now);
         assert_eq!(r.out.len(), 2);
+    }
+
+    #[test]
+    fn a_deposit_reaches_every_session_as_a_trader_update() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let idle = c.connect(); // not authorised on the account: gets nothing
+        c.control(&ControlCommand::Deposit(-12_345), now, 0);
+        let out = c.take_events();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].conn, a);
+        assert_ne!(out[0].conn, idle);
+        let ev = decode_out::<ProtoOaTraderUpdatedEvent>(&out[0]).unwrap();
+        assert_eq!(ev.trader.balance, 1_000_000 - 12_345);
+        assert_eq!(ev.trader.balance_version, Some(1));
+        assert!(c.take_events().is_empty(), "delivered once");
+    }
+
+    #[test]
+    fn an_invalidated_token_logs_the_account_out_and_stops_working() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        c.control(
+            &ControlCommand::TokenInvalidate { refresh_too: false },
+            now,
+            0,
+        );
+        let out = c.take_events();
+        let ev = decode_out::<ProtoOaAccountsTokenInvalidatedEvent>(&out[0]).unwrap();
+        assert_eq!(
+            (out[0].conn, ev.ctid_trader_account_ids),
+            (a, vec![ACCOUNT])
+        );
+        let trader = ProtoOaTraderReq {
+            ctid_trader_account_id: ACCOUNT,
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &trader, "t", now)).error_code,
+            "ACCOUNT_NOT_AUTHORIZED",
+            "the connection stays, the account session is gone"
+        );
+        let old = ProtoOaAccountAuthReq {
+            ctid_trader_account_id: ACCOUNT,
+            access_token: "token".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &old, "o", now)).error_code,
+            "CH_ACCESS_TOKEN_INVALID"
+        );
+        // The refresh token still works after a plain invalidation...
+        let refresh = ProtoOaRefreshTokenReq {
+            refresh_token: "refresh".into(),
+            ..Default::default()
+        };
+        let fresh = only::<ProtoOaRefreshTokenRes>(&send(&mut c, a, &refresh, "r", now));
+        let again = ProtoOaAccountAuthReq {
+            access_token: fresh.access_token,
+            ..old.clone()
+        };
+        only::<ProtoOaAccountAuthRes>(&send(&mut c, a, &again, "n", now));
+        // ...but not after a revocation of both.
+        c.control(
+            &ControlCommand::TokenInvalidate { refresh_too: true },
+            now,
+            0,
+        );
+        assert_eq!(c.take_events().len(), 1);
+        let refresh = ProtoOaRefreshTokenReq {
+            refresh_token: fresh.refresh_token,
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &refresh, "r2", now)).error_code,
+            "CH_ACCESS_TOKEN_INVALID"
+        );
     }
 
     #[test]

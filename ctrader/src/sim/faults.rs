@@ -26,6 +26,16 @@ pub enum ControlCommand {
     MarginFail(String),
     /// Undo `margin-fail` for a symbol.
     MarginOk(String),
+    /// Credit (or, negative, debit) the balance by this many cents: a deposit or withdrawal, which
+    /// the account's sessions learn from `ProtoOATraderUpdatedEvent`.
+    Deposit(i64),
+    /// Revoke the access token (and with `refresh_too` the refresh token): every session of the
+    /// account gets `ProtoOAAccountsTokenInvalidatedEvent` and loses the account.
+    TokenInvalidate {
+        refresh_too: bool,
+    },
+    /// `ProtoOAClientDisconnectEvent` with this reason to every connection, then close them all.
+    ClientDisconnect(String),
     /// Reset every fault.
     Clear,
     /// Print latency statistics (and write `--stats-out`).
@@ -50,8 +60,8 @@ pub enum ControlError {
 }
 
 pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
-maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | clear | stats | status | help  \
-(DUR: 500ms, 5s, 2m; a bare number is seconds)";
+maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | deposit AMOUNT | token-invalidate [all] | \
+client-disconnect [REASON] | clear | stats | status | help  (DUR: 500ms, 5s, 2m; a bare number is seconds)";
 
 /// Parses `500ms`, `5s`, `2m`, `1h` or a bare number of seconds (fractions allowed).
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -115,6 +125,25 @@ impl ControlCommand {
             "maintenance" => Self::Maintenance(duration()?),
             "margin-fail" => Self::MarginFail(symbol()?),
             "margin-ok" => Self::MarginOk(symbol()?),
+            "deposit" => Self::Deposit(
+                arg.and_then(|a| a.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && v.abs() < 1e12)
+                    .map(|v| (v * 100.0).round() as i64)
+                    .ok_or_else(|| bad("an amount in the deposit currency, e.g. 250.50 or -100"))?,
+            ),
+            "token-invalidate" => match arg {
+                None => Self::TokenInvalidate { refresh_too: false },
+                Some("all") => Self::TokenInvalidate { refresh_too: true },
+                Some(_) => return Err(bad("nothing, or `all` to revoke the refresh token too")),
+            },
+            "client-disconnect" => {
+                let rest: Vec<&str> = line.split_whitespace().skip(1).collect();
+                Self::ClientDisconnect(if rest.is_empty() {
+                    "The application access was blocked by cTrader Administrator".to_string()
+                } else {
+                    rest.join(" ")
+                })
+            }
             "clear" => Self::Clear,
             "stats" => Self::Stats,
             "status" => Self::Status,
@@ -186,7 +215,13 @@ impl FaultState {
             ControlCommand::Clear => {
                 *self = Self::new(self.defaults.0, self.defaults.1);
             }
-            ControlCommand::Stats | ControlCommand::Status | ControlCommand::Help => {}
+            ControlCommand::ClientDisconnect(_) => return FaultAction::DisconnectAll,
+            // Account events, carried out by the core.
+            ControlCommand::Deposit(_)
+            | ControlCommand::TokenInvalidate { .. }
+            | ControlCommand::Stats
+            | ControlCommand::Status
+            | ControlCommand::Help => {}
         }
         FaultAction::None
     }
@@ -309,6 +344,24 @@ mod tests {
         );
         assert_eq!(ControlCommand::parse("STATS"), Ok(ControlCommand::Stats));
         assert_eq!(
+            ControlCommand::parse("deposit -250.5"),
+            Ok(ControlCommand::Deposit(-25_050))
+        );
+        assert_eq!(
+            ControlCommand::parse("token-invalidate"),
+            Ok(ControlCommand::TokenInvalidate { refresh_too: false })
+        );
+        assert_eq!(
+            ControlCommand::parse("token-invalidate all"),
+            Ok(ControlCommand::TokenInvalidate { refresh_too: true })
+        );
+        assert_eq!(
+            ControlCommand::parse("client-disconnect blocked by the admin"),
+            Ok(ControlCommand::ClientDisconnect(
+                "blocked by the admin".into()
+            ))
+        );
+        assert_eq!(
             ControlCommand::parse("stall 1.5"),
             Ok(ControlCommand::Stall(Duration::from_millis(1500)))
         );
@@ -341,6 +394,20 @@ mod tests {
             ControlCommand::parse("margin-fail"),
             Err(ControlError::BadArgument { .. })
         ));
+        for bad in [
+            "deposit",
+            "deposit x",
+            "deposit inf",
+            "token-invalidate some",
+        ] {
+            assert!(
+                matches!(
+                    ControlCommand::parse(bad),
+                    Err(ControlError::BadArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

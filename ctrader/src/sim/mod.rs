@@ -7,6 +7,7 @@
 //! - [`book`]: the hedged account — fills with spread and slippage, margin, positions, orders, deals.
 //! - [`faults`]: the control-command language and the fault state it drives.
 //! - [`latency`]: bar-close → order latency per symbol (p50/p99/max).
+//! - [`money`]: cents ↔ the wire's `moneyDigits` scaling.
 //! - [`core`]: the protocol state machine — Open API requests in, responses and events out, for
 //!   every connection, with time injected.
 //!
@@ -19,6 +20,7 @@ pub mod book;
 pub mod core;
 pub mod faults;
 pub mod latency;
+pub mod money;
 pub mod replay;
 pub mod server;
 pub mod symbols;

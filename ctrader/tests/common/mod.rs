@@ -78,6 +78,7 @@ impl Sim {
                 start_bar: 20,
                 bars_per_second,
                 balance_cents: 10_000_000,
+                money: ctrader::sim::money::Money::new(2).unwrap(),
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
                 rate_limit: Some(50),
