@@ -55,6 +55,11 @@ pub const WS_PING_PERIOD: Duration = Duration::from_secs(15);
 /// long: a closed market sends no spots, and the client's heartbeats are not passed on as events.
 pub const BROKER_PROBE_PERIOD: Duration = Duration::from_secs(10);
 
+/// How often the cTrader account (balance, leverage, every position's unrealised PnL) is asked of
+/// the broker: the risk guard's equity is at most this old (plus a round trip). Two requests per
+/// period, far under the server's 50/s.
+pub const ACCOUNT_REFRESH_PERIOD: Duration = Duration::from_secs(5);
+
 /// Queued events handled in one turn of the core loop: enough for a bar boundary of every symbol
 /// (a spot, a live trendbar and their updates: up to about 5 broker events per symbol) and for
 /// every symbol's SIGNAL to form one batch, few enough that timers are not starved.
@@ -500,6 +505,15 @@ impl Executor {
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (probe_tx, mut probe_rx) = mpsc::channel::<ProbeResult>(1);
         let mut probe_in_flight = false;
+        let mut account_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + ACCOUNT_REFRESH_PERIOD,
+            ACCOUNT_REFRESH_PERIOD,
+        );
+        account_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (account_tx, mut account_rx) = mpsc::channel::<
+            Result<crate::broker::ctrader::AccountRefresh, ctrader::client::ClientError>,
+        >(1);
+        let mut account_in_flight = false;
         let mut last_broker_event = std::time::Instant::now();
         // The listener is bound and start() has reconciled the books: ready to serve.
         let status = self.status_line();
@@ -574,6 +588,28 @@ impl Executor {
                     }
                     self.publish_bars(closed);
                     self.fill_bar_gaps().await;
+                    self.resolve_position_symbols().await;
+                }
+                // The account as the broker sees it, fetched off the loop: no signal waits for it.
+                _ = account_tick.tick(), if live_feed && !account_in_flight => {
+                    if let AnyBroker::Ctrader(b) = &self.primary.broker
+                        && b.client().state() == ctrader::client::LinkState::Ready
+                    {
+                        account_in_flight = true;
+                        let refresh = b.account_refresh();
+                        let tx = account_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = tx.send(refresh.await).await;
+                        });
+                    }
+                }
+                Some(r) = account_rx.recv() => {
+                    account_in_flight = false;
+                    match (r, &mut self.primary.broker) {
+                        (Ok(r), AnyBroker::Ctrader(b)) => b.apply_account_refresh(&r),
+                        (Err(e), _) => tracing::warn!(error = %e, "the broker's account figures could not be refreshed; the risk guard uses the last ones"),
+                        _ => {}
+                    }
                 }
                 _ = bar_clock.tick(), if live_feed => {
                     self.on_bar_clock();
@@ -980,6 +1016,16 @@ impl Executor {
             let fresh = builder.accept_backfill(bars);
             tracing::info!(%symbol, from, to, bars = fresh.len(), "bars after a broker outage taken from history");
             self.publish_bars(fresh);
+        }
+    }
+
+    /// Positions on symbols the config does not trade count in the risk guard with their real lots:
+    /// their volume rules are fetched when such a position appears (no request otherwise).
+    async fn resolve_position_symbols(&mut self) {
+        if let AnyBroker::Ctrader(b) = &mut self.primary.broker
+            && let Err(e) = b.resolve_symbols().await
+        {
+            tracing::warn!(error = %e, "volume rules of an unconfigured symbol holding a position could not be fetched; its lots count as unbounded (no new opens pass the exposure limit)");
         }
     }
 

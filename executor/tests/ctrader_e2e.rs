@@ -70,30 +70,68 @@ const FOREX_AND_INDEX: &str = r#"
     "EURUSD": { "enabled": true, "digits": 5, "spread": 0.00007, "slippage": 0.00001 },
     "US500": { "enabled": true, "lot_weak": 0.1, "lot_moderate": 0.3, "lot_strong": 0.5, "digits": 2, "contract_size": 1 }"#;
 
+/// What a test environment runs on.
+struct EnvSpec<'a> {
+    /// Writes the simulator's bar files into the directory given.
+    write: fn(&Path),
+    /// Bars of history before the replay.
+    start_bar: &'a str,
+    /// The config's `symbols` object body.
+    symbols: &'a str,
+    /// Extra top-level config entries (`"risk": {...},`), or "".
+    extra: &'a str,
+    /// Extra simulator flags.
+    sim_args: &'a [&'a str],
+    request_timeout_ms: u64,
+}
+
+impl EnvSpec<'_> {
+    fn default_with(request_timeout_ms: u64) -> EnvSpec<'static> {
+        EnvSpec {
+            write: write_bars,
+            start_bar: "10",
+            symbols: FOREX_AND_INDEX,
+            extra: "",
+            sim_args: &[],
+            request_timeout_ms,
+        }
+    }
+}
+
 /// Starts ctrader-sim on fresh bars (speed 2 bars/s, 10 bars of history) and a shadow-mode
 /// executor connected to it.
 async fn start_env(request_timeout_ms: u64) -> Env {
-    start_env_on(write_bars, "10", FOREX_AND_INDEX, request_timeout_ms).await
+    start_env_on(EnvSpec::default_with(request_timeout_ms)).await
 }
 
-/// [`start_env`] over the bars `write` puts in the simulator's data directory, `start_bar` of
-/// them history, trading the `symbols` (the config's `symbols` object body).
-async fn start_env_on(
-    write: impl FnOnce(&Path),
-    start_bar: &str,
-    symbols: &str,
-    request_timeout_ms: u64,
-) -> Env {
+/// [`start_env`] as `spec` says.
+async fn start_env_on(spec: EnvSpec<'_>) -> Env {
+    let (dir, sim, cfg) = prepare_env(spec);
+    let run = ws::start(cfg).await;
+    Env {
+        dir,
+        sim: Some(sim),
+        run,
+    }
+}
+
+/// The simulator running and the executor's config, as `spec` says.
+fn prepare_env(spec: EnvSpec<'_>) -> (tempfile::TempDir, Sim, executor::config::ExecutorConfig) {
+    let EnvSpec {
+        write,
+        start_bar,
+        symbols,
+        extra,
+        sim_args,
+        request_timeout_ms,
+    } = spec;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("simdata");
     write(&data);
     let cert = dir.path().join("sim-ca.pem");
-    let sim = Sim::start(
-        &data,
-        &cert,
-        &["--speed", "2", "--start-bar", start_bar],
-        None,
-    );
+    let mut args = vec!["--speed", "2", "--start-bar", start_bar];
+    args.extend_from_slice(sim_args);
+    let sim = Sim::start(&data, &cert, &args, None);
     let port = sim.port;
 
     std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
@@ -105,7 +143,7 @@ async fn start_env_on(
     let body = format!(
         r#"{{
   "timeframe": "H1", "clock": "feed", "stale_signal_max_age_secs": 60,
-  "log_dir": "log", "state_dir": "state",
+  "log_dir": "log", "state_dir": "state", {extra}
   "ipc": {{ "bind": "127.0.0.1:0", "token_file": "secrets/ipc.token" }},
   "broker": {{
     "mode": "shadow",
@@ -119,12 +157,7 @@ async fn start_env_on(
         cert = cert.display()
     );
     let cfg = common::load(dir.path(), &body);
-    let run = ws::start(cfg).await;
-    Env {
-        dir,
-        sim: Some(sim),
-        run,
-    }
+    (dir, sim, cfg)
 }
 
 /// One command on the simulator's control socket; returns its one-line answer.
@@ -353,12 +386,12 @@ async fn live_bars_are_the_brokers_bars() {
 /// maximum window (wider ones get INCORRECT_BOUNDARIES), until it has the bars asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warmup_of_a_session_limited_symbol_returns_every_bar_asked_for() {
-    let env = start_env_on(
-        |d| write_stock_bars(d, 115),
-        "760",
-        r#""AAPL": { "enabled": true, "lot_weak": 1, "lot_moderate": 3, "lot_strong": 5, "digits": 2, "contract_size": 1 }"#,
-        5000,
-    )
+    let env = start_env_on(EnvSpec {
+        write: |d| write_stock_bars(d, 115),
+        start_bar: "760",
+        symbols: r#""AAPL": { "enabled": true, "lot_weak": 1, "lot_moderate": 3, "lot_strong": 5, "digits": 2, "contract_size": 1 }"#,
+        ..EnvSpec::default_with(5000)
+    })
     .await;
     let mut c = ws::hello(env.run.addr).await;
     send(&mut c, "WARMUP|AAPL|H1|700").await;
@@ -399,4 +432,117 @@ async fn warmup_of_a_session_limited_symbol_returns_every_bar_asked_for() {
     );
     drop(c);
     env.run.stop().await;
+}
+
+/// EURUSD (traded) and US30 (not in the executor's config; flat at 40,000, so a position's only
+/// loss is the spread and the slippage it was opened with).
+fn write_eurusd_and_us30(dir: &Path) {
+    write_bars(dir);
+    let mut us30 = String::from("time,open,high,low,close,volume\n");
+    for i in 0..40i64 {
+        us30.push_str(&format!(
+            "{},40000.0,40000.0,40000.0,40000.0,10\n",
+            T0 + i * 3600
+        ));
+    }
+    std::fs::write(dir.join("US30.csv"), us30).unwrap();
+    std::fs::remove_file(dir.join("US500.csv")).unwrap();
+}
+
+const EURUSD_ONLY: &str =
+    r#""EURUSD": { "enabled": true, "digits": 5, "spread": 0.00007, "slippage": 0.00001 }"#;
+/// The simulator's id for US30 (`ctrader/src/sim/symbols.rs`).
+const US30_ID: i64 = 10_015;
+
+/// Opens `volume` (0.01 units) of US30 at the simulator with a client of our own, as a trader
+/// placing an order by hand on the same account would.
+async fn open_by_hand(env: &Env, volume: i64) {
+    let client = env.sim.as_ref().unwrap().own_client().await;
+    let fill = client
+        .new_market_order(
+            US30_ID,
+            ctrader::messages::ProtoOaTradeSide::Buy,
+            volume,
+            Some("by hand"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(fill.position.is_some(), "{fill:?}");
+}
+
+/// Issue 11: a position on a symbol the config does not trade (opened by hand) takes a position
+/// slot: with `max_open_positions` 1 the executor opens nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_on_unconfigured_symbols_take_position_slots() {
+    let env = start_env_on(EnvSpec {
+        write: write_eurusd_and_us30,
+        symbols: EURUSD_ONLY,
+        extra: r#""risk": { "max_open_positions": 1 },"#,
+        ..EnvSpec::default_with(5000)
+    })
+    .await;
+    let mut c = ws::hello(env.run.addr).await;
+    open_by_hand(&env, 100).await;
+    let ack = signal_on_next_bar(&mut c, "EURUSD", "LONG_WEAK").await;
+    assert!(
+        ack.starts_with("ACK|EURUSD|LONG_WEAK|FAIL|MAX_POSITIONS|"),
+        "{ack}"
+    );
+    drop(c);
+    env.run.stop().await;
+}
+
+/// Issue 11: equity is the broker's: balance plus every position's unrealised PnL as the broker
+/// reports it (`ProtoOAGetPositionUnrealizedPnLReq`, here with moneyDigits 8), an unconfigured
+/// symbol's included. A 260 USD loss on a hand-opened US30 position breaks a 200 USD total-loss
+/// limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equity_is_the_brokers_with_every_positions_pnl() {
+    let env = start_env_on(EnvSpec {
+        write: write_eurusd_and_us30,
+        symbols: EURUSD_ONLY,
+        extra: r#""risk": { "initial_balance": 1000000, "max_total_loss_pct": 0.02 },"#,
+        sim_args: &["--balance", "1000000", "--money-digits", "8"],
+        ..EnvSpec::default_with(5000)
+    })
+    .await;
+    let mut c = ws::hello(env.run.addr).await;
+    // Within the limit: an open goes through (and is closed again by WAIT).
+    let ack = signal_on_next_bar(&mut c, "EURUSD", "LONG_WEAK").await;
+    assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{ack}");
+    let ack = signal_on_next_bar(&mut c, "EURUSD", "WAIT").await;
+    assert!(ack.starts_with("ACK|EURUSD|WAIT|OK|"), "{ack}");
+    // 100 US30 contracts bought at ask + slippage: 2.6 USD each below the bid, 260 USD.
+    open_by_hand(&env, 10_000).await;
+    // The executor asks the broker for the account every ACCOUNT_REFRESH_PERIOD.
+    tokio::time::sleep(
+        executor::server::ACCOUNT_REFRESH_PERIOD + std::time::Duration::from_secs(1),
+    )
+    .await;
+    let ack = signal_on_next_bar(&mut c, "EURUSD", "LONG_WEAK").await;
+    assert!(
+        ack.starts_with("ACK|EURUSD|LONG_WEAK|FAIL|TOTAL_LOSS|"),
+        "{ack}"
+    );
+    drop(c);
+    env.run.stop().await;
+}
+
+/// Issue 11: a NETTED account (one position per symbol) is refused at startup, with a message that
+/// names the account type and the fix, before any order can go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_netted_account_is_refused_at_startup() {
+    let (_dir, _sim, cfg) = prepare_env(EnvSpec {
+        sim_args: &["--account-type", "netted"],
+        ..EnvSpec::default_with(5000)
+    });
+    let err = executor::server::Executor::start(cfg, None)
+        .await
+        .expect_err("a netted account must be refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("NETTED") && text.contains("HEDGED") && text.contains("account_id"),
+        "{text}"
+    );
 }

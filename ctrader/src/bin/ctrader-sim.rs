@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Parser;
+use ctrader::messages::ProtoOaAccountType;
 use ctrader::sim::core::{CoreConfig, Credentials, SimCore};
 use ctrader::sim::faults::{ControlCommand, parse_duration};
 use ctrader::sim::money::{MAX_MONEY_DIGITS, Money};
@@ -51,6 +52,10 @@ struct Args {
     /// accounts; some brokers use 8).
     #[arg(long, default_value_t = 2)]
     money_digits: u32,
+    /// The accountType the trader answer reports: `hedged`, or `netted` (only reported: the book
+    /// still trades hedged; for checking that a client refuses a netted account).
+    #[arg(long, default_value = "hedged", value_parser = ["hedged", "netted"])]
+    account_type: String,
     /// Account leverage (1:N).
     #[arg(long, default_value_t = 100)]
     leverage: u32,
@@ -150,6 +155,11 @@ async fn main() -> anyhow::Result<()> {
             balance_cents: (args.balance * 100.0).round() as i64,
             money: Money::new(args.money_digits)
                 .with_context(|| format!("--money-digits must be 0..={MAX_MONEY_DIGITS}"))?,
+            account_type: if args.account_type == "netted" {
+                ProtoOaAccountType::Netted
+            } else {
+                ProtoOaAccountType::Hedged
+            },
             leverage_in_cents: args.leverage.saturating_mul(100),
             slippage_points: args.slippage_points,
             rate_limit: limit(args.rate_limit),

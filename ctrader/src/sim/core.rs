@@ -48,6 +48,9 @@ pub struct CoreConfig {
     pub balance_cents: i64,
     /// The account's `moneyDigits`: every monetary value on the wire is scaled by 10^digits.
     pub money: Money,
+    /// The `accountType` the trader answer reports. The book always trades hedged (every order its
+    /// own position); NETTED is only reported, to check that clients refuse such an account.
+    pub account_type: ProtoOaAccountType,
     pub leverage_in_cents: u32,
     pub slippage_points: i64,
     /// Requests per second per connection (the real server allows 50).
@@ -494,7 +497,7 @@ impl SimCore {
             total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
             max_leverage: Some(self.config.leverage_in_cents / 100),
             trader_login: Some(account),
-            account_type: Some(ProtoOaAccountType::Hedged as i32),
+            account_type: Some(self.config.account_type as i32),
             broker_name: Some("ctrader-sim".to_string()),
             money_digits: Some(self.config.money.digits()),
             ..Default::default()
@@ -1461,6 +1464,7 @@ mod tests {
                 bars_per_second: 10.0,
                 balance_cents: 1_000_000,
                 money: crate::sim::money::Money::new(money_digits).unwrap(),
+                account_type: ProtoOaAccountType::Hedged,
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
                 rate_limit: Some(50),

@@ -79,6 +79,7 @@ impl Sim {
                 bars_per_second,
                 balance_cents: 10_000_000,
                 money: ctrader::sim::money::Money::new(2).unwrap(),
+                account_type: ctrader::messages::ProtoOaAccountType::Hedged,
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
                 rate_limit: Some(50),

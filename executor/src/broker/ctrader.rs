@@ -1,9 +1,13 @@
 //! The live book: an adapter over `ctrader::client`. It keeps a cache of the account (balance,
-//! leverage), positions and quotes, fed by the client's events and by reconciles, so the engine can
-//! decide on a snapshot without a network round trip; orders go out with the deterministic label
-//! and client order id, so a reconcile finds them after a timeout.
+//! leverage, the broker's unrealised PnL: [`super::account`]), positions and quotes, fed by the
+//! client's events, by reconciles and by periodic account refreshes, so the engine can decide on a
+//! snapshot without a network round trip; orders go out with the deterministic label and client
+//! order id, so a reconcile finds them after a timeout.
+//!
+//! Positions on symbols the config does not trade are kept too (opened by hand, or by another
+//! tool): they hold margin and position slots, and the risk guard must count them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
@@ -12,12 +16,12 @@ use ctrader::client::{
 };
 use ctrader::domain::SymbolVolume;
 use ctrader::messages::{
-    ProtoOaExecutionEvent, ProtoOaPosition, ProtoOaPositionStatus, ProtoOaReconcileRes,
-    ProtoOaTradeSide, ProtoOaTrader,
+    ProtoOaExecutionEvent, ProtoOaGetPositionUnrealizedPnLRes, ProtoOaPosition,
+    ProtoOaPositionStatus, ProtoOaReconcileRes, ProtoOaTradeSide, ProtoOaTrader,
 };
 use protocol::{Symbol, Timeframe};
 
-use super::paper::to_account;
+use super::account::{AccountRefused, BrokerAccount, check_tradable};
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
 use crate::orders::{
@@ -42,12 +46,27 @@ pub struct CtraderBroker {
     positions: Vec<BrokerPosition>,
     /// Broker volume (0.01 units) per position id, for full closes.
     volumes: HashMap<u64, i64>,
+    /// Each open position as the broker last described it (to recount lots once rules arrive).
+    raw_positions: HashMap<u64, ProtoOaPosition>,
     quotes: HashMap<Symbol, Quote>,
-    balance: f64,
-    leverage: f64,
-    money_digits: u32,
+    account: BrokerAccount,
+    /// Every symbol the broker lists, by id (positions on unconfigured symbols are named by it).
+    names: HashMap<i64, String>,
+    /// Volume rules of unconfigured symbols that hold positions.
+    other_volumes: HashMap<i64, SymbolVolume>,
+    /// Symbols whose rules were asked for since the last reconcile (each is asked once).
+    looked_up: BTreeSet<i64>,
     specs: BTreeMap<Symbol, SymbolConfig>,
     connected: bool,
+}
+
+/// The account as the broker reports it, fetched off the core loop ([`CtraderBroker::account_refresh`]).
+#[derive(Debug)]
+pub struct AccountRefresh {
+    trader: ProtoOaTrader,
+    pnl: ProtoOaGetPositionUnrealizedPnLRes,
+    /// The account's balance epoch when the request was sent.
+    epoch: u64,
 }
 
 /// Why the cTrader book could not be started.
@@ -61,10 +80,8 @@ pub enum CtraderStartError {
     Client(#[from] ClientError),
     #[error("cTrader symbol {symbol}: {why}")]
     Symbol { symbol: String, why: String },
-}
-
-fn pow10(d: u32) -> f64 {
-    10f64.powi(d as i32)
+    #[error("{0}")]
+    Account(#[from] AccountRefused),
 }
 
 /// Maps a client error to the broker error the engine understands.
@@ -130,8 +147,14 @@ impl CtraderBroker {
         cc.backoff_max = RECONNECT_BACKOFF_MAX;
         let (client, events) = ctrader::client::connect(cc)?;
         client.wait_ready(ready_within).await?;
+        // Before anything else: an account the executor cannot trade correctly is refused.
+        check_tradable(&client.trader().await?)?;
 
         let light = client.symbols().await?;
+        let all_names: HashMap<i64, String> = light
+            .iter()
+            .filter_map(|ls| Some((ls.symbol_id, ls.symbol_name.clone()?)))
+            .collect();
         let mut ids = Vec::new();
         let mut names: HashMap<i64, Symbol> = HashMap::new();
         for ls in &light {
@@ -190,10 +213,12 @@ impl CtraderBroker {
             instruments,
             positions: Vec::new(),
             volumes: HashMap::new(),
+            raw_positions: HashMap::new(),
             quotes: HashMap::new(),
-            balance: 0.0,
-            leverage: 1.0,
-            money_digits: 2,
+            account: BrokerAccount::default(),
+            names: all_names,
+            other_volumes: HashMap::new(),
+            looked_up: BTreeSet::new(),
             specs,
             connected: true,
         };
@@ -230,45 +255,123 @@ impl CtraderBroker {
     }
 
     fn apply_trader(&mut self, t: &ProtoOaTrader) {
-        self.money_digits = t.money_digits.unwrap_or(2);
-        self.balance = t.balance as f64 / pow10(self.money_digits);
-        if let Some(l) = t.leverage_in_cents {
-            self.leverage = (f64::from(l) / 100.0).max(1.0);
+        self.account.apply_trader(t);
+    }
+
+    /// The volume rules of a position's symbol: the configured instrument's, or those fetched for
+    /// an unconfigured symbol that holds positions.
+    fn volume_rules(&self, symbol_id: i64) -> Option<&SymbolVolume> {
+        match self.by_id.get(&symbol_id) {
+            Some(sym) => self.instruments.get(sym).map(|i| &i.volume),
+            None => self.other_volumes.get(&symbol_id),
         }
     }
 
-    fn position(&self, p: &ProtoOaPosition) -> Option<(BrokerPosition, i64)> {
-        let sym = self.by_id.get(&p.trade_data.symbol_id)?;
-        let inst = self.instruments.get(sym)?;
+    fn position(&self, p: &ProtoOaPosition) -> (BrokerPosition, i64) {
+        let symbol_id = p.trade_data.symbol_id;
+        let symbol = match self.by_id.get(&symbol_id) {
+            Some(sym) => sym.to_string(),
+            None => self
+                .names
+                .get(&symbol_id)
+                .cloned()
+                .unwrap_or_else(|| format!("#{symbol_id}")),
+        };
         let side = if p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32 {
             Side::Buy
         } else {
             Side::Sell
         };
-        let md = p.money_digits.unwrap_or(self.money_digits);
-        Some((
+        // Lots of a symbol whose volume rules are still unknown (`resolve_symbols` fetches them)
+        // count as unbounded: the exposure limit refuses new opens rather than undercount.
+        let lots = self
+            .volume_rules(symbol_id)
+            .map_or(f64::INFINITY, |v| v.volume_to_lots(p.trade_data.volume));
+        (
             BrokerPosition {
                 position_id: p.position_id as u64,
-                symbol: sym.to_string(),
+                symbol,
                 side,
-                lots: inst.volume.volume_to_lots(p.trade_data.volume),
+                lots,
                 entry_price: p.price.unwrap_or(0.0),
-                margin: p.used_margin.unwrap_or(0) as f64 / pow10(md),
+                margin: self
+                    .account
+                    .amount(p.used_margin.map_or(0, |m| m as i64), p.money_digits),
                 label: p.trade_data.label.clone(),
             },
             p.trade_data.volume,
-        ))
+        )
     }
 
     fn apply_reconcile(&mut self, res: &ProtoOaReconcileRes) {
+        self.looked_up.clear();
         self.positions.clear();
         self.volumes.clear();
+        self.raw_positions.clear();
         for p in &res.position {
-            if let Some((bp, vol)) = self.position(p) {
-                self.volumes.insert(bp.position_id, vol);
-                self.positions.push(bp);
+            let (bp, vol) = self.position(p);
+            self.volumes.insert(bp.position_id, vol);
+            self.raw_positions.insert(bp.position_id, p.clone());
+            self.positions.push(bp);
+        }
+    }
+
+    /// Symbols of open positions whose volume rules are unknown (neither configured nor fetched).
+    fn unresolved_symbols(&self) -> BTreeSet<i64> {
+        self.raw_positions
+            .values()
+            .map(|p| p.trade_data.symbol_id)
+            .filter(|id| self.volume_rules(*id).is_none() && !self.looked_up.contains(id))
+            .collect()
+    }
+
+    /// Fetches the volume rules of unconfigured symbols that hold positions, so their lots count
+    /// right in the risk guard. A no-op (no request) when there are none.
+    pub async fn resolve_symbols(&mut self) -> Result<(), BrokerError> {
+        let ids: Vec<i64> = self.unresolved_symbols().into_iter().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.looked_up.extend(ids.iter().copied());
+        let details = self.client.symbol_details(&ids).await.map_err(map_error)?;
+        for d in &details {
+            let name = self
+                .names
+                .get(&d.symbol_id)
+                .cloned()
+                .unwrap_or_else(|| format!("#{}", d.symbol_id));
+            match SymbolVolume::from_symbol(&name, d) {
+                Ok(v) => {
+                    self.other_volumes.insert(d.symbol_id, v);
+                }
+                Err(e) => {
+                    tracing::warn!(symbol = %name, error = %e, "volume rules of an unconfigured symbol holding a position are unusable; its lots count as unbounded")
+                }
             }
         }
+        let raw: Vec<ProtoOaPosition> = self.raw_positions.values().cloned().collect();
+        self.positions = raw.iter().map(|p| self.position(p).0).collect();
+        tracing::info!(symbols = ?ids, "positions on unconfigured symbols counted by the risk guard");
+        Ok(())
+    }
+
+    /// The account as the broker reports it now: trader (balance, leverage, money digits) and
+    /// every position's unrealised PnL. Runs without the book, so the core loop does not wait.
+    pub fn account_refresh(
+        &self,
+    ) -> impl Future<Output = Result<AccountRefresh, ClientError>> + Send + 'static {
+        let client = self.client.clone();
+        let epoch = self.account.epoch();
+        async move {
+            let trader = client.trader().await?;
+            let pnl = client.unrealized_pnl().await?;
+            Ok(AccountRefresh { trader, pnl, epoch })
+        }
+    }
+
+    /// Books an [`AccountRefresh`].
+    pub fn apply_account_refresh(&mut self, r: &AccountRefresh) {
+        self.account.apply_refresh(&r.trader, &r.pnl, r.epoch);
     }
 
     /// Applies a position as an execution event reports it (opened, changed or closed).
@@ -276,11 +379,16 @@ impl CtraderBroker {
         let id = p.position_id as u64;
         self.positions.retain(|x| x.position_id != id);
         self.volumes.remove(&id);
+        self.raw_positions.remove(&id);
         let open = p.position_status == ProtoOaPositionStatus::PositionStatusOpen as i32
             && p.trade_data.volume > 0;
-        if open && let Some((bp, vol)) = self.position(p) {
+        if open {
+            let (bp, vol) = self.position(p);
             self.volumes.insert(id, vol);
+            self.raw_positions.insert(id, p.clone());
             self.positions.push(bp);
+        } else {
+            self.account.forget_position(id);
         }
     }
 
@@ -289,6 +397,11 @@ impl CtraderBroker {
         self.apply_trader(&trader);
         let res = self.client.reconcile().await.map_err(map_error)?;
         self.apply_reconcile(&res);
+        if let Err(e) = self.resolve_symbols().await {
+            tracing::warn!(error = %e, "volume rules of unconfigured symbols holding positions could not be fetched; their lots count as unbounded");
+        }
+        let pnl = self.client.unrealized_pnl().await.map_err(map_error)?;
+        self.account.apply_pnl(&pnl);
         Ok(())
     }
 
@@ -328,35 +441,13 @@ impl CtraderBroker {
         if let Some(d) = &e.deal
             && let Some(c) = &d.close_position_detail
         {
-            self.balance = c.balance as f64 / pow10(c.money_digits.unwrap_or(self.money_digits));
+            self.account.apply_close(c);
         }
     }
 
+    /// Balance, equity, margin and leverage as the broker reported them (see [`BrokerAccount`]).
     fn account(&self) -> AccountSnapshot {
-        let mut unrealized = 0.0;
-        let mut used = 0.0;
-        for p in &self.positions {
-            used += p.margin;
-            if let Ok(sym) = p.symbol.parse::<Symbol>()
-                && let (Some(q), Some(spec)) = (self.quotes.get(&sym), self.specs.get(&sym))
-            {
-                let exit = match p.side {
-                    Side::Buy => q.bid,
-                    Side::Sell => q.ask,
-                };
-                unrealized += to_account(
-                    spec,
-                    (exit - p.entry_price) * p.side.sign() * p.lots * spec.contract_size,
-                    exit,
-                );
-            }
-        }
-        AccountSnapshot {
-            balance: self.balance,
-            equity: self.balance + unrealized,
-            used_margin: used,
-            leverage: self.leverage,
-        }
+        self.account.snapshot(&self.positions)
     }
 
     fn fill_from(
@@ -391,8 +482,8 @@ impl CtraderBroker {
             .as_ref()
             .and_then(|d| d.close_position_detail.as_ref())
             .map(|c| {
-                let md = c.money_digits.unwrap_or(self.money_digits);
-                (c.gross_profit + c.swap + c.commission) as f64 / pow10(md)
+                self.account
+                    .amount(c.gross_profit + c.swap + c.commission, c.money_digits)
             });
         Ok(Fill {
             position_id: p.position_id as u64,
