@@ -26,6 +26,8 @@ fn step_name(ev: &ClientEvent) -> Option<&'static str> {
             ConnectionEvent::SetupFailed { .. } => "setup-failed",
             ConnectionEvent::Disconnected { .. } => "disconnected",
             ConnectionEvent::ReconnectScheduled { .. } => "scheduled",
+            ConnectionEvent::AuthorizationLost { .. } => "authorization-lost",
+            ConnectionEvent::TokensReloaded => "tokens-reloaded",
         }),
         _ => None,
     }
@@ -318,6 +320,115 @@ async fn an_invalid_access_token_is_refreshed_during_setup() {
         ]
     );
     assert_ne!(client.tokens().access_token, "expired");
+}
+
+/// Events for `within`.
+async fn events_for(
+    events: &mut ctrader::client::EventStream,
+    within: Duration,
+) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    let until = tokio::time::Instant::now() + within;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(until, events.recv()).await {
+        seen.push(ev);
+    }
+    seen
+}
+
+/// `ProtoOAAccountsTokenInvalidatedEvent` with the refresh token still good: the session
+/// reconnects, the refused token is refreshed once, and trading goes on.
+#[tokio::test]
+async fn an_invalidated_token_is_refreshed_and_the_session_goes_on() {
+    let sim = Sim::start(1.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path().join("tokens.json"));
+    let mut cfg = sim.client_config();
+    cfg.token_store = Some(store.clone());
+    let (client, mut events) = connect_ready(cfg).await;
+    sim.control("token-invalidate").await;
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+    assert!(
+        seen.iter().any(|e| matches!(e, ClientEvent::TokenInvalidated { account_ids, .. } if account_ids == &vec![ACCOUNT])),
+        "{seen:#?}"
+    );
+    assert!(seen.iter().any(|e| step_name(e) == Some("refreshed")));
+    assert_eq!(
+        store.load().unwrap(),
+        client.tokens(),
+        "the new pair persisted"
+    );
+    assert_eq!(
+        client.trader().await.unwrap().ctid_trader_account_id,
+        ACCOUNT
+    );
+}
+
+/// Issue 11: with the refresh token revoked too, no retry can succeed. The session does not loop
+/// (one setup attempt discovers it), requests fail at once saying why, and a new pair in the token
+/// file (what `executor auth` writes) brings the session back without any other prompt.
+#[tokio::test]
+async fn revoked_tokens_stop_the_session_until_the_token_file_holds_a_new_pair() {
+    let sim = Sim::start(1.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path().join("tokens.json"));
+    let mut cfg = sim.client_config();
+    cfg.token_store = Some(store.clone());
+    let (client, mut events) = connect_ready(cfg).await;
+    sim.control("token-invalidate all").await;
+    // Backoff here is 100-400 ms: a blind retry loop would make ten attempts in these 4 s.
+    let seen = events_for(&mut events, Duration::from_secs(4)).await;
+    let attempts = seen
+        .iter()
+        .filter(|e| step_name(e) == Some("connecting"))
+        .count();
+    assert_eq!(attempts, 1, "one setup attempt, then none: {seen:#?}");
+    assert!(
+        !seen.iter().any(|e| step_name(e) == Some("ready")),
+        "{seen:#?}"
+    );
+    let quick = tokio::time::Instant::now();
+    let e = client.trader().await.expect_err("not authorised");
+    assert!(
+        quick.elapsed() < Duration::from_millis(200),
+        "fails at once"
+    );
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("refused the token"), "{e}");
+    // The account holder authorises again; the new pair lands in the token file.
+    assert!(
+        sim.control("grant-tokens access-2 refresh-2")
+            .await
+            .starts_with("OK")
+    );
+    store
+        .save(&ctrader::client::Tokens {
+            access_token: "access-2".into(),
+            refresh_token: "refresh-2".into(),
+            expires_at: None,
+        })
+        .unwrap();
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+    assert!(
+        seen.iter().any(|e| step_name(e) == Some("tokens-reloaded")),
+        "{seen:#?}"
+    );
+    assert_eq!(client.tokens().access_token, "access-2");
+    assert_eq!(
+        client.trader().await.unwrap().ctid_trader_account_id,
+        ACCOUNT
+    );
 }
 
 #[tokio::test]

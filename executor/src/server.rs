@@ -637,7 +637,11 @@ impl Executor {
                         ProbeResult::Unanswered(why) => {
                             // The server announces the end in wall-clock time, whatever the feed's clock.
                             let now_ms = chrono::Utc::now().timestamp_millis();
-                            if waiting_out_maintenance(self.maintenance_until_ms, now_ms) {
+                            if self.broker_link == "unauthorized" {
+                                // Waiting for a new token by design (see `AuthorizationLost`): the
+                                // loop is alive; a restart would not bring the token back.
+                                self.progress();
+                            } else if waiting_out_maintenance(self.maintenance_until_ms, now_ms) {
                                 // Silence is expected until the announced end; the loop that
                                 // handled this probe is alive, so the watchdog is fed.
                                 tracing::info!(%why, until_ms = ?self.maintenance_until_ms, "broker in announced maintenance");
@@ -957,6 +961,13 @@ impl Executor {
                         ..
                     } => self.maintenance_until_ms = Some(*end),
                     ctrader::client::ConnectionEvent::Ready => self.maintenance_until_ms = None,
+                    ctrader::client::ConnectionEvent::AuthorizationLost { account_id, reason } => {
+                        tracing::error!(
+                            account_id,
+                            %reason,
+                            "cTrader refused the account's token and its refresh: trading on this account has stopped; run `executor auth --config <this config>` to write a new token pair to broker.ctrader.token_file, the executor picks it up within seconds"
+                        );
+                    }
                     ctrader::client::ConnectionEvent::Disconnected { .. } => {
                         // Ticks are lost from now on: no bar is emitted from partial live data.
                         self.builders
@@ -969,6 +980,21 @@ impl Executor {
                 None
             }
             other => {
+                match other {
+                    ClientEvent::TokenInvalidated {
+                        account_ids,
+                        reason,
+                    } => tracing::warn!(
+                        ?account_ids,
+                        reason = reason.as_deref().unwrap_or("none given"),
+                        "cTrader invalidated the access token; reconnecting with the token file's pair, or one refresh"
+                    ),
+                    ClientEvent::ClientDisconnected { reason } => tracing::error!(
+                        reason = reason.as_deref().unwrap_or("none given"),
+                        "cTrader cancelled this application's connection; reconnecting"
+                    ),
+                    _ => {}
+                }
                 b.on_event(other);
                 None
             }
@@ -1179,6 +1205,7 @@ fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
         C::Ready => Some("connected"),
         C::SetupFailed { .. } | C::Disconnected { .. } => Some("disconnected"),
         C::ReconnectScheduled { .. } => Some("reconnecting"),
+        C::AuthorizationLost { .. } => Some("unauthorized"),
         _ => None,
     }
 }

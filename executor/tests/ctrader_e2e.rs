@@ -131,7 +131,8 @@ fn prepare_env(spec: EnvSpec<'_>) -> (tempfile::TempDir, Sim, executor::config::
     let cert = dir.path().join("sim-ca.pem");
     let mut args = vec!["--speed", "2", "--start-bar", start_bar];
     args.extend_from_slice(sim_args);
-    let sim = Sim::start(&data, &cert, &args, None);
+    // The simulator's log (stderr) in the test's directory: some tests read it.
+    let sim = Sim::start(&data, &cert, &args, Some(&dir.path().join("sim.log")));
     let port = sim.port;
 
     std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
@@ -545,4 +546,56 @@ async fn a_netted_account_is_refused_at_startup() {
         text.contains("NETTED") && text.contains("HEDGED") && text.contains("account_id"),
         "{text}"
     );
+}
+
+/// TLS sessions the simulator has accepted so far (its log line per connection).
+fn sim_connections(env: &Env) -> usize {
+    std::fs::read_to_string(env.dir.path().join("sim.log"))
+        .unwrap_or_default()
+        .matches("client connected")
+        .count()
+}
+
+/// Issue 11: the access and the refresh token are revoked (ProtoOAAccountsTokenInvalidatedEvent,
+/// then both refused). The executor stops trading the account at once (FAIL|NOT_CONNECTED), makes
+/// no further connection attempts, and trades again once the token file holds a new pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_tokens_stop_trading_until_the_token_file_holds_a_new_pair() {
+    let env = start_env(5000).await;
+    let mut c = ws::hello(env.run.addr).await;
+    let l = recv_until(&mut c, "BAR|EURUSD|").await;
+    let Ok(Line::Bar(bar)) = l.parse::<Line>() else {
+        panic!("{l}")
+    };
+    assert!(control(&env, "token-invalidate all").starts_with("OK"));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after_refusal = sim_connections(&env);
+    send(
+        &mut c,
+        &format!("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:{}|N:1", bar.time),
+    )
+    .await;
+    let ack = recv_until(&mut c, "ACK|").await;
+    assert!(
+        ack.starts_with("ACK|EURUSD|LONG_WEAK|FAIL|NOT_CONNECTED|"),
+        "{ack}"
+    );
+    // The executor's backoff would have retried several times in these 4 s.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        sim_connections(&env),
+        after_refusal,
+        "no blind reconnect loop"
+    );
+    // The account holder authorises again (`executor auth` writes the token file).
+    assert!(control(&env, "grant-tokens sim-access-2 sim-refresh-2").starts_with("OK"));
+    secret(
+        &env.dir.path().join("secrets/ct_tokens.json"),
+        r#"{"access_token":"sim-access-2","refresh_token":"sim-refresh-2"}"#,
+    );
+    let ack = signal_on_next_bar(&mut c, "EURUSD", "LONG_WEAK").await;
+    assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{ack}");
+    assert_eq!(sim_connections(&env), after_refusal + 1);
+    drop(c);
+    env.run.stop().await;
 }

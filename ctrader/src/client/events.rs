@@ -54,6 +54,18 @@ pub enum ConnectionEvent {
         /// Why.
         reason: String,
     },
+    /// The broker refused the account's token, and the token file and one refresh did not help:
+    /// the session sends nothing (requests fail with `ClientError::Unauthorized`) until the token
+    /// file holds a different pair, read every `authorization::TOKEN_FILE_POLL`.
+    AuthorizationLost {
+        /// The account.
+        account_id: i64,
+        /// What was refused, with the server's answer.
+        reason: String,
+    },
+    /// A token pair other than the one in use was read from the token file (written by someone
+    /// else: a re-authorisation, another refresh); the next setup uses it.
+    TokensReloaded,
     /// The next attempt is scheduled.
     ReconnectScheduled {
         /// Failed attempts so far.

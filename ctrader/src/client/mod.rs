@@ -15,6 +15,7 @@
 //! at once, so an order is never sent late. After a timeout or disconnect the outcome of an order
 //! is unknown: reconcile before retrying.
 
+pub mod authorization;
 pub mod backoff;
 pub mod config;
 pub mod error;

@@ -17,6 +17,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
 
+use crate::client::authorization::{TOKEN_FILE_POLL, newer_pair, token_refused};
 use crate::client::backoff::{Backoff, reconnect_delay};
 use crate::client::config::ClientConfig;
 use crate::client::error::ClientError;
@@ -216,10 +217,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<Command>) 
                     maintenance_end = Some(*t);
                 }
                 let reason = format!("{step} failed: {error}");
+                let refused = token_refused(step, &error);
                 shared
                     .events
                     .connection(ConnectionEvent::SetupFailed { step, error })
                     .await;
+                if let Some(why) = refused {
+                    // Retrying with the same tokens cannot succeed: wait for new ones instead.
+                    match park_until_new_tokens(&shared, &mut cmds, why).await {
+                        Some(()) => continue,
+                        None => return,
+                    }
+                }
                 Exit::Disconnected(reason)
             }
         };
@@ -291,17 +300,25 @@ async fn establish(shared: &Shared) -> Result<Conn, SetupFailure> {
         .connection(ConnectionEvent::AppAuthorized)
         .await;
 
-    let mut refreshed = false;
+    // A refused token: first a different pair from the token file (a re-authorisation or another
+    // refresh wrote it), then one refresh; see `authorization`.
+    let (mut reloaded, mut refreshed) = (false, false);
     loop {
         let access_token = lock(&shared.tokens).access_token.clone();
         let req = ProtoOaAccountAuthReq {
             ctid_trader_account_id: cfg.account_id,
-            access_token,
+            access_token: access_token.clone(),
             ..Default::default()
         };
         match expect::<ProtoOaAccountAuthRes>(call(shared, &mut conn, &req).await) {
             Ok(_) => break,
             Err(ClientError::Broker { code, .. }) if code.needs_token_refresh() && !refreshed => {
+                if !reloaded {
+                    reloaded = true;
+                    if reload_tokens(shared, &access_token).await {
+                        continue;
+                    }
+                }
                 refreshed = true;
                 refresh_on(shared, &mut conn)
                     .await
@@ -455,6 +472,64 @@ async fn call<M: OpenApiMessage>(
         if let Some(reason) = unsolicited(shared, payload, &mut None).await {
             tracing::warn!(%reason, "ctrader setup interrupted");
             return Err(ClientError::Disconnected { request: M::NAME });
+        }
+    }
+}
+
+/// Adopts the token file's pair if it differs from `refused_access_token`.
+async fn reload_tokens(shared: &Shared, refused_access_token: &str) -> bool {
+    let Some(store) = &shared.config.token_store else {
+        return false;
+    };
+    match newer_pair(store.load().ok(), refused_access_token) {
+        Some(tokens) => {
+            *lock(&shared.tokens) = tokens;
+            shared
+                .events
+                .connection(ConnectionEvent::TokensReloaded)
+                .await;
+            true
+        }
+        None => false,
+    }
+}
+
+/// The broker refused the token and its refresh: report it, fail every request at once, and read
+/// the token file every `TOKEN_FILE_POLL` until it holds another pair. `None` when the client shut
+/// down meanwhile.
+async fn park_until_new_tokens(
+    shared: &Shared,
+    cmds: &mut mpsc::Receiver<Command>,
+    reason: String,
+) -> Option<()> {
+    let _ = shared.state.send(LinkState::Disconnected);
+    tracing::error!(%reason, "ctrader authorisation lost; no more attempts until the token file changes");
+    shared
+        .events
+        .connection(ConnectionEvent::AuthorizationLost {
+            account_id: shared.config.account_id,
+            reason: reason.clone(),
+        })
+        .await;
+    let refused = lock(&shared.tokens).access_token.clone();
+    let mut poll = tokio::time::interval(TOKEN_FILE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                if reload_tokens(shared, &refused).await {
+                    return Some(());
+                }
+            }
+            cmd = cmds.recv() => match cmd {
+                None => return None,
+                Some(c) => {
+                    let _ = c.reply.send(Err(ClientError::Unauthorized {
+                        request: c.request,
+                        reason: reason.clone(),
+                    }));
+                }
+            },
         }
     }
 }
@@ -688,7 +763,14 @@ async fn unsolicited(
         Payload::SymbolChangedEvent(ev) => ClientEvent::SymbolChanged {
             symbol_ids: ev.symbol_id,
         },
-        Payload::ClientDisconnectEvent(ev) => ClientEvent::ClientDisconnected { reason: ev.reason },
+        Payload::ClientDisconnectEvent(ev) => {
+            // "All the sessions for the traders' accounts will be terminated" (OpenApiMessages.proto).
+            drop_link = Some(format!(
+                "the server cancelled the application's connection ({})",
+                ev.reason.as_deref().unwrap_or("no reason given")
+            ));
+            ClientEvent::ClientDisconnected { reason: ev.reason }
+        }
         Payload::AccountDisconnectEvent(ev) => {
             if ev.ctid_trader_account_id == account {
                 drop_link = Some("the server logged the account out".to_string());

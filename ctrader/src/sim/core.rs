@@ -447,6 +447,10 @@ impl SimCore {
             ControlCommand::Deposit(cents) => self.deposit(*cents),
             ControlCommand::TokenInvalidate { refresh_too } => self.invalidate_tokens(*refresh_too),
             ControlCommand::ClientDisconnect(reason) => self.client_disconnect(reason),
+            ControlCommand::GrantTokens { access, refresh } => {
+                self.credentials.access_token = access.clone();
+                self.credentials.refresh_token = refresh.clone();
+            }
             _ => {}
         }
         let text = match command {

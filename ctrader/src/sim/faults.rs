@@ -36,6 +36,12 @@ pub enum ControlCommand {
     },
     /// `ProtoOAClientDisconnectEvent` with this reason to every connection, then close them all.
     ClientDisconnect(String),
+    /// The account holder authorised the application again: this access and refresh token pair is
+    /// now the valid one (what `executor auth` would obtain from Spotware's OAuth endpoint).
+    GrantTokens {
+        access: String,
+        refresh: String,
+    },
     /// Reset every fault.
     Clear,
     /// Print latency statistics (and write `--stats-out`).
@@ -61,7 +67,8 @@ pub enum ControlError {
 
 pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
 maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | deposit AMOUNT | token-invalidate [all] | \
-client-disconnect [REASON] | clear | stats | status | help  (DUR: 500ms, 5s, 2m; a bare number is seconds)";
+client-disconnect [REASON] | grant-tokens ACCESS REFRESH | clear | stats | status | help  \
+(DUR: 500ms, 5s, 2m; a bare number is seconds)";
 
 /// Parses `500ms`, `5s`, `2m`, `1h` or a bare number of seconds (fractions allowed).
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -136,6 +143,16 @@ impl ControlCommand {
                 Some("all") => Self::TokenInvalidate { refresh_too: true },
                 Some(_) => return Err(bad("nothing, or `all` to revoke the refresh token too")),
             },
+            "grant-tokens" => {
+                let mut rest = line.split_whitespace().skip(1);
+                match (rest.next(), rest.next(), rest.next()) {
+                    (Some(a), Some(r), None) => Self::GrantTokens {
+                        access: a.to_string(),
+                        refresh: r.to_string(),
+                    },
+                    _ => return Err(bad("an access token and a refresh token")),
+                }
+            }
             "client-disconnect" => {
                 let rest: Vec<&str> = line.split_whitespace().skip(1).collect();
                 Self::ClientDisconnect(if rest.is_empty() {
@@ -219,6 +236,7 @@ impl FaultState {
             // Account events, carried out by the core.
             ControlCommand::Deposit(_)
             | ControlCommand::TokenInvalidate { .. }
+            | ControlCommand::GrantTokens { .. }
             | ControlCommand::Stats
             | ControlCommand::Status
             | ControlCommand::Help => {}
@@ -394,11 +412,20 @@ mod tests {
             ControlCommand::parse("margin-fail"),
             Err(ControlError::BadArgument { .. })
         ));
+        assert_eq!(
+            ControlCommand::parse("grant-tokens a1 r1"),
+            Ok(ControlCommand::GrantTokens {
+                access: "a1".into(),
+                refresh: "r1".into()
+            })
+        );
         for bad in [
             "deposit",
             "deposit x",
             "deposit inf",
             "token-invalidate some",
+            "grant-tokens a1",
+            "grant-tokens a b c",
         ] {
             assert!(
                 matches!(

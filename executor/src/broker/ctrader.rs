@@ -89,9 +89,10 @@ pub fn map_error(e: ClientError) -> BrokerError {
     match e {
         ClientError::Timeout { .. } => BrokerError::Timeout,
         ClientError::Disconnected { .. } => BrokerError::Disconnected,
-        ClientError::Closed | ClientError::Connect { .. } | ClientError::Tls(_) => {
-            BrokerError::NotConnected
-        }
+        ClientError::Closed
+        | ClientError::Connect { .. }
+        | ClientError::Tls(_)
+        | ClientError::Unauthorized { .. } => BrokerError::NotConnected,
         ClientError::Broker {
             code, description, ..
         } => {
