@@ -961,13 +961,7 @@ impl Executor {
                         ..
                     } => self.maintenance_until_ms = Some(*end),
                     ctrader::client::ConnectionEvent::Ready => self.maintenance_until_ms = None,
-                    ctrader::client::ConnectionEvent::AuthorizationLost { account_id, reason } => {
-                        tracing::error!(
-                            account_id,
-                            %reason,
-                            "cTrader refused the account's token and its refresh: trading on this account has stopped; run `executor auth --config <this config>` to write a new token pair to broker.ctrader.token_file, the executor picks it up within seconds"
-                        );
-                    }
+
                     ctrader::client::ConnectionEvent::Disconnected { .. } => {
                         // Ticks are lost from now on: no bar is emitted from partial live data.
                         self.builders
@@ -980,21 +974,6 @@ impl Executor {
                 None
             }
             other => {
-                match other {
-                    ClientEvent::TokenInvalidated {
-                        account_ids,
-                        reason,
-                    } => tracing::warn!(
-                        ?account_ids,
-                        reason = reason.as_deref().unwrap_or("none given"),
-                        "cTrader invalidated the access token; reconnecting with the token file's pair, or one refresh"
-                    ),
-                    ClientEvent::ClientDisconnected { reason } => tracing::error!(
-                        reason = reason.as_deref().unwrap_or("none given"),
-                        "cTrader cancelled this application's connection; reconnecting"
-                    ),
-                    _ => {}
-                }
                 b.on_event(other);
                 None
             }

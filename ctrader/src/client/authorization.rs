@@ -14,7 +14,11 @@
 
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
 use crate::client::error::ClientError;
+use crate::client::events::ConnectionEvent;
+use crate::client::session::{Command, LinkState, Shared, lock};
 use crate::client::token_store::Tokens;
 
 /// How often a session that lost its authorisation reads the token file for a new pair.
@@ -37,6 +41,64 @@ pub fn token_refused(step: &str, error: &ClientError) -> Option<String> {
 /// The pair in the token file, if it is usable and not the one just refused.
 pub fn newer_pair(loaded: Option<Tokens>, refused_access_token: &str) -> Option<Tokens> {
     loaded.filter(|t| !t.access_token.is_empty() && t.access_token != refused_access_token)
+}
+
+/// Adopts the token file's pair if it differs from `refused_access_token`.
+pub(crate) async fn reload_tokens(shared: &Shared, refused_access_token: &str) -> bool {
+    let Some(store) = &shared.config.token_store else {
+        return false;
+    };
+    match newer_pair(store.load().ok(), refused_access_token) {
+        Some(tokens) => {
+            *lock(&shared.tokens) = tokens;
+            shared
+                .events
+                .connection(ConnectionEvent::TokensReloaded)
+                .await;
+            true
+        }
+        None => false,
+    }
+}
+
+/// The broker refused the token and its refresh: report it, fail every request at once, and read
+/// the token file every `TOKEN_FILE_POLL` until it holds another pair. `None` when the client shut
+/// down meanwhile.
+pub(crate) async fn park_until_new_tokens(
+    shared: &Shared,
+    cmds: &mut mpsc::Receiver<Command>,
+    reason: String,
+) -> Option<()> {
+    let _ = shared.state.send(LinkState::Disconnected);
+    tracing::error!(%reason, "ctrader authorisation lost; no more attempts until the token file changes");
+    shared
+        .events
+        .connection(ConnectionEvent::AuthorizationLost {
+            account_id: shared.config.account_id,
+            reason: reason.clone(),
+        })
+        .await;
+    let refused = lock(&shared.tokens).access_token.clone();
+    let mut poll = tokio::time::interval(TOKEN_FILE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                if reload_tokens(shared, &refused).await {
+                    return Some(());
+                }
+            }
+            cmd = cmds.recv() => match cmd {
+                None => return None,
+                Some(c) => {
+                    let _ = c.reply.send(Err(ClientError::Unauthorized {
+                        request: c.request,
+                        reason: reason.clone(),
+                    }));
+                }
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
 
-use crate::client::authorization::{TOKEN_FILE_POLL, newer_pair, token_refused};
+use crate::client::authorization::{park_until_new_tokens, reload_tokens, token_refused};
 use crate::client::backoff::{Backoff, reconnect_delay};
 use crate::client::config::ClientConfig;
 use crate::client::error::ClientError;
@@ -472,64 +472,6 @@ async fn call<M: OpenApiMessage>(
         if let Some(reason) = unsolicited(shared, payload, &mut None).await {
             tracing::warn!(%reason, "ctrader setup interrupted");
             return Err(ClientError::Disconnected { request: M::NAME });
-        }
-    }
-}
-
-/// Adopts the token file's pair if it differs from `refused_access_token`.
-async fn reload_tokens(shared: &Shared, refused_access_token: &str) -> bool {
-    let Some(store) = &shared.config.token_store else {
-        return false;
-    };
-    match newer_pair(store.load().ok(), refused_access_token) {
-        Some(tokens) => {
-            *lock(&shared.tokens) = tokens;
-            shared
-                .events
-                .connection(ConnectionEvent::TokensReloaded)
-                .await;
-            true
-        }
-        None => false,
-    }
-}
-
-/// The broker refused the token and its refresh: report it, fail every request at once, and read
-/// the token file every `TOKEN_FILE_POLL` until it holds another pair. `None` when the client shut
-/// down meanwhile.
-async fn park_until_new_tokens(
-    shared: &Shared,
-    cmds: &mut mpsc::Receiver<Command>,
-    reason: String,
-) -> Option<()> {
-    let _ = shared.state.send(LinkState::Disconnected);
-    tracing::error!(%reason, "ctrader authorisation lost; no more attempts until the token file changes");
-    shared
-        .events
-        .connection(ConnectionEvent::AuthorizationLost {
-            account_id: shared.config.account_id,
-            reason: reason.clone(),
-        })
-        .await;
-    let refused = lock(&shared.tokens).access_token.clone();
-    let mut poll = tokio::time::interval(TOKEN_FILE_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = poll.tick() => {
-                if reload_tokens(shared, &refused).await {
-                    return Some(());
-                }
-            }
-            cmd = cmds.recv() => match cmd {
-                None => return None,
-                Some(c) => {
-                    let _ = c.reply.send(Err(ClientError::Unauthorized {
-                        request: c.request,
-                        reason: reason.clone(),
-                    }));
-                }
-            },
         }
     }
 }

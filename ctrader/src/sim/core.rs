@@ -26,6 +26,9 @@ use crate::messages::*;
 /// a real feed ticks many times per bar, and a client must not get every bar as two spots.
 pub const DEFAULT_TICKS_PER_BAR: u32 = 4;
 
+mod account;
+mod history;
+
 /// Identifies one client connection inside the core.
 pub type ConnId = u64;
 
@@ -144,37 +147,6 @@ pub fn encode_live_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOa
 /// fault state keeps milliseconds. Rounded up, so a client never comes back before the end.
 fn wire_seconds(end_ms: i64) -> i64 {
     end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0)
-}
-
-/// The documented limits of a `ProtoOAGetTrendbarsReq`: `fromTimestamp` >= 0, `toTimestamp` <=
-/// 2147483646000, from <= to, and `toTimestamp - fromTimestamp` within the period's maximum
-/// ([`crate::domain::max_trendbar_request_ms`]).
-fn trendbar_window_ok(
-    period: ProtoOaTrendbarPeriod,
-    r: &ProtoOaGetTrendbarsReq,
-) -> Result<(), String> {
-    let from = r.from_timestamp;
-    let to = r.to_timestamp;
-    if from < 0 || to > crate::domain::MAX_TRENDBAR_TIMESTAMP_MS {
-        return Err(format!(
-            "fromTimestamp {from} must be >= 0 and toTimestamp {to} <= {}",
-            crate::domain::MAX_TRENDBAR_TIMESTAMP_MS
-        ));
-    }
-    if from > to {
-        return Err("fromTimestamp is after toTimestamp".to_string());
-    }
-    let max = Timeframe::from_proto(period as i32)
-        .map(crate::domain::max_trendbar_request_ms)
-        .unwrap_or(i64::MAX);
-    if to - from > max {
-        return Err(format!(
-            "toTimestamp - fromTimestamp = {} ms exceeds {max} ms for {}",
-            to - from,
-            period.as_str_name()
-        ));
-    }
-    Ok(())
 }
 
 /// The trendbar period of a bar length, if cTrader has one.
@@ -470,95 +442,6 @@ impl SimCore {
             _ => format!("OK {}", self.faults.describe(now)),
         };
         (text, action)
-    }
-
-    /// Events produced by the last control commands, to deliver before acting on their
-    /// [`FaultAction`].
-    pub fn take_events(&mut self) -> Vec<Outgoing> {
-        std::mem::take(&mut self.control_events)
-    }
-
-    fn event_to(&mut self, conns: &[ConnId], message: &ProtoMessage) {
-        self.control_events
-            .extend(conns.iter().map(|&conn| Outgoing {
-                conn,
-                kind: Kind::Event,
-                delay: Duration::ZERO,
-                message: message.clone(),
-            }));
-    }
-
-    /// The account as `ProtoOATraderRes` and `ProtoOATraderUpdatedEvent` describe it.
-    fn trader_entity(&self, account: i64) -> ProtoOaTrader {
-        ProtoOaTrader {
-            ctid_trader_account_id: account,
-            balance: self.config.money.wire(self.book.balance_cents()),
-            balance_version: Some(self.book.balance_version()),
-            access_rights: Some(ProtoOaAccessRights::FullAccess as i32),
-            deposit_asset_id: asset_id("USD"),
-            swap_free: Some(false),
-            leverage_in_cents: Some(self.config.leverage_in_cents),
-            total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
-            max_leverage: Some(self.config.leverage_in_cents / 100),
-            trader_login: Some(account),
-            account_type: Some(self.config.account_type as i32),
-            broker_name: Some("ctrader-sim".to_string()),
-            money_digits: Some(self.config.money.digits()),
-            ..Default::default()
-        }
-    }
-
-    /// A deposit or withdrawal: the balance changes and every session of the account gets
-    /// `ProtoOATraderUpdatedEvent` ("Event that is sent when a Trader is updated on Server side").
-    fn deposit(&mut self, cents: i64) {
-        self.book.deposit(cents);
-        let account = self.credentials.account_id;
-        let event = ProtoOaTraderUpdatedEvent {
-            ctid_trader_account_id: account,
-            trader: self.trader_entity(account),
-            ..Default::default()
-        };
-        let conns = self.account_conns(account);
-        self.event_to(&conns, &event.wrap(None));
-    }
-
-    /// The token is revoked: `ProtoOAAccountsTokenInvalidatedEvent` to every session of the account,
-    /// which then no longer has it authorised ("a session to a specific trader's account is
-    /// terminated by the server but the existing connections with the other trader's accounts are
-    /// maintained", OpenApiMessages.proto); the access token (and with `refresh_too` the refresh
-    /// token) stops working.
-    fn invalidate_tokens(&mut self, refresh_too: bool) {
-        self.revocations += 1;
-        let n = self.revocations;
-        self.credentials.access_token = format!("<revoked access token {n}>");
-        if refresh_too {
-            self.credentials.refresh_token = format!("<revoked refresh token {n}>");
-        }
-        let account = self.credentials.account_id;
-        let event = ProtoOaAccountsTokenInvalidatedEvent {
-            ctid_trader_account_ids: vec![account],
-            reason: Some(if refresh_too {
-                "Access Token is recalled".to_string()
-            } else {
-                "Access Token is expired".to_string()
-            }),
-            ..Default::default()
-        };
-        let conns = self.account_conns(account);
-        self.event_to(&conns, &event.wrap(None));
-        for c in self.conns.values_mut() {
-            c.accounts.remove(&account);
-        }
-    }
-
-    /// `ProtoOAClientDisconnectEvent` to every connection (the I/O layer then closes them all).
-    fn client_disconnect(&mut self, reason: &str) {
-        let event = ProtoOaClientDisconnectEvent {
-            reason: Some(reason.to_string()),
-            ..Default::default()
-        };
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        self.event_to(&conns, &event.wrap(None));
     }
 
     /// What every connection gets when maintenance starts: the error with the end time, so a client
@@ -1113,33 +996,6 @@ impl Session<'_> {
         });
     }
 
-    /// Each open position's PnL at the current quotes. No swaps or commissions are modelled, so the
-    /// net PnL equals the gross.
-    fn unrealized_pnl(&mut self, account: i64) {
-        if !self.authorized(account) {
-            return;
-        }
-        let money = self.core.config.money;
-        let book = &self.core.book;
-        let position_unrealized_pn_l = book
-            .open_positions()
-            .map(|p| {
-                let pnl = money.wire(book.unrealized_cents(p));
-                ProtoOaPositionUnrealizedPnL {
-                    position_id: p.id,
-                    gross_unrealized_pn_l: pnl,
-                    net_unrealized_pn_l: pnl,
-                }
-            })
-            .collect();
-        self.respond(&ProtoOaGetPositionUnrealizedPnLRes {
-            ctid_trader_account_id: account,
-            position_unrealized_pn_l,
-            money_digits: money.digits(),
-            ..Default::default()
-        });
-    }
-
     fn subscribe_spots(&mut self, r: &ProtoOaSubscribeSpotsReq) {
         let account = r.ctid_trader_account_id;
         if !self.known_symbols(account, &r.symbol_id) {
@@ -1240,7 +1096,7 @@ impl Session<'_> {
         if !self.replayed_period(account, r.period) {
             return;
         }
-        if let Err(why) = trendbar_window_ok(self.core.period, r) {
+        if let Err(why) = history::trendbar_window_ok(self.core.period, r) {
             return self.oa_error(Some(account), "INCORRECT_BOUNDARIES", why);
         }
         let count = r.count.map(|c| c as usize);

@@ -117,6 +117,33 @@ pub fn map_error(e: ClientError) -> BrokerError {
     }
 }
 
+/// What the operator must know about the account's session: an invalidated token, a cancelled
+/// application connection, and a lost authorisation with its fix.
+fn log_session_event(ev: &ClientEvent) {
+    match ev {
+        ClientEvent::TokenInvalidated {
+            account_ids,
+            reason,
+        } => tracing::warn!(
+            ?account_ids,
+            reason = reason.as_deref().unwrap_or("none given"),
+            "cTrader invalidated the access token; reconnecting with the token file's pair, or one refresh"
+        ),
+        ClientEvent::ClientDisconnected { reason } => tracing::error!(
+            reason = reason.as_deref().unwrap_or("none given"),
+            "cTrader cancelled this application's connection; reconnecting"
+        ),
+        ClientEvent::Connection(ConnectionEvent::AuthorizationLost { account_id, reason }) => {
+            tracing::error!(
+                account_id,
+                %reason,
+                "cTrader refused the account's token and its refresh: trading on this account has stopped; run `executor auth --config <this config>` to write a new token pair to broker.ctrader.token_file, the executor picks it up within seconds"
+            )
+        }
+        _ => {}
+    }
+}
+
 /// The longest wait between two cTrader reconnect attempts.
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(20);
 
@@ -423,6 +450,7 @@ impl CtraderBroker {
 
     /// Client events other than market data: connection state, executions, balance.
     pub fn on_event(&mut self, ev: &ClientEvent) {
+        log_session_event(ev);
         match ev {
             ClientEvent::Connection(ConnectionEvent::Reconciled(res)) => {
                 self.connected = true;
