@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
-# The one-command demo: ctrader-sim (20 demo symbols) + executor (shadow mode) + preditor (20 models).
+# The one-command demo: ctrader-sim (20 demo symbols) + executor (shadow mode: a live book on the
+# simulator and a paper book beside it) + preditor (the 20 shipped models).
 #
-#   scripts/demo.sh [--bars N] [--speed BARS_PER_SEC] [--fresh] [--durable] [--profile PROFILE] [--quiet]
+#   scripts/demo.sh [options]
 #
-# Builds the three binaries, writes the secrets the shipped executor_config.json expects under run/
-# (all 0600), starts the simulator, the executor and the preditor, shows the SIGNAL/ACK conversation,
-# stops after N replayed bars (or Ctrl-C), prints the simulator's latency figures and
-# `executor drift-report`, and stops everything it started. Logs stay in run/log/.
-# Exits non-zero if a daemon died on its own (its last log lines are printed).
-# The daemons' state lives on tmpfs during the run (copied to run/ after); --durable keeps it on
-# disk, where the per-bar fsyncs need a slower replay (e.g. --speed 2) to avoid STALE signals.
+#   --bars N         replay N bars once the twins are warm (default 2000)
+#   --speed S        replay S bars per second (default 4: the pipeline answers every bar well within
+#                    one step and the live book stays under the simulator's 50 requests/s; above
+#                    about 8 it does not, and signals are answered FAIL|STALE)
+#   --no-wait        start the replay at once instead of holding it until the twins are warm: the
+#                    bars that close during the warm-up are answered STALE, and the model positions
+#                    that follow are answered WAIT_SYNC|MISSED_ENTRY (shows what those look like)
+#   --profile P      cargo profile to build (default demo: no LTO, the first build is quick;
+#                    release is the small fast deployment build and takes much longer cold)
+#   --fresh          delete run/ first (the books and twin states always restart anyway)
+#   --durable        keep the daemons' state on disk instead of tmpfs (per-bar fsyncs; use a lower
+#                    --speed, e.g. 2)
+#   --quiet          no live digest of the conversation, only the 100-bar tallies
+#   -h, --help       this text
+#
+# It builds the three binaries, writes the secrets the shipped executor_config.json expects under run/
+# (all 0600), starts the simulator with its clock held, the executor and the preditor, lets the twins
+# warm up on the simulator's history, then starts the replay and shows the SIGNAL/ACK conversation.
+# After N bars (or Ctrl-C) it stops everything it started and prints a summary: bars replayed,
+# signals, in sync, refusals by reason, New Bar -> Order Sent p50/p99, and the paths of the drift
+# report (run/log/drift-report.txt) and its HTML pictures (run/log/drift-report.html). Logs stay in
+# run/log/. Exits non-zero if a daemon died on its own (its last log lines are printed).
 #
 # OT_BIN_DIR=<dir with ctrader-sim, executor, preditor> skips the build (development only).
 set -euo pipefail
@@ -19,16 +35,18 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$OT_ROOT"
 
 bars=2000
-speed=10
+speed=4
 fresh=0
-profile=release
+profile=demo
 quiet=0
 durable=0
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+wait_warm=1
+usage() { sed -n '2,/^# OT_BIN_DIR/p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --bars) bars="${2:?--bars needs a number}"; shift 2 ;;
   --speed) speed="${2:?--speed needs bars per second}"; shift 2 ;;
+  --no-wait) wait_warm=0; shift ;;
   --fresh) fresh=1; shift ;;
   --profile) profile="${2:?--profile needs a cargo profile}"; shift 2 ;;
   --quiet) quiet=1; shift ;;
@@ -38,6 +56,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ "$bars" =~ ^[0-9]+$ ]] && [ "$bars" -gt 0 ] || ot_die "--bars wants a positive integer, got '$bars'"
+[[ "$speed" =~ ^[0-9]+(\.[0-9]+)?$ ]] && [ "$speed" != 0 ] ||
+  ot_die "--speed wants a positive number of bars per second, got '$speed'"
 
 config=executor_config.json
 sim_addr="$(ot_config_value "$config" host):$(ot_config_value "$config" port)"
@@ -105,15 +125,22 @@ stop_requested=0
 trap 'stop_requested=1' INT TERM
 
 # --- start ------------------------------------------------------------------------------------
-ot_say "starting ctrader-sim on $sim_addr (control $control_addr), data/demo, $speed bars/s"
+models=(models/*.zip)
+n_models=${#models[@]}
+[ -e "${models[0]}" ] || ot_die "no model zips in models/"
+hold=(--paused)
+[ "$wait_warm" = 0 ] && hold=()
+ot_say "starting ctrader-sim on $sim_addr (control $control_addr), data/demo, $speed bars/s" \
+  "$([ "$wait_warm" = 1 ] && echo "(clock held until the twins are warm)")"
 # The simulator takes its accepted credentials as flags (it is a test server); the clients read
 # theirs from the 0600 files. The simulator keeps the server's rate limits (50 requests/s, 5
-# historical/s); the executor's cTrader client paces itself under both.
+# historical/s); the executor's cTrader client paces itself under both. A weekend in the data
+# lasts 3 s (--max-gap), long enough for the executor's clock to see Friday's last bar close.
 ot_start ctrader-sim run/log/ctrader-sim.log "$bin/ctrader-sim" \
   --listen "$sim_addr" --control "$control_addr" --data data/demo --speed "$speed" \
   --start-bar "$start_bar" --client-id "$client_id" --client-secret "$OT_CLIENT_SECRET" \
   --access-token "$OT_ACCESS_TOKEN" --refresh-token "$OT_REFRESH_TOKEN" --account-id "$account_id" \
-  --cert-out run/sim/ca.pem --stats-out run/sim/stats.json
+  --cert-out run/sim/ca.pem --stats-out run/sim/stats.json --max-gap 3s "${hold[@]}"
 ot_wait_line run/log/ctrader-sim.log '^ctrader-sim listening=' 30 ctrader-sim ||
   { ot_check_alive || true; ot_die "ctrader-sim did not start"; }
 
@@ -122,67 +149,102 @@ ot_start executor run/log/executor.log "$bin/executor" run --config "$config"
 ot_wait_line run/log/executor.log 'serving the preditor' 60 executor ||
   { ot_check_alive || true; ot_die "executor did not start serving (see run/log/executor.log)"; }
 
-ot_say "starting preditor with models/*.zip"
+ot_say "starting preditor with $n_models models (models/*.zip)"
 ot_start preditor run/log/preditor.log "$bin/preditor" run --executor "ws://$ipc_addr" \
   --token-file run/secrets/ipc.token --models models --state-dir run/preditor
 
 # --- the conversation ---------------------------------------------------------------------------
-# signals.log holds every line both ways (400 a second at 10 bars/s); show a readable digest: each
-# symbol's SIGNAL when its action changes, with the ACK it got, and a tally every 100 bars.
+# signals.log holds every line both ways; the digest shows each symbol's SIGNAL when the model's
+# action changes, next to the live book's ACK for that same symbol and bar (the ACK of a bar can
+# arrive after the next bar's SIGNAL, so they are paired by symbol and B:, never by arrival), and a
+# tally every 100 bars.
 show_stream() {
   tail -n +1 -F run/log/signals.log 2>/dev/null | awk -v quiet="$quiet" '
-    function flush_tally() {
-      printf "  -- 100 bars to %s: %d signals, ACK", bar, nsig
-      for (k in tally) printf " %s=%d", k, tally[k]
-      printf "\n"; fflush(); delete tally; nsig = 0
+    function header() {
+      if (quiet) return
+      printf "%-8s  %-7s  %-14s  %6s  %12s  %-20s    %s\n", "time", "symbol", "model action", \
+        "regime", "virtual PnL", "bar (open, UTC)", "live book ACK"
+      fflush()
     }
+    function flush_tally() {
+      printf "  -- bars %d-%d (to %s): %d signals, live ACK", nbars - 99, nbars, bar, nsig
+      for (k in tally) printf " %s=%d", k, tally[k]
+      printf "\n"; fflush(); delete tally; nsig = 0; header()
+    }
+    function field(line, key,    r) {
+      if (!match(line, "\\|" key ":[^|]*")) return ""
+      return substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
+    }
+    BEGIN { header() }
     $3 == "<" && $4 ~ /^SIGNAL\|/ {
-      split($4, f, "|"); sym = f[2]; act = f[3]; nsig++
-      match($4, /B:[^|]*/); b = substr($4, RSTART + 2, RLENGTH - 2)
-      if (b != bar) { nbars++; if (nbars % 100 == 0 && bar != "") flush_tally(); bar = b }
-      pending[sym] = (act != last[sym]) ? $4 : ""; last[sym] = act; next
+      split($4, f, "|"); sym = f[2]; act = f[3]; b = field($4, "B"); nsig++
+      if (b != bar) { if (bar != "") { nbars++; if (nbars % 100 == 0) flush_tally() } bar = b }
+      if (act != last[sym]) shown[sym "|" b] = sprintf("%-8s  %-7s  %-14s  %6s  %12s  %-20s", \
+        substr($1, 12, 8), sym, act, f[4], f[5], b)
+      last[sym] = act; next
     }
     $3 == ">" && $4 ~ /^ACK\|/ {
-      split($4, f, "|"); sym = f[2]; st = f[4] (f[4] == "OK" ? "" : "|" f[5]); tally[st]++
-      if (!quiet && pending[sym] != "") {
-        split(pending[sym], s, "|")
-        printf "%s  %-7s %-14s pos=%s pnl=%-9s %s → ACK %s\n", substr($1, 12, 8), sym, s[3], s[4], s[5], s[6], substr($4, length(f[1] f[2] f[3]) + 4)
-        fflush()
+      split($4, f, "|"); sym = f[2]; key = sym "|" field($4, "B")
+      st = f[4] (f[4] == "OK" ? "" : "|" f[5]); tally[st]++
+      if (!quiet && (key in shown)) {
+        if (f[4] == "OK") {
+          t = field($4, "T"); p = field($4, "P")
+          what = "OK" (t != "" ? " position " t : "") (p != "" ? " at " p : "")
+        } else what = f[4] " " f[5]
+        printf "%s →  %s\n", shown[key], what; fflush()
       }
-      pending[sym] = ""
+      delete shown[key]
     }
     $3 == ">" && $4 ~ /^ERROR\|/ { print "  executor: " $4; fflush() }'
 }
 setsid bash -c "$(declare -f show_stream); quiet=$quiet; show_stream" &
 display_pid=$!
 
-ot_say "replaying $bars bars after warmup (Ctrl-C stops earlier); full logs in run/log/"
-first=""
-waited=0
+# --- warm-up, then the replay ---------------------------------------------------------------------
+# Each twin is warm once it consumed its history and its first SIGNAL (the decision on the last
+# history bar) has its ACK. With the clock held that is the start of the steady state; the replay
+# starts only then, so no bar closes while a twin is still warming.
+started=$SECONDS
+warm=0
+acks=0
+for ((t = 0; t < 1200; t++)); do
+  ot_check_alive || break
+  warm="$(grep -c 'history consumed' run/log/preditor.log 2>/dev/null || true)"
+  acks="$(grep -c ' > ACK|' run/log/signals.log 2>/dev/null || true)"
+  [ "${warm:-0}" -ge "$n_models" ] && [ "${acks:-0}" -ge "$n_models" ] && break
+  sleep 0.1
+done
+ot_check_alive || { ot_stop_all; ot_die "a daemon died during the warm-up; everything else was stopped. Logs: run/log/"; }
+first_signal="$(sed -n 's/^\([^ ]*\) [^ ]* < SIGNAL|.*/\1/p' run/log/signals.log | head -n 1)"
+ot_say "twins warm: ${warm:-0}/$n_models after $((SECONDS - started)) s, ${acks:-0} warm-up signals answered" \
+  "(first SIGNAL at ${first_signal:-none}; $SECONDS s since this script started)"
+[ "${warm:-0}" -ge "$n_models" ] || ot_say "WARNING: not every twin is warm after 120 s; starting the replay anyway"
+status="$(ot_control "$control_addr" status 2>/dev/null || true)"
+first="$(sed -nE 's/.*closed_bars=([0-9]+).*/\1/p' <<<"$status")"
+if [ "$wait_warm" = 1 ]; then
+  ot_control "$control_addr" resume >/dev/null || ot_die "the simulator did not take 'resume'"
+fi
+ot_say "replaying $bars bars at $speed bars/s from simulator bar ${first:-?} (Ctrl-C stops earlier); full logs in run/log/"
 died=0
+closed="${first:-0}"
 while [ "$stop_requested" = 0 ]; do
   sleep 1 || true
   ot_check_alive || { died=1; break; }
   status="$(ot_control "$control_addr" status 2>/dev/null || true)"
-  closed="$(sed -nE 's/.*closed_bars=([0-9]+).*/\1/p' <<<"$status")"
-  [ -n "$closed" ] || continue
-  # Count from the bar at which every twin is warm (the clock runs from the simulator's start).
-  if [ -z "$first" ]; then
-    warm="$(grep -c 'history consumed' run/log/preditor.log 2>/dev/null || true)"
-    waited=$((waited + 1))
-    if [ "${warm:-0}" -ge 20 ] || [ "$waited" -ge 90 ]; then
-      first="$closed"
-      ot_say "twins warm: ${warm:-0}/20 at simulator bar $closed; counting $bars bars from here" \
-        "(signals for bars that closed during WARMUP arrive late and are answered STALE, by design)"
-    fi
-  fi
+  now_closed="$(sed -nE 's/.*closed_bars=([0-9]+).*/\1/p' <<<"$status")"
+  [ -n "$now_closed" ] || continue
+  closed="$now_closed"
   if [[ "$status" == *"finished=true"* ]]; then
     ot_say "the demo data is exhausted (bar $closed)"
     break
   fi
-  [ -n "$first" ] && [ $((closed - first)) -ge "$bars" ] && break
+  [ $((closed - ${first:-0})) -ge "$bars" ] && break
 done
 [ "$stop_requested" = 1 ] && ot_say "interrupted"
+# Hold the clock before stopping: no bar closes while the daemons shut down, so the last bars'
+# signals are answered, not cut off half-way.
+ot_control "$control_addr" pause >/dev/null 2>&1 || true
+sleep 1
 
 kill -TERM -- "-$display_pid" 2>/dev/null || true
 display_pid=""
@@ -195,15 +257,27 @@ ot_stop_all
 unshm
 
 # --- the results --------------------------------------------------------------------------------
-echo
-ot_say "New Bar → Order Sent, measured at the simulator (µs):"
+latency="(no statistics written)"
 if [ -s run/sim/stats.json ]; then
-  tr -d ' \n' <run/sim/stats.json | sed -nE 's/.*"overall":(\{[^}]*\}|null).*/  overall \1/p'
-else
-  echo "  (no statistics written)"
+  overall="$(tr -d ' \n' <run/sim/stats.json | sed -nE 's/.*"overall":(\{[^}]*\}).*/\1/p')"
+  num() { sed -nE "s/.*\"$1\":([0-9]+).*/\1/p" <<<"$overall"; }
+  if [ -n "$overall" ]; then
+    latency="$(awk -v n="$(num count)" -v a="$(num p50_us)" -v b="$(num p99_us)" -v c="$(num max_us)" \
+      'BEGIN { printf "p50 %.2f ms, p99 %.2f ms, max %.2f ms (n = %d orders, measured at the simulator)", a / 1000, b / 1000, c / 1000, n }')"
+  else
+    latency="(no order was sent)"
+  fi
 fi
+report=run/log/drift-report.txt
+html=run/log/drift-report.html
+"$bin/executor" drift-report --log run/log/drift.csv --config "$config" --html "$html" >"$report" ||
+  ot_die "executor drift-report failed (see above)"
 echo
-ot_say "executor drift-report --log run/log/drift.csv"
-"$bin/executor" drift-report --log run/log/drift.csv
+ot_say "summary"
+printf '  %-24s %s\n' "bars replayed" "$((closed - ${first:-0})) (simulator bars ${first:-?} to $closed, $speed bars/s)"
+"$bin/executor" drift-report --log run/log/drift.csv --config "$config" --summary | sed 's/^/  /'
+printf '  %-24s %s\n' "New Bar → Order Sent" "$latency"
 echo
-ot_say "done. Logs: run/log/{ctrader-sim,executor,preditor}.log, run/log/signals.log, run/log/drift.csv"
+ot_say "HTML report (opens from the file system, no network): $OT_ROOT/$html"
+ot_say "drift report per symbol: $report"
+ot_say "logs: run/log/{ctrader-sim,executor,preditor}.log, run/log/signals.log, run/log/drift.csv"

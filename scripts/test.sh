@@ -15,6 +15,9 @@ export ORACLE_PYTHON="$root/scripts/.venv/bin/python"
 cargo test --locked --workspace --all-targets
 cargo test --locked --workspace --doc
 
+# The HTML drift report in headless Chromium (installs Chromium and playwright-core if missing).
+EXECUTOR_BIN="$root/target/debug/executor" scripts/test_browser.sh
+
 py_tests=()
 for d in scripts/tests ctrader/tests/python; do
   [ -d "$d" ] && py_tests+=("$d")

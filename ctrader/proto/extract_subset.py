@@ -43,6 +43,15 @@ while todo:
 # a PnL above 2^31 in money units (21.47 with moneyDigits 8) would be truncated. Same varint wire
 # encoding, same field number.
 TYPE_OVERRIDES = {("ProtoOAPositionUnrealizedPnL", "netUnrealizedPnL"): "int64"}
+# Fields of Spotware's current definitions missing from the 0.9.2 descriptors, appended verbatim.
+EXTRA_FIELDS = {
+    "ProtoOACtidTraderAccount": [
+        "    // Not in the ctrader-open-api 0.9.2 descriptors; added from Spotware's current",
+        "    // openapi-proto-messages (release 89, OpenApiModelMessages.proto): \"The name of the broker to",
+        "    // which the account belongs to. Shortened to be displayed in the UI.\"",
+        "    optional string brokerTitleShort = 6;",
+    ],
+}
 # every enum is kept whole: they are small, and the payload/error enums must be complete anyway
 LABEL = {1: "optional", 2: "required", 3: "repeated"}
 TYPES = {v: k[5:].lower() for k, v in dp.FieldDescriptorProto.Type.items()}
@@ -83,6 +92,7 @@ for fname in ["OpenApiCommonModelMessages.proto", "OpenApiCommonMessages.proto",
             if fl.options.HasField("deprecated"): opts.append(f"deprecated = {'true' if fl.options.deprecated else 'false'}")
             o2 = f" [{', '.join(opts)}]" if opts else ""
             L.append(f"    {LABEL[fl.label]} {t} {fl.name} = {fl.number}{o2};")
+        L.extend(EXTRA_FIELDS.get(x.name, []))
         L.append("}"); L.append("")
     open(os.path.join(out, fname), "w").write("\n".join(L))
 print(len(seen), "messages kept:", sorted(seen - WANT))

@@ -227,3 +227,45 @@ async fn a_stall_holds_the_stream_then_delivers_everything() {
     assert_eq!(frame.client_msg_id.as_deref(), Some("v"));
     sim.stop().await;
 }
+
+/// The `closed_bars=` figure of a `status` answer.
+fn closed_bars(status: &str) -> usize {
+    status
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("closed_bars="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no closed_bars in {status:?}"))
+}
+
+#[tokio::test]
+async fn pause_holds_the_replay_clock_and_resume_lets_it_run_on() {
+    // 20 bars/s: a clock that kept running would close ~10 bars during the 500 ms hold below.
+    let sim = Sim::start(20.0).await;
+    let mut c = sim.connect_raw().await;
+    login(&mut c).await;
+    let paused = sim.control("pause").await;
+    assert!(paused.starts_with("OK paused=true"), "{paused}");
+    let at_pause = closed_bars(&paused);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = sim.control("status").await;
+    assert!(status.contains("paused=true"), "{status}");
+    assert_eq!(closed_bars(&status), at_pause, "no bar closes while held");
+    // `clear` resets faults, not the replay clock.
+    assert!(sim.control("clear").await.starts_with("OK"));
+    assert!(sim.control("status").await.contains("paused=true"));
+    let resumed = sim.control("resume").await;
+    assert!(resumed.starts_with("OK paused=false"), "{resumed}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = closed_bars(&sim.control("status").await);
+        if now > at_pause {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replay did not run on after resume (still {now} closed bars)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.stop().await;
+}

@@ -198,6 +198,9 @@ pub struct ExecutorConfig {
     pub notes: Vec<String>,
 }
 
+/// How the shipped example configs mark a value the user must fill in.
+const PLACEHOLDER: &str = "REPLACE_WITH";
+
 const TOP_KEYS: &[&str] = &[
     "symbols",
     "timeframe",
@@ -228,18 +231,50 @@ impl ExecutorConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let mut w = Walker {
-            problems: Vec::new(),
-            notes: Vec::new(),
-            base,
-        };
+        let mut w = Walker::new(path);
+        w.placeholders(&value, "");
         let cfg = w.root(&value, path);
         match cfg {
             Some(cfg) if w.problems.is_empty() => Ok(cfg),
+            _ => Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems: w.problems,
+            }),
+        }
+    }
+
+    /// `broker.ctrader` alone, for `executor auth` and `executor accounts`: they run before the
+    /// token file exists and before the account id is known, so neither is required (the secret
+    /// and token files are read, with their own errors, when used). Placeholders are refused.
+    pub fn load_ctrader(path: &Path) -> Result<CtraderConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut w = Walker::new(path);
+        let section = value.get("broker").and_then(|b| b.get("ctrader"));
+        let ct = match section {
+            Some(v) => {
+                w.placeholders(v, "broker.ctrader");
+                w.ctrader(v, false)
+            }
+            None => {
+                w.problem(
+                    "broker.ctrader",
+                    "missing",
+                    "add broker.ctrader {host, port, client_id, secret_file, token_file} (see systemd/executor-live.example.json)",
+                );
+                None
+            }
+        };
+        w.problems
+            .retain(|p| p.field != "broker.ctrader.account_id");
+        match ct {
+            Some(ct) if w.problems.is_empty() => Ok(ct),
             _ => Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems: w.problems,
@@ -299,6 +334,18 @@ struct Walker {
 }
 
 impl Walker {
+    /// Relative paths are resolved against the config file's directory.
+    fn new(path: &Path) -> Self {
+        Walker {
+            problems: Vec::new(),
+            notes: Vec::new(),
+            base: path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        }
+    }
+
     fn problem(&mut self, field: &str, problem: impl Into<String>, fix: impl Into<String>) {
         self.problems.push(ConfigProblem {
             field: field.to_string(),
@@ -461,6 +508,33 @@ impl Walker {
                 );
                 default
             }
+        }
+    }
+
+    /// Values still holding a shipped example's placeholder (`REPLACE_WITH_…`, as in
+    /// systemd/*.example.json): a config that looks complete but would be refused by the broker.
+    fn placeholders(&mut self, v: &Value, field: &str) {
+        match v {
+            Value::String(s) if s.to_ascii_uppercase().starts_with(PLACEHOLDER) => {
+                let fix = match field {
+                    "broker.ctrader.client_id" => "the Client ID of your Open API application (openapi.ctrader.com/apps, \"Credentials\"); see docs/OPERATIONS.md, \"From the demo to a cTrader demo account\"".to_string(),
+                    _ => format!("replace {s:?} with your own value"),
+                };
+                self.problem(field, format!("{s:?} is the example's placeholder"), fix);
+            }
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if k != "_comment" {
+                        self.placeholders(v, &join(field, k));
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    self.placeholders(v, &format!("{field}[{i}]"));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -856,7 +930,7 @@ impl Walker {
                         "expected a positive integer, found {}",
                         other.map_or("nothing".into(), |v| v.to_string())
                     ),
-                    "the ctidTraderAccountId of the account to trade",
+                    "the ctidTraderAccountId of the account to trade: `executor accounts --config <this file>` lists the accounts your access token can reach",
                 );
                 0
             }

@@ -1,12 +1,10 @@
 //! `drift.csv`: one row per SIGNAL with what the model wanted (virtual) and what each book did
-//! (live, paper), appended and flushed at once so `tail -f` follows it; and the `drift-report`
-//! summary per symbol.
+//! (live, paper), appended and flushed at once so `tail -f` follows it. `executor drift-report`
+//! reads it back ([`crate::report`]).
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const HEADER: &str = "time,symbol,bar,virtual_action,virtual_pnl,target,\
 live_position,live_fill,live_slippage,live_outcome,live_reason,live_pnl,\
@@ -111,175 +109,8 @@ impl DriftLog {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: not a drift log (first line must be the header written by the executor)")]
-    Header { path: PathBuf },
-    #[error("{path}:{line}: {why}")]
-    Row {
-        path: PathBuf,
-        line: usize,
-        why: String,
-    },
-}
-
-/// Per-book figures for one symbol.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BookSummary {
-    pub signals: usize,
-    pub in_sync: usize,
-    pub missed_entries: usize,
-    pub refusals: BTreeMap<String, usize>,
-    slippage_sum: f64,
-    slippage_n: usize,
-    first_pnl: Option<f64>,
-    last_pnl: f64,
-}
-
-impl BookSummary {
-    pub fn avg_slippage(&self) -> Option<f64> {
-        (self.slippage_n > 0).then(|| self.slippage_sum / self.slippage_n as f64)
-    }
-    /// Realised PnL over the logged window.
-    pub fn pnl(&self) -> f64 {
-        self.last_pnl - self.first_pnl.unwrap_or(self.last_pnl)
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SymbolSummary {
-    pub signals: usize,
-    first_virtual: Option<f64>,
-    last_virtual: f64,
-    pub live: BookSummary,
-    pub paper: BookSummary,
-}
-
-impl SymbolSummary {
-    pub fn virtual_pnl(&self) -> f64 {
-        self.last_virtual - self.first_virtual.unwrap_or(self.last_virtual)
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DriftReport {
-    pub symbols: BTreeMap<String, SymbolSummary>,
-}
-
-fn add_book(s: &mut BookSummary, c: &[&str], target: &str) -> Result<(), String> {
-    // c = position, fill, slippage, outcome, reason, pnl
-    if c[3].is_empty() {
-        return Ok(()); // this book did not run
-    }
-    s.signals += 1;
-    if c[0] == target {
-        s.in_sync += 1;
-    }
-    match (c[3], c[4]) {
-        (_, "MISSED_ENTRY") => s.missed_entries += 1,
-        ("FAIL", r) => *s.refusals.entry(r.to_string()).or_insert(0) += 1,
-        _ => {}
-    }
-    if !c[2].is_empty() {
-        s.slippage_sum += c[2]
-            .parse::<f64>()
-            .map_err(|_| format!("bad slippage {:?}", c[2]))?;
-        s.slippage_n += 1;
-    }
-    let pnl: f64 = c[5].parse().map_err(|_| format!("bad pnl {:?}", c[5]))?;
-    s.first_pnl.get_or_insert(pnl);
-    s.last_pnl = pnl;
-    Ok(())
-}
-
-impl DriftReport {
-    pub fn from_file(path: &Path) -> Result<Self, ReportError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            return Err(ReportError::Header {
-                path: path.to_path_buf(),
-            });
-        }
-        let mut rep = DriftReport::default();
-        for (i, line) in lines.enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let c: Vec<&str> = line.split(',').collect();
-            let err = |why: String| ReportError::Row {
-                path: path.to_path_buf(),
-                line: i + 2,
-                why,
-            };
-            if c.len() != 18 {
-                return Err(err(format!("{} columns, expected 18", c.len())));
-            }
-            let s = rep.symbols.entry(c[1].to_string()).or_default();
-            s.signals += 1;
-            let v: f64 = c[4]
-                .parse()
-                .map_err(|_| err(format!("bad virtual_pnl {:?}", c[4])))?;
-            s.first_virtual.get_or_insert(v);
-            s.last_virtual = v;
-            add_book(&mut s.live, &c[6..12], c[5]).map_err(err)?;
-            add_book(&mut s.paper, &c[12..18], c[5]).map_err(err)?;
-        }
-        Ok(rep)
-    }
-}
-
-fn fmt_book(f: &mut fmt::Formatter<'_>, name: &str, b: &BookSummary) -> fmt::Result {
-    if b.signals == 0 {
-        return Ok(());
-    }
-    let refusals = if b.refusals.is_empty() {
-        "none".to_string()
-    } else {
-        b.refusals
-            .iter()
-            .map(|(r, n)| format!("{r}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    writeln!(
-        f,
-        "  {name:5} in sync {}/{} ({:.1}%), missed entries {}, refusals {}, avg slippage {}, pnl {:.2}",
-        b.in_sync,
-        b.signals,
-        100.0 * b.in_sync as f64 / b.signals as f64,
-        b.missed_entries,
-        refusals,
-        b.avg_slippage()
-            .map_or("-".to_string(), |x| format!("{x:.6}")),
-        b.pnl()
-    )
-}
-
-impl fmt::Display for DriftReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (sym, s) in &self.symbols {
-            writeln!(
-                f,
-                "{sym}: {} signals, virtual pnl {:.2}",
-                s.signals,
-                s.virtual_pnl()
-            )?;
-            fmt_book(f, "live", &s.live)?;
-            fmt_book(f, "paper", &s.paper)?;
-        }
-        Ok(())
-    }
-}
+// The reading side (`executor drift-report`) lives in `crate::report`.
+pub use crate::report::{BookSummary, DriftReport, ReportError, SymbolSummary};
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@
 //! - [`engine`]: the signal engine (DESIGN.md §6) — a pure state machine with an injected clock.
 //! - [`broker`]: the `Broker` trait, the paper book and the cTrader adapter (over `ctrader::client`).
 //! - [`journal`]: append-only, fsynced intent journal (written before every order).
-//! - [`drift`]: `drift.csv` rows and the `drift-report` summary.
+//! - [`drift`]: `drift.csv` rows; [`report`]: `executor drift-report` (text and HTML) from them.
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
 //! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
 //!   lock, the injected clock, the kernel's NTP status.
@@ -17,6 +17,8 @@
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
+//! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
+//!   refused connection setup means.
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
 pub mod barfeed;
 pub mod broker;
@@ -29,7 +31,9 @@ pub mod journal;
 pub mod lots;
 pub use service::notify;
 pub mod ntp;
+pub mod onboarding;
 pub mod orders;
+pub mod report;
 pub mod risk;
 pub mod secrets;
 pub mod server;

@@ -1092,6 +1092,17 @@ impl Executor {
                 .and_then(|src| src.history(&w.symbol, w.timeframe, w.count as usize)),
         };
 
+        // The shadow paper book prices from bar closes; right after a start none has closed on
+        // the live feed yet, and the twin's first signal is its decision on this history's last
+        // bar: that bar's close is the paper book's price until the feed publishes a newer one.
+        if let (Some(s), Some(last)) = (&mut self.shadow, bars.as_ref().and_then(|b| b.last()))
+            && s.broker.snapshot_sync(&w.symbol).quote.is_none()
+        {
+            let close_time =
+                last.time.unix_seconds() + last.timeframe.duration_secs().unwrap_or(0) as i64;
+            s.broker
+                .on_bar_close(&last.symbol, last.close.to_f64(), close_time);
+        }
         let Some(bars) = bars else {
             self.send(&Line::Error(ErrorLine::new(
                 ErrorCode::UnknownSymbol,

@@ -241,3 +241,40 @@ fn check_command_exits_nonzero_listing_problems_and_zero_when_valid() {
     );
     assert!(so.contains("OK (1 symbols, 1 enabled, mode paper)"), "{so}");
 }
+
+/// A new user copies systemd/executor-live.example.json: `check` must name each placeholder still
+/// in it, with the fix, not pass it on to the broker as a client id.
+#[test]
+fn check_refuses_the_live_examples_placeholders_naming_field_and_fix() {
+    let text =
+        std::fs::read_to_string(repo_root().join("systemd/executor-live.example.json")).unwrap();
+    assert!(text.contains("REPLACE_WITH_YOUR_OPEN_API_CLIENT_ID"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = problems(dir.path(), &text);
+    let client = p
+        .iter()
+        .find(|x| x.starts_with("broker.ctrader.client_id:"))
+        .unwrap_or_else(|| panic!("the placeholder client id is not refused: {p:?}"));
+    assert!(
+        client.contains("placeholder") && client.contains("openapi.ctrader.com"),
+        "{client}"
+    );
+    let account = p
+        .iter()
+        .find(|x| x.starts_with("broker.ctrader.account_id:"))
+        .unwrap_or_else(|| panic!("account_id 0 is not refused: {p:?}"));
+    assert!(account.contains("executor accounts"), "{account}");
+
+    // Any field, not only the client id; a comment may mention the convention.
+    let p = problems(
+        dir.path(),
+        r#"{ "_comment": "REPLACE_WITH_ANYTHING is fine in a comment",
+             "broker": { "mode": "paper", "paper": { "bars_dir": "REPLACE_WITH_YOUR_BARS" } } }"#,
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.starts_with("broker.paper.bars_dir:") && x.contains("placeholder")),
+        "{p:?}"
+    );
+    assert!(!p.iter().any(|x| x.starts_with("_comment")), "{p:?}");
+}

@@ -104,6 +104,15 @@ async fn start_env(request_timeout_ms: u64) -> Env {
     start_env_on(EnvSpec::default_with(request_timeout_ms)).await
 }
 
+/// [`start_env`] with more simulator flags (e.g. `--paused`).
+async fn start_env_with(request_timeout_ms: u64, sim_flags: &[&str]) -> Env {
+    start_env_on(EnvSpec {
+        sim_args: sim_flags,
+        ..EnvSpec::default_with(request_timeout_ms)
+    })
+    .await
+}
+
 /// [`start_env`] as `spec` says.
 async fn start_env_on(spec: EnvSpec<'_>) -> Env {
     let (dir, sim, cfg) = prepare_env(spec);
@@ -255,6 +264,44 @@ async fn shadow_mode_against_ctrader_sim() {
         "{drift}"
     );
     eprintln!("{ack}\n{closed}\n{drift}\n{rep}");
+}
+
+/// Right after a start no bar has closed on the live feed yet (here the replay is held), and the
+/// twin's first signal is its decision on the last history bar. The shadow paper book must have a
+/// price for it from that history, like the live book has the broker's quote: before, it answered
+/// FAIL|MARKET_CLOSED and drifted from the live book from the first signal on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_paper_book_prices_the_first_signal_from_history() {
+    let env = start_env_with(5000, &["--paused"]).await;
+    let mut c = ws::hello(env.run.addr).await;
+    send(&mut c, "WARMUP|EURUSD|H1|5").await;
+    let head = recv_until(&mut c, "HISTORY|").await;
+    let n: usize = head.rsplit('|').next().unwrap().parse().unwrap();
+    let mut last = String::new();
+    for _ in 0..n {
+        last = recv(&mut c).await.unwrap();
+    }
+    assert_eq!(recv(&mut c).await.unwrap(), "HISTORY_END|EURUSD|H1");
+    let Ok(Line::Bar(bar)) = last.parse::<Line>() else {
+        panic!("{last}")
+    };
+    let b = bar.time.to_string();
+    send(&mut c, &format!("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:{b}|N:1")).await;
+    let ack = recv_until(&mut c, "ACK|").await;
+    assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|T:"), "{ack}");
+    drop(c);
+    let Env { dir, sim, run, .. } = env;
+    run.stop().await;
+    drop(sim);
+    let drift = std::fs::read_to_string(dir.path().join("log/drift.csv")).unwrap();
+    let row = drift.lines().nth(1).unwrap_or_default();
+    let cells: Vec<&str> = row.split(',').collect();
+    assert_eq!(cells.len(), 18, "{drift}");
+    assert_eq!(
+        (cells[6], cells[12], cells[15]),
+        ("LONG 0.01", "LONG 0.01", "OK"),
+        "live and paper book both follow the first signal: {row}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 //! - [`twin`]: virtual position, `execute_action`, observation, and the pure `step` (ENV.md §6-§7).
 //! - [`fifo`]: the per-symbol ring of the last `W` bars.
 //! - [`state`]: the twin state persisted atomically per symbol.
-//! - [`backtest`]: the step over a whole series, and its CSV.
+//! - [`backtest`]: the step over a whole series, and its CSV; [`summary`]: the trader's summary of it.
 //! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
 //! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING; the shared `service` crate).
 //! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown.
@@ -23,4 +23,5 @@ pub mod model;
 pub use service::notify;
 pub mod session;
 pub mod state;
+pub mod summary;
 pub mod twin;

@@ -23,7 +23,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the twin over a bars CSV and write `time,regime,action,position,intensity,virtual_pnl`.
+    /// Run the twin over a bars CSV from FLAT, write `time,regime,action,position,intensity,virtual_pnl`
+    /// (one row per decided bar) and print a summary: closed trades, win rate, realised PnL to the
+    /// cent, maximum drawdown. No CSV column is rounded: `virtual_pnl` is the exact f64 of the
+    /// running sum, written as the shortest decimal that reads back to it (Python's repr, as
+    /// scripts/reference.py writes it), so both CSVs compare byte for byte; hence values like
+    /// 612.8800000002961 where the summary says 612.88.
     Backtest {
         #[arg(long)]
         model: PathBuf,
@@ -86,11 +91,18 @@ fn main() -> anyhow::Result<()> {
                 std::fs::File::create(&out).with_context(|| format!("create {}", out.display()))?;
             preditor::backtest::write_csv(std::io::BufWriter::new(file), &decisions)
                 .with_context(|| format!("write {}", out.display()))?;
-            eprintln!(
-                "{} bars, {} decisions → {}",
-                bars.len(),
-                decisions.len(),
-                out.display()
+            let summary = preditor::summary::BacktestSummary::from_decisions(&decisions);
+            println!(
+                "backtest of {} {} over {} bars",
+                model.symbol,
+                model.timeframe,
+                bars.len()
+            );
+            print!("{summary}");
+            println!(
+                "  CSV            {} ({} rows; no column rounded: virtual_pnl in full, as the reference writes it)",
+                out.display(),
+                decisions.len()
             );
             Ok(())
         }

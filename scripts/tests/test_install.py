@@ -200,11 +200,14 @@ def test_example_configs_pass_executor_check(tmp_path, instance):
         text = text.replace(f'"{prefix}', f'"{root}{prefix}')
     cfg = root / f"etc/oracle-trader/executor-{instance}.rooted.json"
     if instance == "live":
-        # Unedited, the live example must be refused: it names no real cTrader account.
+        # Unedited, the live example must be refused: it names no real cTrader account, and its
+        # client id is a placeholder.
         cfg.write_text(text)
         r = subprocess.run([str(exe), "check", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
         assert r.returncode != 0 and "broker.ctrader.account_id" in r.stderr, r.stdout + r.stderr
+        assert "broker.ctrader.client_id" in r.stderr and "placeholder" in r.stderr, r.stdout + r.stderr
         text = text.replace('"account_id": 0,', '"account_id": 1234567,')
+        text = text.replace("REPLACE_WITH_YOUR_OPEN_API_CLIENT_ID", "1234_exampleClientId")
     cfg.write_text(text)
     r = subprocess.run([str(exe), "check", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"executor check refused the {instance} example:\n{r.stdout}\n{r.stderr}"

@@ -28,6 +28,15 @@ struct Args {
     /// Replay speed in bars per second.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
+    /// Start with the replay clock held: no bar closes until the control command `resume` (a driver
+    /// warms its clients up on the history first). Until then the market quotes the last history
+    /// bar's close.
+    #[arg(long)]
+    paused: bool,
+    /// A gap in the data (a weekend) lasts its own length at --speed (one step per missing bar),
+    /// at most this long in wall time, e.g. 3s ("0": no cap).
+    #[arg(long, default_value = "0")]
+    max_gap: String,
     /// Spot ticks between each bar's opening and closing spots, walking open -> low/high -> close.
     #[arg(long, default_value_t = ctrader::sim::core::DEFAULT_TICKS_PER_BAR)]
     ticks_per_bar: u32,
@@ -134,6 +143,8 @@ async fn main() -> anyhow::Result<()> {
     let heartbeat = parse_duration(&args.heartbeat)
         .filter(|d| !d.is_zero())
         .context("--heartbeat must be a positive duration like 10s")?;
+    let max_gap = parse_duration(&args.max_gap)
+        .context("--max-gap must be a duration like 3s (0: no cap)")?;
     let idle_timeout = parse_duration(&args.idle_timeout)
         .context("--idle-timeout must be a duration like 30s (0 disables)")?;
 
@@ -166,7 +177,13 @@ async fn main() -> anyhow::Result<()> {
             historical_rate_limit: limit(args.historical_rate_limit),
         },
     )?
-    .with_ticks_per_bar(args.ticks_per_bar);
+    .with_ticks_per_bar(args.ticks_per_bar)
+    .with_max_gap_steps(
+        (!max_gap.is_zero()).then(|| (max_gap.as_secs_f64() * args.speed).ceil().max(1.0) as u64),
+    );
+    if args.paused {
+        core.hold(Instant::now());
+    }
     let wall = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
     for fault in &args.faults {
         let cmd = ControlCommand::parse(fault).with_context(|| format!("--fault {fault:?}"))?;

@@ -9,12 +9,14 @@
 //! - [`backoff`], [`rate_limit`], [`requests`], [`history`]: the pure decision parts, tested with
 //!   injected time.
 //! - [`token_store`]: atomic 0600 persistence of single-use refresh tokens.
+//! - [`accounts`]: the accounts an access token reaches, on a connection of its own.
 //! - `session`: the socket task.
 //!
 //! Requests made while connecting wait (up to their timeout); requests made while disconnected fail
 //! at once, so an order is never sent late. After a timeout or disconnect the outcome of an order
 //! is unknown: reconcile before retrying.
 
+pub mod accounts;
 pub mod authorization;
 pub mod backoff;
 pub mod config;
@@ -33,8 +35,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
+pub use accounts::{TokenAccount, token_accounts};
 pub use config::{ClientConfig, DEFAULT_PORT, DEMO_HOST, LIVE_HOST, WallClock, system_clock_ms};
-pub use error::ClientError;
+pub use error::{ClientError, SetupFault};
 pub use events::{ClientEvent, ConnectionEvent, EventStream};
 pub use rate_limit::RequestClass;
 pub use session::LinkState;
@@ -115,6 +118,7 @@ pub fn connect(config: ClientConfig) -> Result<(Client, EventStream), ClientErro
         tls,
         state: state_tx,
         events,
+        last_setup_failure: Mutex::new(None),
     });
     tokio::spawn(session::run(shared.clone(), cmd_rx));
     Ok((
@@ -143,13 +147,30 @@ impl Client {
         lock(&self.shared.tokens).clone()
     }
 
-    /// Waits until the session is ready (authorised, resubscribed, reconciled).
+    /// The last connection attempt's setup failure (step and error); `None` once a setup succeeds.
+    pub fn last_setup_failure(&self) -> Option<(&'static str, ClientError)> {
+        lock(&self.shared.last_setup_failure).clone()
+    }
+
+    /// Waits until the session is ready (authorised, resubscribed, reconciled). Transient setup
+    /// failures are retried with backoff meanwhile; one that no retry can fix (a wrong account,
+    /// bad application credentials, a revoked token: [`ClientError::setup_fault`]) ends the wait
+    /// at once with [`ClientError::SetupRefused`]. After `within`, [`ClientError::NotReady`] names
+    /// the last failure. The session itself keeps retrying until every handle is dropped.
     pub async fn wait_ready(&self, within: Duration) -> Result<(), ClientError> {
         let mut rx = self.state.clone();
         let ready = async {
             loop {
                 if *rx.borrow_and_update() == LinkState::Ready {
                     return Ok(());
+                }
+                if let Some((step, error)) = self.last_setup_failure()
+                    && error.setup_fault().is_some()
+                {
+                    return Err(ClientError::SetupRefused {
+                        step,
+                        error: Box::new(error),
+                    });
                 }
                 if rx.changed().await.is_err() {
                     return Err(ClientError::Closed);
@@ -158,9 +179,12 @@ impl Client {
         };
         tokio::time::timeout(within, ready)
             .await
-            .map_err(|_| ClientError::Timeout {
-                request: "connection setup",
-                after: within,
+            .map_err(|_| ClientError::NotReady {
+                addr: self.shared.config.addr(),
+                within,
+                last: self
+                    .last_setup_failure()
+                    .map(|(step, e)| format!("{step} failed: {e}")),
             })?
     }
 

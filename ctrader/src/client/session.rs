@@ -85,6 +85,9 @@ pub(crate) struct Shared {
     pub(crate) limiter: Mutex<RateLimiter>,
     pub(crate) state: watch::Sender<LinkState>,
     pub(crate) events: EventSink,
+    /// The last attempt's setup failure (step and error), cleared once a setup succeeds; set before
+    /// the state turns `Disconnected`, so `wait_ready` sees it when it wakes.
+    pub(crate) last_setup_failure: Mutex<Option<(&'static str, ClientError)>>,
 }
 
 /// Locks a mutex, recovering from poisoning: the guarded data stays consistent because every
@@ -202,6 +205,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<Command>) 
             .await;
         let exit = match establish(&shared).await {
             Ok(conn) => {
+                *lock(&shared.last_setup_failure) = None;
                 backoff.reset();
                 maintenance_end = None;
                 let _ = shared.state.send(LinkState::Ready);
@@ -218,6 +222,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<Command>) 
                 }
                 let reason = format!("{step} failed: {error}");
                 let refused = token_refused(step, &error);
+                *lock(&shared.last_setup_failure) = Some((step, error.clone()));
                 shared
                     .events
                     .connection(ConnectionEvent::SetupFailed { step, error })
@@ -388,7 +393,7 @@ fn tolerate_already_subscribed<T>(r: Result<T, ClientError>) -> Result<(), Clien
     }
 }
 
-async fn open_transport(shared: &Shared) -> Result<Conn, ClientError> {
+pub(crate) async fn open_transport(shared: &Shared) -> Result<Conn, ClientError> {
     let cfg = &shared.config;
     let addr = cfg.addr();
     let tcp = timeout(
@@ -421,7 +426,7 @@ async fn open_transport(shared: &Shared) -> Result<Conn, ClientError> {
 
 /// One request/answer during setup, before the serving loop runs. Anything else that arrives
 /// meanwhile is handled as unsolicited.
-async fn call<M: OpenApiMessage>(
+pub(crate) async fn call<M: OpenApiMessage>(
     shared: &Shared,
     conn: &mut Conn,
     msg: &M,

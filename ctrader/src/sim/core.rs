@@ -117,6 +117,20 @@ pub struct SimCore {
     control_events: Vec<Outgoing>,
     /// Access tokens revoked so far (makes each revoked value unique).
     revocations: u32,
+    /// Since when the replay clock is held (`pause`, `--paused`); None while it runs.
+    held_since: Option<Instant>,
+    /// Time held so far: the replay driver moves every step's due time on by it.
+    held_total: Duration,
+}
+
+/// The broker the simulated account belongs to (`brokerTitleShort`, `ProtoOATrader.brokerName`).
+pub const BROKER_TITLE: &str = "ctrader-sim";
+
+/// The login the trader sees in cTrader for an account. On the real servers it is a number of its
+/// own, not the ctidTraderAccountId ("TraderLogin for a specific account. Value is displayed on
+/// Client App UI", OpenApiModelMessages.proto), so the simulator offsets it to keep them apart.
+pub fn trader_login(account: i64) -> i64 {
+    account + 2_000_000
 }
 
 /// A trendbar as the real server encodes it: low plus unsigned deltas, in 1e-5 units.
@@ -312,6 +326,8 @@ impl SimCore {
             ticks_per_bar: DEFAULT_TICKS_PER_BAR,
             control_events: Vec::new(),
             revocations: 0,
+            held_since: None,
+            held_total: Duration::ZERO,
         };
         // Quote the last closed bar until the first step, so orders before it have a price.
         for i in 0..core.specs.len() {
@@ -326,6 +342,12 @@ impl SimCore {
     /// [`DEFAULT_TICKS_PER_BAR`]).
     pub fn with_ticks_per_bar(mut self, n: u32) -> Self {
         self.ticks_per_bar = n;
+        self
+    }
+
+    /// Caps how many steps a gap in the data lasts (see [`Replay::step`]).
+    pub fn with_max_gap_steps(mut self, steps: Option<u64>) -> Self {
+        self.replay.set_max_gap_steps(steps);
         self
     }
 
@@ -371,6 +393,9 @@ impl SimCore {
     pub fn market_time(&self, now: Instant) -> i64 {
         let period_ms = self.replay.timeline().period_ms();
         let tl = self.replay.timeline();
+        // While held, market time stands where the hold began (the step instant was moved on by
+        // every earlier hold, so the elapsed time below never counts a hold).
+        let now = self.held_since.map_or(now, |h| h.min(now));
         match (self.replay.forming_point(), self.last_step_at) {
             (Some(p), Some(at)) => market_time_ms(
                 tl.time_at(p).unwrap_or(0),
@@ -379,12 +404,46 @@ impl SimCore {
                 self.config.bars_per_second,
             ),
             _ => {
-                tl.time_at(self.replay.closed_points().saturating_sub(1))
-                    .unwrap_or(0)
-                    + period_ms
-                    - 1
+                let last = tl
+                    .time_at(self.replay.closed_points().saturating_sub(1))
+                    .unwrap_or(0);
+                // Before the first step, and inside a gap of the data, the last closed bar is
+                // closed (history requests return it), so the clock stands at its close: a client
+                // asking for the time then must not see that bar as still forming. Once the data
+                // is exhausted: the last bar's last millisecond.
+                if self.replay.is_finished() {
+                    last + period_ms - 1
+                } else {
+                    last + period_ms
+                }
             }
         }
+    }
+
+    /// Holds the replay clock at `now` (no-op when already held).
+    pub fn hold(&mut self, now: Instant) {
+        self.held_since.get_or_insert(now);
+    }
+
+    /// Lets a held clock run again at `now`: the time held is added to the schedule and to the
+    /// step instant, so market time goes on from where it stood.
+    pub fn release(&mut self, now: Instant) {
+        if let Some(since) = self.held_since.take() {
+            let held = now.saturating_duration_since(since);
+            self.held_total += held;
+            if let Some(at) = &mut self.last_step_at {
+                *at += held;
+            }
+        }
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.held_since.is_some()
+    }
+
+    /// Total time the clock has been held (completed holds only).
+    pub fn held_total(&self) -> Duration {
+        self.held_total
     }
 
     pub fn connect(&mut self) -> ConnId {
@@ -423,6 +482,8 @@ impl SimCore {
                 self.credentials.access_token = access.clone();
                 self.credentials.refresh_token = refresh.clone();
             }
+            ControlCommand::Pause => self.hold(now),
+            ControlCommand::Resume => self.release(now),
             _ => {}
         }
         let text = match command {
@@ -430,15 +491,21 @@ impl SimCore {
                 serde_json::to_string(&self.latency.report()).unwrap_or_else(|e| format!("ERR {e}"))
             }
             ControlCommand::Status => format!(
-                "OK connections={} closed_bars={} finished={} balance_cents={} open_positions={} {}",
+                "OK connections={} closed_bars={} finished={} paused={} balance_cents={} open_positions={} {}",
                 self.conns.len(),
                 self.replay.closed_points(),
                 self.replay.is_finished(),
+                self.is_held(),
                 self.book.balance_cents(),
                 self.book.open_positions().count(),
                 self.faults.describe(now)
             ),
             ControlCommand::Help => format!("OK {HELP}"),
+            ControlCommand::Pause | ControlCommand::Resume => format!(
+                "OK paused={} closed_bars={}",
+                self.is_held(),
+                self.replay.closed_points()
+            ),
             _ => format!("OK {}", self.faults.describe(now)),
         };
         (text, action)
@@ -488,7 +555,13 @@ impl SimCore {
             if s.closed.is_some() {
                 self.latency.bar_closed(&spec.name, now);
             }
-            let quote = s.opened.map(|b| self.quote_at(s.symbol, b.open));
+            let quote = match (s.opened, s.closed) {
+                (Some(b), _) => Some(self.quote_at(s.symbol, b.open)),
+                // A gap in the data (a weekend) begins: the last close stays quoted until the
+                // bars after it open. A simplification (SIM.md): a real market is closed then.
+                (None, Some(b)) if self.replay.in_gap() => Some(self.quote_at(s.symbol, b.close)),
+                _ => None,
+            };
             self.book.set_quote(spec.id, quote);
             let mut ticks: Vec<(Quote, Bar, i64)> = Vec::new();
             if let Some(b) = s.closed {
@@ -844,10 +917,12 @@ impl Session<'_> {
         if r.access_token != self.core.credentials.access_token {
             return self.oa_error(None, "CH_ACCESS_TOKEN_INVALID", "Access token is invalid");
         }
+        let id = self.core.credentials.account_id;
         let account = ProtoOaCtidTraderAccount {
-            ctid_trader_account_id: u64::try_from(self.core.credentials.account_id).unwrap_or(0),
+            ctid_trader_account_id: u64::try_from(id).unwrap_or(0),
             is_live: Some(false),
-            trader_login: Some(self.core.credentials.account_id),
+            trader_login: Some(trader_login(id)),
+            broker_title_short: Some(BROKER_TITLE.to_string()),
             ..Default::default()
         };
         self.respond(&ProtoOaGetAccountListByAccessTokenRes {
@@ -1396,6 +1471,75 @@ mod tests {
             client_order_id: Some("coid".into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn before_the_first_step_the_clock_stands_at_the_last_history_bars_close() {
+        // A subscriber connected while the replay is held (`--paused`) gets the current quote with
+        // the market time: it must be the close of the last bar history returns, not a moment
+        // inside it (a client would take that bar for still forming and leave it out).
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let sub = ProtoOaSubscribeSpotsReq {
+            ctid_trader_account_id: ACCOUNT,
+            symbol_id: vec![1],
+            ..Default::default()
+        };
+        let r = send(&mut c, a, &sub, "s", now);
+        let spot = r
+            .out
+            .iter()
+            .find_map(decode_out::<ProtoOaSpotEvent>)
+            .expect("the current quote");
+        let last = c.replay().closed_bars(0, i64::MIN, i64::MAX, Some(1))[0];
+        let period = c.replay().timeline().period_ms();
+        assert_eq!(spot.timestamp, Some(last.time_ms + period));
+    }
+
+    #[test]
+    fn across_a_gap_in_the_data_the_last_close_stays_quoted_at_its_close_time() {
+        let mut text = String::from("time,open,high,low,close,volume\n");
+        for (i, t) in [0i64, 3600, 7200, 10800, 25200, 28800].iter().enumerate() {
+            let p = 1.1 + i as f64 / 1000.0;
+            text.push_str(&format!("{t},{p},{},{},{p},10\n", p + 0.0005, p - 0.0005));
+        }
+        let series = parse_bars("EURUSD", Path::new("x.csv"), &text).unwrap();
+        let mut c = core_from(vec![series], 3);
+        let now = Instant::now();
+        c.step(now); // opens 03:00
+        c.step(now); // closes 03:00; 07:00 opens three steps later
+        assert!(c.replay().in_gap());
+        assert_eq!(c.market_time(now + Duration::from_secs(5)), 14_400_000);
+        let id = c.specs()[0].id;
+        let q = c.book().quote(id).expect("still quoted in the gap");
+        assert!((q.bid - 1.103).abs() < 1e-9, "the last close: {q:?}");
+    }
+
+    #[test]
+    fn a_held_clock_freezes_market_time_and_resumes_where_it_stood() {
+        // 10 bars/s: 50 ms of wall time is half an H1 bar of market time.
+        let mut c = core(10);
+        let t0 = Instant::now();
+        c.step(t0);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let open = c.market_time(t0);
+        assert_eq!(c.market_time(at(20)), open + 720_000);
+        c.control(&ControlCommand::Pause, at(20), 0);
+        assert!(c.is_held());
+        assert_eq!(c.market_time(at(80)), open + 720_000, "frozen while held");
+        assert_eq!(c.market_time(at(500)), open + 720_000, "frozen while held");
+        c.control(&ControlCommand::Resume, at(520), 0);
+        assert!(!c.is_held());
+        assert_eq!(c.held_total(), Duration::from_millis(500));
+        // 20 ms before the hold and 30 ms after it: 50 ms of running clock.
+        assert_eq!(c.market_time(at(550)), open + 1_800_000);
+        // A second hold adds to the total; releasing an unheld clock changes nothing.
+        c.hold(at(600));
+        c.hold(at(650));
+        c.release(at(700));
+        c.release(at(800));
+        assert_eq!(c.held_total(), Duration::from_millis(600));
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub enum ControlCommand {
     Stats,
     /// Print the fault state and replay position.
     Status,
+    /// Hold the replay clock: no step, no tick, market time stands still until `resume`.
+    Pause,
+    /// Let a held replay clock run again; the next step is due one step after the resume.
+    Resume,
     Help,
 }
 
@@ -67,7 +71,7 @@ pub enum ControlError {
 
 pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
 maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | deposit AMOUNT | token-invalidate [all] | \
-client-disconnect [REASON] | grant-tokens ACCESS REFRESH | clear | stats | status | help  \
+client-disconnect [REASON] | grant-tokens ACCESS REFRESH | clear | pause | resume | stats | status | help  \
 (DUR: 500ms, 5s, 2m; a bare number is seconds)";
 
 /// Parses `500ms`, `5s`, `2m`, `1h` or a bare number of seconds (fractions allowed).
@@ -164,6 +168,8 @@ impl ControlCommand {
             "clear" => Self::Clear,
             "stats" => Self::Stats,
             "status" => Self::Status,
+            "pause" => Self::Pause,
+            "resume" => Self::Resume,
             "help" => Self::Help,
             other => return Err(ControlError::Unknown(other.to_string())),
         })
@@ -233,12 +239,15 @@ impl FaultState {
                 *self = Self::new(self.defaults.0, self.defaults.1);
             }
             ControlCommand::ClientDisconnect(_) => return FaultAction::DisconnectAll,
-            // Account events, carried out by the core.
+            // Account events and the replay clock are the core's, not faults: `clear` leaves
+            // them as they are.
             ControlCommand::Deposit(_)
             | ControlCommand::TokenInvalidate { .. }
             | ControlCommand::GrantTokens { .. }
             | ControlCommand::Stats
             | ControlCommand::Status
+            | ControlCommand::Pause
+            | ControlCommand::Resume
             | ControlCommand::Help => {}
         }
         FaultAction::None
@@ -361,6 +370,8 @@ mod tests {
             Ok(ControlCommand::MarginFail("EURUSD".into()))
         );
         assert_eq!(ControlCommand::parse("STATS"), Ok(ControlCommand::Stats));
+        assert_eq!(ControlCommand::parse("pause"), Ok(ControlCommand::Pause));
+        assert_eq!(ControlCommand::parse("Resume"), Ok(ControlCommand::Resume));
         assert_eq!(
             ControlCommand::parse("deposit -250.5"),
             Ok(ControlCommand::Deposit(-25_050))

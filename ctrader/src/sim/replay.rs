@@ -30,6 +30,10 @@ pub struct Replay {
     /// The point currently forming, if any.
     forming: Option<usize>,
     finished: bool,
+    /// Inside a gap of the timeline (a weekend): steps left before the bars after it open.
+    gap_left: u64,
+    /// A gap lasts one step per missing bar, at most this many (None: no cap).
+    max_gap_steps: Option<u64>,
 }
 
 impl Replay {
@@ -48,7 +52,24 @@ impl Replay {
             closed_before: start_bar,
             forming: None,
             finished: false,
+            gap_left: 0,
+            max_gap_steps: None,
         })
+    }
+
+    /// Caps how many steps a gap in the data lasts (at least 1).
+    pub fn with_max_gap_steps(mut self, steps: Option<u64>) -> Self {
+        self.set_max_gap_steps(steps);
+        self
+    }
+
+    pub fn set_max_gap_steps(&mut self, steps: Option<u64>) {
+        self.max_gap_steps = steps.map(|s| s.max(1));
+    }
+
+    /// True between the close of the bars before a gap in the data and the open of those after.
+    pub fn in_gap(&self) -> bool {
+        self.gap_left > 0
     }
 
     pub fn series(&self) -> &[BarSeries] {
@@ -80,11 +101,23 @@ impl Replay {
         self.series.get(symbol)?.bars.get(idx).copied()
     }
 
-    /// Advances one bar. Returns None once the data is exhausted.
+    /// Advances one step. Returns None once the data is exhausted.
+    ///
+    /// A gap in the timeline (no symbol has a bar for a while: a weekend, a holiday) is replayed as
+    /// time, like a real market's: the step that reaches it closes the bars before it, then one
+    /// empty step passes per missing bar (at most `max_gap_steps`), then the next step opens the
+    /// bars after it. So the close of Friday's last bar is not published together with Sunday's
+    /// first bar, and a client's clock can see that bar close before the next one begins.
     pub fn step(&mut self) -> Option<Vec<SymbolStep>> {
         if self.finished {
             return None;
         }
+        if self.gap_left > 1 {
+            self.gap_left -= 1;
+            return Some(Vec::new());
+        }
+        let reopening = self.gap_left == 1;
+        self.gap_left = 0;
         let point = match self.forming {
             None => self.closed_before,
             Some(p) => p + 1,
@@ -95,18 +128,36 @@ impl Replay {
                 .bar_index(symbol, p)
                 .and_then(|i| self.series[symbol].bars.get(i).copied())
         };
+        let period = self.timeline.period_ms();
+        let missing = match (self.forming, self.timeline.time_at(point)) {
+            (Some(p), Some(next)) => {
+                let last = self.timeline.time_at(p).unwrap_or(next);
+                u64::try_from((next - last) / period.max(1) - 1).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let gap = missing.min(self.max_gap_steps.unwrap_or(u64::MAX));
         let steps = (0..self.series.len())
             .map(|symbol| SymbolStep {
                 symbol,
-                closed: bar_at(symbol, closing),
-                opened: if point < self.timeline.len() {
+                // After a gap the bars before it were closed when it began.
+                closed: if reopening {
+                    None
+                } else {
+                    bar_at(symbol, closing)
+                },
+                opened: if point < self.timeline.len() && gap == 0 {
                     bar_at(symbol, point)
                 } else {
                     None
                 },
             })
             .collect();
-        if point < self.timeline.len() {
+        if gap > 0 {
+            self.forming = None;
+            self.closed_before = point;
+            self.gap_left = gap;
+        } else if point < self.timeline.len() {
             self.forming = Some(point);
             self.closed_before = point;
         } else {
@@ -250,6 +301,34 @@ mod tests {
         assert!(r.is_finished());
         assert_eq!(r.closed_bars(0, 0, i64::MAX, None).len(), 4);
         assert!(r.step().is_none());
+    }
+
+    #[test]
+    fn a_gap_in_the_data_passes_as_time_between_the_close_and_the_next_open() {
+        // 03:00 then 07:00: three hours without a bar (a "weekend").
+        let a = series("A", &[0, 3600, 7200, 10800, 25200, 28800]);
+        let mut r = Replay::new(vec![a.clone()], 3).unwrap();
+        r.step(); // opens 03:00
+        let close = r.step().unwrap();
+        assert_eq!(close[0].closed.unwrap().time_ms, 10_800_000);
+        assert_eq!(
+            close[0].opened, None,
+            "the bar after the gap is not opened with the close"
+        );
+        assert!(r.in_gap());
+        assert_eq!(r.closed_bars(0, 0, i64::MAX, None).len(), 4);
+        assert!(r.step().unwrap().is_empty());
+        assert!(r.step().unwrap().is_empty());
+        let open = r.step().unwrap();
+        assert_eq!(open[0].closed, None, "closed once, when the gap began");
+        assert_eq!(open[0].opened.unwrap().time_ms, 25_200_000);
+        assert!(!r.in_gap());
+        assert_eq!(r.step().unwrap()[0].closed.unwrap().time_ms, 25_200_000);
+        // Capped at one step: the close, then the open right at the next step.
+        let mut r = Replay::new(vec![a], 3).unwrap().with_max_gap_steps(Some(1));
+        r.step();
+        assert_eq!(r.step().unwrap()[0].opened, None);
+        assert_eq!(r.step().unwrap()[0].opened.unwrap().time_ms, 25_200_000);
     }
 
     #[test]

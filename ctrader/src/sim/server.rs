@@ -46,6 +46,8 @@ struct Shared {
     core: Mutex<SimCore>,
     conns: Mutex<HashMap<ConnId, mpsc::UnboundedSender<ConnMsg>>>,
     config: ServerConfig,
+    /// Woken by `pause`/`resume` so the replay driver recomputes its schedule at once.
+    clock_changed: tokio::sync::Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,6 +121,7 @@ pub async fn run(
         core: Mutex::new(core),
         conns: Mutex::new(HashMap::new()),
         config,
+        clock_changed: tokio::sync::Notify::new(),
     });
     let acceptor = TlsAcceptor::from(shared.config.tls.clone());
     let stop = CancellationToken::new();
@@ -150,13 +153,22 @@ async fn drive_replay(shared: Arc<Shared>, stop: CancellationToken) {
     // Slot 0 of each bar is the step (close + open); slots 1.. are intermediate ticks.
     let mut slot: u64 = 0;
     loop {
-        let due = start + super::replay::step_due(slot, speed * slots as f64);
+        let (held, held_total) = {
+            let core = lock(&shared.core);
+            (core.is_held(), core.held_total())
+        };
+        // A held clock waits for `resume`; every hold moves the whole schedule on by its length.
+        let due = start + held_total + super::replay::step_due(slot, speed * slots as f64);
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep_until(due) => {}
+            () = shared.clock_changed.notified() => continue,
+            () = tokio::time::sleep_until(due), if !held => {}
         }
         let (out, finished) = {
             let mut core = lock(&shared.core);
+            if core.is_held() {
+                continue; // held between the sleep and the lock
+            }
             let out = match slot % slots {
                 0 => core.step(Instant::now()),
                 j => core.tick(j as f64 / slots as f64),
@@ -364,6 +376,10 @@ async fn control_loop(shared: Arc<Shared>, listener: TcpListener, stop: Cancella
                         shared.deliver(notices);
                         if action == FaultAction::DisconnectAll {
                             shared.close_all();
+                        }
+                        if matches!(cmd, ControlCommand::Pause | ControlCommand::Resume) {
+                            // notify_one keeps a permit if the driver is between two waits.
+                            shared.clock_changed.notify_one();
                         }
                         if cmd == ControlCommand::Stats {
                             match shared.write_stats() {

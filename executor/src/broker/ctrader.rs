@@ -12,7 +12,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use ctrader::client::{
-    Client, ClientConfig, ClientError, ClientEvent, ConnectionEvent, EventStream, TokenStore,
+    Client, ClientConfig, ClientError, ClientEvent, ConnectionEvent, EventStream, SetupFault,
+    TokenStore,
 };
 use ctrader::domain::SymbolVolume;
 use ctrader::messages::{
@@ -24,6 +25,7 @@ use protocol::{Symbol, Timeframe};
 use super::account::{AccountRefused, BrokerAccount, check_tradable};
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
+use crate::onboarding::accounts::explain;
 use crate::orders::{
     AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
 };
@@ -78,6 +80,9 @@ pub enum CtraderStartError {
     Tokens(#[from] ctrader::client::TokenStoreError),
     #[error("cTrader: {0}")]
     Client(#[from] ClientError),
+    /// A setup no retry can fix (wrong account, application credentials, revoked token).
+    #[error("{0}")]
+    SetupRefused(crate::onboarding::accounts::SetupRefusal),
     #[error("cTrader symbol {symbol}: {why}")]
     Symbol { symbol: String, why: String },
     #[error("{0}")]
@@ -173,8 +178,24 @@ impl CtraderBroker {
         // 60 s cap a long outage would leave the executor silent for longer than `WatchdogSec=60`
         // and get it restarted. 20 s + the 10 s connect timeout keeps attempts inside half of it.
         cc.backoff_max = RECONNECT_BACKOFF_MAX;
-        let (client, events) = ctrader::client::connect(cc)?;
-        client.wait_ready(ready_within).await?;
+        let (client, events) = ctrader::client::connect(cc.clone())?;
+        if let Err(e) = client.wait_ready(ready_within).await {
+            let Some(fault) = e.setup_fault() else {
+                return Err(e.into());
+            };
+            // The session would retry for ever; stop it, then tell what the token does reach.
+            cc.tokens = client.tokens();
+            drop(client);
+            let reachable = match fault {
+                SetupFault::Account | SetupFault::AccessToken => {
+                    Some(ctrader::client::token_accounts(&cc).await)
+                }
+                SetupFault::Application | SetupFault::AccountDisabled => None,
+            };
+            return Err(CtraderStartError::SetupRefused(explain(
+                fault, &e, cfg, reachable,
+            )));
+        }
         // Before anything else: an account the executor cannot trade correctly is refused.
         check_tradable(&client.trader().await?)?;
 

@@ -37,9 +37,9 @@ impl SimCore {
             leverage_in_cents: Some(self.config.leverage_in_cents),
             total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
             max_leverage: Some(self.config.leverage_in_cents / 100),
-            trader_login: Some(account),
+            trader_login: Some(super::trader_login(account)),
             account_type: Some(self.config.account_type as i32),
-            broker_name: Some("ctrader-sim".to_string()),
+            broker_name: Some(super::BROKER_TITLE.to_string()),
             money_digits: Some(self.config.money.digits()),
             ..Default::default()
         }
