@@ -471,3 +471,38 @@ async fn maintenance_end_is_read_in_seconds_from_oa_errors_and_in_ms_from_common
     wait_for(&mut events, STEP, "ready after both windows", is_ready).await;
     assert_eq!(waits.len(), 2);
 }
+
+/// `ProtoOAClientDisconnectEvent`: "All the sessions for the traders' accounts will be terminated"
+/// (OpenApiMessages.proto). The client drops the link at once, even before the server closes it,
+/// and sets up again.
+#[tokio::test]
+async fn a_client_disconnect_event_drops_the_link_at_once() {
+    let peer = start_peer(
+        |i| {
+            if i == 0 {
+                vec![
+                    ProtoOaClientDisconnectEvent {
+                        reason: Some("The application access was blocked".into()),
+                        ..Default::default()
+                    }
+                    .wrap(None),
+                ]
+            } else {
+                vec![]
+            }
+        },
+        true,
+    )
+    .await;
+    let (_client, mut events) = connect(peer.config()).unwrap();
+    wait_for(&mut events, STEP, "first ready", is_ready).await;
+    let (_, seen) = wait_for(&mut events, STEP, "second ready", is_ready).await;
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        ClientEvent::ClientDisconnected { reason: Some(r) } if r.contains("blocked")
+    )));
+    assert!(
+        seen.iter().any(|e| matches!(e, ClientEvent::Connection(ConnectionEvent::Disconnected { reason }) if reason.contains("cancelled the application's connection"))),
+        "{seen:#?}"
+    );
+}
