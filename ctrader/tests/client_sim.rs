@@ -656,3 +656,28 @@ async fn fault_margin_failure_is_a_broker_error() {
     assert!(!e.is_retryable());
     assert!(client.reconcile().await.unwrap().position.is_empty());
 }
+
+/// The simulator's default feed ticks inside every bar, as a real one does: more spots than the
+/// bar's opening and closing ones, each inside the bar's range.
+#[tokio::test]
+async fn the_default_feed_ticks_inside_every_bar() {
+    let sim = Sim::start(4.0).await;
+    let (client, mut events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    let seen = events_for(&mut events, Duration::from_millis(1500)).await;
+    let mut per_bar: std::collections::BTreeMap<i64, usize> = Default::default();
+    for e in &seen {
+        if let ClientEvent::Spot(q) = e
+            && q.symbol_id == eurusd
+            && let Some(t) = q.timestamp_ms
+        {
+            *per_bar.entry(t.div_euclid(3_600_000)).or_default() += 1;
+        }
+    }
+    // Bars seen whole (not the first or the last of the window): opening + closing + ticks.
+    let whole: Vec<usize> = per_bar.values().copied().skip(1).collect();
+    let whole = &whole[..whole.len().saturating_sub(1)];
+    assert!(!whole.is_empty(), "{per_bar:?}");
+    assert!(whole.iter().all(|&n| n > 2), "spots per bar: {per_bar:?}");
+}
