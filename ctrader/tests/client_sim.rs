@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{ACCOUNT, Sim, connect_ready, is_ready, wait_for};
 use ctrader::client::{ClientError, ClientEvent, ConnectionEvent, TokenStore, connect};
-use ctrader::domain::{SymbolVolume, Timeframe};
+use ctrader::domain::{OrderEnd, SymbolVolume, Timeframe};
 use ctrader::messages::*;
 
 fn step_name(ev: &ClientEvent) -> Option<&'static str> {
@@ -141,8 +141,9 @@ async fn market_order_round_trip_and_reconcile() {
         )
         .await
         .unwrap();
-    assert_eq!(fill.execution_type(), ProtoOaExecutionType::OrderFilled);
-    let pos = fill.position.clone().expect("fill carries the position");
+    assert_eq!(fill.end(), Some(OrderEnd::Filled));
+    assert_eq!(fill.executed_volume(), volume);
+    let pos = fill.position().cloned().expect("fill carries the position");
     assert_eq!(
         (pos.trade_data.volume, pos.trade_data.trade_side()),
         (volume, ProtoOaTradeSide::Buy)
@@ -161,7 +162,8 @@ async fn market_order_round_trip_and_reconcile() {
         .close_position(pos.position_id, volume)
         .await
         .unwrap();
-    assert_eq!(close.execution_type(), ProtoOaExecutionType::OrderFilled);
+    assert_eq!(close.end(), Some(OrderEnd::Filled));
+    assert!(close.is_closing());
     assert!(client.reconcile().await.unwrap().position.is_empty());
     let deals = client
         .deal_list(0, i64::from(i32::MAX) * 1000, None)
@@ -196,7 +198,7 @@ async fn reconnect_after_drop_resubscribes_and_reconciles() {
         .new_market_order(eurusd, ProtoOaTradeSide::Sell, volume, Some("keep"), None)
         .await
         .unwrap();
-    let position_id = fill.position.unwrap().position_id;
+    let position_id = fill.position().unwrap().position_id;
 
     assert!(
         sim.control("drop").await.to_lowercase().contains("ok"),
@@ -680,4 +682,115 @@ async fn the_default_feed_ticks_inside_every_bar() {
     let whole = &whole[..whole.len().saturating_sub(1)];
     assert!(!whole.is_empty(), "{per_bar:?}");
     assert!(whole.iter().all(|&n| n > 2), "spots per bar: {per_bar:?}");
+}
+
+/// Issue 11 item 3: an order the market fills in three deals (each one point worse, as SIM.md's
+/// `fill-deals` says) is answered once it is whole, with the whole volume at the deals'
+/// volume-weighted price, with ORDER_FILLED or ORDER_PARTIAL_FILL for the first deals.
+#[tokio::test]
+async fn an_order_filled_in_several_deals_is_answered_whole_at_its_volume_weighted_price() {
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    for fault in ["fill-deals 3", "fill-deals 3 partial"] {
+        assert!(sim.control(fault).await.starts_with("OK"), "{fault}");
+        let o = client
+            .new_market_order(eurusd, ProtoOaTradeSide::Buy, 700_000, None, None)
+            .await
+            .unwrap();
+        assert_eq!(o.end(), Some(OrderEnd::Filled), "{fault}");
+        assert_eq!(o.executed_volume(), 700_000, "{fault}");
+        let deals: Vec<(i64, f64)> = o
+            .deals()
+            .iter()
+            .map(|d| (d.filled_volume, d.execution_price.unwrap()))
+            .collect();
+        assert_eq!(deals.len(), 3, "{fault}: {deals:?}");
+        let vwap = deals.iter().map(|(v, p)| *v as f64 * p).sum::<f64>() / 700_000.0;
+        let got = o.average_price().unwrap();
+        assert!((got - vwap).abs() < 1e-12, "{fault}: {got} vs {vwap}");
+        assert!(
+            (got - deals[0].1).abs() > 1e-6,
+            "not the first deal's price"
+        );
+        let pos = o.position().unwrap();
+        assert_eq!(pos.trade_data.volume, 700_000, "{fault}");
+    }
+}
+
+/// Issue 11 item 2: ORDER_CANCELLED / ORDER_EXPIRED after ORDER_ACCEPTED end the order; what was
+/// executed before (in the cancel itself, as Spotware's "IOC order partial fill") is reported.
+#[tokio::test]
+async fn a_cancel_or_expiry_after_accepted_ends_the_order_with_what_was_executed() {
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    sim.control("cancel-fill EURUSD 0.5 1").await;
+    let o = client
+        .new_market_order(eurusd, ProtoOaTradeSide::Sell, 400_000, Some("half"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (o.end(), o.executed_volume()),
+        (Some(OrderEnd::Cancelled), 200_000)
+    );
+    let price = o.average_price().expect("the executed half has a price");
+    assert_eq!(o.position().unwrap().trade_data.volume, 200_000);
+    let rec = client.reconcile().await.unwrap();
+    assert_eq!(rec.position.len(), 1);
+    assert_eq!(rec.position[0].trade_data.volume, 200_000);
+    assert_eq!(rec.position[0].price, Some(price));
+
+    sim.control("expire-fill EURUSD 0 1").await;
+    let o = client
+        .new_market_order(eurusd, ProtoOaTradeSide::Sell, 400_000, None, None)
+        .await
+        .unwrap();
+    assert_eq!((o.end(), o.executed_volume()), (Some(OrderEnd::Expired), 0));
+    assert_eq!(o.average_price(), None);
+    assert_eq!(client.reconcile().await.unwrap().position.len(), 1);
+}
+
+/// Issue 11 item 8: an SL/TP amend is answered by one execution event (ORDER_ACCEPTED for the
+/// first protection, ORDER_REPLACED after) and does not wait for another until it times out.
+#[tokio::test]
+async fn an_sltp_amend_is_answered_by_accepted_or_replaced_without_a_timeout() {
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    let o = client
+        .new_market_order(eurusd, ProtoOaTradeSide::Buy, 100_000, None, None)
+        .await
+        .unwrap();
+    let id = o.position().unwrap().position_id;
+    let entry = o.average_price().unwrap();
+    let started = std::time::Instant::now();
+    let first = client
+        .amend_position_sltp(id, Some(entry - 0.01), None)
+        .await
+        .unwrap();
+    assert_eq!(first.execution_type(), ProtoOaExecutionType::OrderAccepted);
+    let second = client
+        .amend_position_sltp(id, Some(entry - 0.02), Some(entry + 0.02))
+        .await
+        .unwrap();
+    assert_eq!(second.execution_type(), ProtoOaExecutionType::OrderReplaced);
+    assert_eq!(second.position.unwrap().take_profit, Some(entry + 0.02));
+    // The client's request timeout is 3 s: both answers came well before it.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let e = client
+        .amend_position_sltp(id, Some(-1.0), None)
+        .await
+        .expect_err("a negative stop");
+    assert!(
+        matches!(&e, ClientError::Broker { code, .. } if code.as_str() == "TRADING_BAD_STOPS"),
+        "{e}"
+    );
 }

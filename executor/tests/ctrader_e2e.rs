@@ -516,7 +516,7 @@ async fn open_by_hand(env: &Env, volume: i64) {
         )
         .await
         .unwrap();
-    assert!(fill.position.is_some(), "{fill:?}");
+    assert!(fill.position().is_some(), "{fill:?}");
 }
 
 /// Issue 11: a position on a symbol the config does not trade (opened by hand) takes a position

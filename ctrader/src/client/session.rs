@@ -23,7 +23,7 @@ use crate::client::config::ClientConfig;
 use crate::client::error::ClientError;
 use crate::client::events::{ClientEvent, ConnectionEvent, EventSink};
 use crate::client::rate_limit::{RateLimiter, RequestClass};
-use crate::client::requests::RequestTable;
+use crate::client::requests::{Answer, Awaiting, Completion, RequestTable, Step};
 use crate::client::token_store::Tokens;
 use crate::codec::FrameCodec;
 use crate::domain::{ErrorCode, LiveTrendbar, SpotQuote, Timeframe, TrendbarPeriod};
@@ -45,27 +45,18 @@ pub enum LinkState {
     Disconnected,
 }
 
-/// When a request is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Completion {
-    /// By the first message carrying its id.
-    Reply,
-    /// By the final execution event carrying its id (ORDER_ACCEPTED is only a step).
-    Execution,
-}
-
 pub(crate) struct Command {
     pub(crate) envelope: ProtoMessage,
     pub(crate) request: &'static str,
     pub(crate) completion: Completion,
     pub(crate) deadline: Instant,
-    pub(crate) reply: oneshot::Sender<Result<Payload, ClientError>>,
+    pub(crate) reply: oneshot::Sender<Result<Answer, ClientError>>,
 }
 
 struct Waiter {
-    reply: oneshot::Sender<Result<Payload, ClientError>>,
+    reply: oneshot::Sender<Result<Answer, ClientError>>,
     request: &'static str,
-    completion: Completion,
+    awaiting: Awaiting,
     timeout: Duration,
 }
 
@@ -118,13 +109,6 @@ pub(crate) async fn pace(
         }
         tokio::time::sleep(wait).await;
     }
-}
-
-pub(crate) fn is_final_execution(ev: &ProtoOaExecutionEvent) -> bool {
-    !matches!(
-        ProtoOaExecutionType::try_from(ev.execution_type),
-        Ok(ProtoOaExecutionType::OrderAccepted | ProtoOaExecutionType::OrderPartialFill)
-    )
 }
 
 fn broker_error(
@@ -572,7 +556,8 @@ async fn serve(
                 let Command { mut envelope, request, completion, deadline, reply } = cmd;
                 let timeout = deadline - now;
                 let payload_type = envelope.payload_type;
-                let id = table.register(now, timeout, payload_type, Waiter { reply, request, completion, timeout });
+                let awaiting = Awaiting::new(completion);
+                let id = table.register(now, timeout, payload_type, Waiter { reply, request, awaiting, timeout });
                 envelope.client_msg_id = Some(id.clone());
                 tracing::debug!(request, id = %id, "ctrader send");
                 if let Err(e) = conn.send(envelope).await {
@@ -634,37 +619,54 @@ async fn dispatch(
             return None;
         }
     };
-    if let Some(id) = frame.client_msg_id.as_deref() {
-        if id == PROBE_ID {
-            return None;
+    if frame.client_msg_id.as_deref() == Some(PROBE_ID) {
+        return None;
+    }
+    // The request this message answers: by its id, or (for a later step of an order that comes
+    // without it) by the order it placed.
+    let id = frame
+        .client_msg_id
+        .clone()
+        .filter(|id| table.get(id).is_some())
+        .or_else(|| match &payload {
+            Payload::ExecutionEvent(ev) => ev
+                .order
+                .as_ref()
+                .and_then(|o| table.request_of_order(o.order_id))
+                .map(str::to_string),
+            _ => None,
+        });
+    let Some(id) = id else {
+        return unsolicited(shared, payload, &mut Some(maintenance_end)).await;
+    };
+    let entry = table.get_mut(&id)?;
+    let request = entry.waiter.request;
+    if let Some(e) = answer_error(request, &payload) {
+        if let ClientError::Broker {
+            maintenance_end_ms: Some(t),
+            ..
+        } = &e
+        {
+            *maintenance_end = Some(*t);
         }
-        if let Some(entry) = table.get(id) {
-            let partial = entry.waiter.completion == Completion::Execution
-                && matches!(&payload, Payload::ExecutionEvent(ev) if !is_final_execution(ev));
-            if partial {
-                tracing::debug!(id, "ctrader execution step");
-                return None;
+        if let Some(w) = table.take(&id) {
+            let _ = w.waiter.reply.send(Err(e));
+        }
+        return None;
+    }
+    let step = entry.waiter.awaiting.on_message(payload);
+    if let Some(order_id) = entry.waiter.awaiting.order_id() {
+        table.link_order(order_id, &id);
+    }
+    match step {
+        Step::Pending => tracing::debug!(id = %id, request, "ctrader execution step"),
+        Step::Done(answer) => {
+            if let Some(w) = table.take(&id) {
+                let _ = w.waiter.reply.send(Ok(answer));
             }
-            if let Some(w) = table.take(id) {
-                let answer = match answer_error(w.waiter.request, &payload) {
-                    Some(e) => {
-                        if let ClientError::Broker {
-                            maintenance_end_ms: Some(t),
-                            ..
-                        } = &e
-                        {
-                            *maintenance_end = Some(*t);
-                        }
-                        Err(e)
-                    }
-                    None => Ok(payload),
-                };
-                let _ = w.waiter.reply.send(answer);
-            }
-            return None;
         }
     }
-    unsolicited(shared, payload, &mut Some(maintenance_end)).await
+    None
 }
 
 /// Publishes a message no request is waiting for. Returns a reason to drop the link when the

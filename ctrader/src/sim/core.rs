@@ -10,15 +10,14 @@ use std::time::{Duration, Instant};
 
 use super::SimError;
 use super::bars::{Bar, BarSeries};
-use super::book::{
-    AccountConfig, Book, Deal, Execution, MarketOrder, Order, OrderStatus, Position,
-    PositionStatus, Quote, Side, TradeError,
-};
+use super::book::{AccountConfig, AmendKind, Book, MarketOrder, Quote, Side, TradeError};
 use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
+use super::fills::{Execution, StepKind};
 use super::latency::LatencyRecorder;
 use super::money::Money;
 use super::replay::{Replay, intrabar, market_time_ms};
 use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
+use super::wire::{deal_to_wire, order_to_wire, position_to_wire};
 use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
 use crate::messages::*;
 
@@ -169,102 +168,6 @@ pub fn period_of(ms: i64) -> Option<ProtoOaTrendbarPeriod> {
         .into_iter()
         .find(|tf| tf.seconds().is_some_and(|s| s * 1000 == ms))
         .map(Timeframe::to_proto)
-}
-
-fn side_to_wire(side: Side) -> i32 {
-    match side {
-        Side::Buy => ProtoOaTradeSide::Buy as i32,
-        Side::Sell => ProtoOaTradeSide::Sell as i32,
-    }
-}
-
-fn position_to_wire(p: &Position, m: Money) -> ProtoOaPosition {
-    ProtoOaPosition {
-        position_id: p.id,
-        trade_data: ProtoOaTradeData {
-            symbol_id: p.symbol_id,
-            volume: p.volume,
-            trade_side: side_to_wire(p.side),
-            open_timestamp: Some(p.open_ms),
-            label: p.label.clone(),
-            comment: p.comment.clone(),
-            ..Default::default()
-        },
-        position_status: match p.status {
-            PositionStatus::Created => ProtoOaPositionStatus::PositionStatusCreated,
-            PositionStatus::Open => ProtoOaPositionStatus::PositionStatusOpen,
-            PositionStatus::Closed => ProtoOaPositionStatus::PositionStatusClosed,
-        } as i32,
-        swap: 0,
-        price: (p.status != PositionStatus::Created).then_some(p.entry_price),
-        utc_last_update_timestamp: Some(p.last_update_ms),
-        commission: Some(0),
-        margin_rate: Some(p.margin_rate),
-        used_margin: u64::try_from(m.wire(p.used_margin_cents)).ok(),
-        money_digits: Some(m.digits()),
-        ..Default::default()
-    }
-}
-
-fn order_to_wire(o: &Order) -> ProtoOaOrder {
-    ProtoOaOrder {
-        order_id: o.id,
-        trade_data: ProtoOaTradeData {
-            symbol_id: o.symbol_id,
-            volume: o.volume,
-            trade_side: side_to_wire(o.side),
-            open_timestamp: Some(o.open_ms),
-            label: o.label.clone(),
-            comment: o.comment.clone(),
-            ..Default::default()
-        },
-        order_type: ProtoOaOrderType::Market as i32,
-        order_status: match o.status {
-            OrderStatus::Accepted => ProtoOaOrderStatus::OrderStatusAccepted,
-            OrderStatus::Filled => ProtoOaOrderStatus::OrderStatusFilled,
-        } as i32,
-        execution_price: o.execution_price,
-        executed_volume: Some(o.executed_volume),
-        utc_last_update_timestamp: Some(o.last_update_ms),
-        base_slippage_price: Some(o.base_slippage_price),
-        closing_order: Some(o.closing_order),
-        client_order_id: o.client_order_id.clone(),
-        time_in_force: Some(ProtoOaTimeInForce::ImmediateOrCancel as i32),
-        position_id: Some(o.position_id),
-        ..Default::default()
-    }
-}
-
-fn deal_to_wire(d: &Deal, m: Money) -> ProtoOaDeal {
-    ProtoOaDeal {
-        deal_id: d.id,
-        order_id: d.order_id,
-        position_id: d.position_id,
-        volume: d.volume,
-        filled_volume: d.filled_volume,
-        symbol_id: d.symbol_id,
-        create_timestamp: d.create_ms,
-        execution_timestamp: d.execution_ms,
-        utc_last_update_timestamp: Some(d.execution_ms),
-        execution_price: Some(d.execution_price),
-        trade_side: side_to_wire(d.side),
-        deal_status: ProtoOaDealStatus::Filled as i32,
-        margin_rate: Some(d.margin_rate),
-        commission: Some(0),
-        close_position_detail: d.close.as_ref().map(|c| ProtoOaClosePositionDetail {
-            entry_price: c.entry_price,
-            gross_profit: m.wire(c.gross_profit_cents),
-            swap: 0,
-            commission: 0,
-            balance: m.wire(c.balance_after_cents),
-            quote_to_deposit_conversion_rate: Some(c.quote_to_deposit_rate),
-            closed_volume: Some(c.closed_volume),
-            money_digits: Some(m.digits()),
-            ..Default::default()
-        }),
-        money_digits: Some(m.digits()),
-        ..Default::default()
-    }
 }
 
 fn symbol_to_wire(s: &SymbolSpec) -> ProtoOaSymbol {
@@ -865,6 +768,7 @@ impl Session<'_> {
             Payload::GetTrendbarsReq(r) => self.get_trendbars(&r),
             Payload::NewOrderReq(r) => self.new_order(&r),
             Payload::ClosePositionReq(r) => self.close_position(&r),
+            Payload::AmendPositionSltpReq(r) => self.amend_position_sltp(&r),
             Payload::DealListReq(r) => self.deal_list(&r),
             Payload::OrderListReq(r) => self.order_list(&r),
             other => self.common_error(
@@ -1204,29 +1108,11 @@ impl Session<'_> {
         self.respond(&m);
     }
 
-    /// ORDER_ACCEPTED then ORDER_FILLED to every session on the account; only the requester's copy
-    /// carries its clientMsgId.
-    fn report_execution(&mut self, account: i64, ex: &Execution) {
-        let money = self.core.config.money;
-        let events = [
-            ProtoOaExecutionEvent {
-                ctid_trader_account_id: account,
-                execution_type: ProtoOaExecutionType::OrderAccepted as i32,
-                position: Some(position_to_wire(&ex.accepted_position, money)),
-                order: Some(order_to_wire(&ex.accepted_order)),
-                ..Default::default()
-            },
-            ProtoOaExecutionEvent {
-                ctid_trader_account_id: account,
-                execution_type: ProtoOaExecutionType::OrderFilled as i32,
-                position: Some(position_to_wire(&ex.filled_position, money)),
-                order: Some(order_to_wire(&ex.filled_order)),
-                deal: Some(deal_to_wire(&ex.deal, money)),
-                ..Default::default()
-            },
-        ];
+    /// One order's events to every session on the account; only the requester's copies carry
+    /// its clientMsgId.
+    fn broadcast(&mut self, account: i64, events: &[ProtoOaExecutionEvent]) {
         let conns = self.core.account_conns(account);
-        for event in &events {
+        for event in events {
             for &c in &conns {
                 let mine = c == self.conn;
                 self.reply.out.push(Outgoing {
@@ -1237,6 +1123,45 @@ impl Session<'_> {
                 });
             }
         }
+    }
+
+    /// ORDER_ACCEPTED, then each step: a deal (ORDER_FILLED with the executed volume so far, or
+    /// ORDER_PARTIAL_FILL before the last deal when the fault asks), or the ORDER_CANCELLED /
+    /// ORDER_EXPIRED that cuts the order short.
+    fn report_execution(&mut self, account: i64, ex: &Execution) {
+        let partial_events = self.core.faults.partial_fill_events;
+        let money = self.core.config.money;
+        let mut events = vec![ProtoOaExecutionEvent {
+            ctid_trader_account_id: account,
+            execution_type: ProtoOaExecutionType::OrderAccepted as i32,
+            position: ex
+                .accepted_position
+                .as_ref()
+                .map(|p| position_to_wire(p, money)),
+            order: Some(order_to_wire(&ex.accepted_order)),
+            ..Default::default()
+        }];
+        for step in &ex.steps {
+            let execution_type = match step.kind {
+                StepKind::Deal
+                    if partial_events && step.order.executed_volume < step.order.volume =>
+                {
+                    ProtoOaExecutionType::OrderPartialFill
+                }
+                StepKind::Deal => ProtoOaExecutionType::OrderFilled,
+                StepKind::Cancelled => ProtoOaExecutionType::OrderCancelled,
+                StepKind::Expired => ProtoOaExecutionType::OrderExpired,
+            };
+            events.push(ProtoOaExecutionEvent {
+                ctid_trader_account_id: account,
+                execution_type: execution_type as i32,
+                position: step.position.as_ref().map(|p| position_to_wire(p, money)),
+                order: Some(order_to_wire(&step.order)),
+                deal: step.deal.as_ref().map(|d| deal_to_wire(d, money)),
+                ..Default::default()
+            });
+        }
+        self.broadcast(account, &events);
     }
 
     fn new_order(&mut self, r: &ProtoOaNewOrderReq) {
@@ -1281,7 +1206,15 @@ impl Session<'_> {
             position_id: r.position_id,
         };
         let market_ms = self.core.market_time(self.now);
-        match self.core.book.place_market_order(&order, market_ms) {
+        let plan = self.core.faults.take_fill_plan(
+            symbol_name.as_deref().unwrap_or_default(),
+            r.position_id.is_some(),
+        );
+        match self
+            .core
+            .book
+            .place_market_order_with(&order, market_ms, plan)
+        {
             Ok(ex) => self.report_execution(account, &ex),
             Err(e) => self.order_error(account, &e, r.position_id),
         }
@@ -1299,16 +1232,53 @@ impl Session<'_> {
             .find(|p| p.id == r.position_id)
             .and_then(|p| self.core.by_id.get(&p.symbol_id))
             .map(|&i| self.core.specs[i].name.clone());
-        if let Some(name) = symbol {
-            self.core.latency.order_received(&name, self.now);
+        if let Some(name) = &symbol {
+            self.core.latency.order_received(name, self.now);
+        }
+        let market_ms = self.core.market_time(self.now);
+        let plan = self
+            .core
+            .faults
+            .take_fill_plan(symbol.as_deref().unwrap_or_default(), true);
+        match self
+            .core
+            .book
+            .close_position_with(r.position_id, r.volume, market_ms, plan)
+        {
+            Ok(ex) => self.report_execution(account, &ex),
+            Err(e) => self.order_error(account, &e, Some(r.position_id)),
+        }
+    }
+
+    /// ORDER_ACCEPTED when the position gets its first protection (a STOP_LOSS_TAKE_PROFIT
+    /// order passes validation), ORDER_REPLACED when it is changed, ORDER_CANCELLED when both
+    /// levels are cleared (see SIM.md).
+    fn amend_position_sltp(&mut self, r: &ProtoOaAmendPositionSltpReq) {
+        let account = r.ctid_trader_account_id;
+        if !self.authorized(account) {
+            return;
         }
         let market_ms = self.core.market_time(self.now);
         match self
             .core
             .book
-            .close_position(r.position_id, r.volume, market_ms)
+            .amend_protection(r.position_id, r.stop_loss, r.take_profit, market_ms)
         {
-            Ok(ex) => self.report_execution(account, &ex),
+            Ok(a) => {
+                let execution_type = match a.kind {
+                    AmendKind::Created => ProtoOaExecutionType::OrderAccepted,
+                    AmendKind::Replaced => ProtoOaExecutionType::OrderReplaced,
+                    AmendKind::Removed => ProtoOaExecutionType::OrderCancelled,
+                };
+                let event = ProtoOaExecutionEvent {
+                    ctid_trader_account_id: account,
+                    execution_type: execution_type as i32,
+                    position: Some(position_to_wire(&a.position, self.core.config.money)),
+                    order: Some(order_to_wire(&a.order)),
+                    ..Default::default()
+                };
+                self.broadcast(account, &[event]);
+            }
             Err(e) => self.order_error(account, &e, Some(r.position_id)),
         }
     }
@@ -1844,6 +1814,168 @@ mod tests {
         ));
         assert_eq!(rec.position.len(), 1);
         assert_eq!(rec.position[0].position_id, pos.position_id);
+    }
+
+    /// One event of an order: (type, executed volume so far, position volume, deal (filled
+    /// volume, price)).
+    type OrderEvent = (i32, i64, Option<i64>, Option<(i64, f64)>);
+
+    /// The events of one order on the requester's connection.
+    fn order_events(r: &Reply) -> Vec<OrderEvent> {
+        r.out
+            .iter()
+            .map(|o| {
+                let e = decode_out::<ProtoOaExecutionEvent>(o).unwrap();
+                (
+                    e.execution_type,
+                    e.order.unwrap().executed_volume.unwrap(),
+                    e.position.map(|p| p.trade_data.volume),
+                    e.deal
+                        .map(|d| (d.filled_volume, d.execution_price.unwrap())),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fill_faults_report_each_deal_with_the_executed_volume_so_far_or_cut_the_order_short() {
+        use ProtoOaExecutionType::*;
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let fault = |c: &mut SimCore, cmd: &str| {
+            c.control(&ControlCommand::parse(cmd).unwrap(), now, 0);
+        };
+
+        // Three deals, each one point worse; every ORDER_FILLED carries the volume executed so far.
+        fault(&mut c, "fill-deals 3");
+        let ev = order_events(&send(&mut c, a, &market(1, 700_000), "o1", now));
+        let kinds: Vec<i32> = ev.iter().map(|e| e.0).collect();
+        let (acc, fil) = (OrderAccepted as i32, OrderFilled as i32);
+        assert_eq!(kinds, vec![acc, fil, fil, fil]);
+        assert_eq!(
+            ev.iter().map(|e| e.1).collect::<Vec<_>>(),
+            vec![0, 200_000, 400_000, 700_000]
+        );
+        assert_eq!(
+            ev[0].2, None,
+            "an opening order's ORDER_ACCEPTED has no position"
+        );
+        assert_eq!(ev[3].2, Some(700_000));
+        let deals: Vec<(i64, f64)> = ev.iter().filter_map(|e| e.3).collect();
+        assert_eq!(
+            deals.iter().map(|d| d.0).collect::<Vec<_>>(),
+            vec![200_000, 200_000, 300_000]
+        );
+        assert!((deals[1].1 - deals[0].1 - 0.00001).abs() < 1e-9);
+        assert!((deals[2].1 - deals[0].1 - 0.00002).abs() < 1e-9);
+        let vwap = deals.iter().map(|(v, p)| *v as f64 * p).sum::<f64>() / 700_000.0;
+        let pos = c.book().open_positions().next().unwrap().clone();
+        assert!(
+            (pos.entry_price - vwap).abs() < 1e-12,
+            "{} vs {vwap}",
+            pos.entry_price
+        );
+
+        // The same with ORDER_PARTIAL_FILL before the last deal.
+        fault(&mut c, "fill-deals 2 partial");
+        let ev = order_events(&send(&mut c, a, &market(1, 200_000), "o2", now));
+        let kinds: Vec<i32> = ev.iter().map(|e| e.0).collect();
+        assert_eq!(kinds, vec![acc, OrderPartialFill as i32, fil]);
+
+        // Half filled, the rest cancelled, reported in the ORDER_CANCELLED itself (one deal);
+        // once: the next order fills whole.
+        fault(&mut c, "fill-deals 1");
+        fault(&mut c, "cancel-fill EURUSD 0.5 1");
+        let ev = order_events(&send(&mut c, a, &market(1, 400_000), "o3", now));
+        assert_eq!(
+            ev,
+            vec![
+                (acc, 0, None, None),
+                (OrderCancelled as i32, 200_000, Some(200_000), None)
+            ]
+        );
+        let ev = order_events(&send(&mut c, a, &market(1, 100_000), "o4", now));
+        assert_eq!(ev.iter().map(|e| e.0).collect::<Vec<_>>(), vec![acc, fil]);
+
+        // Nothing filled, the order expires: no position.
+        fault(&mut c, "expire-fill EURUSD 0 1");
+        let ev = order_events(&send(&mut c, a, &market(1, 100_000), "o5", now));
+        assert_eq!(
+            ev,
+            vec![(acc, 0, None, None), (OrderExpired as i32, 0, None, None)]
+        );
+        let volumes: Vec<i64> = c.book().open_positions().map(|p| p.volume).collect();
+        assert_eq!(volumes, vec![700_000, 200_000, 200_000, 100_000]);
+        use crate::sim::book::OrderStatus::{self, Cancelled, Expired, Filled};
+        let statuses: Vec<OrderStatus> = c.book().orders().iter().map(|o| o.status).collect();
+        assert_eq!(statuses, vec![Filled, Filled, Cancelled, Filled, Expired]);
+
+        // A close cut short keeps the rest of the position open.
+        fault(&mut c, "cancel-fill EURUSD 0.5 1");
+        let close = ProtoOaClosePositionReq {
+            ctid_trader_account_id: ACCOUNT,
+            position_id: pos.id,
+            volume: 700_000,
+            ..Default::default()
+        };
+        let ev = order_events(&send(&mut c, a, &close, "c1", now));
+        assert_eq!(
+            ev[0].2,
+            Some(700_000),
+            "a closing order's ACCEPTED has the position"
+        );
+        assert_eq!(ev[1], (OrderCancelled as i32, 300_000, Some(400_000), None));
+    }
+
+    #[test]
+    fn an_sltp_amend_is_answered_accepted_then_replaced_then_cancelled() {
+        use ProtoOaExecutionType::*;
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let b = login(&mut c, now);
+        send(&mut c, a, &market(1, 100_000), "o", now);
+        let id = c.book().open_positions().next().unwrap().id;
+        let amend = |sl: Option<f64>, tp: Option<f64>| ProtoOaAmendPositionSltpReq {
+            ctid_trader_account_id: ACCOUNT,
+            position_id: id,
+            stop_loss: sl,
+            take_profit: tp,
+            ..Default::default()
+        };
+        let mut answers = Vec::new();
+        for (sl, tp) in [(Some(1.0), None), (Some(1.01), Some(1.5)), (None, None)] {
+            let r = send(&mut c, a, &amend(sl, tp), "m", now);
+            assert_eq!(r.out.len(), 2, "to both sessions");
+            assert_eq!(r.out[0].message.client_msg_id.as_deref(), Some("m"));
+            let e = decode_out::<ProtoOaExecutionEvent>(&r.out[0]).unwrap();
+            let p = e.position.unwrap();
+            assert_eq!((p.stop_loss, p.take_profit), (sl, tp));
+            let o = e.order.unwrap();
+            assert_eq!(o.order_type, ProtoOaOrderType::StopLossTakeProfit as i32);
+            answers.push(e.execution_type);
+        }
+        assert_eq!(
+            answers,
+            vec![
+                OrderAccepted as i32,
+                OrderReplaced as i32,
+                OrderCancelled as i32
+            ]
+        );
+        let r = send(&mut c, b, &amend(Some(-1.0), None), "bad", now);
+        assert_eq!(
+            only::<ProtoOaOrderErrorEvent>(&r).error_code,
+            "TRADING_BAD_STOPS"
+        );
+        let mut gone = amend(Some(1.0), None);
+        gone.position_id = 999;
+        let r = send(&mut c, b, &gone, "gone", now);
+        assert_eq!(
+            only::<ProtoOaOrderErrorEvent>(&r).error_code,
+            "POSITION_NOT_FOUND"
+        );
     }
 
     #[test]

@@ -15,20 +15,22 @@ use ctrader::client::{
     Client, ClientConfig, ClientError, ClientEvent, ConnectionEvent, EventStream, SetupFault,
     TokenStore,
 };
-use ctrader::domain::SymbolVolume;
+use ctrader::domain::{OrderProgress, SymbolVolume};
 use ctrader::messages::{
     ProtoOaExecutionEvent, ProtoOaGetPositionUnrealizedPnLRes, ProtoOaPosition,
-    ProtoOaPositionStatus, ProtoOaReconcileRes, ProtoOaTradeSide, ProtoOaTrader,
+    ProtoOaReconcileRes, ProtoOaTradeSide, ProtoOaTrader,
 };
 use protocol::{Symbol, Timeframe};
 
 use super::account::{AccountRefused, BrokerAccount, check_tradable};
+use super::outcome::fill_of;
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
 use crate::onboarding::accounts::explain;
 use crate::orders::{
     AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
 };
+use crate::reconcile::{Effect, LiveBook, RECONCILE_EVERY};
 use crate::risk::RiskApproved;
 use crate::secrets::read_secret;
 
@@ -45,17 +47,13 @@ pub struct CtraderBroker {
     client: Client,
     pub instruments: BTreeMap<Symbol, Instrument>,
     by_id: HashMap<i64, Symbol>,
-    positions: Vec<BrokerPosition>,
-    /// Broker volume (0.01 units) per position id, for full closes.
-    volumes: HashMap<u64, i64>,
-    /// Each open position as the broker last described it (to recount lots once rules arrive).
-    raw_positions: HashMap<u64, ProtoOaPosition>,
+    /// Positions (with their broker volumes, for full closes), kept from events and reconciles;
+    /// positions on unconfigured symbols too.
+    book: LiveBook,
     quotes: HashMap<Symbol, Quote>,
     account: BrokerAccount,
-    /// Every symbol the broker lists, by id (positions on unconfigured symbols are named by it).
-    names: HashMap<i64, String>,
-    /// Volume rules of unconfigured symbols that hold positions.
-    other_volumes: HashMap<i64, SymbolVolume>,
+    /// How the broker's positions read in the book's terms, on every symbol it lists.
+    terms: PositionTerms,
     /// Symbols whose rules were asked for since the last reconcile (each is asked once).
     looked_up: BTreeSet<i64>,
     specs: BTreeMap<Symbol, SymbolConfig>,
@@ -109,6 +107,8 @@ pub fn map_error(e: ClientError) -> BrokerError {
                     BrokerError::MarketClosed(d)
                 }
                 "TRADING_BAD_VOLUME" => BrokerError::BadVolume(d),
+                // The close's ticket names the position (the code does not).
+                "POSITION_NOT_FOUND" => BrokerError::PositionNotFound(0),
                 other => BrokerError::Rejected {
                     code: other.to_string(),
                     description: d,
@@ -259,15 +259,19 @@ impl CtraderBroker {
         let mut broker = CtraderBroker {
             client,
             by_id: instruments.iter().map(|(s, i)| (i.id, s.clone())).collect(),
-            instruments,
-            positions: Vec::new(),
-            volumes: HashMap::new(),
-            raw_positions: HashMap::new(),
+            book: LiveBook::default(),
             quotes: HashMap::new(),
             account: BrokerAccount::default(),
-            names: all_names,
-            other_volumes: HashMap::new(),
+            terms: PositionTerms {
+                configured: instruments
+                    .iter()
+                    .map(|(s, i)| (i.id, (s.clone(), i.volume.clone())))
+                    .collect(),
+                names: all_names,
+                other_volumes: HashMap::new(),
+            },
             looked_up: BTreeSet::new(),
+            instruments,
             specs,
             connected: true,
         };
@@ -307,70 +311,21 @@ impl CtraderBroker {
         self.account.apply_trader(t);
     }
 
-    /// The volume rules of a position's symbol: the configured instrument's, or those fetched for
-    /// an unconfigured symbol that holds positions.
-    fn volume_rules(&self, symbol_id: i64) -> Option<&SymbolVolume> {
-        match self.by_id.get(&symbol_id) {
-            Some(sym) => self.instruments.get(sym).map(|i| &i.volume),
-            None => self.other_volumes.get(&symbol_id),
-        }
-    }
-
-    fn position(&self, p: &ProtoOaPosition) -> (BrokerPosition, i64) {
-        let symbol_id = p.trade_data.symbol_id;
-        let symbol = match self.by_id.get(&symbol_id) {
-            Some(sym) => sym.to_string(),
-            None => self
-                .names
-                .get(&symbol_id)
-                .cloned()
-                .unwrap_or_else(|| format!("#{symbol_id}")),
-        };
-        let side = if p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        // Lots of a symbol whose volume rules are still unknown (`resolve_symbols` fetches them)
-        // count as unbounded: the exposure limit refuses new opens rather than undercount.
-        let lots = self
-            .volume_rules(symbol_id)
-            .map_or(f64::INFINITY, |v| v.volume_to_lots(p.trade_data.volume));
-        (
-            BrokerPosition {
-                position_id: p.position_id as u64,
-                symbol,
-                side,
-                lots,
-                entry_price: p.price.unwrap_or(0.0),
-                margin: self
-                    .account
-                    .amount(p.used_margin.map_or(0, |m| m as i64), p.money_digits),
-                label: p.trade_data.label.clone(),
-            },
-            p.trade_data.volume,
-        )
-    }
-
+    /// Applies the broker's open positions (a reconcile, or the one after a reconnect).
     fn apply_reconcile(&mut self, res: &ProtoOaReconcileRes) {
         self.looked_up.clear();
-        self.positions.clear();
-        self.volumes.clear();
-        self.raw_positions.clear();
-        for p in &res.position {
-            let (bp, vol) = self.position(p);
-            self.volumes.insert(bp.position_id, vol);
-            self.raw_positions.insert(bp.position_id, p.clone());
-            self.positions.push(bp);
-        }
+        let (terms, account) = (&self.terms, &self.account);
+        self.book.apply_reconcile(res.position.iter(), &|p| {
+            Some(terms.position_of(p, account))
+        });
     }
 
     /// Symbols of open positions whose volume rules are unknown (neither configured nor fetched).
     fn unresolved_symbols(&self) -> BTreeSet<i64> {
-        self.raw_positions
-            .values()
+        self.book
+            .broker_positions()
             .map(|p| p.trade_data.symbol_id)
-            .filter(|id| self.volume_rules(*id).is_none() && !self.looked_up.contains(id))
+            .filter(|id| self.terms.volume_rules(*id).is_none() && !self.looked_up.contains(id))
             .collect()
     }
 
@@ -384,22 +339,18 @@ impl CtraderBroker {
         self.looked_up.extend(ids.iter().copied());
         let details = self.client.symbol_details(&ids).await.map_err(map_error)?;
         for d in &details {
-            let name = self
-                .names
-                .get(&d.symbol_id)
-                .cloned()
-                .unwrap_or_else(|| format!("#{}", d.symbol_id));
+            let name = self.terms.name(d.symbol_id);
             match SymbolVolume::from_symbol(&name, d) {
                 Ok(v) => {
-                    self.other_volumes.insert(d.symbol_id, v);
+                    self.terms.other_volumes.insert(d.symbol_id, v);
                 }
                 Err(e) => {
                     tracing::warn!(symbol = %name, error = %e, "volume rules of an unconfigured symbol holding a position are unusable; its lots count as unbounded")
                 }
             }
         }
-        let raw: Vec<ProtoOaPosition> = self.raw_positions.values().cloned().collect();
-        self.positions = raw.iter().map(|p| self.position(p).0).collect();
+        let (terms, account) = (&self.terms, &self.account);
+        self.book.remap(&|p| Some(terms.position_of(p, account)));
         tracing::info!(symbols = ?ids, "positions on unconfigured symbols counted by the risk guard");
         Ok(())
     }
@@ -423,21 +374,10 @@ impl CtraderBroker {
         self.account.apply_refresh(&r.trader, &r.pnl, r.epoch);
     }
 
-    /// Applies a position as an execution event reports it (opened, changed or closed).
-    fn apply_position(&mut self, p: &ProtoOaPosition) {
-        let id = p.position_id as u64;
-        self.positions.retain(|x| x.position_id != id);
-        self.volumes.remove(&id);
-        self.raw_positions.remove(&id);
-        let open = p.position_status == ProtoOaPositionStatus::PositionStatusOpen as i32
-            && p.trade_data.volume > 0;
-        if open {
-            let (bp, vol) = self.position(p);
-            self.volumes.insert(id, vol);
-            self.raw_positions.insert(id, p.clone());
-            self.positions.push(bp);
-        } else {
-            self.account.forget_position(id);
+    /// A position the book no longer holds has its PnL in the balance now.
+    fn forget_if_closed(&mut self, position_id: u64) {
+        if self.book.position(position_id).is_none() {
+            self.account.forget_position(position_id);
         }
     }
 
@@ -484,64 +424,69 @@ impl CtraderBroker {
         }
     }
 
+    /// An execution event no request was waiting for: applied only if it is news (see
+    /// [`crate::reconcile`]).
     fn apply_execution(&mut self, e: &ProtoOaExecutionEvent) {
-        if let Some(p) = &e.position {
-            self.apply_position(p);
+        let (terms, account) = (&self.terms, &self.account);
+        let effect = self
+            .book
+            .apply_event(e, &|p| Some(terms.position_of(p, account)));
+        if effect == Effect::Stale {
+            tracing::debug!(
+                execution_type = e.execution_type,
+                order = ?e.order.as_ref().map(|o| o.order_id),
+                "late or repeated execution event ignored"
+            );
+            return;
         }
         if let Some(d) = &e.deal
             && let Some(c) = &d.close_position_detail
         {
             self.account.apply_close(c);
         }
+        if let Some(p) = &e.position {
+            self.forget_if_closed(p.position_id as u64);
+        }
     }
 
     /// Balance, equity, margin and leverage as the broker reported them (see [`BrokerAccount`]).
     fn account(&self) -> AccountSnapshot {
-        self.account.snapshot(&self.positions)
+        self.account.snapshot(&self.book.positions())
     }
 
-    fn fill_from(
-        &mut self,
-        e: &ProtoOaExecutionEvent,
-        reference: Option<f64>,
-        side: Side,
-    ) -> Result<Fill, BrokerError> {
-        self.apply_execution(e);
-        let p = e.position.as_ref().ok_or_else(|| BrokerError::Rejected {
-            code: "NO_POSITION".into(),
-            description: "execution event without a position".into(),
-        })?;
-        let price = e
-            .deal
-            .as_ref()
-            .and_then(|d| d.execution_price)
-            .or(p.price)
-            .unwrap_or(f64::NAN);
-        let lots = e
-            .deal
-            .as_ref()
-            .and_then(|d| {
-                self.by_id
-                    .get(&d.symbol_id)
-                    .and_then(|s| self.instruments.get(s))
-                    .map(|i| i.volume.volume_to_lots(d.filled_volume))
-            })
-            .unwrap_or(0.0);
-        let realized = e
-            .deal
-            .as_ref()
-            .and_then(|d| d.close_position_detail.as_ref())
-            .map(|c| {
-                self.account
-                    .amount(c.gross_profit + c.swap + c.commission, c.money_digits)
-            });
-        Ok(Fill {
-            position_id: p.position_id as u64,
-            price,
-            lots,
-            slippage: reference.map_or(0.0, |r| (price - r) * side.sign()),
-            realized_pnl: realized,
-        })
+    /// Books one of our orders once it ended and says what it did (see [`super::outcome`]).
+    fn fill_from(&mut self, x: &Execution) -> Result<Fill, BrokerError> {
+        let order = &x.order;
+        let (terms, account) = (&self.terms, &self.account);
+        self.book
+            .apply_order(order, &|p| Some(terms.position_of(p, account)));
+        if let Some(p) = order.position() {
+            self.forget_if_closed(p.position_id as u64);
+        }
+        if let Some(c) = order
+            .deals()
+            .iter()
+            .rev()
+            .find_map(|d| d.close_position_detail.as_ref())
+        {
+            self.account.apply_close(c);
+        }
+        let symbol_id = order
+            .position()
+            .map(|p| p.trade_data.symbol_id)
+            .or_else(|| order.deals().first().map(|d| d.symbol_id));
+        let instrument = symbol_id
+            .and_then(|id| self.by_id.get(&id))
+            .and_then(|s| self.instruments.get(s));
+        let lots_of =
+            |volume: i64| instrument.map_or(f64::NAN, |i| i.volume.volume_to_lots(volume));
+        fill_of(
+            order,
+            &lots_of,
+            x.reference,
+            x.side,
+            self.account.money_digits(),
+        )
     }
 
     fn instrument(&self, symbol: &Symbol) -> Result<&Instrument, BrokerError> {
@@ -580,46 +525,127 @@ impl CtraderBroker {
         count: usize,
         now: i64,
     ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        let inst = self.instrument(symbol)?;
-        let tf = timeframe;
+        self.history_request(symbol, timeframe, count, now)?.await
+    }
+
+    /// [`Self::history`] as a request that owns what it needs, so it can run in its own task
+    /// while the core loop goes on handling signals.
+    pub fn history_request(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        count: usize,
+        now: i64,
+    ) -> Result<HistoryRequest, BrokerError> {
+        let inst_id = self.instrument(symbol)?.id;
+        let client = self.client.clone();
         let period = timeframe.duration_secs().unwrap_or(60) as i64;
         // No lower bound: a stock CFD has ~7 H1 bars a day, a symbol may have halted for weeks.
         // The client pages back in windows the server accepts until it has `count` bars or the
         // broker has no more (see `ctrader::client::history`).
-        let mut bars = self
-            .client
-            .get_trendbars(inst.id, tf, 0, now * 1000, Some(count + 1))
-            .await
-            .map_err(map_error)?;
-        bars.retain(|b| b.open_time + period <= now);
-        let skip = bars.len().saturating_sub(count);
-        Ok(bars.split_off(skip))
+        Ok(Box::pin(async move {
+            let mut bars = client
+                .get_trendbars(inst_id, timeframe, 0, now * 1000, Some(count + 1))
+                .await
+                .map_err(map_error)?;
+            bars.retain(|b| b.open_time + period <= now);
+            let skip = bars.len().saturating_sub(count);
+            Ok(bars.split_off(skip))
+        }))
     }
 }
 
-/// The broker's answer to one order: its final execution event, and what the fill is measured
-/// against (the quote when the order was sent, the side of the deal).
+/// A history fetch that can run in a task of its own.
+pub type HistoryRequest = std::pin::Pin<
+    Box<dyn Future<Output = Result<Vec<ctrader::domain::Bar>, BrokerError>> + Send + 'static>,
+>;
+
+/// The broker's answer to one order: every execution event up to its end, folded, and what the
+/// fill is measured against (the quote when the order was sent, the side of the deal).
 #[derive(Debug)]
 pub struct Execution {
-    event: ProtoOaExecutionEvent,
+    order: OrderProgress,
     reference: Option<f64>,
     side: Side,
 }
 
-/// A ticket for an order request: its execution event, or the client's error as a broker error.
+/// A ticket for an order request: the ended order, or the client's error as a broker error.
 fn ticket(
     reference: Option<f64>,
     side: Side,
-    request: impl Future<Output = Result<ProtoOaExecutionEvent, ClientError>> + Send + 'static,
+    request: impl Future<Output = Result<OrderProgress, ClientError>> + Send + 'static,
 ) -> Ticket<Execution> {
     Box::pin(async move {
-        let event = request.await.map_err(map_error)?;
+        let order = request.await.map_err(map_error)?;
         Ok(Execution {
-            event,
+            order,
             reference,
             side,
         })
     })
+}
+
+/// What turns a broker position into the book's terms: each configured symbol's name and volume
+/// rules, every symbol's name at the broker, and the volume rules fetched for unconfigured symbols
+/// that hold positions.
+#[derive(Debug, Default)]
+struct PositionTerms {
+    configured: HashMap<i64, (Symbol, SymbolVolume)>,
+    /// Every symbol the broker lists, by id (positions on unconfigured symbols are named by it).
+    names: HashMap<i64, String>,
+    /// Volume rules of unconfigured symbols that hold positions.
+    other_volumes: HashMap<i64, SymbolVolume>,
+}
+
+impl PositionTerms {
+    /// The volume rules of a position's symbol: the configured instrument's, or those fetched for
+    /// an unconfigured symbol that holds positions.
+    fn volume_rules(&self, symbol_id: i64) -> Option<&SymbolVolume> {
+        match self.configured.get(&symbol_id) {
+            Some((_, volume)) => Some(volume),
+            None => self.other_volumes.get(&symbol_id),
+        }
+    }
+
+    /// A symbol's name: the configured one, the broker's, or `#id` when the broker never named it.
+    fn name(&self, symbol_id: i64) -> String {
+        match self.configured.get(&symbol_id) {
+            Some((sym, _)) => sym.to_string(),
+            None => self
+                .names
+                .get(&symbol_id)
+                .cloned()
+                .unwrap_or_else(|| format!("#{symbol_id}")),
+        }
+    }
+
+    /// A broker position in the book's terms and its broker volume, on any symbol: a position the
+    /// config does not trade still holds margin and a position slot.
+    fn position_of(&self, p: &ProtoOaPosition, account: &BrokerAccount) -> (BrokerPosition, i64) {
+        let symbol_id = p.trade_data.symbol_id;
+        let side = if p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32 {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        // Lots of a symbol whose volume rules are still unknown (`resolve_symbols` fetches them)
+        // count as unbounded: the exposure limit refuses new opens rather than undercount.
+        let lots = self
+            .volume_rules(symbol_id)
+            .map_or(f64::INFINITY, |v| v.volume_to_lots(p.trade_data.volume));
+        (
+            BrokerPosition {
+                position_id: p.position_id as u64,
+                symbol: self.name(symbol_id),
+                side,
+                lots,
+                entry_price: p.price.unwrap_or(0.0),
+                margin: account.amount(p.used_margin.map_or(0, |m| m as i64), p.money_digits),
+                label: p.trade_data.label.clone(),
+            },
+            p.trade_data.volume,
+        )
+    }
 }
 
 impl Broker for CtraderBroker {
@@ -632,7 +658,7 @@ impl Broker for CtraderBroker {
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
         BookSnapshot {
             account: self.connected.then(|| self.account()),
-            positions: self.positions.clone(),
+            positions: self.book.positions(),
             quote: self.quotes.get(symbol).copied(),
         }
     }
@@ -641,7 +667,7 @@ impl Broker for CtraderBroker {
         self.reconcile_now().await?;
         Ok(BookSnapshot {
             account: Some(self.account()),
-            positions: self.positions.clone(),
+            positions: self.book.positions(),
             quote: None,
         })
     }
@@ -673,14 +699,10 @@ impl Broker for CtraderBroker {
     }
 
     fn submit_close(&mut self, intent: &CloseIntent) -> Ticket<Execution> {
-        let Some(pos) = self
-            .positions
-            .iter()
-            .find(|p| p.position_id == intent.position_id)
-        else {
+        let Some(pos) = self.book.position(intent.position_id) else {
             return answered(Err(BrokerError::PositionNotFound(intent.position_id)));
         };
-        let Some(volume) = self.volumes.get(&intent.position_id).copied() else {
+        let Some(volume) = self.book.volume_of(intent.position_id) else {
             return answered(Err(BrokerError::PositionNotFound(intent.position_id)));
         };
         let side = match pos.side {
@@ -694,15 +716,40 @@ impl Broker for CtraderBroker {
             .ok()
             .and_then(|s| self.quotes.get(&s))
             .map(|q| q.price_for(side));
-        let position_id = intent.position_id as i64;
+        let id = intent.position_id;
         let client = self.client.clone();
-        ticket(reference, side, async move {
-            client.close_position(position_id, volume).await
+        let t = ticket(reference, side, async move {
+            client.close_position(id as i64, volume).await
+        });
+        Box::pin(async move {
+            t.await.map_err(|e| match e {
+                BrokerError::PositionNotFound(_) => BrokerError::PositionNotFound(id),
+                e => e,
+            })
         })
     }
 
     fn settle(&mut self, answer: Result<Execution, BrokerError>) -> Result<Fill, BrokerError> {
-        let x = answer?;
-        self.fill_from(&x.event, x.reference, x.side)
+        match answer {
+            Ok(x) => self.fill_from(&x),
+            Err(BrokerError::PositionNotFound(id)) => {
+                self.book
+                    .mark_suspect(format!("the broker has no position {id} to close"));
+                Err(BrokerError::PositionNotFound(id))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn suspect(&self) -> Option<String> {
+        self.book.suspect().map(str::to_string)
+    }
+
+    fn distrust(&mut self, why: String) {
+        self.book.mark_suspect(why);
+    }
+
+    fn reconcile_every(&self) -> Option<Duration> {
+        Some(RECONCILE_EVERY)
     }
 }
