@@ -429,6 +429,52 @@ async fn live_bars_are_the_brokers_bars() {
     env.run.stop().await;
 }
 
+/// The bars a WARMUP served are never sent again as live BARs, whichever comes first: the HISTORY
+/// block (answered by its own task while the pair's live BARs are held) or the live bar that
+/// closes a bar the block already had. The simulator starts held, so the block ends with the last
+/// history bar, then its clock runs and the live feed starts with that bar's closing spot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_a_warmup_served_are_not_sent_again_live() {
+    let env = start_env_on(EnvSpec {
+        sim_args: &["--paused"],
+        ..EnvSpec::default_with(5000)
+    })
+    .await;
+    let mut c = ws::hello(env.run.addr).await;
+    send(&mut c, "WARMUP|EURUSD|H1|5").await;
+    assert_eq!(
+        recv_until(&mut c, "HISTORY|").await,
+        "HISTORY|EURUSD|H1|5"
+    );
+    let mut served = Vec::new();
+    for _ in 0..5 {
+        let l = recv(&mut c).await.unwrap();
+        let Ok(Line::Bar(bar)) = l.parse::<Line>() else {
+            panic!("{l}")
+        };
+        served.push(bar.time.unix_seconds());
+    }
+    assert_eq!(recv(&mut c).await.unwrap(), "HISTORY_END|EURUSD|H1");
+    // History 0..=9 (start bar 10): the block ends with bar 9.
+    assert_eq!(served, (5..10).map(|i| T0 + i * 3600).collect::<Vec<_>>());
+    assert!(control(&env, "resume").starts_with("OK"));
+    let mut live = Vec::new();
+    while live.len() < 3 {
+        let l = recv_until(&mut c, "BAR|EURUSD|").await;
+        let Ok(Line::Bar(bar)) = l.parse::<Line>() else {
+            panic!("{l}")
+        };
+        live.push(bar.time.unix_seconds());
+    }
+    assert!(
+        live[0] > served[4] && live.windows(2).all(|w| w[0] < w[1]),
+        "live BARs after the block's last bar {}, once each: {live:?}",
+        served[4]
+    );
+    drop(c);
+    env.run.stop().await;
+}
+
 /// Issue 11: a session-limited symbol (a stock CFD, ~7 H1 bars a day) still gets the whole WARMUP:
 /// the executor pages back through history, each request inside the simulator's documented
 /// maximum window (wider ones get INCORRECT_BOUNDARIES), until it has the bars asked for.
