@@ -442,10 +442,7 @@ async fn bars_a_warmup_served_are_not_sent_again_live() {
     .await;
     let mut c = ws::hello(env.run.addr).await;
     send(&mut c, "WARMUP|EURUSD|H1|5").await;
-    assert_eq!(
-        recv_until(&mut c, "HISTORY|").await,
-        "HISTORY|EURUSD|H1|5"
-    );
+    assert_eq!(recv_until(&mut c, "HISTORY|").await, "HISTORY|EURUSD|H1|5");
     let mut served = Vec::new();
     for _ in 0..5 {
         let l = recv(&mut c).await.unwrap();

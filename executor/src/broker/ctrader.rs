@@ -17,8 +17,8 @@ use ctrader::client::{
 };
 use ctrader::domain::{OrderProgress, SymbolVolume};
 use ctrader::messages::{
-    ProtoOaExecutionEvent, ProtoOaGetPositionUnrealizedPnLRes, ProtoOaPosition,
-    ProtoOaReconcileRes, ProtoOaTradeSide, ProtoOaTrader,
+    ProtoOaExecutionEvent, ProtoOaGetPositionUnrealizedPnLRes, ProtoOaReconcileRes,
+    ProtoOaTradeSide, ProtoOaTrader,
 };
 use protocol::{Symbol, Timeframe};
 
@@ -27,12 +27,19 @@ use super::outcome::fill_of;
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
 use crate::onboarding::accounts::explain;
-use crate::orders::{
-    AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
-};
+use crate::orders::{AccountSnapshot, BookSnapshot, CloseIntent, Fill, OpenIntent, Quote, Side};
 use crate::reconcile::{Effect, LiveBook, RECONCILE_EVERY};
 use crate::risk::RiskApproved;
 use crate::secrets::read_secret;
+
+mod errors;
+mod history;
+mod positions;
+
+use errors::log_session_event;
+pub use errors::map_error;
+pub use history::HistoryRequest;
+use positions::PositionTerms;
 
 /// One tradable symbol at the broker.
 #[derive(Debug, Clone)]
@@ -85,68 +92,6 @@ pub enum CtraderStartError {
     Symbol { symbol: String, why: String },
     #[error("{0}")]
     Account(#[from] AccountRefused),
-}
-
-/// Maps a client error to the broker error the engine understands.
-pub fn map_error(e: ClientError) -> BrokerError {
-    match e {
-        ClientError::Timeout { .. } => BrokerError::Timeout,
-        ClientError::Disconnected { .. } => BrokerError::Disconnected,
-        ClientError::Closed
-        | ClientError::Connect { .. }
-        | ClientError::Tls(_)
-        | ClientError::Unauthorized { .. } => BrokerError::NotConnected,
-        ClientError::Broker {
-            code, description, ..
-        } => {
-            let d = description.unwrap_or_default();
-            // Order errors arrive as code strings, not all of them in ProtoOAErrorCode.
-            match code.as_str() {
-                "NOT_ENOUGH_MONEY" => BrokerError::NotEnoughMoney(d),
-                "MARKET_CLOSED" | "SYMBOL_HAS_HOLIDAY" | "NO_QUOTES" => {
-                    BrokerError::MarketClosed(d)
-                }
-                "TRADING_BAD_VOLUME" => BrokerError::BadVolume(d),
-                // The close's ticket names the position (the code does not).
-                "POSITION_NOT_FOUND" => BrokerError::PositionNotFound(0),
-                other => BrokerError::Rejected {
-                    code: other.to_string(),
-                    description: d,
-                },
-            }
-        }
-        other => BrokerError::Rejected {
-            code: "CLIENT".into(),
-            description: other.to_string(),
-        },
-    }
-}
-
-/// What the operator must know about the account's session: an invalidated token, a cancelled
-/// application connection, and a lost authorisation with its fix.
-fn log_session_event(ev: &ClientEvent) {
-    match ev {
-        ClientEvent::TokenInvalidated {
-            account_ids,
-            reason,
-        } => tracing::warn!(
-            ?account_ids,
-            reason = reason.as_deref().unwrap_or("none given"),
-            "cTrader invalidated the access token; reconnecting with the token file's pair, or one refresh"
-        ),
-        ClientEvent::ClientDisconnected { reason } => tracing::error!(
-            reason = reason.as_deref().unwrap_or("none given"),
-            "cTrader cancelled this application's connection; reconnecting"
-        ),
-        ClientEvent::Connection(ConnectionEvent::AuthorizationLost { account_id, reason }) => {
-            tracing::error!(
-                account_id,
-                %reason,
-                "cTrader refused the account's token and its refresh: trading on this account has stopped; run `executor auth --config <this config>` to write a new token pair to broker.ctrader.token_file, the executor picks it up within seconds"
-            )
-        }
-        _ => {}
-    }
 }
 
 /// The longest wait between two cTrader reconnect attempts.
@@ -497,68 +442,7 @@ impl CtraderBroker {
                 description: format!("{symbol} is not offered by the broker"),
             })
     }
-
-    /// The bars of a symbol opened in `[from, to)` (unix seconds), oldest first: the bars a lost
-    /// link kept the live feed from seeing whole.
-    pub async fn bars_between(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        let inst = self.instrument(symbol)?;
-        let mut bars = self
-            .client
-            .get_trendbars(inst.id, timeframe, from * 1000, to * 1000, None)
-            .await
-            .map_err(map_error)?;
-        bars.retain(|b| (from..to).contains(&b.open_time));
-        Ok(bars)
-    }
-
-    /// The last `count` closed bars of a symbol, oldest first (paged and rate-limited by the client).
-    pub async fn history(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        count: usize,
-        now: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        self.history_request(symbol, timeframe, count, now)?.await
-    }
-
-    /// [`Self::history`] as a request that owns what it needs, so it can run in its own task
-    /// while the core loop goes on handling signals.
-    pub fn history_request(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        count: usize,
-        now: i64,
-    ) -> Result<HistoryRequest, BrokerError> {
-        let inst_id = self.instrument(symbol)?.id;
-        let client = self.client.clone();
-        let period = timeframe.duration_secs().unwrap_or(60) as i64;
-        // No lower bound: a stock CFD has ~7 H1 bars a day, a symbol may have halted for weeks.
-        // The client pages back in windows the server accepts until it has `count` bars or the
-        // broker has no more (see `ctrader::client::history`).
-        Ok(Box::pin(async move {
-            let mut bars = client
-                .get_trendbars(inst_id, timeframe, 0, now * 1000, Some(count + 1))
-                .await
-                .map_err(map_error)?;
-            bars.retain(|b| b.open_time + period <= now);
-            let skip = bars.len().saturating_sub(count);
-            Ok(bars.split_off(skip))
-        }))
-    }
 }
-
-/// A history fetch that can run in a task of its own.
-pub type HistoryRequest = std::pin::Pin<
-    Box<dyn Future<Output = Result<Vec<ctrader::domain::Bar>, BrokerError>> + Send + 'static>,
->;
 
 /// The broker's answer to one order: every execution event up to its end, folded, and what the
 /// fill is measured against (the quote when the order was sent, the side of the deal).
@@ -583,69 +467,6 @@ fn ticket(
             side,
         })
     })
-}
-
-/// What turns a broker position into the book's terms: each configured symbol's name and volume
-/// rules, every symbol's name at the broker, and the volume rules fetched for unconfigured symbols
-/// that hold positions.
-#[derive(Debug, Default)]
-struct PositionTerms {
-    configured: HashMap<i64, (Symbol, SymbolVolume)>,
-    /// Every symbol the broker lists, by id (positions on unconfigured symbols are named by it).
-    names: HashMap<i64, String>,
-    /// Volume rules of unconfigured symbols that hold positions.
-    other_volumes: HashMap<i64, SymbolVolume>,
-}
-
-impl PositionTerms {
-    /// The volume rules of a position's symbol: the configured instrument's, or those fetched for
-    /// an unconfigured symbol that holds positions.
-    fn volume_rules(&self, symbol_id: i64) -> Option<&SymbolVolume> {
-        match self.configured.get(&symbol_id) {
-            Some((_, volume)) => Some(volume),
-            None => self.other_volumes.get(&symbol_id),
-        }
-    }
-
-    /// A symbol's name: the configured one, the broker's, or `#id` when the broker never named it.
-    fn name(&self, symbol_id: i64) -> String {
-        match self.configured.get(&symbol_id) {
-            Some((sym, _)) => sym.to_string(),
-            None => self
-                .names
-                .get(&symbol_id)
-                .cloned()
-                .unwrap_or_else(|| format!("#{symbol_id}")),
-        }
-    }
-
-    /// A broker position in the book's terms and its broker volume, on any symbol: a position the
-    /// config does not trade still holds margin and a position slot.
-    fn position_of(&self, p: &ProtoOaPosition, account: &BrokerAccount) -> (BrokerPosition, i64) {
-        let symbol_id = p.trade_data.symbol_id;
-        let side = if p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        // Lots of a symbol whose volume rules are still unknown (`resolve_symbols` fetches them)
-        // count as unbounded: the exposure limit refuses new opens rather than undercount.
-        let lots = self
-            .volume_rules(symbol_id)
-            .map_or(f64::INFINITY, |v| v.volume_to_lots(p.trade_data.volume));
-        (
-            BrokerPosition {
-                position_id: p.position_id as u64,
-                symbol: self.name(symbol_id),
-                side,
-                lots,
-                entry_price: p.price.unwrap_or(0.0),
-                margin: account.amount(p.used_margin.map_or(0, |m| m as i64), p.money_digits),
-                label: p.trade_data.label.clone(),
-            },
-            p.trade_data.volume,
-        )
-    }
 }
 
 impl Broker for CtraderBroker {
