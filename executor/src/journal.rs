@@ -70,6 +70,34 @@ pub enum Entry {
         risk: Option<RiskState>,
         kill_switch: bool,
     },
+    /// An operator command (`crate::ops`), journaled before it acts. A command without a
+    /// `command_result` was cut short by a crash: a repeat of its id is answered, never run again.
+    Command {
+        t: String,
+        id: fleet::CommandId,
+        origin: fleet::Origin,
+        command: fleet::Command,
+    },
+    /// What the command did (the answer a repeat of its id gets).
+    CommandResult {
+        t: String,
+        id: fleet::CommandId,
+        result: fleet::CommandResult,
+    },
+}
+
+/// Operator commands (and their results) a rotation keeps in the live journal: the ids a repeat
+/// must still be answered for.
+pub const COMMANDS_KEPT: usize = 256;
+
+/// Called with the duration of every journal fsync (the `/metrics` histogram).
+#[derive(Clone)]
+pub struct FsyncObserver(pub std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>);
+
+impl std::fmt::Debug for FsyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FsyncObserver")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +142,7 @@ pub struct Journal {
     /// The file ends with a newline (or is empty): the next entry starts a line of its own.
     /// False after a write failed part-way and could not be cut back.
     clean_tail: bool,
+    fsync_observer: Option<FsyncObserver>,
 }
 
 impl Journal {
@@ -149,7 +178,13 @@ impl Journal {
             path: path.to_path_buf(),
             file,
             clean_tail: true,
+            fsync_observer: None,
         }
+    }
+
+    /// Reports the duration of every fsync to `observer` from now on.
+    pub fn observe_fsync(&mut self, observer: FsyncObserver) {
+        self.fsync_observer = Some(observer);
     }
 
     /// Appends one entry and waits until it is on disk.
@@ -161,10 +196,15 @@ impl Journal {
     /// plan (closes and open) cost one disk flush before the first order goes out.
     pub fn append_all(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
         self.append_lazy(entries)?;
-        self.file.sync_data().map_err(|source| JournalError::Io {
+        let started = std::time::Instant::now();
+        let synced = self.file.sync_data().map_err(|source| JournalError::Io {
             path: self.path.clone(),
             source,
-        })
+        });
+        if let Some(o) = &self.fsync_observer {
+            (o.0)(started.elapsed());
+        }
+        synced
     }
 
     /// Appends entries without waiting for the disk. For results and ACKs: if they are lost in a
@@ -373,6 +413,8 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
         .collect();
     let mut acks_left: HashMap<(&str, &str), usize> = HashMap::new();
     let mut guard_kept: HashSet<&str> = HashSet::new();
+    let mut commands_left = COMMANDS_KEPT;
+    let mut command_kept: HashSet<&fleet::CommandId> = HashSet::new();
     let mut keep = vec![false; entries.len()];
     for (i, e) in entries.iter().enumerate().rev() {
         keep[i] = match e {
@@ -387,12 +429,27 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
                 k
             }
             Entry::Guard { book, .. } => guard_kept.insert(book.as_str()),
+            // Newest first: the last COMMANDS_KEPT commands, each with its result (which comes
+            // after it, so it is met first and kept when its command will be).
+            Entry::CommandResult { .. } => true,
+            Entry::Command { id, .. } => {
+                let k = commands_left > 0;
+                commands_left = commands_left.saturating_sub(1);
+                if k {
+                    command_kept.insert(id);
+                }
+                k
+            }
         };
     }
     entries
         .iter()
         .zip(keep)
         .filter_map(|(e, k)| k.then_some(e))
+        .filter(|e| match e {
+            Entry::CommandResult { id, .. } => command_kept.contains(id),
+            _ => true,
+        })
         .collect()
 }
 

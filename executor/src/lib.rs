@@ -24,6 +24,8 @@
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
 //! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
 //!   refused connection setup means.
+//! - [`ops`]: operator commands (`executor ctl`), the settings overlay, status, `/healthz` and
+//!   `/metrics`.
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
 pub mod admission;
 pub mod bar_memory;
@@ -42,6 +44,7 @@ pub mod lots;
 pub use service::notify;
 pub mod ntp;
 pub mod onboarding;
+pub mod ops;
 pub mod orders;
 pub mod reconcile;
 pub mod report;
