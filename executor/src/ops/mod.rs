@@ -5,5 +5,8 @@
 //!   confirmation.
 //! - [`overlay`]: `settings_overlay.json` in the state directory, what commands changed on top of
 //!   `executor_config.json`, kept across restarts.
+//! - [`ctl`]: the 0600 Unix socket `executor ctl` talks to (peer credentials checked, bounded
+//!   framing), feeding the core loop.
 pub mod commands;
+pub mod ctl;
 pub mod overlay;
