@@ -7,6 +7,9 @@
 //!   `executor_config.json`, kept across restarts.
 //! - [`ctl`]: the 0600 Unix socket `executor ctl` talks to (peer credentials checked, bounded
 //!   framing), feeding the core loop.
+//! - [`ctl_client`]: `executor ctl` itself; [`status`]: the status document and its text.
 pub mod commands;
 pub mod ctl;
+pub mod ctl_client;
 pub mod overlay;
+pub mod status;
