@@ -8,8 +8,10 @@
 //! - [`ctl`]: the 0600 Unix socket `executor ctl` talks to (peer credentials checked, bounded
 //!   framing), feeding the core loop.
 //! - [`ctl_client`]: `executor ctl` itself; [`status`]: the status document and its text.
+//! - [`metrics`]: the `/metrics` series (bounded labels).
 pub mod commands;
 pub mod ctl;
 pub mod ctl_client;
+pub mod metrics;
 pub mod overlay;
 pub mod status;
