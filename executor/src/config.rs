@@ -191,6 +191,12 @@ pub struct IpcConfig {
     pub hello_timeout_secs: u64,
 }
 
+/// The loopback `/healthz` + `/metrics` listener (docs/OPERATIONS.md, "Health and metrics").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+}
+
 /// Which clock decides staleness and bar closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockSource {
@@ -213,6 +219,8 @@ pub struct ExecutorConfig {
     pub risk: RiskConfig,
     pub broker: BrokerConfig,
     pub ipc: IpcConfig,
+    /// `None`: no health/metrics listener.
+    pub http: Option<HttpConfig>,
     /// Notes that are not errors (e.g. `enabled` defaulted to false).
     pub notes: Vec<String>,
 }
@@ -231,6 +239,7 @@ const TOP_KEYS: &[&str] = &[
     "risk",
     "broker",
     "ipc",
+    "http",
     "_comment",
 ];
 
@@ -667,6 +676,7 @@ impl Walker {
         let risk = self.risk(m.get("risk"), &state_dir);
         let broker = self.broker(m.get("broker"));
         let ipc = self.ipc(m.get("ipc"));
+        let http = self.http(m.get("http"));
         notes.append(&mut self.notes);
         if clock == ClockSource::System
             && let Some(Some(Value::Object(b))) = m.get("broker").map(|b| b.get("paper"))
@@ -689,6 +699,7 @@ impl Walker {
             risk,
             broker: broker?,
             ipc: ipc?,
+            http,
             notes,
         })
     }
@@ -1053,6 +1064,39 @@ impl Walker {
                 "bars per second from 0.001 (one bar every 1000 s) to 10000",
             ),
             start_bar: self.u64_field(m, p, "start_bar", 700) as usize,
+        }
+    }
+
+    /// `http.bind`, like `ipc.bind`: loopback only.
+    fn http(&mut self, v: Option<&Value>) -> Option<HttpConfig> {
+        let m = self.object(v?, "http")?;
+        self.unknown_keys(m, "http", &["bind", "_comment"]);
+        let Some(bind_s) = self.str_field(m, "http", "bind") else {
+            self.problem(
+                "http.bind",
+                "missing",
+                "write \"bind\": \"127.0.0.1:9101\", or remove the http section for no health/metrics listener",
+            );
+            return None;
+        };
+        match bind_s.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(HttpConfig { bind: a }),
+            Ok(a) => {
+                self.problem(
+                    "http.bind",
+                    format!("{a} is not a loopback address; health and metrics never leave the machine"),
+                    "use 127.0.0.1:PORT (a local Prometheus or node_exporter-style proxy scrapes it)",
+                );
+                None
+            }
+            Err(_) => {
+                self.problem(
+                    "http.bind",
+                    format!("{bind_s:?} is not an address:port"),
+                    "use 127.0.0.1:9101",
+                );
+                None
+            }
         }
     }
 

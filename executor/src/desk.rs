@@ -52,7 +52,22 @@ pub struct Desk<B> {
     /// The last save failed: retried after the next signal even if nothing changed.
     pub(crate) save_due: bool,
     /// When the desk last had the broker's positions (monotonic).
-    last_reconcile: Option<Instant>,
+    pub(crate) last_reconcile: Option<Instant>,
+    /// Told of every order as it goes to the broker (`/metrics`: New Bar → Order Sent).
+    pub order_sent: Option<OrderSentObserver>,
+}
+
+/// What [`OrderSentObserver`] calls.
+pub type OrderSentFn = dyn Fn(&Symbol, BarTime) + Send + Sync;
+
+/// Called with each order's symbol and bar when it is sent.
+#[derive(Clone)]
+pub struct OrderSentObserver(pub std::sync::Arc<OrderSentFn>);
+
+impl std::fmt::Debug for OrderSentObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrderSentObserver")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +150,7 @@ impl<B: Broker> Desk<B> {
             journaled_guard: None,
             save_due: false,
             last_reconcile: None,
+            order_sent: None,
         })
     }
 
@@ -628,7 +644,10 @@ impl<B: Broker> Desk<B> {
     /// up with one reconcile for the whole wave: a close whose position is gone went through (or
     /// was closed before, by a stop-out or by hand: either way it is not held); an open found by
     /// its label filled. Nothing is resent.
-    async fn run_wave(&mut self, wave: &[(usize, Order<'_>)]) -> Vec<Result<Fill, BrokerError>> {
+    pub(crate) async fn run_wave(
+        &mut self,
+        wave: &[(usize, Order<'_>)],
+    ) -> Vec<Result<Fill, BrokerError>> {
         if wave.is_empty() {
             return Vec::new();
         }
@@ -639,6 +658,14 @@ impl<B: Broker> Desk<B> {
                 Order::Open(a) => self.broker.submit_open(a),
             })
             .collect();
+        if let Some(o) = &self.order_sent {
+            for (_, order) in wave {
+                match order {
+                    Order::Close(c) => (o.0)(&c.symbol, c.bar),
+                    Order::Open(a) => (o.0)(&a.item().symbol, a.item().bar),
+                }
+            }
+        }
         let answers = futures_util::future::join_all(tickets).await;
         let mut fills: Vec<Result<Fill, BrokerError>> =
             answers.into_iter().map(|a| self.broker.settle(a)).collect();
@@ -675,7 +702,7 @@ impl<B: Broker> Desk<B> {
         fills
     }
 
-    fn journal_result(
+    pub(crate) fn journal_result(
         &self,
         journal: &mut Journal,
         now: DateTime<Utc>,
@@ -698,7 +725,7 @@ impl<B: Broker> Desk<B> {
 }
 
 /// One order of a wave.
-enum Order<'a> {
+pub(crate) enum Order<'a> {
     Close(&'a CloseIntent),
     Open(&'a RiskApproved<OpenIntent>),
 }

@@ -34,6 +34,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod desk;
+pub mod desk_flatten;
 pub mod desk_state;
 pub mod drift;
 pub mod engine;

@@ -42,6 +42,8 @@ use crate::signals_log::{Dir, SignalsLog};
 use crate::state::{StateError, StateLock};
 use crate::warmup::{Fetch, HistoryAnswer, Warming};
 
+mod operate;
+
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use crate::ipc::{MAX_MESSAGE_BYTES, WS_PING_PERIOD};
 /// In live/shadow mode, a broker round trip (a version request) when the broker has been quiet this
@@ -88,6 +90,10 @@ pub enum RunError {
     },
     #[error(transparent)]
     Ctrader(#[from] CtraderStartError),
+    #[error(transparent)]
+    Overlay(#[from] crate::ops::overlay::OverlayError),
+    #[error(transparent)]
+    Ctl(#[from] crate::ops::ctl::CtlError),
 }
 
 /// The broker behind the primary desk.
@@ -208,6 +214,8 @@ pub struct Executor {
     broker_link: &'static str,
     /// End of a maintenance window the client announced it is waiting out, Unix ms.
     maintenance_until_ms: Option<i64>,
+    /// Operator commands, status, metrics (`operate.rs`).
+    ops: operate::Operations,
     _lock: StateLock,
 }
 
@@ -230,12 +238,24 @@ impl Executor {
     /// Startup: directories, lock, NTP status, token, books, journal recovery, logs, bar source.
     /// `clock` overrides the configured clock (tests).
     pub async fn start(
-        cfg: ExecutorConfig,
+        mut cfg: ExecutorConfig,
         clock: Option<Arc<dyn Clock>>,
     ) -> Result<Executor, RunError> {
         std::fs::create_dir_all(&cfg.log_dir).map_err(io_err(&cfg.log_dir))?;
         std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
         let lock = StateLock::acquire(&cfg.state_dir)?;
+        // What operator commands changed wins over the file, before anything is built from it.
+        let overlay = crate::ops::overlay::Overlay::load(&cfg.state_dir)?;
+        for n in overlay.apply_to(&mut cfg) {
+            tracing::warn!("{n}");
+        }
+        if overlay.paused {
+            tracing::warn!(
+                "paused by an operator command before the restart: no new opens until `executor ctl resume`"
+            );
+        }
+        let ctl_listener = crate::ops::ctl::bind(&cfg.state_dir)?;
+        let metrics = crate::ops::metrics::ExecutorMetrics::new(cfg.symbols.keys());
         match kernel_ntp_status() {
             NtpStatus::Synchronized {
                 est_error_us,
@@ -357,12 +377,39 @@ impl Executor {
             resolved = n,
             "reconciled with the broker before serving signals"
         );
+        let commands = operate::journaled_commands(&entries);
+        {
+            let m = metrics.clone();
+            journal.observe_fsync(crate::journal::FsyncObserver(Arc::new(move |d| {
+                m.on_fsync(d)
+            })));
+        }
+        for d in [
+            Some(&mut ex_primary.order_sent),
+            ex_shadow.as_mut().map(|s| &mut s.order_sent),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let m = metrics.clone();
+            *d = Some(crate::desk::OrderSentObserver(Arc::new(move |s, b| {
+                m.on_order_sent(s, b, std::time::Instant::now())
+            })));
+        }
+        ex_primary.engine.risk.paused = overlay.paused;
+        if let Some(s) = &mut ex_shadow {
+            s.engine.risk.paused = overlay.paused;
+        }
         rotate_if_large(&mut journal);
 
         let drift_path = cfg.log_dir.join("drift.csv");
         let drift = DriftLog::open(&drift_path).map_err(io_err(&drift_path))?;
         let log_path = cfg.log_dir.join("signals.log");
         let log = Arc::new(SignalsLog::open(&log_path).map_err(io_err(&log_path))?);
+        {
+            let m = metrics.clone();
+            log.set_observer(Arc::new(move |dir, text, at| m.on_line(dir, text, at)));
+        }
 
         // CSV bars drive paper mode only; with cTrader the broker's feed is the one bar source.
         let bars = match (&cfg.broker.paper.bars_dir, cfg.broker.mode) {
@@ -397,8 +444,19 @@ impl Executor {
             notify: SystemdNotifier::disabled(),
             broker_link: "connected",
             maintenance_until_ms: None,
+            ops: operate::Operations {
+                metrics,
+                overlay,
+                commands,
+                started_ms: chrono::Utc::now().timestamp_millis(),
+                last_signals: BTreeMap::new(),
+                last_acks: BTreeMap::new(),
+                last_bars: BTreeMap::new(),
+                ctl_listener: Some(ctl_listener),
+            },
             _lock: lock,
         };
+        ex.ops.metrics.on_link(true);
         ex.seed_quotes_from_history();
         Ok(ex)
     }
@@ -422,6 +480,7 @@ impl Executor {
 
     fn apply_bar_to_books(&mut self, bar: &Bar) {
         self.bar_published(bar);
+        self.note_bar(bar);
         let close_time =
             bar.time.unix_seconds() + bar.timeframe.duration_secs().unwrap_or(0) as i64;
         if let Some(f) = &self.feed_clock
@@ -541,6 +600,16 @@ impl Executor {
         >(1);
         let mut account_in_flight = false;
         let mut last_broker_event = std::time::Instant::now();
+        let (ctl_tx, mut ctl_rx) = mpsc::channel::<crate::ops::ctl::CtlCall>(16);
+        let ctl = self.ops.ctl_listener.take().map(|l| {
+            tokio::spawn(crate::ops::ctl::serve(
+                l,
+                ctl_tx,
+                crate::ops::ctl::Allowed::me(),
+            ))
+        });
+        let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+        metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // The listener is bound and start() has reconciled the books: ready to serve.
         let status = self.status_line();
         self.notify.ready(&status);
@@ -562,6 +631,9 @@ impl Executor {
                     self.notify.ready(&status);
                 }
                 Some(answer) = history_rx.recv() => self.on_history(answer),
+                // An operator command: handled here, between batches, like a signal.
+                Some(call) = ctl_rx.recv() => self.on_ctl(call).await,
+                _ = metrics_tick.tick() => self.refresh_metrics(),
                 Some(ev) = ev_rx.recv() => {
                     // Whatever else is already queued goes with it: the SIGNALs of one bar are
                     // decided together and their orders sent together (see `on_events`).
@@ -693,6 +765,10 @@ impl Executor {
             )));
         }
         accept.abort();
+        if let Some(c) = ctl {
+            c.abort();
+        }
+        let _ = std::fs::remove_file(crate::ops::ctl::socket_path(&self.cfg.state_dir));
         // Give connection tasks a moment to send their close frames.
         tokio::time::sleep(Duration::from_millis(50)).await;
         Ok(())
@@ -858,6 +934,7 @@ impl Executor {
                 .collect(),
             None => sigs.iter().map(|_| None).collect(),
         };
+        self.note_signals(&sigs, &primary, &shadow);
         for ((sig, primary), shadow) in sigs.iter().zip(&primary).zip(&shadow) {
             if primary.as_ref().is_some_and(|o| o.duplicate) {
                 continue;
@@ -899,6 +976,12 @@ impl Executor {
             .get(&sig.symbol)
             .map(|c| describe_target(&c.lots.target(sig.action)))
             .unwrap_or_default();
+        if let Some(o) = primary {
+            self.note_drift(self.primary.name, &target, o);
+        }
+        if let Some(o) = shadow {
+            self.note_drift("paper", &target, o);
+        }
         let (mut live, mut paper) = (None, None);
         match self.primary.name {
             "live" => live = book(primary),
@@ -986,6 +1069,9 @@ impl Executor {
                 if let Some(link) = link_state(c) {
                     link_changed = link != self.broker_link;
                     self.broker_link = link;
+                    if link_changed {
+                        self.ops.metrics.on_link(link == "connected");
+                    }
                 }
                 match c {
                     ctrader::client::ConnectionEvent::ReconnectScheduled {
@@ -1195,40 +1281,38 @@ impl Executor {
     /// refused with its problems logged and the running config kept. Broker, IPC and directories
     /// need a restart (a warning says so when they changed).
     fn reload(&mut self) {
-        let loaded = ExecutorConfig::load(&self.cfg.path).map(ExecutorConfig::with_model_defaults);
-        let new = match loaded {
-            Ok(c) => c,
+        match self.reload_config() {
+            Ok(n) => tracing::info!(symbols = n, "config reloaded"),
             Err(e) => {
-                tracing::error!(error = %e, "config reload refused; keeping the running config");
-                return;
+                tracing::error!(error = %e, "config reload refused; keeping the running config")
             }
-        };
+        }
+    }
+
+    /// Re-reads the config file and puts it in force with the settings overlay on top (SIGHUP,
+    /// the Reload command). Returns the number of symbols.
+    fn reload_config(&mut self) -> Result<usize, String> {
+        let new = ExecutorConfig::load(&self.cfg.path)
+            .map(ExecutorConfig::with_model_defaults)
+            .map_err(|e| e.to_string())?;
         if new.broker != self.cfg.broker
             || new.ipc != self.cfg.ipc
+            || new.http != self.cfg.http
             || new.state_dir != self.cfg.state_dir
             || new.log_dir != self.cfg.log_dir
         {
             tracing::warn!(
-                "broker/ipc/state_dir/log_dir changes need a restart; they are not applied"
+                "broker/ipc/http/state_dir/log_dir changes need a restart; they are not applied"
             );
-        }
-        let rules = engine_rules(&new);
-        self.primary
-            .engine
-            .set_rules(rules.clone(), new.risk.clone());
-        match &mut self.primary.broker {
-            AnyBroker::Paper(p) => p.set_specs(new.symbols.clone()),
-            AnyBroker::Ctrader(c) => c.set_specs(new.symbols.clone()),
-        }
-        if let Some(s) = &mut self.shadow {
-            s.engine.set_rules(rules, new.risk.clone());
-            s.broker.set_specs(new.symbols.clone());
         }
         self.cfg.symbols = new.symbols;
         self.cfg.risk = new.risk;
         self.cfg.stale_signal_max_age_secs = new.stale_signal_max_age_secs;
         self.cfg.models_dir = new.models_dir;
-        tracing::info!(symbols = self.cfg.symbols.len(), "config reloaded");
+        self.cfg.notes = new.notes;
+        // The overlay goes on top again: what commands set outlives a reload.
+        self.apply_overlay();
+        Ok(self.cfg.symbols.len())
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`backtest`]: the step over a whole series, and its CSV; [`summary`]: the trader's summary of it.
 //! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
 //! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING; the shared `service` crate).
+//! - [`metrics`]: the `/metrics` series (bars, signals, each twin's position, regime and PnL).
 //! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown.
 //! - [`v1`]: recognises the specification's v1 model zip and names the command that converts it.
 
@@ -20,6 +21,7 @@ pub mod features;
 pub mod fifo;
 pub mod hmm;
 pub mod live;
+pub mod metrics;
 pub mod model;
 pub use service::notify;
 pub mod session;

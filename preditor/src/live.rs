@@ -157,6 +157,8 @@ pub struct Preditor {
     key: IpcKey,
     /// systemd STATUS/WATCHDOG/STOPPING; a no-op unless set with [`Preditor::with_notifier`].
     notifier: SystemdNotifier,
+    /// `/metrics`; none unless set with [`Preditor::with_metrics`].
+    metrics: Option<Arc<crate::metrics::PreditorMetrics>>,
 }
 
 impl Preditor {
@@ -214,7 +216,19 @@ impl Preditor {
             version: version.to_string(),
             key,
             notifier: SystemdNotifier::disabled(),
+            metrics: None,
         })
+    }
+
+    /// Counts bars and signals into `metrics` (the `/metrics` listener renders them).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::PreditorMetrics>) -> Self {
+        for slot in &self.slots {
+            if let Some(d) = slot.twin.state().last_decision() {
+                metrics.on_twin(slot.symbol.as_str(), &d);
+            }
+        }
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Reports to systemd through `notifier` (the caller already sent `READY=1`).
@@ -259,6 +273,9 @@ impl Preditor {
             tracing::info!(url, "connecting to the executor");
             // A reconnect attempt is progress: an executor outage must not become a restart loop.
             self.progressed();
+            if let Some(m) = &self.metrics {
+                m.on_connect_attempt();
+            }
             let outcome = tokio::select! {
                 () = &mut shutdown => { self.notifier.stopping(); return Ok(()); }
                 // No Nagle: a SIGNAL must not wait for the ACK of the previous segment.
@@ -494,6 +511,9 @@ impl Preditor {
                     }
                     return Vec::new();
                 }
+                if let Some(m) = &self.metrics {
+                    m.on_bar(slot.symbol.as_str());
+                }
                 if !slot.twin.is_synced() {
                     slot.early.push(bar);
                     // No HISTORY came (the executor refused the WARMUP): after a window of live bars,
@@ -592,6 +612,9 @@ impl Preditor {
         }
         if let Err(e) = self.store.save(&slot.twin.persisted()) {
             tracing::error!(symbol = %slot.symbol, error = %e, "could not persist the twin state");
+            if let Some(m) = &self.metrics {
+                m.on_save_failure();
+            }
         }
     }
 
@@ -604,9 +627,13 @@ impl Preditor {
 
     fn signal(&self, i: usize, d: &Decision) -> Option<Line> {
         let slot = &self.slots[i];
-        signal_line(&slot.symbol, d)
+        let line = signal_line(&slot.symbol, d)
             .map_err(|e| tracing::error!(symbol = %slot.symbol, error = %e, "cannot format SIGNAL"))
-            .ok()
+            .ok()?;
+        if let (Some(m), Line::Signal(s)) = (&self.metrics, &line) {
+            m.on_signal(slot.symbol.as_str(), s.action.as_str(), d);
+        }
+        Some(line)
     }
 }
 

@@ -244,6 +244,19 @@ impl CtraderBroker {
         &self.client
     }
 
+    /// The broker's open PnL of one position, account currency (from the last account refresh).
+    pub fn position_pnl(&self, position_id: u64) -> Option<f64> {
+        self.account.position_pnl(position_id)
+    }
+
+    /// The volume rules of every configured symbol.
+    pub fn volume_rules(&self) -> BTreeMap<Symbol, SymbolVolume> {
+        self.instruments
+            .iter()
+            .map(|(s, i)| (s.clone(), i.volume.clone()))
+            .collect()
+    }
+
     pub fn symbol_of(&self, id: i64) -> Option<&Symbol> {
         self.by_id.get(&id)
     }
