@@ -91,12 +91,16 @@ pub fn call(state_dir: &Path, req: &CtlRequest) -> Result<CommandOutcome, Client
         .map_err(io)?;
     let mut line = serde_json::to_vec(req).map_err(|e| io(std::io::Error::other(e)))?;
     line.push(b'\n');
-    s.write_all(&line).map_err(io)?;
+    // A refusal before the request is read (another user) can close the socket under our write:
+    // the answer is read whatever the write did, and the write's error shown only without one.
+    let written = s.write_all(&line);
     let mut answer = String::new();
     // The answer is one line; bounded like everything read from a peer.
-    BufReader::new(s.take(1 << 20))
-        .read_line(&mut answer)
-        .map_err(io)?;
+    let read = BufReader::new(s.take(1 << 20)).read_line(&mut answer);
+    if answer.trim().is_empty() {
+        written.map_err(io)?;
+        read.map_err(io)?;
+    }
     serde_json::from_str(&answer).map_err(|e| ClientError::Io {
         path: path.clone(),
         what: format!("the answer is not a command outcome ({e}): {answer:.200}"),
