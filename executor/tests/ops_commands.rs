@@ -1,5 +1,5 @@
-//! Every operator command against the real binaries (`ctrader-sim` + `executor run` in shadow mode
-//! + `preditor run`), through `executor ctl` as an operator types it: status, pause, the settings
+//! Every operator command against the real binaries (`ctrader-sim`, `executor run` in shadow mode,
+//! `preditor run`), through `executor ctl` as an operator types it: status, pause, the settings
 //! commands and their refusals, a repeated id, flatten with its confirmation, the kill switch
 //! winning over resume, a ctl call from another user, and the overlay across a restart and a
 //! reload. The simulator is asked with a client of our own what it holds.
