@@ -24,6 +24,8 @@ pub mod action;
 pub mod codes;
 pub mod error;
 pub mod lines;
+#[cfg(feature = "serde")]
+mod serde_impls;
 pub mod values;
 
 pub use action::{Action, Direction, Intensity};
