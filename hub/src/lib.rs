@@ -7,9 +7,13 @@
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod events;
 pub mod export;
 pub mod ingest;
 pub mod keys;
+pub mod link;
 pub mod mqtt;
 pub mod serve;
+pub mod sim;
 pub mod store;
+pub mod web;

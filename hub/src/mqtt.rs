@@ -16,6 +16,8 @@ pub enum LinkError {
     Ca { path: String, message: String },
     #[error("TLS setup: {0}")]
     Tls(String),
+    #[error("keepalive {0:?} is below 5 s, the least rumqttc accepts")]
+    KeepAlive(Duration),
 }
 
 /// `(tls, host, port)` from `mqtts://host:port` / `mqtt://host:port`.
@@ -83,6 +85,10 @@ pub fn options(
     keep_alive: Duration,
 ) -> Result<MqttOptions, LinkError> {
     let (tls, host, port) = parse_url(url)?;
+    // rumqttc panics below 5 s (v5/mod.rs set_keep_alive): refuse it here instead.
+    if keep_alive < Duration::from_secs(5) {
+        return Err(LinkError::KeepAlive(keep_alive));
+    }
     let mut o = MqttOptions::new(client_id, host, port);
     o.set_credentials(username, password);
     o.set_keep_alive(keep_alive);

@@ -3,9 +3,11 @@
 //! it did not start.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fleet_run;
 pub mod mqtt;
 pub mod pki;
 pub mod procs;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
