@@ -353,7 +353,8 @@ fn on_command(cfg: &SimConfig, st: &mut State, payload: &[u8]) -> (CommandOutcom
 fn bar_tick(cfg: &SimConfig, st: &mut State) -> Vec<(Stream, Vec<u8>)> {
     let mut out = Vec::new();
     let open_time = cfg.first_bar + 60 * st.bar_index as i64;
-    let signal_bar = cfg.signal_every_bars > 0 && st.bar_index.is_multiple_of(cfg.signal_every_bars);
+    let signal_bar =
+        cfg.signal_every_bars > 0 && st.bar_index.is_multiple_of(cfg.signal_every_bars);
     for s in cfg.symbols.clone() {
         let open = *st.price.entry(s.clone()).or_insert(1.1);
         let step = (st.rand() - 0.5) * 0.002;
