@@ -60,6 +60,36 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, String> {
     Ok(SigningKey::from_bytes(&arr))
 }
 
+/// A throwaway CA and a broker certificate for `names` (plus 127.0.0.1), for tests and demos.
+pub fn dev_certs(dir: &Path, names: &[String]) -> anyhow::Result<()> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    std::fs::create_dir_all(dir)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct subject names: with rcgen's default CN on both, OpenSSL (mosquitto_pub, a
+    // Python client) takes the broker's certificate for self-signed and refuses it.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Oracle fleet dev CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let key = KeyPair::generate()?;
+    let mut sans = names.to_vec();
+    sans.push("127.0.0.1".into());
+    let mut params = CertificateParams::new(sans)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "oracle-broker");
+    let cert = params.signed_by(&key, &ca)?;
+    std::fs::write(dir.join("fleet-ca.pem"), ca.pem())?;
+    std::fs::write(dir.join("oracle-broker.crt"), cert.pem())?;
+    write_secret(
+        &dir.join("oracle-broker.key"),
+        key.serialize_pem().trim_end(),
+        true,
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

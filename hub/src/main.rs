@@ -94,6 +94,14 @@ enum Cmd {
         #[arg(long, default_value = "/etc/oracle-hub/hub_key")]
         key_file: PathBuf,
     },
+    /// Write a throwaway fleet CA and a broker certificate for NAME (tests, the demo; a real
+    /// deployment uses its own CA): fleet-ca.pem, oracle-broker.crt, oracle-broker.key (0600).
+    DevCerts {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "localhost")]
+        name: Vec<String>,
+    },
     /// Read a password on standard input, print its argon2 hash for `operator.password_hash`.
     HashPassword,
     /// Write the recorded bars of one instance/symbol/timeframe as the bars CSV that
@@ -186,6 +194,14 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "hub: signing key in {} (0600); its public key above goes into every instance's hub_public_key",
                 key_file.display()
+            );
+            Ok(())
+        }
+        Cmd::DevCerts { dir, name } => {
+            hub::keys::dev_certs(&dir, &name)?;
+            eprintln!(
+                "hub: fleet-ca.pem, oracle-broker.crt, oracle-broker.key in {} (for tests and demos only)",
+                dir.display()
             );
             Ok(())
         }

@@ -404,18 +404,16 @@ fn bar_tick(cfg: &SimConfig, st: &mut State) -> Vec<(Stream, Vec<u8>)> {
             record(st, Stream::Signals, SignalRecord { line }),
         ));
         let enabled = st.enabled.get(&s).copied().unwrap_or(true);
-        let refused = st.paused && side != Side::Flat || !enabled;
+        // Paused, the synthetic books follow nothing (so a test sees exactly what a command
+        // changed); a disabled symbol likewise.
+        let refused = st.paused || !enabled;
         let book = st.books.entry(s.clone()).or_insert(Book3 {
             virt: FLAT,
             paper: FLAT,
             live: FLAT,
         });
         book.virt = target;
-        let reason = if !enabled {
-            "DISABLED"
-        } else {
-            "MARKET_CLOSED"
-        };
+        let reason = if !enabled { "DISABLED" } else { "PAUSED" };
         if !refused {
             book.paper = target;
             book.live = target;
@@ -443,7 +441,7 @@ fn bar_tick(cfg: &SimConfig, st: &mut State) -> Vec<(Stream, Vec<u8>)> {
             symbol: s.clone(),
             bar_time: t,
             target,
-            live: Some(b.live),
+            live: (cfg.mode != Mode::Paper).then_some(b.live),
             paper: Some(b.paper),
             in_sync: !refused,
             reason: refused.then(|| reason.to_string()),

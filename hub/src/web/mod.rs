@@ -55,9 +55,11 @@ async fn security_headers(mut res: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` with the
+    // page's own form posts, which the same-origin check must refuse.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
@@ -151,6 +153,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/login", get(login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/assets/{name}", get(asset))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .nest("/api", api::routes())
         .layer(axum::middleware::map_response(security_headers))
         // Nothing an operator sends is larger: a command is a few hundred bytes.

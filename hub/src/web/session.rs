@@ -97,7 +97,12 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .get("x-forwarded-host")
         .and_then(|v| v.to_str().ok());
     let matches = |h: &str| origin == format!("http://{h}") || origin == format!("https://{h}");
-    matches(host) || forwarded.is_some_and(matches)
+    let ok = matches(host) || forwarded.is_some_and(matches);
+    if !ok {
+        // A proxy that rewrites Host without X-Forwarded-Host lands here: say what came.
+        tracing::warn!(origin, host, forwarded, "cross-origin request refused");
+    }
+    ok
 }
 
 /// A session plus a valid CSRF token: required on every state-changing request.
