@@ -156,6 +156,10 @@ fn operator_login_commands_and_confirmation() {
         .status,
         403
     );
+    assert_eq!(
+        web.post_with("/api/instances/a/commands", &pause, &[("Origin", "null")]).status,
+        403
+    );
     assert_eq!(anon.post("/api/instances/a/commands", &pause).status, 401);
     assert_eq!(web.post("/api/instances/zz/commands", &pause).status, 404);
     // Range checks name the field; unknown fields are refused.
@@ -289,7 +293,7 @@ fn operator_login_commands_and_confirmation() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["reason"] == "MARKET_CLOSED"),
+            .any(|r| r["reason"] == "PAUSED"),
         "{refusals}"
     );
     let c = web
