@@ -14,7 +14,7 @@ function render(row) {
   const id = row.instance;
   const cmd = (label, command, cls) => Hub.el("button", { class: cls, "data-cmd": command.op, onclick: () => Hub.run([id], command, results, dialog) }, label);
   const silent = row.status !== "offline" && now - row.last_seen_ms > 30000;
-  const tr = Hub.el("tr", { "data-instance": id, class: row.status + (silent ? " silent" : "") },
+  const tr = Hub.el("tr", { "data-instance": id, "data-telemetry-ms": row.telemetry_ms, class: row.status + (silent ? " silent" : "") },
     Hub.el("td", { class: "name" }, Hub.el("a", { href: `/instance/${encodeURIComponent(id)}` }, id)),
     Hub.el("td", { class: "status" }, row.status),
     Hub.el("td", { class: "heartbeat", "data-last": row.last_seen_ms }, Hub.age(now - row.last_seen_ms)),

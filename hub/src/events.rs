@@ -43,7 +43,8 @@ pub struct Stats {
     pub duplicates: AtomicU64,
     pub refused: AtomicU64,
     pub foreign: AtomicU64,
-    latencies: Mutex<VecDeque<i64>>,
+    /// (commit time, publish → stored ms) of the latest records.
+    latencies: Mutex<VecDeque<(i64, i64)>>,
 }
 
 const LATENCY_SAMPLES: usize = 100_000;
@@ -61,28 +62,24 @@ pub struct StatsView {
 }
 
 impl Stats {
-    pub fn stored_latency(&self, ms: i64) {
+    pub fn stored_latency(&self, committed_ms: i64, ms: i64) {
         let mut q = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() == LATENCY_SAMPLES {
             q.pop_front();
         }
-        q.push_back(ms);
+        q.push_back((committed_ms, ms));
     }
 
-    pub fn reset_latency(&self) {
-        self.latencies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    pub fn view(&self) -> StatsView {
+    /// Counters, and the latency quantiles of the records committed since `since_ms` (a
+    /// benchmark's window after its warm-up).
+    pub fn view(&self, since_ms: i64) -> StatsView {
         let mut v: Vec<i64> = self
             .latencies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .copied()
+            .filter(|(t, _)| *t >= since_ms)
+            .map(|(_, l)| *l)
             .collect();
         v.sort_unstable();
         let pct = |p: f64| (!v.is_empty()).then(|| v[((v.len() - 1) as f64 * p).round() as usize]);

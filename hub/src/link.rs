@@ -166,7 +166,7 @@ async fn writer(
                 continue;
             }
             stats.stored.fetch_add(1, Ordering::Relaxed);
-            stats.stored_latency(committed - a.ts_ms);
+            stats.stored_latency(committed, committed - a.ts_ms);
             if matches!(
                 a.stream,
                 fleet::Stream::Status | fleet::Stream::Telemetry | fleet::Stream::CommandResults

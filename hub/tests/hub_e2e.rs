@@ -157,7 +157,8 @@ fn operator_login_commands_and_confirmation() {
         403
     );
     assert_eq!(
-        web.post_with("/api/instances/a/commands", &pause, &[("Origin", "null")]).status,
+        web.post_with("/api/instances/a/commands", &pause, &[("Origin", "null")])
+            .status,
         403
     );
     assert_eq!(anon.post("/api/instances/a/commands", &pause).status, 401);

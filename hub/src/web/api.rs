@@ -90,9 +90,14 @@ async fn session(authed: Authed) -> Json<serde_json::Value> {
     Json(json!({ "csrf": authed.session.csrf, "expires_ms": authed.session.expires_ms }))
 }
 
-async fn stats(State(app): State<Arc<App>>, _a: Authed) -> ApiResult {
+#[derive(Debug, Deserialize)]
+struct StatsQuery {
+    since_ms: Option<i64>,
+}
+
+async fn stats(State(app): State<Arc<App>>, _a: Authed, Query(q): Query<StatsQuery>) -> ApiResult {
     Ok(Json(
-        json!({ "now_ms": now_ms(), "backend": format!("{:?}", app.store.backend), "hypertables": app.store.hypertables, "ingest": app.stats.view() }),
+        json!({ "now_ms": now_ms(), "backend": format!("{:?}", app.store.backend), "hypertables": app.store.hypertables, "ingest": app.stats.view(q.since_ms.unwrap_or(0)) }),
     ))
 }
 
