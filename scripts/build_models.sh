@@ -20,7 +20,7 @@ export_one() {
   local sym="$1" bars
   if [ "$sym" = EURUSD ]; then bars=data/EURUSD_H1.csv; else bars="data/demo/$sym.csv"; fi
   "$py" "$here/export.py" --ppo "$build/EURUSD_H1/ppo.zip" --hmm "$build/EURUSD_H1/hmm.pkl" \
-    --config "$build/EURUSD_H1/env_config.json" --symbol "$sym" --out "models/${sym}_H1.zip" --evaluate "$bars" \
+    --demo-costs --config "$build/EURUSD_H1/env_config.json" --symbol "$sym" --out "models/${sym}_H1.zip" --evaluate "$bars" \
     > "$build/export_$sym.log" 2>&1 || { cat "$build/export_$sym.log"; return 1; }
   grep -E "in_sample|out_of_sample|wrote" "$build/export_$sym.log"
 }

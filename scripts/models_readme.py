@@ -46,32 +46,75 @@ contract the preditor (Rust) and the Python reference (`scripts/oracle_core.py`)
 CONVERT = """
 ## Converting a model trained elsewhere
 
-You need: the SB3 PPO `.zip` (Discrete(7) actions in the seed's order WAIT, LONG_WEAK … SHORT_STRONG, and a
-Box observation of `5 + K + 3` values in ENV.md §7's order), the hmmlearn `GaussianHMM` pickle (any
-covariance_type, the 3 HMM features of §5), and an `env_config.json` with the periods, normalisation and
-scaler it was trained with — the layout `scripts/train.py` writes:
+`scripts/export.py` converts a stable-baselines3 PPO `.zip` and a pickled hmmlearn `GaussianHMM` without
+torch, stable-baselines3 or hmmlearn: the light venv (`scripts/setup_venv.sh`) is enough. It reads the files
+with a restricted unpickler (nothing in them is executed) and builds the policy graph from the weights.
+What converts: SB3's `ActorCriticPolicy` ("MlpPolicy") with the default FlattenExtractor, Tanh or ReLU,
+any `net_arch`; a `Discrete(7)` action space in the seed's order WAIT, LONG_WEAK … SHORT_STRONG; a Box
+observation of `5 + K + 3` values in ENV.md §7's order; a GaussianHMM of any covariance_type on the 3 HMM
+features of §5. Anything else is refused with one line naming the file, the problem and the fix (exit 2).
 
-```json
-{"symbol": "EURUSD", "timeframe": "H1",
- "env": {"window": 350,
-         "rl_config": {"roc_period": 10, "atr_period": 14, "ema_period": 200, "range_period": 20, "volume_ma_period": 20},
-         "hmm_config": {"n_states": 5, "momentum_period": 12, "consistency_period": 12, "range_period": 20},
-         "observation": {"norm": {"mean": [5 numbers], "std": [5 numbers], "clip": 5.0}, "unrealized_clip": 5.0},
-         "hmm_scaler": {"mean": [3 numbers], "std": [3 numbers]}},
- "training_config": {"point": 0.00001, "pip_size": 0.0001, "pip_value": 10.0, "spread_points": 7,
-                     "slippage_points": 2, "commission_per_lot": 7.0, "digits": 5, "lot_sizes": [0, 0.01, 0.03, 0.05]},
- "training": {"data_file": "...", "data_sha256": "...", "in_sample": {"bars": [0, 3499]},
-              "out_of_sample": {"bars": [3500, 4999]}}}
-```
+### Step by step (SB3 + hmmlearn files)
 
-then
+1. The feature normalization the model was trained with (`env_config.json`): from the bars and split you
+   trained on, the way train.py computes it (ENV.md §4, §10):
+
+   ```sh
+   scripts/setup_venv.sh
+   scripts/.venv/bin/python scripts/normalization.py --bars my_training_bars.csv --in-sample 0.7 \\
+       --symbol EURUSD --timeframe H1 --out env_config.json      # or --in-sample-bars N; --n-states K
+   ```
+
+2. The costs (`training_config`): your broker's values in a JSON file (`point, pip_size, pip_value,
+   spread_points, slippage_points, commission_per_lot, digits, lot_sizes`), given with `--training-config`.
+   Without one, export refuses — or, with `--demo-costs`, uses `scripts/symbols.py`'s demo values and says so.
+
+3. Convert, check, backtest:
+
+   ```sh
+   scripts/.venv/bin/python scripts/export.py --ppo my_ppo.zip --hmm my_hmm.pkl --config env_config.json \\
+       --training-config my_costs.json --out models/EURUSD_H1.zip [--evaluate my_bars.csv]
+   target/release/preditor check models/EURUSD_H1.zip
+   scripts/.venv/bin/python scripts/reference.py backtest --model models/EURUSD_H1.zip --bars my_bars.csv --out check.csv
+   ```
+
+   The zip is validated before it is written: a model that fails never reaches `--out`.
+
+### A model trained with VecNormalize
+
+SB3's `VecNormalize` normalizes the observations the policy sees; its statistics live in the file
+`VecNormalize.save()` wrote (`vecnormalize.pkl`), not in the model zip. Give it, and export puts the
+normalizer into the policy graph (ENV.md §8: `clip((obs − mean) / sqrt(var + epsilon), ±clip_obs)` in
+float64, then float32, with the saved mean, var, epsilon, clip_obs and norm_obs); `norm_reward` only scales
+training rewards and does not change actions.
 
 ```sh
-scripts/setup_venv.sh --train
-scripts/.venv/bin/python scripts/export.py --ppo my_ppo.zip --hmm my_hmm.pkl --config env_config.json \\
-    --out models/EURUSD_H1.zip [--evaluate my_bars.csv]
-scripts/.venv/bin/python scripts/reference.py backtest --model models/EURUSD_H1.zip --bars my_bars.csv --out check.csv
+scripts/.venv/bin/python scripts/export.py --ppo my_ppo.zip --vecnormalize vecnormalize.pkl --hmm my_hmm.pkl \\
+    --config env_config.json --training-config my_costs.json --out models/EURUSD_H1.zip
 ```
+
+Without `--vecnormalize`, export refuses such a policy: SB3 records `_last_original_obs` in the zip only when
+the training env was a VecNormalize, and export also checks that the last observation the policy was trained
+on (`_last_obs`) is in ENV.md §7's layout — one-hot regime, direction −1/0/1, intensity q/3 — which a
+normalized observation is not. A normalizer from another run is refused the same way (un-normalizing that
+observation must give the layout). What cannot be detected: a zip saved before any training (no `_last_obs`;
+export says it could not check), or another observation transform that keeps §7's layout.
+
+### Converting a v1 zip
+
+The specification's v1 zip (`EURUSD_M15.zip` = `EURUSD_M15_hmm.pkl` + `EURUSD_M15_ppo.zip`, metadata in the
+zip comment) lacks the feature normalization and `training_config.pip_size`; `preditor check` and
+`reference.py` name it as a v1 zip and print the command. One command converts it:
+
+```sh
+scripts/.venv/bin/python scripts/normalization.py --bars my_training_bars.csv --periods-from EURUSD_M15.zip \\
+    --out norm.json                            # the bars and in-sample split the model was trained on
+scripts/.venv/bin/python scripts/export.py --v1 EURUSD_M15.zip --config norm.json --pip-size 0.0001 \\
+    --out models/EURUSD_M15.zip                # [--vecnormalize vecnormalize.pkl] [--training-config costs.json]
+```
+
+Run it without `--config` / `--pip-size` and it lists exactly what is missing. The window is the
+specification's 350 bars unless the config says otherwise.
 
 The conversion is faithful only if the model was trained on exactly ENV.md's features (§4-§5) and position
 logic (§6): the twin computes those, whatever the original code did.

@@ -57,6 +57,11 @@ class ModelError(OracleError):
     """A model zip is unusable; the message names the file and the field."""
 
 
+class InputError(OracleError):
+    """An input of export.py / normalization.py (policy, HMM, normalizer, config) is unusable; the message
+    names the file, the problem and the fix."""
+
+
 # ---------------------------------------------------------------------------------------------- bars
 
 UTC = dt.timezone.utc
@@ -601,6 +606,31 @@ def validate_metadata(meta: dict[str, Any], members: Sequence[str], where: str) 
         raise ModelError(f"{where}: ppo.obs_dim = {meta['ppo']['obs_dim']} but 5 + n_states + 3 = {p.obs_dim}")
 
 
+def v1_members(names: Sequence[str]) -> tuple[str, str] | None:
+    """(policy, hmm) member names if the zip is the specification's v1 layout: `<SYM>_<TF>_ppo.zip` (an SB3
+    model) and `<SYM>_<TF>_hmm.pkl` (a pickled hmmlearn HMM) instead of the two ONNX graphs."""
+    ppo = sorted(n for n in names if n.endswith("_ppo.zip"))
+    hmm = sorted(n for n in names if n.endswith("_hmm.pkl"))
+    if len(ppo) == 1 and len(hmm) == 1 and not any(n.endswith(".onnx") for n in names):
+        return ppo[0], hmm[0]
+    return None
+
+
+def v1_zip_description(path: str | Path, names: Sequence[str]) -> str | None:
+    """What a v1 zip is and the one command that converts it (the same sentence as `preditor check`)."""
+    found = v1_members(names)
+    if found is None:
+        return None
+    stem = found[0][: -len("_ppo.zip")]
+    return (
+        f"{path}: a v1 model zip ({found[0]}: the stable-baselines3 policy, {found[1]}: the pickled HMM), "
+        f"not the ONNX model zip this program runs; convert it with "
+        f"`scripts/.venv/bin/python scripts/export.py --v1 {path} --config NORM.json --out models/{stem}.zip` "
+        f"(NORM.json from scripts/normalization.py on your training bars; export.py names anything else missing; "
+        f"models/README.md, 'Converting a v1 zip')"
+    )
+
+
 def read_model_zip(path: str | Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     path = Path(path)
     try:
@@ -609,6 +639,9 @@ def read_model_zip(path: str | Path) -> tuple[dict[str, Any], dict[str, bytes]]:
             members = {n: zf.read(n) for n in zf.namelist()}
     except (OSError, zipfile.BadZipFile) as err:
         raise ModelError(f"{path}: not a readable zip: {err}") from err
+    v1 = v1_zip_description(path, list(members))
+    if v1:
+        raise ModelError(v1)
     try:
         meta = json.loads(comment.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

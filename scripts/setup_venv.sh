@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates scripts/.venv with the project's pinned Python dependencies.
 #   scripts/setup_venv.sh           light set: reference env, golden checks, cTrader interop (CI)
-#   scripts/setup_venv.sh --train   adds torch, stable-baselines3, hmmlearn (training and export)
+#   scripts/setup_venv.sh --train   adds torch, stable-baselines3, hmmlearn (training, make_fixtures.py;
+#                                   about 5.7 GB installed, ~3 GB of it CUDA libraries PyPI's torch pulls)
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -20,19 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from oracle_core import POLICY_FEATURES, Costs, EnvParams, format_time, load_bars, precision_cholesky
+from oracle_core import Costs, EnvParams, format_time, load_bars, precision_cholesky
 from export import full_covariances
+from normalization import NORM_CLIP, UNREALIZED_CLIP, compute_normalization, env_section
 from oracle_env import DecisionTable, TradingEnv, build_table, hmm_feature_series
 from symbols import BY_NAME
 
-NORM_CLIP = 5.0
-UNREALIZED_CLIP = 5.0
 EPISODE_LEN = 1024
-
-
-def population_std(x: np.ndarray) -> list[float]:
-    std = x.std(axis=0, ddof=0)
-    return [float(s) if s >= 1e-12 else 1.0 for s in std]
 
 
 def take(table: DecisionTable, mask: np.ndarray) -> DecisionTable:
@@ -70,11 +64,11 @@ def main() -> None:
     if n_in < p.window + 100 or n - n_in < 100:
         raise SystemExit(f"{args.bars}: {n} bars are too few for a {args.in_sample:.0%} split with window {p.window}")
 
+    # The normalization of ENV.md §4/§10, by the same function scripts/normalization.py runs for users.
+    norm = compute_normalization(bars, p, n_in, NORM_CLIP, UNREALIZED_CLIP)
     # HMM: fitted on the scaled features of the in-sample bars (each feature uses bars i-H … i only).
     series = hmm_feature_series(bars, p)
-    fit_rows = series[p.hmm_lookback : n_in]
-    scaler_mean = [float(x) for x in fit_rows.mean(axis=0)]
-    scaler_std = population_std(fit_rows)
+    scaler_mean, scaler_std = norm["hmm_scaler"]["mean"], norm["hmm_scaler"]["std"]
     scaled = (series - np.array(scaler_mean)) / np.array(scaler_std)
     hmm = GaussianHMM(n_components=p.n_states, covariance_type="full", n_iter=200, tol=1e-4, random_state=args.seed)
     hmm.fit(scaled[p.hmm_lookback : n_in])
@@ -89,8 +83,7 @@ def main() -> None:
     table = build_table(bars, p, scaled, hmm_model)
     in_mask = table.bar_index < n_in
     train_table = take(table, in_mask)
-    norm_mean = [float(x) for x in train_table.raw.mean(axis=0)]
-    norm_std = population_std(train_table.raw)
+    norm_mean, norm_std = norm["observation"]["norm"]["mean"], norm["observation"]["norm"]["std"]
     reward_scale = costs.value_per_price * costs.lot_sizes[3] * float(np.median(train_table.atr))
     print(f"features ready in {time.time() - started:.1f}s: {int(in_mask.sum())} in-sample decisions, reward_scale={reward_scale:.4f}")
     print("regime counts in-sample:", np.bincount(train_table.regime, minlength=p.n_states).tolist())
@@ -124,27 +117,7 @@ def main() -> None:
         "symbol": args.symbol,
         "timeframe": args.timeframe,
         "training_config": costs.to_json(),
-        "env": {
-            "window": p.window,
-            "rl_config": {
-                "roc_period": p.roc_period,
-                "atr_period": p.atr_period,
-                "ema_period": p.ema_period,
-                "range_period": p.range_period,
-                "volume_ma_period": p.volume_ma_period,
-            },
-            "hmm_config": {
-                "n_states": p.n_states,
-                "momentum_period": p.momentum_period,
-                "consistency_period": p.consistency_period,
-                "range_period": p.hmm_range_period,
-            },
-            "observation": {
-                "norm": {"features": list(POLICY_FEATURES), "mean": norm_mean, "std": norm_std, "clip": NORM_CLIP},
-                "unrealized_clip": UNREALIZED_CLIP,
-            },
-            "hmm_scaler": {"mean": scaler_mean, "std": scaler_std},
-        },
+        "env": {**env_section(p), **norm},
         "training": {
             "data_file": str(args.bars),
             "data_sha256": hashlib.sha256(args.bars.read_bytes()).hexdigest(),

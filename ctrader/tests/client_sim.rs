@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{ACCOUNT, Sim, connect_ready, is_ready, wait_for};
 use ctrader::client::{ClientError, ClientEvent, ConnectionEvent, TokenStore, connect};
-use ctrader::domain::{SymbolVolume, Timeframe};
+use ctrader::domain::{OrderEnd, SymbolVolume, Timeframe};
 use ctrader::messages::*;
 
 fn step_name(ev: &ClientEvent) -> Option<&'static str> {
@@ -26,6 +26,8 @@ fn step_name(ev: &ClientEvent) -> Option<&'static str> {
             ConnectionEvent::SetupFailed { .. } => "setup-failed",
             ConnectionEvent::Disconnected { .. } => "disconnected",
             ConnectionEvent::ReconnectScheduled { .. } => "scheduled",
+            ConnectionEvent::AuthorizationLost { .. } => "authorization-lost",
+            ConnectionEvent::TokensReloaded => "tokens-reloaded",
         }),
         _ => None,
     }
@@ -84,11 +86,14 @@ async fn session_flow_symbols_market_data_and_history() {
         matches!(e, ClientEvent::LiveBar { .. })
     })
     .await;
-    let ClientEvent::LiveBar { bar, .. } = bar else {
+    let ClientEvent::LiveBar { bar, bid, .. } = bar else {
         unreachable!()
     };
     assert_eq!(bar.timeframe, Timeframe::H1);
-    assert!(bar.low <= bar.open && bar.high >= bar.close);
+    // A live bar has no close of its own; its last price is the spot's bid.
+    let close = bar.with_close(bid.expect("the simulator's spots carry the bid"));
+    assert!(close.low <= close.open && close.high >= close.close);
+    assert!(bar.low <= bar.open && bar.high >= bar.open);
 
     let now_ms = ctrader::client::system_clock_ms();
     let bars = client
@@ -136,8 +141,9 @@ async fn market_order_round_trip_and_reconcile() {
         )
         .await
         .unwrap();
-    assert_eq!(fill.execution_type(), ProtoOaExecutionType::OrderFilled);
-    let pos = fill.position.clone().expect("fill carries the position");
+    assert_eq!(fill.end(), Some(OrderEnd::Filled));
+    assert_eq!(fill.executed_volume(), volume);
+    let pos = fill.position().cloned().expect("fill carries the position");
     assert_eq!(
         (pos.trade_data.volume, pos.trade_data.trade_side()),
         (volume, ProtoOaTradeSide::Buy)
@@ -156,7 +162,8 @@ async fn market_order_round_trip_and_reconcile() {
         .close_position(pos.position_id, volume)
         .await
         .unwrap();
-    assert_eq!(close.execution_type(), ProtoOaExecutionType::OrderFilled);
+    assert_eq!(close.end(), Some(OrderEnd::Filled));
+    assert!(close.is_closing());
     assert!(client.reconcile().await.unwrap().position.is_empty());
     let deals = client
         .deal_list(0, i64::from(i32::MAX) * 1000, None)
@@ -191,7 +198,7 @@ async fn reconnect_after_drop_resubscribes_and_reconciles() {
         .new_market_order(eurusd, ProtoOaTradeSide::Sell, volume, Some("keep"), None)
         .await
         .unwrap();
-    let position_id = fill.position.unwrap().position_id;
+    let position_id = fill.position().unwrap().position_id;
 
     assert!(
         sim.control("drop").await.to_lowercase().contains("ok"),
@@ -315,6 +322,115 @@ async fn an_invalid_access_token_is_refreshed_during_setup() {
         ]
     );
     assert_ne!(client.tokens().access_token, "expired");
+}
+
+/// Events for `within`.
+async fn events_for(
+    events: &mut ctrader::client::EventStream,
+    within: Duration,
+) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    let until = tokio::time::Instant::now() + within;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(until, events.recv()).await {
+        seen.push(ev);
+    }
+    seen
+}
+
+/// `ProtoOAAccountsTokenInvalidatedEvent` with the refresh token still good: the session
+/// reconnects, the refused token is refreshed once, and trading goes on.
+#[tokio::test]
+async fn an_invalidated_token_is_refreshed_and_the_session_goes_on() {
+    let sim = Sim::start(1.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path().join("tokens.json"));
+    let mut cfg = sim.client_config();
+    cfg.token_store = Some(store.clone());
+    let (client, mut events) = connect_ready(cfg).await;
+    sim.control("token-invalidate").await;
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+    assert!(
+        seen.iter().any(|e| matches!(e, ClientEvent::TokenInvalidated { account_ids, .. } if account_ids == &vec![ACCOUNT])),
+        "{seen:#?}"
+    );
+    assert!(seen.iter().any(|e| step_name(e) == Some("refreshed")));
+    assert_eq!(
+        store.load().unwrap(),
+        client.tokens(),
+        "the new pair persisted"
+    );
+    assert_eq!(
+        client.trader().await.unwrap().ctid_trader_account_id,
+        ACCOUNT
+    );
+}
+
+/// Issue 11: with the refresh token revoked too, no retry can succeed. The session does not loop
+/// (one setup attempt discovers it), requests fail at once saying why, and a new pair in the token
+/// file (what `executor auth` writes) brings the session back without any other prompt.
+#[tokio::test]
+async fn revoked_tokens_stop_the_session_until_the_token_file_holds_a_new_pair() {
+    let sim = Sim::start(1.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path().join("tokens.json"));
+    let mut cfg = sim.client_config();
+    cfg.token_store = Some(store.clone());
+    let (client, mut events) = connect_ready(cfg).await;
+    sim.control("token-invalidate all").await;
+    // Backoff here is 100-400 ms: a blind retry loop would make ten attempts in these 4 s.
+    let seen = events_for(&mut events, Duration::from_secs(4)).await;
+    let attempts = seen
+        .iter()
+        .filter(|e| step_name(e) == Some("connecting"))
+        .count();
+    assert_eq!(attempts, 1, "one setup attempt, then none: {seen:#?}");
+    assert!(
+        !seen.iter().any(|e| step_name(e) == Some("ready")),
+        "{seen:#?}"
+    );
+    let quick = tokio::time::Instant::now();
+    let e = client.trader().await.expect_err("not authorised");
+    assert!(
+        quick.elapsed() < Duration::from_millis(200),
+        "fails at once"
+    );
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("refused the token"), "{e}");
+    // The account holder authorises again; the new pair lands in the token file.
+    assert!(
+        sim.control("grant-tokens access-2 refresh-2")
+            .await
+            .starts_with("OK")
+    );
+    store
+        .save(&ctrader::client::Tokens {
+            access_token: "access-2".into(),
+            refresh_token: "refresh-2".into(),
+            expires_at: None,
+        })
+        .unwrap();
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+    assert!(
+        seen.iter().any(|e| step_name(e) == Some("tokens-reloaded")),
+        "{seen:#?}"
+    );
+    assert_eq!(client.tokens().access_token, "access-2");
+    assert_eq!(
+        client.trader().await.unwrap().ctid_trader_account_id,
+        ACCOUNT
+    );
 }
 
 #[tokio::test]
@@ -541,4 +657,140 @@ async fn fault_margin_failure_is_a_broker_error() {
     );
     assert!(!e.is_retryable());
     assert!(client.reconcile().await.unwrap().position.is_empty());
+}
+
+/// The simulator's default feed ticks inside every bar, as a real one does: more spots than the
+/// bar's opening and closing ones, each inside the bar's range.
+#[tokio::test]
+async fn the_default_feed_ticks_inside_every_bar() {
+    let sim = Sim::start(4.0).await;
+    let (client, mut events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    let seen = events_for(&mut events, Duration::from_millis(1500)).await;
+    let mut per_bar: std::collections::BTreeMap<i64, usize> = Default::default();
+    for e in &seen {
+        if let ClientEvent::Spot(q) = e
+            && q.symbol_id == eurusd
+            && let Some(t) = q.timestamp_ms
+        {
+            *per_bar.entry(t.div_euclid(3_600_000)).or_default() += 1;
+        }
+    }
+    // Bars seen whole (not the first or the last of the window): opening + closing + ticks.
+    let whole: Vec<usize> = per_bar.values().copied().skip(1).collect();
+    let whole = &whole[..whole.len().saturating_sub(1)];
+    assert!(!whole.is_empty(), "{per_bar:?}");
+    assert!(whole.iter().all(|&n| n > 2), "spots per bar: {per_bar:?}");
+}
+
+/// Issue 11 item 3: an order the market fills in three deals (each one point worse, as SIM.md's
+/// `fill-deals` says) is answered once it is whole, with the whole volume at the deals'
+/// volume-weighted price, with ORDER_FILLED or ORDER_PARTIAL_FILL for the first deals.
+#[tokio::test]
+async fn an_order_filled_in_several_deals_is_answered_whole_at_its_volume_weighted_price() {
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    for fault in ["fill-deals 3", "fill-deals 3 partial"] {
+        assert!(sim.control(fault).await.starts_with("OK"), "{fault}");
+        let o = client
+            .new_market_order(eurusd, ProtoOaTradeSide::Buy, 700_000, None, None)
+            .await
+            .unwrap();
+        assert_eq!(o.end(), Some(OrderEnd::Filled), "{fault}");
+        assert_eq!(o.executed_volume(), 700_000, "{fault}");
+        let deals: Vec<(i64, f64)> = o
+            .deals()
+            .iter()
+            .map(|d| (d.filled_volume, d.execution_price.unwrap()))
+            .collect();
+        assert_eq!(deals.len(), 3, "{fault}: {deals:?}");
+        let vwap = deals.iter().map(|(v, p)| *v as f64 * p).sum::<f64>() / 700_000.0;
+        let got = o.average_price().unwrap();
+        assert!((got - vwap).abs() < 1e-12, "{fault}: {got} vs {vwap}");
+        assert!(
+            (got - deals[0].1).abs() > 1e-6,
+            "not the first deal's price"
+        );
+        let pos = o.position().unwrap();
+        assert_eq!(pos.trade_data.volume, 700_000, "{fault}");
+    }
+}
+
+/// Issue 11 item 2: ORDER_CANCELLED / ORDER_EXPIRED after ORDER_ACCEPTED end the order; what was
+/// executed before (in the cancel itself, as Spotware's "IOC order partial fill") is reported.
+#[tokio::test]
+async fn a_cancel_or_expiry_after_accepted_ends_the_order_with_what_was_executed() {
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    sim.control("cancel-fill EURUSD 0.5 1").await;
+    let o = client
+        .new_market_order(eurusd, ProtoOaTradeSide::Sell, 400_000, Some("half"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (o.end(), o.executed_volume()),
+        (Some(OrderEnd::Cancelled), 200_000)
+    );
+    let price = o.average_price().expect("the executed half has a price");
+    assert_eq!(o.position().unwrap().trade_data.volume, 200_000);
+    let rec = client.reconcile().await.unwrap();
+    assert_eq!(rec.position.len(), 1);
+    assert_eq!(rec.position[0].trade_data.volume, 200_000);
+    assert_eq!(rec.position[0].price, Some(price));
+
+    sim.control("expire-fill EURUSD 0 1").await;
+    let o = client
+        .new_market_order(eurusd, ProtoOaTradeSide::Sell, 400_000, None, None)
+        .await
+        .unwrap();
+    assert_eq!((o.end(), o.executed_volume()), (Some(OrderEnd::Expired), 0));
+    assert_eq!(o.average_price(), None);
+    assert_eq!(client.reconcile().await.unwrap().position.len(), 1);
+}
+
+/// Issue 11 item 8: an SL/TP amend is answered by one execution event (ORDER_ACCEPTED for the
+/// first protection, ORDER_REPLACED after) and does not wait for another until it times out.
+#[tokio::test]
+async fn an_sltp_amend_is_answered_by_accepted_or_replaced_without_a_timeout() {
+    let sim = Sim::start(1.0).await;
+    let (client, _events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    let o = client
+        .new_market_order(eurusd, ProtoOaTradeSide::Buy, 100_000, None, None)
+        .await
+        .unwrap();
+    let id = o.position().unwrap().position_id;
+    let entry = o.average_price().unwrap();
+    let started = std::time::Instant::now();
+    let first = client
+        .amend_position_sltp(id, Some(entry - 0.01), None)
+        .await
+        .unwrap();
+    assert_eq!(first.execution_type(), ProtoOaExecutionType::OrderAccepted);
+    let second = client
+        .amend_position_sltp(id, Some(entry - 0.02), Some(entry + 0.02))
+        .await
+        .unwrap();
+    assert_eq!(second.execution_type(), ProtoOaExecutionType::OrderReplaced);
+    assert_eq!(second.position.unwrap().take_profit, Some(entry + 0.02));
+    // The client's request timeout is 3 s: both answers came well before it.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let e = client
+        .amend_position_sltp(id, Some(-1.0), None)
+        .await
+        .expect_err("a negative stop");
+    assert!(
+        matches!(&e, ClientError::Broker { code, .. } if code.as_str() == "TRADING_BAD_STOPS"),
+        "{e}"
+    );
 }

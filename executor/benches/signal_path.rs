@@ -36,7 +36,8 @@ fn bars() -> i64 {
 fn config(dir: &std::path::Path) -> ExecutorConfig {
     std::fs::create_dir_all(dir.join("secrets")).unwrap();
     let tok = dir.join("secrets/ipc.token");
-    std::fs::write(&tok, "bench").unwrap();
+    // A token of the length the handshake requires (32 characters at least).
+    std::fs::write(&tok, "bench-token-0123456789abcdef0123456789").unwrap();
     std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
     let symbols: Vec<String> = SYMS
         .iter()
@@ -111,6 +112,10 @@ fn main() {
             );
         }
         for sig in signals(bar) {
+            // The executor published the bar before its SIGNAL can come.
+            if let Some(t) = sig.bar_time {
+                engine.on_bar_published(&sig.symbol, protocol::Timeframe::H1, t);
+            }
             let start = Instant::now();
             let snap = paper.snapshot_sync(&sig.symbol);
             if let Decision::Execute(plan) = engine.decide(&sig, now, &snap, false) {
@@ -152,6 +157,10 @@ fn main() {
                 );
             }
             for sig in signals(bar) {
+                if let Some(t) = sig.bar_time {
+                    desk.engine
+                        .on_bar_published(&sig.symbol, protocol::Timeframe::H1, t);
+                }
                 let start = Instant::now();
                 std::hint::black_box(
                     desk.handle_signal(&sig, now, false, &mut journal)

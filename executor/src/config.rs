@@ -1045,6 +1045,19 @@ impl Walker {
             .path_field(m, p, "token_file")
             .unwrap_or_else(|| self.resolve("secrets/ipc.token"));
         self.secret_file("ipc.token_file", &token_file.clone());
+        // The handshake's rule (PROTOCOL.md §7): `run` refuses what `check` must not accept.
+        if let Ok(token) = secrets::read_secret(&token_file)
+            && let Err(e) = protocol::handshake::check_token(&token)
+        {
+            self.problem(
+                "ipc.token_file",
+                e.to_string(),
+                format!(
+                    "write 32 random bytes as hex: od -An -N32 -tx1 /dev/urandom | tr -d ' \\n' > {}",
+                    token_file.display()
+                ),
+            );
+        }
         let hello_timeout_secs = self.u64_field(m, p, "hello_timeout_secs", 10).max(1);
         Some(IpcConfig {
             bind,

@@ -1,6 +1,8 @@
 //! A desk is one book: the signal engine plus a broker, executing the engine's plans with the
 //! journal written before every order. After an ambiguous failure (timeout, disconnect) the desk
 //! reconciles with the broker and looks for the order by its deterministic label; it never resends.
+//! It also reconciles before deciding whenever the book contradicted the broker, and on a schedule
+//! the executor's loop keeps ([`Desk::reconcile_if_due`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -14,9 +16,12 @@ use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine};
 use crate::journal::{Entry, Journal, JournalError, pending_intents};
 use crate::lots::TargetPosition;
 use crate::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
+use crate::reconcile::reconcile_due;
+use crate::resolve::{close_found, needs_lookup, open_found};
 use crate::risk::RiskState;
 use crate::risk::{RiskApproved, required_margin};
 use crate::state::{self, StateError};
+use std::time::Instant;
 
 /// What a desk persists besides its broker's own state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -31,6 +36,8 @@ pub struct DeskState {
 pub struct DeskOutcome {
     pub ack: Ack,
     pub duplicate: bool,
+    /// The answer is remembered for its bar and journaled (see [`crate::engine::Reply`]).
+    pub remembered: bool,
     /// The open's fill, or the last close's when nothing was opened.
     pub fill: Option<Fill>,
     /// The book's position on the symbol afterwards, e.g. `LONG 0.01` / `FLAT`.
@@ -45,6 +52,8 @@ pub struct Desk<B> {
     pub broker: B,
     pub state: DeskState,
     state_path: Option<PathBuf>,
+    /// When the desk last had the broker's positions (monotonic).
+    last_reconcile: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +124,35 @@ impl<B: Broker> Desk<B> {
             broker,
             state,
             state_path,
+            last_reconcile: None,
         })
+    }
+
+    /// Reconciles the book if it contradicted the broker, or (`now` given: the executor's timer)
+    /// if its last reconcile is old (see [`crate::reconcile`]). A book that is its own truth
+    /// (paper) never needs it. A failure is logged: orders decided meanwhile meet the same broker.
+    pub async fn reconcile_if_due(&mut self, now: Option<Instant>) {
+        let suspect = self.broker.suspect();
+        let due = match (now, self.broker.reconcile_every()) {
+            (Some(now), Some(every)) => reconcile_due(self.last_reconcile, now, every, false),
+            _ => false,
+        };
+        if suspect.is_none() && !due {
+            return;
+        }
+        match self.broker.reconcile().await {
+            Ok(snap) => {
+                self.last_reconcile = Some(Instant::now());
+                let positions = snap.positions.len();
+                match suspect {
+                    Some(why) => {
+                        tracing::warn!(book = self.name, %why, positions, "reconciled a book that contradicted the broker")
+                    }
+                    None => tracing::debug!(book = self.name, positions, "scheduled reconcile"),
+                }
+            }
+            Err(e) => tracing::warn!(book = self.name, error = %e, "reconcile failed"),
+        }
     }
 
     fn persist(&mut self) -> Result<(), DeskError> {
@@ -143,6 +180,16 @@ impl<B: Broker> Desk<B> {
                 let sym = ack.symbol.clone();
                 self.engine.remember(&sym, bar, ack);
             }
+            // A bar with an order intent was published by the executor before the restart: the
+            // preditor's repeat of its signal is for a real bar.
+            if let Entry::Intent {
+                book, symbol, bar, ..
+            } = e
+                && book == self.name
+                && let (Ok(sym), Ok(bar)) = (symbol.parse::<Symbol>(), BarTime::from_unix(*bar))
+            {
+                self.engine.on_bar_journaled(&sym, bar);
+            }
         }
         let pending = pending_intents(entries, self.name);
         if pending.is_empty() {
@@ -156,6 +203,7 @@ impl<B: Broker> Desk<B> {
                 book: self.name,
                 source,
             })?;
+        self.last_reconcile = Some(Instant::now());
         for p in &pending {
             let Entry::Intent {
                 coid,
@@ -169,35 +217,29 @@ impl<B: Broker> Desk<B> {
             else {
                 continue;
             };
-            let (ok, pos, price, error) = match leg {
-                Leg::Open => match snap
-                    .positions
-                    .iter()
-                    .find(|x| x.label.as_deref() == Some(coid.as_str()))
-                {
-                    Some(x) => (true, Some(x.position_id), Some(x.entry_price), None),
+            let (ok, pos, price, lots, missing) = match leg {
+                Leg::Open => match open_found(coid, &snap) {
+                    Some(f) => (true, Some(f.position_id), Some(f.price), Some(f.lots), None),
                     None => (
                         false,
                         None,
                         None,
-                        Some("not at the broker after restart: never filled".to_string()),
+                        None,
+                        Some("not at the broker after restart: never filled"),
                     ),
                 },
                 Leg::Close => {
-                    let still_open = position_id
-                        .is_some_and(|id| snap.positions.iter().any(|x| x.position_id == id));
-                    if still_open {
-                        (
-                            false,
-                            *position_id,
-                            None,
-                            Some("position still open after restart".to_string()),
-                        )
-                    } else {
-                        (true, *position_id, None, None)
-                    }
+                    let held = position_id.is_some_and(|id| close_found(id, 0.0, &snap).is_none());
+                    (
+                        !held,
+                        *position_id,
+                        None,
+                        None,
+                        held.then_some("position still open after restart"),
+                    )
                 }
             };
+            let error = missing.map(str::to_string);
             tracing::warn!(book = self.name, coid = %coid, ok, "resolved an order left pending by a restart");
             journal.append(&Entry::Result {
                 t: stamp(now),
@@ -206,6 +248,7 @@ impl<B: Broker> Desk<B> {
                 ok,
                 position_id: pos,
                 price,
+                lots,
                 error,
                 resolved_by: Some("reconcile".into()),
             })?;
@@ -283,6 +326,8 @@ impl<B: Broker> Desk<B> {
         kill_file_present: bool,
         journal: &mut Journal,
     ) -> Result<Vec<DeskOutcome>, DeskError> {
+        // Decide on the broker's positions, not on a book that contradicted them.
+        self.reconcile_if_due(None).await;
         let mut out = Vec::with_capacity(sigs.len());
         let mut rest = sigs;
         while !rest.is_empty() {
@@ -337,8 +382,8 @@ impl<B: Broker> Desk<B> {
 
         let mut out = Vec::with_capacity(sigs.len());
         for (sig, decision) in sigs.iter().zip(decisions) {
-            let (ack, duplicate, fill) = match decision {
-                Decision::Reply(r) => (r.ack, r.duplicate, None),
+            let (ack, duplicate, remembered, fill) = match decision {
+                Decision::Reply(r) => (r.ack, r.duplicate, r.remembered, None),
                 Decision::Execute(plan) => {
                     let exec = execs.next().unwrap_or_default();
                     let ack = self.engine.complete(&plan, &exec);
@@ -350,10 +395,10 @@ impl<B: Broker> Desk<B> {
                             .rev()
                             .find_map(|r| r.as_ref().ok().cloned()),
                     };
-                    (ack, false, fill)
+                    (ack, false, true, fill)
                 }
             };
-            if !duplicate && let Some(bar) = ack.bar_time {
+            if remembered && let Some(bar) = ack.bar_time {
                 journal.append_lazy(&[Entry::Ack {
                     t: stamp(now),
                     book: self.name.to_string(),
@@ -366,6 +411,7 @@ impl<B: Broker> Desk<B> {
             out.push(DeskOutcome {
                 ack,
                 duplicate,
+                remembered,
                 fill,
                 position_after: describe_positions(&after, &sig.symbol),
                 realized: 0.0,
@@ -537,8 +583,10 @@ impl<B: Broker> Desk<B> {
     }
 
     /// Sends every order of a wave, then books the answers in order. An answer whose outcome is
-    /// unknown (timeout, disconnect) is looked up with one reconcile for the whole wave: a close
-    /// whose position is gone went through; an open found by its label filled. Nothing is resent.
+    /// unknown (timeout, disconnect), or a close the broker answered POSITION_NOT_FOUND, is looked
+    /// up with one reconcile for the whole wave: a close whose position is gone went through (or
+    /// was closed before, by a stop-out or by hand: either way it is not held); an open found by
+    /// its label filled. Nothing is resent.
     async fn run_wave(&mut self, wave: &[(usize, Order<'_>)]) -> Vec<Result<Fill, BrokerError>> {
         if wave.is_empty() {
             return Vec::new();
@@ -553,53 +601,34 @@ impl<B: Broker> Desk<B> {
         let answers = futures_util::future::join_all(tickets).await;
         let mut fills: Vec<Result<Fill, BrokerError>> =
             answers.into_iter().map(|a| self.broker.settle(a)).collect();
-        let ambiguous = |r: &Result<Fill, BrokerError>| r.as_ref().is_err_and(|e| e.is_ambiguous());
-        if !fills.iter().any(ambiguous) {
+        if !fills.iter().any(needs_lookup) {
             return fills;
         }
         let snap = match self.broker.reconcile().await {
             Ok(snap) => snap,
             Err(e) => {
                 tracing::warn!(book = self.name, error = %e, "reconcile after an ambiguous order failed");
+                self.broker.distrust(format!(
+                    "orders of unknown outcome, and the reconcile failed: {e}"
+                ));
                 return fills;
             }
         };
+        self.last_reconcile = Some(Instant::now());
         for ((_, order), r) in wave.iter().zip(fills.iter_mut()) {
-            if !ambiguous(r) {
+            if !needs_lookup(r) {
                 continue;
             }
-            match order {
-                Order::Close(c) => {
-                    if !snap
-                        .positions
-                        .iter()
-                        .any(|p| p.position_id == c.position_id)
-                    {
-                        *r = Ok(Fill {
-                            position_id: c.position_id,
-                            price: f64::NAN,
-                            lots: c.lots,
-                            slippage: f64::NAN, // unknown: found by reconcile
-                            realized_pnl: None,
-                        });
-                    }
-                }
-                Order::Open(a) => {
-                    let coid = a.item().client_order_id.as_str();
-                    if let Some(p) = snap
-                        .positions
-                        .iter()
-                        .find(|p| p.label.as_deref() == Some(coid))
-                    {
-                        *r = Ok(Fill {
-                            position_id: p.position_id,
-                            price: p.entry_price,
-                            lots: p.lots,
-                            slippage: f64::NAN, // unknown: found by reconcile
-                            realized_pnl: None,
-                        });
-                    }
-                }
+            let found = match order {
+                Order::Close(c) => close_found(c.position_id, c.lots, &snap),
+                Order::Open(a) => open_found(&a.item().client_order_id, &snap),
+            };
+            match found {
+                Some(f) => *r = Ok(f),
+                // It may still fill: the next decision waits for a fresh reconcile.
+                None => self
+                    .broker
+                    .distrust("an order's outcome is unknown after a reconcile".into()),
             }
         }
         fills
@@ -619,6 +648,7 @@ impl<B: Broker> Desk<B> {
             ok: r.is_ok(),
             position_id: r.as_ref().ok().map(|f| f.position_id),
             price: r.as_ref().ok().map(|f| f.price).filter(|p| p.is_finite()),
+            lots: r.as_ref().ok().map(|f| f.lots).filter(|l| l.is_finite()),
             error: r.as_ref().err().map(|e| e.to_string()),
             resolved_by: None,
         }])?;

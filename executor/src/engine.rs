@@ -1,34 +1,46 @@
-//! The signal engine: DESIGN.md §6 "Executor" as a pure, synchronous state machine with an injected
-//! clock. It never performs I/O: [`SignalEngine::decide`] turns a SIGNAL and a snapshot of one book
+//! The signal engine: PROTOCOL.md §5 and §7's SIGNAL handling as a pure, synchronous state machine
+//! with an injected clock. It never performs I/O: [`SignalEngine::decide`] turns a SIGNAL and a snapshot of one book
 //! into either an immediate ACK or a [`Plan`] (closes, then at most one risk-approved open), and
 //! [`SignalEngine::complete`] turns the broker's results for that plan into the ACK. The desk
 //! ([`crate::desk`]) runs the plan against a broker in between.
 //!
 //! Order of the checks for one SIGNAL:
 //! 1. `B:` and `N:` present (they are what dedup, staleness and missed-entry need) → else MALFORMED;
-//! 2. already answered for this symbol and bar → the same ACK again, nothing executed;
+//! 2. already answered for this symbol and bar → the same ACK again (DUPLICATE_BAR if the action
+//!    differs), nothing executed; possibly answered and forgotten → STALE, nothing executed;
 //! 3. symbol known (config entry) → else UNKNOWN_SYMBOL; enabled → else DISABLED;
 //! 4. fresh: now ≤ B + timeframe + max age → else STALE;
-//! 5. real position already matches the target → OK with its id and price, no order;
-//! 6. `N:` > 1 (the virtual entry is on an earlier bar): close a mismatching real position (closing is
+//! 5. a bar the executor published → else UNKNOWN_BAR;
+//! 6. real position already matches the target → OK with its id and price, no order. A position
+//!    the broker filled only in part counts as the target: one position on the target's side, no
+//!    larger than the target, opened (its label says) for an action with this same target. It is
+//!    never topped up (a second order would be a second position) nor closed and reopened; it
+//!    goes when the action changes. (A lot size lowered by a config reload is held the same way.)
+//! 7. `N:` > 1 (the virtual entry is on an earlier bar): close a mismatching real position (closing is
 //!    always allowed) but never open: WAIT_SYNC|MISSED_ENTRY;
-//! 7. otherwise close whatever does not match, then open through the risk guard.
+//! 8. otherwise close whatever does not match, then open through the risk guard.
+//!
+//! Only answers about a published bar of a configured symbol are remembered (and journaled): the
+//! others depend on nothing but the config, the clock and the line, and remembering them would let
+//! any input grow memory or push real bars out (see [`crate::bar_memory`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use protocol::{Ack, AckOutcome, Action, BarTime, Decimal, Reason, Signal, Symbol};
+use protocol::{Ack, AckOutcome, Action, BarTime, Decimal, Reason, Signal, Symbol, Timeframe};
+
+use crate::bar_memory::{BarMemory, Earlier};
 
 use crate::broker::BrokerError;
 use crate::config::SymbolConfig;
-use crate::lots::{TargetPosition, same_lots};
+use crate::lots::{LotMap, TargetPosition, same_lots};
 use crate::orders::{
     BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side, client_order_id,
+    parse_open_label,
 };
 use crate::risk::{RiskApproved, RiskContext, RiskGuard};
 
-/// How many answered bars per symbol are remembered for de-duplication.
-pub const ANSWERED_PER_SYMBOL: usize = 64;
+pub use crate::bar_memory::ANSWERED_PER_SYMBOL;
 
 /// What the engine needs from the config (replaced as a whole on SIGHUP).
 #[derive(Debug, Clone)]
@@ -53,6 +65,9 @@ pub struct Reply {
     pub ack: Ack,
     /// The same ACK sent again for a repeated signal.
     pub duplicate: bool,
+    /// The answer is remembered for its bar (and so journaled); false for refusals that depend on
+    /// nothing but the config, the clock and the line, and for repeats.
+    pub remembered: bool,
 }
 
 /// What to do with the broker for one SIGNAL: all closes first, then the open step.
@@ -91,7 +106,7 @@ pub struct Execution {
 pub struct SignalEngine {
     rules: EngineRules,
     pub risk: RiskGuard,
-    answered: HashMap<Symbol, VecDeque<(BarTime, Ack)>>,
+    bars: BarMemory,
     risk_dirty: bool,
 }
 
@@ -100,7 +115,7 @@ impl SignalEngine {
         SignalEngine {
             rules,
             risk,
-            answered: HashMap::new(),
+            bars: BarMemory::default(),
             risk_dirty: false,
         }
     }
@@ -120,25 +135,38 @@ impl SignalEngine {
         std::mem::take(&mut self.risk_dirty)
     }
 
-    /// Remembers an ACK for (symbol, bar), e.g. from the journal after a restart.
+    /// Remembers an ACK for (symbol, bar), e.g. from the journal after a restart. Ignored for a
+    /// symbol that is not configured (nothing of it is executed, and memory stays bounded).
     pub fn remember(&mut self, symbol: &Symbol, bar: BarTime, ack: Ack) {
-        let q = self.answered.entry(symbol.clone()).or_default();
-        if let Some(slot) = q.iter_mut().find(|(b, _)| *b == bar) {
-            slot.1 = ack;
-            return;
-        }
-        q.push_back((bar, ack));
-        while q.len() > ANSWERED_PER_SYMBOL {
-            q.pop_front();
+        if self.rules.symbols.contains_key(symbol) {
+            self.bars.answered(symbol, bar, ack);
         }
     }
 
-    fn answered(&self, symbol: &Symbol, bar: BarTime) -> Option<&Ack> {
-        self.answered
-            .get(symbol)?
-            .iter()
-            .find(|(b, _)| *b == bar)
-            .map(|(_, a)| a)
+    /// The executor published this bar (live or in a HISTORY block): SIGNALs may be for it. Only a
+    /// configured symbol's bars of its configured timeframe count.
+    pub fn on_bar_published(&mut self, symbol: &Symbol, timeframe: Timeframe, bar: BarTime) {
+        if self
+            .rules
+            .symbols
+            .get(symbol)
+            .is_some_and(|c| c.timeframe == timeframe)
+        {
+            self.bars.published(symbol, bar);
+        }
+    }
+
+    /// A bar the journal shows an order intent for (a restart's recovery): published before the
+    /// restart, on the symbol's configured timeframe.
+    pub fn on_bar_journaled(&mut self, symbol: &Symbol, bar: BarTime) {
+        if let Some(tf) = self.rules.symbols.get(symbol).map(|c| c.timeframe) {
+            self.on_bar_published(symbol, tf, bar);
+        }
+    }
+
+    /// How many symbols the engine keeps bar memory for (bounded by the config).
+    pub fn remembered_symbols(&self) -> usize {
+        self.bars.symbols()
     }
 
     /// Decides what to do with a SIGNAL given one book's snapshot at `now`.
@@ -157,6 +185,15 @@ impl SignalEngine {
             Decision::Reply(Reply {
                 ack,
                 duplicate: false,
+                remembered: bar.is_some(),
+            })
+        };
+        // Answered without a trace: nothing about the bar is remembered or journaled.
+        let refuse = |bar: Option<BarTime>, ack: Ack| {
+            Decision::Reply(Reply {
+                ack: ack.with_bar_time(bar),
+                duplicate: false,
+                remembered: false,
             })
         };
         let fail = |reason| Ack::fail(sig.symbol.clone(), sig.action, reason);
@@ -169,13 +206,20 @@ impl SignalEngine {
         }
 
         let (Some(bar), Some(held)) = (sig.bar_time, sig.held) else {
-            return reply(self, sig.bar_time, fail(Reason::Malformed));
+            return refuse(sig.bar_time, fail(Reason::Malformed));
         };
-        if let Some(ack) = self.answered(&sig.symbol, bar) {
-            return Decision::Reply(Reply {
-                ack: ack.clone(),
-                duplicate: true,
-            });
+        match self.bars.earlier(&sig.symbol, bar) {
+            Earlier::Answered(ack) if ack.action == sig.action => {
+                return Decision::Reply(Reply {
+                    ack: ack.clone(),
+                    duplicate: true,
+                    remembered: false,
+                });
+            }
+            // The first answer stands; this one is not remembered over it.
+            Earlier::Answered(_) => return refuse(Some(bar), fail(Reason::DuplicateBar)),
+            Earlier::Forgotten => return refuse(Some(bar), fail(Reason::Stale)),
+            Earlier::No => {}
         }
         let Some(rules) = self.rules.symbols.get(&sig.symbol).cloned() else {
             let reason = if self.rules.model_symbols.contains(&sig.symbol) {
@@ -183,21 +227,29 @@ impl SignalEngine {
             } else {
                 Reason::UnknownSymbol
             };
-            return reply(self, Some(bar), fail(reason));
+            return refuse(Some(bar), fail(reason));
         };
         if !rules.enabled {
-            return reply(self, Some(bar), fail(Reason::Disabled));
+            return refuse(Some(bar), fail(Reason::Disabled));
         }
+        let published = self.bars.is_published(&sig.symbol, bar);
         let tf_secs = rules.timeframe.duration_secs().unwrap_or(0) as i64;
         let bar_close = bar.unix_seconds() + tf_secs;
         if now.timestamp() > bar_close + self.rules.stale_max_age_secs {
-            return reply(self, Some(bar), fail(Reason::Stale));
+            return if published {
+                reply(self, Some(bar), fail(Reason::Stale))
+            } else {
+                refuse(Some(bar), fail(Reason::Stale))
+            };
+        }
+        if !published {
+            return refuse(Some(bar), fail(Reason::UnknownBar));
         }
 
         let digits = price_digits(&rules);
         let target = rules.lots.target(sig.action);
         let mine: Vec<&BrokerPosition> = book.positions_for(&sig.symbol).collect();
-        if let Some(ack) = matching(&mine, target, sig, digits) {
+        if let Some(ack) = matching(&mine, target, sig, digits, &rules.lots) {
             return reply(self, Some(bar), ack);
         }
 
@@ -341,6 +393,7 @@ fn matching(
     target: TargetPosition,
     sig: &Signal,
     digits: usize,
+    lots: &LotMap,
 ) -> Option<Ack> {
     if target.is_flat() {
         return mine
@@ -348,7 +401,10 @@ fn matching(
             .then(|| Ack::ok(sig.symbol.clone(), sig.action, None, None));
     }
     match mine {
-        [p] if p.side.direction() == target.direction && same_lots(p.lots, target.lots) => {
+        [p] if p.side.direction() == target.direction
+            && (same_lots(p.lots, target.lots)
+                || partial_of_target(p, target, &sig.symbol, lots)) =>
+        {
             Some(Ack::ok(
                 sig.symbol.clone(),
                 sig.action,
@@ -358,6 +414,26 @@ fn matching(
         }
         _ => None,
     }
+}
+
+/// A position smaller than `target` that was opened for it: its label names an action of this
+/// symbol whose target (with today's lots) is this one. What a fill cut short by the broker leaves.
+fn partial_of_target(
+    p: &BrokerPosition,
+    target: TargetPosition,
+    symbol: &Symbol,
+    lots: &LotMap,
+) -> bool {
+    let opened_for = p
+        .label
+        .as_deref()
+        .and_then(parse_open_label)
+        .filter(|(s, _, _)| s == symbol)
+        .map(|(_, _, action)| lots.target(action));
+    p.lots > 0.0
+        && p.lots < target.lots
+        && opened_for
+            .is_some_and(|t| t.direction == target.direction && same_lots(t.lots, target.lots))
 }
 
 fn price(v: f64, digits: usize) -> Option<Decimal> {

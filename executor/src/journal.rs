@@ -39,7 +39,11 @@ pub enum Entry {
         coid: String,
         ok: bool,
         position_id: Option<u64>,
+        /// The volume-weighted price of everything executed (over every deal).
         price: Option<f64>,
+        /// The lots executed: the whole order's, less when the broker filled an open in part.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lots: Option<f64>,
         error: Option<String>,
         resolved_by: Option<String>,
     },
@@ -271,6 +275,7 @@ mod tests {
             ok: true,
             position_id: Some(1),
             price: Some(1.1),
+            lots: Some(0.01),
             error: None,
             resolved_by: None,
         }
@@ -342,6 +347,7 @@ mod tests {
             ok: true,
             position_id: Some(1),
             price: Some(1.1),
+            lots: Some(0.01),
             error: None,
             resolved_by: None,
         })

@@ -13,6 +13,9 @@
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
 //! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
 //!   lock, the injected clock, the kernel's NTP status.
+//! - [`reconcile`]: the live book's positions from the broker's events (late, repeated and
+//!   reordered ones ignored) and reconciles, and when to reconcile.
+//! - [`resolve`]: orders of unknown fate looked up in the broker's positions.
 //! - [`desk`]: one book (engine + broker + journal) executing plans.
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
@@ -20,6 +23,8 @@
 //! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
 //!   refused connection setup means.
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
+pub mod admission;
+pub mod bar_memory;
 pub mod barfeed;
 pub mod broker;
 pub mod clock;
@@ -27,16 +32,20 @@ pub mod config;
 pub mod desk;
 pub mod drift;
 pub mod engine;
+pub mod ipc;
 pub mod journal;
 pub mod lots;
 pub use service::notify;
 pub mod ntp;
 pub mod onboarding;
 pub mod orders;
+pub mod reconcile;
 pub mod report;
+pub mod resolve;
 pub mod risk;
 pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod signals_log;
 pub mod state;
+pub mod warmup;

@@ -20,6 +20,17 @@ pub fn client_order_id(symbol: &Symbol, bar: BarTime, action: Action, leg: Leg) 
     )
 }
 
+/// The symbol, bar and action an open's label names: the inverse of [`client_order_id`] for
+/// [`Leg::Open`]. `None` for any other label (a close, another program's order).
+pub fn parse_open_label(label: &str) -> Option<(Symbol, BarTime, Action)> {
+    let rest = label.strip_prefix("OT-")?.strip_suffix('O')?;
+    let mut parts = rest.rsplitn(3, '-');
+    let action = Action::from_index(parts.next()?.parse().ok()?)?;
+    let bar = BarTime::from_unix(parts.next()?.parse().ok()?).ok()?;
+    let symbol = parts.next()?.parse().ok()?;
+    Some((symbol, bar, action))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Leg {
     Open,
@@ -177,5 +188,26 @@ mod tests {
         assert_ne!(a, client_order_id(&s, b, Action::LongWeak, Leg::Close));
         assert_ne!(a, client_order_id(&s, b, Action::LongModerate, Leg::Open));
         assert!(a.len() <= 50);
+    }
+
+    #[test]
+    fn an_open_label_parses_back_and_nothing_else_does() {
+        let s: Symbol = "US500".parse().unwrap();
+        let b = BarTime::from_unix(1_770_113_700).unwrap();
+        for action in Action::ALL {
+            let label = client_order_id(&s, b, action, Leg::Open);
+            assert_eq!(parse_open_label(&label), Some((s.clone(), b, action)));
+        }
+        let close = client_order_id(&s, b, Action::LongWeak, Leg::Close);
+        for other in [
+            close.as_str(),
+            &format!("{close}-17"),
+            "OT-US500-1770113700-9O",
+            "OT-US500-x-1O",
+            "my manual trade",
+            "",
+        ] {
+            assert_eq!(parse_open_label(other), None, "{other}");
+        }
     }
 }

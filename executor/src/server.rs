@@ -8,8 +8,8 @@
 //! One preditor at a time: a second connection that authenticates **replaces** the first, which gets
 //! `ERROR|REPLACED|...` and is closed. Refusing it instead would let a half-open connection (a
 //! preditor killed without a FIN, a NAT/firewall drop) lock the real, restarted preditor out until
-//! TCP keepalive noticed; the newcomer has to present the 0600 token, so only a process that may
-//! read the secret can take over.
+//! TCP keepalive noticed; the newcomer has to prove it holds the 0600 token (PROTOCOL.md §7), so
+//! only a process that may read the secret can take over.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -17,12 +17,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use protocol::{Bar, ErrorCode, ErrorLine, Hello, History, HistoryEnd, Line, Mode, Signal, Warmup};
-use tokio::net::{TcpListener, TcpStream};
+use protocol::handshake::{IpcKey, TokenError};
+use protocol::{Bar, ErrorCode, ErrorLine, Line, Mode, Signal, Warmup};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::barfeed::{BarBuilder, BarsError, CsvBarSource};
 use crate::broker::ctrader::{CtraderBroker, CtraderStartError};
@@ -33,27 +31,27 @@ use crate::config::{ClockSource, ExecutorConfig};
 use crate::desk::{Desk, DeskError, DeskOutcome, describe_target};
 use crate::drift::{BookOutcome, DriftLog, DriftRow};
 use crate::engine::{EngineRules, SignalEngine, ack_reason};
+use crate::ipc::{ConnEvent, Outbound, accept_loop};
 use crate::journal::{Journal, JournalError};
 use crate::notify::SystemdNotifier;
 use crate::ntp::{NtpStatus, kernel_ntp_status};
 use crate::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent};
 use crate::risk::{RiskApproved, RiskGuard};
 use crate::secrets::{SecretError, read_secret};
-use crate::session::{Session, SessionAction};
 use crate::signals_log::{Dir, SignalsLog};
 use crate::state::{StateError, StateLock};
+use crate::warmup::{Fetch, HistoryAnswer, Warming};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Largest WebSocket message accepted; a HISTORY-sized burst from the preditor is never needed, so
-/// anything bigger is hostile and the connection is dropped by the WebSocket layer.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-/// WebSocket Ping period towards the preditor. tungstenite answers pings but never sends any, so
-/// without these a quiet link (bars only every M15/H1) would give the preditor nothing to feed its
-/// own watchdog with, and a half-open connection would go unnoticed.
-pub const WS_PING_PERIOD: Duration = Duration::from_secs(15);
+pub use crate::ipc::{MAX_MESSAGE_BYTES, WS_PING_PERIOD};
 /// In live/shadow mode, a broker round trip (a version request) when the broker has been quiet this
 /// long: a closed market sends no spots, and the client's heartbeats are not passed on as events.
 pub const BROKER_PROBE_PERIOD: Duration = Duration::from_secs(10);
+
+/// How often the cTrader account (balance, leverage, every position's unrealised PnL) is asked of
+/// the broker: the risk guard's equity is at most this old (plus a round trip). Two requests per
+/// period, far under the server's 50/s.
+pub const ACCOUNT_REFRESH_PERIOD: Duration = Duration::from_secs(5);
 
 /// Queued events handled in one turn of the core loop: enough for a bar boundary of every symbol
 /// (a spot, a live trendbar and their updates: up to about 5 broker events per symbol) and for
@@ -74,6 +72,12 @@ pub enum RunError {
     Desk(#[from] DeskError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error("{path}: {source}")]
+    Token {
+        path: PathBuf,
+        #[source]
+        source: TokenError,
+    },
     #[error(transparent)]
     Bars(#[from] BarsError),
     #[error("{path}: {source}")]
@@ -149,6 +153,24 @@ impl Broker for AnyBroker {
             AnyBroker::Ctrader(b) => b.commit(),
         }
     }
+    fn suspect(&self) -> Option<String> {
+        match self {
+            AnyBroker::Paper(b) => b.suspect(),
+            AnyBroker::Ctrader(b) => b.suspect(),
+        }
+    }
+    fn distrust(&mut self, why: String) {
+        match self {
+            AnyBroker::Paper(b) => b.distrust(why),
+            AnyBroker::Ctrader(b) => b.distrust(why),
+        }
+    }
+    fn reconcile_every(&self) -> Option<Duration> {
+        match self {
+            AnyBroker::Paper(b) => b.reconcile_every(),
+            AnyBroker::Ctrader(b) => b.reconcile_every(),
+        }
+    }
 }
 
 /// A resolved ticket of either book.
@@ -156,32 +178,6 @@ impl Broker for AnyBroker {
 pub enum AnyReceipt {
     Paper(Fill),
     Ctrader(Box<crate::broker::ctrader::Execution>),
-}
-
-#[derive(Debug)]
-enum Outbound {
-    Line(String),
-    Close(ErrorLine),
-}
-
-#[derive(Debug)]
-enum ConnEvent {
-    Authenticated {
-        id: u64,
-        version: String,
-        tx: mpsc::UnboundedSender<Outbound>,
-    },
-    Closed {
-        id: u64,
-    },
-    Line {
-        id: u64,
-        line: Line,
-    },
-    Control {
-        id: u64,
-        text: String,
-    },
 }
 
 /// A started executor: books open and reconciled, logs open, state directory locked.
@@ -199,8 +195,13 @@ pub struct Executor {
     /// cTrader modes: the client's events, and one closed-bar detector per symbol.
     ct_events: Option<ctrader::client::EventStream>,
     builders: BTreeMap<protocol::Symbol, BarBuilder>,
-    token: Arc<String>,
+    /// Market-data events the client has dropped so far (see `check_market_data_loss`).
+    market_data_dropped: u64,
+    key: IpcKey,
     active: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
+    /// WARMUPs in flight for the active connection (`warmup.rs`), and where their answers return.
+    warming: Warming,
+    history_tx: Option<mpsc::UnboundedSender<HistoryAnswer>>,
     replay_done_logged: bool,
     notify: SystemdNotifier,
     /// The cTrader link as the last connection event described it (for `STATUS=`).
@@ -254,7 +255,12 @@ impl Executor {
                 tracing::warn!(%why, "cannot read the kernel's NTP status (adjtimex)")
             }
         }
-        let token = Arc::new(read_secret(&cfg.ipc.token_file)?);
+        let key = IpcKey::from_token(&read_secret(&cfg.ipc.token_file)?).map_err(|source| {
+            RunError::Token {
+                path: cfg.ipc.token_file.clone(),
+                source,
+            }
+        })?;
 
         let (clock, feed_clock): (Arc<dyn Clock>, Option<FeedClock>) = match (clock, cfg.clock) {
             (Some(c), _) => (c, None),
@@ -377,8 +383,11 @@ impl Executor {
             bars,
             ct_events,
             builders,
-            token,
+            market_data_dropped: 0,
+            key,
             active: None,
+            warming: Warming::default(),
+            history_tx: None,
             replay_done_logged: false,
             notify: SystemdNotifier::disabled(),
             broker_link: "connected",
@@ -407,6 +416,7 @@ impl Executor {
     }
 
     fn apply_bar_to_books(&mut self, bar: &Bar) {
+        self.bar_published(bar);
         let close_time =
             bar.time.unix_seconds() + bar.timeframe.duration_secs().unwrap_or(0) as i64;
         if let Some(f) = &self.feed_clock
@@ -420,6 +430,17 @@ impl Executor {
         }
         if let Some(s) = &mut self.shadow {
             s.broker.on_bar_close(&bar.symbol, close, close_time);
+        }
+    }
+
+    /// SIGNALs may be for this bar from now on (see `bar_memory.rs`).
+    fn bar_published(&mut self, bar: &Bar) {
+        self.primary
+            .engine
+            .on_bar_published(&bar.symbol, bar.timeframe, bar.time);
+        if let Some(s) = &mut self.shadow {
+            s.engine
+                .on_bar_published(&bar.symbol, bar.timeframe, bar.time);
         }
     }
 
@@ -475,10 +496,13 @@ impl Executor {
         mut reload: mpsc::Receiver<()>,
     ) -> Result<(), RunError> {
         let (ev_tx, mut ev_rx) = mpsc::channel::<ConnEvent>(1024);
+        let (history_tx, mut history_rx) = mpsc::unbounded_channel::<HistoryAnswer>();
+        self.history_tx = Some(history_tx);
         let accept = tokio::spawn(accept_loop(
             listener,
             ev_tx,
-            self.token.clone(),
+            self.key.clone(),
+            self.cfg.broker.mode,
             Duration::from_secs(self.cfg.ipc.hello_timeout_secs),
             self.log.clone(),
         ));
@@ -496,7 +520,21 @@ impl Executor {
         );
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (probe_tx, mut probe_rx) = mpsc::channel::<ProbeResult>(1);
+        // The live book is reconciled on a schedule and as soon as it contradicted the broker
+        // (the desk decides when: `Desk::reconcile_if_due`), between batches as well as before one.
+        // Wall-clock time: a replay's market clock runs hours a second.
+        let mut reconcile_tick = tokio::time::interval(Duration::from_secs(1));
+        reconcile_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut probe_in_flight = false;
+        let mut account_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + ACCOUNT_REFRESH_PERIOD,
+            ACCOUNT_REFRESH_PERIOD,
+        );
+        account_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (account_tx, mut account_rx) = mpsc::channel::<
+            Result<crate::broker::ctrader::AccountRefresh, ctrader::client::ClientError>,
+        >(1);
+        let mut account_in_flight = false;
         let mut last_broker_event = std::time::Instant::now();
         // The listener is bound and start() has reconciled the books: ready to serve.
         let status = self.status_line();
@@ -518,6 +556,7 @@ impl Executor {
                     let status = self.status_line();
                     self.notify.ready(&status);
                 }
+                Some(answer) = history_rx.recv() => self.on_history(answer),
                 Some(ev) = ev_rx.recv() => {
                     // Whatever else is already queued goes with it: the SIGNALs of one bar are
                     // decided together and their orders sent together (see `on_events`).
@@ -547,6 +586,7 @@ impl Executor {
                 }
                 Some(ev) = next_ct => {
                     last_broker_event = std::time::Instant::now();
+                    self.check_market_data_loss(ct_events.as_ref().map_or(0, |s| s.dropped_market_data()));
                     // The spots of one bar boundary arrive together: their BARs go out as one
                     // message, so the preditor decides every symbol in one go and its SIGNALs
                     // come back as one batch (one fsync, every order sent together).
@@ -555,6 +595,7 @@ impl Executor {
                     let mut yields = 0;
                     while handled < MAX_EVENTS_PER_TURN {
                         if let Some(more) = ct_events.as_mut().and_then(|s| s.try_recv()) {
+                            self.check_market_data_loss(ct_events.as_ref().map_or(0, |s| s.dropped_market_data()));
                             closed.extend(self.on_ctrader_event(more));
                             handled += 1;
                             continue;
@@ -569,10 +610,35 @@ impl Executor {
                     }
                     self.publish_bars(closed);
                     self.fill_bar_gaps().await;
+                    self.resolve_position_symbols().await;
+                }
+                // The account as the broker sees it, fetched off the loop: no signal waits for it.
+                _ = account_tick.tick(), if live_feed && !account_in_flight => {
+                    if let AnyBroker::Ctrader(b) = &self.primary.broker
+                        && b.client().state() == ctrader::client::LinkState::Ready
+                    {
+                        account_in_flight = true;
+                        let refresh = b.account_refresh();
+                        let tx = account_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = tx.send(refresh.await).await;
+                        });
+                    }
+                }
+                Some(r) = account_rx.recv() => {
+                    account_in_flight = false;
+                    match (r, &mut self.primary.broker) {
+                        (Ok(r), AnyBroker::Ctrader(b)) => b.apply_account_refresh(&r),
+                        (Err(e), _) => tracing::warn!(error = %e, "the broker's account figures could not be refreshed; the risk guard uses the last ones"),
+                        _ => {}
+                    }
                 }
                 _ = bar_clock.tick(), if live_feed => {
                     self.on_bar_clock();
                     self.fill_bar_gaps().await;
+                }
+                _ = reconcile_tick.tick(), if live_feed => {
+                    self.primary.reconcile_if_due(Some(std::time::Instant::now())).await;
                 }
                 _ = probe.tick(), if live_feed && !probe_in_flight => {
                     if last_broker_event.elapsed() >= BROKER_PROBE_PERIOD
@@ -596,7 +662,11 @@ impl Executor {
                         ProbeResult::Unanswered(why) => {
                             // The server announces the end in wall-clock time, whatever the feed's clock.
                             let now_ms = chrono::Utc::now().timestamp_millis();
-                            if waiting_out_maintenance(self.maintenance_until_ms, now_ms) {
+                            if self.broker_link == "unauthorized" {
+                                // Waiting for a new token by design (see `AuthorizationLost`): the
+                                // loop is alive; a restart would not bring the token back.
+                                self.progress();
+                            } else if waiting_out_maintenance(self.maintenance_until_ms, now_ms) {
                                 // Silence is expected until the announced end; the loop that
                                 // handled this probe is alive, so the watchdog is fed.
                                 tracing::info!(%why, until_ms = ?self.maintenance_until_ms, "broker in announced maintenance");
@@ -687,16 +757,14 @@ impl Executor {
                 }
                 tracing::info!(conn = id, %version, "preditor authenticated");
                 self.active = Some((id, tx));
-                let hello = Hello::executor(VERSION, self.cfg.broker.mode);
-                if let Ok(h) = hello {
-                    self.send(&Line::Hello(h));
-                }
+                self.warming.reset();
                 self.refresh_status();
             }
             ConnEvent::Closed { id } => {
                 if self.active.as_ref().is_some_and(|(a, _)| *a == id) {
                     tracing::info!(conn = id, "preditor disconnected");
                     self.active = None;
+                    self.warming.reset();
                     self.refresh_status();
                 }
             }
@@ -707,7 +775,7 @@ impl Executor {
                 self.progress();
                 match line {
                     Line::Signal(sig) => self.on_signals(vec![sig]).await,
-                    Line::Warmup(w) => self.on_warmup(&w).await,
+                    Line::Warmup(w) => self.on_warmup(&w),
                     Line::Error(e) => {
                         tracing::warn!(code = %e.code, text = %e.text, "preditor reported an error")
                     }
@@ -845,6 +913,23 @@ impl Executor {
         }
     }
 
+    /// The client drops spots and live trendbars the core loop did not read in time
+    /// (`EventStream::dropped_market_data`): a bar forming then may miss its last ticks, so it is
+    /// taken from history like after a lost link.
+    fn check_market_data_loss(&mut self, dropped: u64) {
+        if dropped == self.market_data_dropped {
+            return;
+        }
+        tracing::warn!(
+            dropped,
+            "market data was dropped (the core loop fell behind); the forming bars will come from history"
+        );
+        self.market_data_dropped = dropped;
+        self.builders
+            .values_mut()
+            .for_each(BarBuilder::on_link_lost);
+    }
+
     /// Market data and account events from the cTrader client.
     /// Returns the bar this event closed, if any, for the caller to publish.
     fn on_ctrader_event(&mut self, ev: ctrader::client::ClientEvent) -> Option<Bar> {
@@ -864,13 +949,26 @@ impl Executor {
                 }
                 tick.and_then(|(sym, bid, t)| self.builders.get_mut(&sym)?.on_spot(t, bid))
             }
-            ClientEvent::LiveBar { symbol_id, bar } => {
+            ClientEvent::LiveBar {
+                symbol_id,
+                bar,
+                bid,
+                ..
+            } => {
                 let sym = b.symbol_of(*symbol_id).cloned();
                 sym.and_then(|s| {
-                    self.builders.get_mut(&s)?.on_trendbar(
-                        bar.open_time,
-                        [bar.open, bar.high, bar.low, bar.close],
-                        bar.volume.max(0) as u64,
+                    let builder = self.builders.get_mut(&s)?;
+                    // Only the configured timeframe's trendbar is this symbol's bar.
+                    (bar.timeframe == builder_timeframe(&self.cfg, &s)?).then_some(())?;
+                    builder.on_trendbar(
+                        crate::barfeed::LiveBar {
+                            open_time: bar.open_time,
+                            open: bar.open,
+                            high: bar.high,
+                            low: bar.low,
+                            volume: bar.volume.max(0) as u64,
+                        },
+                        *bid,
                     )
                 })
             }
@@ -886,6 +984,7 @@ impl Executor {
                         ..
                     } => self.maintenance_until_ms = Some(*end),
                     ctrader::client::ConnectionEvent::Ready => self.maintenance_until_ms = None,
+
                     ctrader::client::ConnectionEvent::Disconnected { .. } => {
                         // Ticks are lost from now on: no bar is emitted from partial live data.
                         self.builders
@@ -948,6 +1047,16 @@ impl Executor {
         }
     }
 
+    /// Positions on symbols the config does not trade count in the risk guard with their real lots:
+    /// their volume rules are fetched when such a position appears (no request otherwise).
+    async fn resolve_position_symbols(&mut self) {
+        if let AnyBroker::Ctrader(b) = &mut self.primary.broker
+            && let Err(e) = b.resolve_symbols().await
+        {
+            tracing::warn!(error = %e, "volume rules of an unconfigured symbol holding a position could not be fetched; its lots count as unbounded (no new opens pass the exposure limit)");
+        }
+    }
+
     fn on_bar_clock(&mut self) {
         let now = self.clock.now().timestamp();
         let closed: Vec<Bar> = self
@@ -958,75 +1067,105 @@ impl Executor {
         self.publish_bars(closed);
     }
 
-    /// Closed bars go to the paper books, then to the preditor in one message.
+    /// Closed bars go to the paper books, then to the preditor in one message (except those of a
+    /// pair being warmed up, held back until its HISTORY_END).
     fn publish_bars(&mut self, bars: Vec<Bar>) {
         for b in &bars {
             self.apply_bar_to_books(b);
         }
-        let lines: Vec<Line> = bars.into_iter().map(Line::Bar).collect();
+        let lines: Vec<Line> = bars
+            .into_iter()
+            .filter_map(|b| self.warming.hold(b))
+            .map(Line::Bar)
+            .collect();
         self.send_all(&lines);
     }
 
-    async fn on_warmup(&mut self, w: &Warmup) {
-        let bars = match &self.primary.broker {
-            AnyBroker::Ctrader(b) => {
-                let digits = self.cfg.symbols.get(&w.symbol).map_or(5, |c| c.digits);
-                match b
-                    .history(
-                        &w.symbol,
-                        w.timeframe,
-                        w.count as usize,
-                        self.clock.now().timestamp(),
-                    )
-                    .await
-                {
-                    Ok(bars) => Some(
-                        bars.iter()
-                            .filter_map(|x| history_bar(&w.symbol, w.timeframe, digits, x))
-                            .collect(),
-                    ),
-                    Err(e) => {
-                        tracing::warn!(symbol = %w.symbol, error = %e, "history request failed");
-                        None
-                    }
-                }
-            }
-            AnyBroker::Paper(_) => self
-                .bars
-                .as_ref()
-                .and_then(|src| src.history(&w.symbol, w.timeframe, w.count as usize)),
+    /// Starts answering a WARMUP in a task of its own (`warmup.rs`); the answer comes back to
+    /// [`Self::on_history`]. Only a configured symbol is served: anything else is refused at once,
+    /// so WARMUPs in flight are bounded by the config.
+    fn on_warmup(&mut self, w: &Warmup) {
+        let (Some((conn, _)), Some(answers)) = (&self.active, &self.history_tx) else {
+            return;
         };
-
-        // The shadow paper book prices from bar closes; right after a start none has closed on
-        // the live feed yet, and the twin's first signal is its decision on this history's last
-        // bar: that bar's close is the paper book's price until the feed publishes a newer one.
-        if let (Some(s), Some(last)) = (&mut self.shadow, bars.as_ref().and_then(|b| b.last()))
-            && s.broker.snapshot_sync(&w.symbol).quote.is_none()
-        {
-            let close_time =
-                last.time.unix_seconds() + last.timeframe.duration_secs().unwrap_or(0) as i64;
-            s.broker
-                .on_bar_close(&last.symbol, last.close.to_f64(), close_time);
-        }
-        let Some(bars) = bars else {
+        let (conn, answers) = (*conn, answers.clone());
+        let Some(digits) = self.cfg.symbols.get(&w.symbol).map(|c| c.digits) else {
             self.send(&Line::Error(ErrorLine::new(
                 ErrorCode::UnknownSymbol,
                 format!("no {} {} bars to serve", w.symbol, w.timeframe.as_str()),
             )));
             return;
         };
-        self.send(&Line::History(History {
-            symbol: w.symbol.clone(),
-            timeframe: w.timeframe,
-            count: bars.len() as u32,
-        }));
-        for b in bars {
-            self.send(&Line::Bar(b));
+        if !self.warming.start(&w.symbol, w.timeframe) {
+            tracing::debug!(symbol = %w.symbol, "WARMUP already being answered");
+            return;
         }
-        self.send(&Line::HistoryEnd(HistoryEnd {
-            symbol: w.symbol.clone(),
-            timeframe: w.timeframe,
-        }));
+        let fetch = match &self.primary.broker {
+            AnyBroker::Ctrader(b) => {
+                match b.history_request(
+                    &w.symbol,
+                    w.timeframe,
+                    w.count as usize,
+                    self.clock.now().timestamp(),
+                ) {
+                    Ok(request) => Fetch::Broker { request, digits },
+                    Err(e) => {
+                        tracing::warn!(symbol = %w.symbol, error = %e, "history request failed");
+                        Fetch::Ready(None)
+                    }
+                }
+            }
+            AnyBroker::Paper(_) => Fetch::Ready(
+                self.bars
+                    .as_ref()
+                    .and_then(|src| src.history(&w.symbol, w.timeframe, w.count as usize)),
+            ),
+        };
+        crate::warmup::serve(conn, w.clone(), fetch, self.log.clone(), answers);
+    }
+
+    /// A HISTORY block is ready: its bars are published (SIGNALs may be for them), it goes out,
+    /// then the pair's live bars held back meanwhile.
+    fn on_history(&mut self, a: HistoryAnswer) {
+        let Some((id, tx)) = &self.active else { return };
+        if *id != a.conn {
+            return; // for a connection that is gone
+        }
+        let tx = tx.clone();
+        for t in &a.newest {
+            self.primary
+                .engine
+                .on_bar_published(&a.symbol, a.timeframe, *t);
+            if let Some(s) = &mut self.shadow {
+                s.engine.on_bar_published(&a.symbol, a.timeframe, *t);
+            }
+        }
+        // The shadow paper book prices from bar closes; right after a start none has closed on
+        // the live feed yet, and the twin's first signal is its decision on this history's last
+        // bar: that bar's close is the paper book's price until the feed publishes a newer one.
+        if let (Some(s), Some(last)) = (&mut self.shadow, &a.last)
+            && s.broker.snapshot_sync(&a.symbol).quote.is_none()
+        {
+            let close_time =
+                last.time.unix_seconds() + last.timeframe.duration_secs().unwrap_or(0) as i64;
+            s.broker
+                .on_bar_close(&last.symbol, last.close.to_f64(), close_time);
+        }
+        // The preditor has these bars now: the live feed must not send them again (a bar the
+        // builder closes later, or a backfill after a lost link, is dropped by the builder; the
+        // live bars held meanwhile are dropped by `Warming::finish`).
+        if let (Some(last), Some(builder)) = (&a.last, self.builders.get_mut(&a.symbol))
+            && builder_timeframe(&self.cfg, &a.symbol) == Some(a.timeframe)
+        {
+            builder.mark_delivered(last.time.unix_seconds());
+        }
+        // Already in signals.log (the task logged it).
+        let _ = tx.send(Outbound::Line(a.text));
+        let held = self
+            .warming
+            .finish(&a.symbol, a.timeframe, a.newest.first().copied());
+        let lines: Vec<Line> = held.into_iter().map(Line::Bar).collect();
+        self.send_all(&lines);
     }
 
     fn replay_step(&mut self) {
@@ -1084,6 +1223,14 @@ impl Executor {
     }
 }
 
+/// The timeframe a symbol's bars are built for.
+fn builder_timeframe(
+    cfg: &ExecutorConfig,
+    symbol: &protocol::Symbol,
+) -> Option<protocol::Timeframe> {
+    cfg.symbols.get(symbol).map(|c| c.timeframe)
+}
+
 /// The cTrader link in a word, for `STATUS=`; `None` for steps that do not change it.
 fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
     use ctrader::client::ConnectionEvent as C;
@@ -1092,12 +1239,13 @@ fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
         C::Ready => Some("connected"),
         C::SetupFailed { .. } | C::Disconnected { .. } => Some("disconnected"),
         C::ReconnectScheduled { .. } => Some("reconnecting"),
+        C::AuthorizationLost { .. } => Some("unauthorized"),
         _ => None,
     }
 }
 
 /// A bar from the broker's history as a BAR line's bar (`None` if a price does not fit `digits`).
-fn history_bar(
+pub(crate) fn history_bar(
     symbol: &protocol::Symbol,
     timeframe: protocol::Timeframe,
     digits: usize,
@@ -1159,164 +1307,6 @@ impl ProbeResult {
             Err(e) => ProbeResult::Unanswered(e.to_string()),
         }
     }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    events: mpsc::Sender<ConnEvent>,
-    token: Arc<String>,
-    hello_timeout: Duration,
-    log: Arc<SignalsLog>,
-) {
-    let mut next_id = 1u64;
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        // Small lines, sent one message at a time: Nagle's algorithm would hold each behind the
-        // previous one's ACK.
-        let _ = stream.set_nodelay(true);
-        if !peer.ip().is_loopback() {
-            tracing::warn!(%peer, "refused a non-loopback connection");
-            continue;
-        }
-        let id = next_id;
-        next_id += 1;
-        tracing::info!(conn = id, %peer, "connection");
-        tokio::spawn(connection(
-            id,
-            stream,
-            events.clone(),
-            token.to_string(),
-            hello_timeout,
-            log.clone(),
-        ));
-    }
-}
-
-async fn connection(
-    id: u64,
-    stream: TcpStream,
-    events: mpsc::Sender<ConnEvent>,
-    token: String,
-    hello_timeout: Duration,
-    log: Arc<SignalsLog>,
-) {
-    let cfg = WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES));
-    let ws = match tokio::time::timeout(
-        hello_timeout,
-        tokio_tungstenite::accept_async_with_config(stream, Some(cfg)),
-    )
-    .await
-    {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            tracing::debug!(conn = id, error = %e, "websocket handshake failed");
-            return;
-        }
-        Err(_) => return,
-    };
-    let (mut sink, mut stream) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
-    let mut out_tx = Some(out_tx);
-    let mut session = Session::new(token);
-    let hello_deadline = tokio::time::sleep(hello_timeout);
-    tokio::pin!(hello_deadline);
-    let mut ping =
-        tokio::time::interval_at(tokio::time::Instant::now() + WS_PING_PERIOD, WS_PING_PERIOD);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let reply = |text: &str| {
-        log.record(id, Dir::Out, text);
-        Message::text(text.to_string())
-    };
-    'conn: loop {
-        tokio::select! {
-            _ = &mut hello_deadline, if !session.is_authenticated() => {
-                let _ = sink.send(reply("ERROR|UNAUTHENTICATED|no HELLO in time")).await;
-                break;
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
-            }
-            out = out_rx.recv(), if out_tx.is_none() => match out {
-                Some(Outbound::Line(text)) => {
-                    if sink.send(Message::text(text)).await.is_err() { break; }
-                }
-                Some(Outbound::Close(err)) => {
-                    let _ = sink.send(reply(&Line::Error(err).to_string())).await;
-                    break;
-                }
-                None => break,
-            },
-            msg = stream.next() => {
-                let text = match msg {
-                    None | Some(Ok(Message::Close(_))) => break,
-                    Some(Err(e)) => {
-                        tracing::warn!(conn = id, error = %e, "connection dropped");
-                        break;
-                    }
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Binary(_))) => {
-                        let _ = sink.send(reply("ERROR|MALFORMED|binary messages are not part of the protocol")).await;
-                        continue;
-                    }
-                    Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
-                };
-                for raw in text.as_str().strip_suffix('\n').unwrap_or(text.as_str()).split('\n') {
-                    log.record(id, Dir::In, &redact(raw));
-                }
-                for action in session.on_message(text.as_str()) {
-                    match action {
-                        SessionAction::Reply(r) => {
-                            if sink.send(reply(&r)).await.is_err() { break 'conn; }
-                        }
-                        SessionAction::Close => break 'conn,
-                        SessionAction::Authenticated { version } => {
-                            if let Some(tx) = out_tx.take()
-                                && events.send(ConnEvent::Authenticated { id, version, tx }).await.is_err()
-                            {
-                                break 'conn;
-                            }
-                        }
-                        SessionAction::Forward(line) => {
-                            if events.send(ConnEvent::Line { id, line }).await.is_err() { break 'conn; }
-                        }
-                        SessionAction::Control(text) => {
-                            if events.send(ConnEvent::Control { id, text }).await.is_err() { break 'conn; }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let _ = events.send(ConnEvent::Closed { id }).await;
-    let _ = sink.close().await;
-}
-
-/// The token never reaches a log: `HELLO|preditor|<v>|<token>` is logged as `...|***`.
-fn redact(raw: &str) -> String {
-    if let Some(rest) = raw.strip_prefix("HELLO|") {
-        let mut parts: Vec<&str> = rest.splitn(3, '|').collect();
-        if parts.len() == 3 {
-            parts[2] = "***";
-            return format!("HELLO|{}", parts.join("|"));
-        }
-    }
-    if raw.len() > 512 {
-        return format!(
-            "{}... ({} bytes)",
-            &raw[..raw.floor_char_boundary(512)],
-            raw.len()
-        );
-    }
-    raw.to_string()
 }
 
 #[cfg(test)]

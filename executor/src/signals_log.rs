@@ -40,4 +40,21 @@ impl SignalsLog {
             let _ = f.flush();
         }
     }
+
+    /// Several lines with one write (a HISTORY block is hundreds of lines).
+    pub fn record_all<'a>(&self, conn: u64, dir: Dir, lines: impl IntoIterator<Item = &'a str>) {
+        let arrow = match dir {
+            Dir::In => '<',
+            Dir::Out => '>',
+        };
+        let ts = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut text = String::new();
+        for l in lines {
+            text.push_str(&format!("{ts} c{conn} {arrow} {l}\n"));
+        }
+        if let Ok(mut f) = self.file.lock() {
+            let _ = f.write_all(text.as_bytes());
+            let _ = f.flush();
+        }
+    }
 }

@@ -102,6 +102,29 @@ fn non_loopback_bind_is_refused() {
 }
 
 #[test]
+fn a_short_ipc_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = common::write_config(dir.path(), "{}");
+    let tok = dir.path().join("secrets/ipc.token");
+    std::fs::write(&tok, "password123\n").unwrap();
+    let Err(ConfigError::Invalid { problems, .. }) = ExecutorConfig::load(&cfg_path) else {
+        panic!("an 11-character token accepted")
+    };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "ipc.token_file");
+    assert!(
+        problems[0].to_string().contains("at least 32"),
+        "{:?}",
+        problems[0]
+    );
+    assert!(
+        problems[0].fix.contains("/dev/urandom"),
+        "{:?}",
+        problems[0]
+    );
+}
+
+#[test]
 fn loose_token_file_is_refused_with_chmod_fix() {
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = common::write_config(dir.path(), "{}");
@@ -180,7 +203,13 @@ fn shipped_config_has_the_20_demo_symbols_in_shadow_mode() {
     ] {
         let p = cfg_dir.path().join(f);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, "x").unwrap();
+        // The IPC token must be a real one (32 characters at least); the others' content is not read.
+        let content = if f.ends_with("ipc.token") {
+            common::TOKEN
+        } else {
+            "x"
+        };
+        std::fs::write(&p, content).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let cfg = ExecutorConfig::load(&copy).unwrap_or_else(|e| panic!("{e}"));

@@ -118,6 +118,9 @@ fn signal(symbol: &str, action: &str, bar: &str) -> Signal {
 
 impl Setup {
     async fn batch(&mut self, sigs: &[Signal]) -> Vec<DeskOutcome> {
+        for s in sigs {
+            common::publish(&mut self.desk.engine, s);
+        }
         tokio::time::timeout(
             Duration::from_secs(5),
             self.desk

@@ -3,7 +3,8 @@
 //! pending in the journal by a crash are resolved by reconciling at startup.
 //!
 //! The broker is the real paper book wrapped in a fault injector that loses replies or requests,
-//! which is what a network does to the cTrader connection.
+//! which is what a network does to the cTrader connection, or keeps showing a position the broker
+//! already closed (what late execution events did to the live book, issue 12 item 2).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -13,7 +14,7 @@ use executor::broker::paper::PaperBroker;
 use executor::broker::{Broker, BrokerError, Ticket, answered};
 use executor::desk::Desk;
 use executor::journal::{Entry, Journal};
-use executor::orders::{BookSnapshot, CloseIntent, Fill, Leg, OpenIntent, Side};
+use executor::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
 use executor::risk::RiskApproved;
 use protocol::{Line, Signal, Symbol};
 
@@ -32,6 +33,11 @@ struct Faulty {
     fault: Fault,
     opens: usize,
     closes: usize,
+    /// Positions the book still shows though the broker has closed them, until a reconcile.
+    stale: Vec<BrokerPosition>,
+    /// Why the book is suspect (a broker answer contradicted it).
+    suspect: Option<String>,
+    reconciles: usize,
 }
 
 impl Broker for Faulty {
@@ -41,10 +47,21 @@ impl Broker for Faulty {
         "live"
     }
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
-        self.inner.snapshot_sync(symbol)
+        let mut snap = self.inner.snapshot_sync(symbol);
+        snap.positions.extend(self.stale.iter().cloned());
+        snap
     }
     async fn reconcile(&mut self) -> Result<BookSnapshot, BrokerError> {
+        self.reconciles += 1;
+        self.stale.clear();
+        self.suspect = None;
         self.inner.reconcile().await
+    }
+    fn suspect(&self) -> Option<String> {
+        self.suspect.clone()
+    }
+    fn distrust(&mut self, why: String) {
+        self.suspect = Some(why);
     }
     fn submit_open(&mut self, order: &RiskApproved<OpenIntent>) -> Ticket<Fill> {
         self.opens += 1;
@@ -63,6 +80,9 @@ impl Broker for Faulty {
         })
     }
     fn settle(&mut self, answer: Result<Fill, BrokerError>) -> Result<Fill, BrokerError> {
+        if let Err(BrokerError::PositionNotFound(id)) = &answer {
+            self.suspect = Some(format!("no position {id}"));
+        }
         answer
     }
     fn commit(&mut self) -> Result<(), BrokerError> {
@@ -87,6 +107,9 @@ fn setup() -> Setup {
         fault: Fault::None,
         opens: 0,
         closes: 0,
+        stale: Vec::new(),
+        suspect: None,
+        reconciles: 0,
     };
     Setup {
         desk: Desk::new("live", p.engine, broker, None).unwrap(),
@@ -100,8 +123,10 @@ fn setup() -> Setup {
 impl Setup {
     /// Handles one SIGNAL line on the desk at `now`.
     async fn signal(&mut self, line: &str) -> executor::desk::DeskOutcome {
+        let sig = signal(line);
+        common::publish(&mut self.desk.engine, &sig);
         self.desk
-            .handle_signal(&signal(line), self.now, false, &mut self.journal)
+            .handle_signal(&sig, self.now, false, &mut self.journal)
             .await
             .unwrap()
     }
@@ -141,6 +166,68 @@ async fn lost_reply_is_found_by_label_and_not_resent() {
     );
 }
 
+/// Issue 12 item 2: the book still shows a position the broker has closed. Its close meets
+/// POSITION_NOT_FOUND: the desk reconciles, counts it as closed (it is not held) and sends the
+/// open; the next batch decides on the reconciled book, so no close is sent for it again.
+#[tokio::test]
+async fn a_close_meeting_position_not_found_reconciles_and_the_open_goes_on() {
+    let mut s = setup();
+    let o = s
+        .signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1")
+        .await;
+    assert_eq!(o.position_after, "LONG 0.01");
+    // The broker closes it (a stop-out); the book has not heard.
+    let gone = s.desk.broker.inner.book.positions[0].clone();
+    s.desk.broker.inner.book.positions.clear();
+    s.desk.broker.stale = vec![gone];
+    let o = s
+        .signal("SIGNAL|EURUSD|SHORT_WEAK|1|0.00|B:2026-02-03T10:00:01Z|N:1")
+        .await;
+    assert_eq!(
+        Line::Ack(o.ack).to_string(),
+        "ACK|EURUSD|SHORT_WEAK|OK|T:2|P:1.10000|B:2026-02-03T10:00:01Z"
+    );
+    assert_eq!((s.desk.broker.closes, s.desk.broker.opens), (1, 2));
+    assert_eq!(s.desk.broker.reconciles, 1);
+    assert_eq!(o.position_after, "SHORT 0.01");
+
+    // A contradiction reported between batches (the book is suspect): the next batch reconciles
+    // before it decides, so it sends no close for the position that is not there.
+    let gone = s.desk.broker.inner.book.positions[0].clone();
+    s.desk.broker.inner.book.positions.clear();
+    s.desk.broker.stale = vec![gone];
+    s.desk.broker.suspect = Some("the broker closed a position the book did not hold".into());
+    let o = s
+        .signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:02Z|N:1")
+        .await;
+    assert_eq!(
+        Line::Ack(o.ack).to_string(),
+        "ACK|EURUSD|LONG_WEAK|OK|T:3|P:1.10010|B:2026-02-03T10:00:02Z"
+    );
+    assert_eq!((s.desk.broker.closes, s.desk.broker.opens), (1, 3));
+    assert_eq!(s.desk.broker.reconciles, 2);
+}
+
+/// An open whose outcome is still unknown after its lookup (it may yet fill) leaves the book
+/// distrusted: the next batch reconciles before it decides.
+#[tokio::test]
+async fn an_open_still_unknown_after_its_lookup_makes_the_next_batch_reconcile_first() {
+    let mut s = setup();
+    s.desk.broker.fault = Fault::LoseRequest;
+    let o = s
+        .signal("SIGNAL|EURUSD|SHORT_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1")
+        .await;
+    assert_eq!(o.ack.outcome.as_str(), "FAIL");
+    assert_eq!(s.desk.broker.reconciles, 1, "the lookup");
+    assert!(s.desk.broker.suspect.is_some());
+    s.desk.broker.fault = Fault::None;
+    s.signal("SIGNAL|EURUSD|SHORT_WEAK|1|0.00|B:2026-02-03T10:00:01Z|N:2")
+        .await;
+    assert_eq!(s.desk.broker.reconciles, 2, "reconciled before deciding");
+    assert!(s.desk.broker.suspect.is_none());
+    assert_eq!(s.desk.broker.opens, 1, "never resent");
+}
+
 #[tokio::test]
 async fn lost_request_fails_with_the_reason_and_is_not_resent() {
     let mut s = setup();
@@ -177,6 +264,7 @@ async fn pending_intents_from_a_crash_are_resolved_by_reconcile_at_startup() {
     let coid = executor::orders::client_order_id(&sym, bar, protocol::Action::LongWeak, Leg::Open);
     let sig = signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1");
     let snap = s.desk.broker.inner.snapshot_sync(&sym);
+    common::publish(&mut s.desk.engine, &sig);
     let executor::engine::Decision::Execute(plan) = s.desk.engine.decide(&sig, s.now, &snap, false)
     else {
         panic!("expected a plan")

@@ -69,6 +69,7 @@ impl World {
         let Ok(Line::Signal(sig)) = line.parse::<Line>() else {
             panic!("not a signal: {line}")
         };
+        common::publish(&mut self.engine, &sig);
         let snap = self.paper.snapshot_sync(&sig.symbol);
         match self.engine.decide(&sig, self.now, &snap, self.kill_file) {
             Decision::Reply(r) => r.ack,
@@ -191,9 +192,16 @@ fn open_fills_at_close_plus_spread_and_slippage_and_repeat_is_not_reexecuted() {
     assert_eq!(again, a);
     assert_eq!(w.positions("EURUSD").len(), 1);
     assert_eq!(w.paper.book.next_position_id, 2);
-    // Even a different action for the same bar is answered with the first ACK and not executed.
-    assert_eq!(w.signal(&sig("EURUSD", "SHORT_STRONG", B0, 1)), a);
+    // A different action for the same bar: refused with DUPLICATE_BAR echoing its own action
+    // (PROTOCOL.md §4 ACK), not executed; the first answer still stands.
+    let other = w.signal(&sig("EURUSD", "SHORT_STRONG", B0, 1));
+    assert_eq!(
+        Line::Ack(other).to_string(),
+        format!("ACK|EURUSD|SHORT_STRONG|FAIL|DUPLICATE_BAR|B:{B0}")
+    );
     assert_eq!(w.positions("EURUSD"), vec![("Buy".to_string(), 0.01)]);
+    assert_eq!(w.signal(&line), a);
+    assert_eq!(w.paper.book.next_position_id, 2);
 }
 
 #[test]
@@ -230,6 +238,45 @@ fn matching_position_needs_no_order_and_change_closes_then_opens() {
         ok(&w.signal(&sig("EURUSD", "WAIT", "2026-02-03T15:00:00Z", 2))),
         (None, None)
     );
+}
+
+/// Issue 11 item 3: a position the broker filled only in part (0.02 lots of LONG_MODERATE's
+/// 0.03, the rest cancelled) is the target while the action holds: the next bar answers OK with
+/// it and sends nothing (no top-up, no close and reopen). A position of the same size that was not
+/// opened for this target is not; a change of action closes the partial one as usual.
+#[test]
+fn a_partly_filled_target_is_held_until_the_action_changes() {
+    let mut w = World::new(RISK);
+    assert_eq!(
+        ok(&w.signal(&sig("EURUSD", "LONG_MODERATE", B0, 1))).0,
+        Some(1)
+    );
+    w.paper.book.positions[0].lots = 0.02;
+    for (bar, n) in [("2026-02-03T11:00:00Z", 2), ("2026-02-03T12:00:00Z", 3)] {
+        w.now += TimeDelta::hours(1);
+        let a = w.signal(&sig("EURUSD", "LONG_MODERATE", bar, n));
+        assert_eq!(
+            ok(&a).0,
+            Some(1),
+            "{bar}: the partial position is the target"
+        );
+        assert_eq!(w.paper.book.next_position_id, 2, "{bar}: no order sent");
+        assert_eq!(w.positions("EURUSD"), vec![("Buy".to_string(), 0.02)]);
+    }
+    // Not opened for this target (its label is another action's): closed, the entry not chased.
+    w.paper.book.positions[0].label = Some("OT-EURUSD-1770112800-1O".into());
+    w.now += TimeDelta::hours(1);
+    let a = w.signal(&sig("EURUSD", "LONG_MODERATE", "2026-02-03T13:00:00Z", 4));
+    assert_eq!(a.outcome, AckOutcome::WaitSync(Reason::MissedEntry));
+    assert!(w.positions("EURUSD").is_empty());
+    // A partial fill, then a change of action: closed and the new target opened.
+    w.now += TimeDelta::hours(1);
+    ok(&w.signal(&sig("EURUSD", "LONG_STRONG", "2026-02-03T14:00:00Z", 1)));
+    w.paper.book.positions[0].lots = 0.04;
+    w.now += TimeDelta::hours(1);
+    let a = w.signal(&sig("EURUSD", "LONG_MODERATE", "2026-02-03T15:00:00Z", 1));
+    assert_eq!(ok(&a).0, Some(3));
+    assert_eq!(w.positions("EURUSD"), vec![("Buy".to_string(), 0.03)]);
 }
 
 #[test]

@@ -105,7 +105,8 @@ async fn sighup_reloads_or_refuses_and_sigterm_exits_cleanly() {
         "{r}"
     );
 
-    // a good config is applied: GBPUSD is enabled now (no bars in this config, so no price)
+    // a good config is applied: GBPUSD is enabled now, so the signal gets past DISABLED (this
+    // config publishes no bars, so a made-up bar is UNKNOWN_BAR)
     std::fs::write(&cfg, config(port, true, "127.0.0.1")).unwrap();
     kill(Pid::from_raw(child.id() as i32), Signal::SIGHUP).unwrap();
     wait_for(|| log().contains("config reloaded"), "the reload");
@@ -117,7 +118,7 @@ async fn sighup_reloads_or_refuses_and_sigterm_exits_cleanly() {
     .await;
     assert_eq!(
         recv_until(&mut c, "ACK|").await,
-        format!("ACK|GBPUSD|LONG_WEAK|FAIL|MARKET_CLOSED|B:{b3}")
+        format!("ACK|GBPUSD|LONG_WEAK|FAIL|UNKNOWN_BAR|B:{b3}")
     );
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();

@@ -27,7 +27,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::system::{BacktestRow, System, SystemSpec, WireLine, field};
+use common::system::{
+    BacktestRow, System, SystemSpec, WireLine, ack_outcome as outcome, acks, field,
+    positions_match_latest_acks,
+};
 
 /// Shipped models with demo bars; these three change action often (an open every ~6 bars each),
 /// so a short replay exercises orders.
@@ -236,14 +239,6 @@ fn preditor_sigkilled_at_random_bars_signals_equal_the_backtest_at_every_bar() {
     assert_eq!(sys.preditor_starts, kills as u32 + 1);
 }
 
-/// The ACK lines the executor sent on connections `conns` (all when `None`), in order.
-fn acks(wire: &[WireLine]) -> Vec<String> {
-    wire.iter()
-        .filter(|l| !l.inbound && l.text.starts_with("ACK|"))
-        .map(|l| l.text.clone())
-        .collect()
-}
-
 /// The last ACK for `symbol` and bar `time`, if any.
 fn ack_for(wire: &[WireLine], symbol: &str, time: &str) -> Option<String> {
     acks(wire)
@@ -323,11 +318,14 @@ fn garbage_oversized_and_unauthenticated_websocket_input_gets_errors_and_trading
             .await;
         assert_eq!(recv(&mut c).await, None, "oversized message: connection dropped");
 
-        // A wrong token: refused and closed.
+        // A wrong proof: refused and closed.
         let mut c = connect(ipc).await;
-        send(&mut c, &format!("HELLO|preditor|{TEST_VERSION}|not-the-token")).await;
-        assert_eq!(recv(&mut c).await.unwrap(), "ERROR|UNAUTHENTICATED|bad token");
-        assert_eq!(recv(&mut c).await, None, "bad token: connection closed");
+        send(&mut c, &format!("HELLO|preditor|{TEST_VERSION}|{}", "ab".repeat(32))).await;
+        assert!(recv(&mut c).await.unwrap().starts_with("HELLO|executor|"));
+        send(&mut c, &format!("AUTH|{}", "00".repeat(32))).await;
+        let r = recv(&mut c).await.unwrap();
+        assert!(r.starts_with("ERROR|UNAUTHENTICATED|bad proof"), "{r}");
+        assert_eq!(recv(&mut c).await, None, "bad proof: connection closed");
     });
     // The preditor was not disturbed: same connection, still signalling.
     let bar_now = latest_signal_index(&sys.wire(), SYMBOLS[0], &expected[SYMBOLS[0]]).unwrap();
@@ -350,14 +348,7 @@ fn garbage_oversized_and_unauthenticated_websocket_input_gets_errors_and_trading
     // SIGNAL whose symbol and action are readable. As PROTOCOL.md §7 asks, nothing is sent before
     // the executor's HELLO; then the bad lines go in one message.
     let replies = rt.block_on(async {
-        let mut c = connect(ipc).await;
-        send(
-            &mut c,
-            &format!("HELLO|preditor|{TEST_VERSION}|{}", common::TOKEN),
-        )
-        .await;
-        let h = recv(&mut c).await.unwrap();
-        assert!(h.starts_with("HELLO|executor|"), "{h}");
+        let mut c = common::ws::hello_as(ipc, TEST_VERSION).await;
         let garbage = [
             "NOPE|1".to_string(),
             String::new(), // an empty line between two separators
@@ -428,16 +419,6 @@ fn garbage_oversized_and_unauthenticated_websocket_input_gets_errors_and_trading
     let oks = acks(&mine).iter().filter(|a| a.contains("|OK")).count();
     assert!(oks > 0, "no ACK OK at all: {:#?}", acks(&mine));
     eprintln!("replies: {replies:#?}\n{oks} ACK OK on the preditor's connections");
-}
-
-/// The outcome of an ACK line: `OK`, or `FAIL|<reason>` / `WAIT_SYNC|<reason>`.
-fn outcome(ack: &str) -> String {
-    let f: Vec<&str> = ack.split('|').collect();
-    match f.get(3) {
-        Some(&"OK") => "OK".into(),
-        Some(k) => format!("{k}|{}", f.get(4).unwrap_or(&"")),
-        None => panic!("not an ACK: {ack}"),
-    }
 }
 
 /// Bars (backtest indices) at which `rows` changes to an action other than WAIT: the executor must
@@ -647,42 +628,15 @@ async fn broker_faults_margin_drop_stall_maintenance_say_why_and_recover() {
     let positions = sys.sim.positions().await;
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&sys.config).unwrap()).unwrap();
-    let mut checked = Vec::new();
-    for s in SYMBOLS {
-        let last = all_acks
-            .iter()
-            .rev()
-            .find(|a| a.starts_with(&format!("ACK|{s}|")))
-            .unwrap();
-        let held = positions.get(s).cloned().unwrap_or_default();
-        let action = last.split('|').nth(2).unwrap();
-        match outcome(last).as_str() {
-            "OK" if action == "WAIT" => assert!(held.is_empty(), "{s}: {last} but {held:?}"),
-            "OK" => {
-                let id: i64 = field(last, "T:").unwrap().parse().unwrap();
-                let buy = action.starts_with("LONG");
-                // Lots by intensity from the config, in the Open API's 0.01 units of a forex
-                // lot (100,000 units: SIM.md's catalog for these three symbols).
-                let lots_key = match action.rsplit('_').next().unwrap() {
-                    "WEAK" => "lot_weak",
-                    "MODERATE" => "lot_moderate",
-                    _ => "lot_strong",
-                };
-                let lots = config["symbols"][s][lots_key].as_f64().unwrap();
-                let volume = (lots * 10_000_000.0).round() as i64;
-                assert!(
-                    held == vec![(id, buy, volume)],
-                    "{s}: the latest accepted signal is {last} ({lots} lots), the broker holds {held:?}"
-                );
-            }
-            "WAIT_SYNC|MISSED_ENTRY" => {
-                assert!(held.is_empty(), "{s}: {last} but {held:?}")
-            }
-            // A refused open leaves the position as it was: nothing to compare it with here.
-            _ => continue,
-        }
-        checked.push(format!("{s}: {last} ⇔ {held:?}"));
-    }
+    // Each symbol's latest accepted signal against what the broker holds (a refused open leaves
+    // the position as it was: nothing to compare it with).
+    let checked = positions_match_latest_acks(&SYMBOLS, &all_acks, &positions, &config)
+        .unwrap_or_else(|wrong| {
+            panic!(
+                "the broker does not hold the latest accepted targets:\n{}",
+                wrong.join("\n")
+            )
+        });
     assert!(
         !checked.is_empty(),
         "no symbol's latest ACK could be checked"

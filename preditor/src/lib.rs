@@ -12,6 +12,7 @@
 //! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
 //! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING; the shared `service` crate).
 //! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown.
+//! - [`v1`]: recognises the specification's v1 model zip and names the command that converts it.
 
 pub mod backtest;
 pub mod bars;
@@ -25,3 +26,4 @@ pub mod session;
 pub mod state;
 pub mod summary;
 pub mod twin;
+pub mod v1;

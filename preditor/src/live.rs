@@ -1,8 +1,9 @@
 //! The live shell: a WebSocket client to the executor (DESIGN.md §4).
 //!
-//! Thin async I/O around [`crate::session::SymbolTwin`]: HELLO, WARMUP per model, HISTORY → replay,
-//! BAR → step → SIGNAL → persist. Every line sent or received is logged verbatim (tokens redacted) under
-//! the `wire` target so `tail -f` shows the conversation. On a lost connection it reconnects with
+//! Thin async I/O around [`crate::session::SymbolTwin`]: the handshake (HELLO, the executor's proof
+//! checked before anything else is sent, AUTH), WARMUP per model, HISTORY → replay, BAR → step →
+//! SIGNAL → persist. Every line sent or received is logged verbatim (handshake values redacted)
+//! under the `wire` target so `tail -f` shows the conversation. On a lost connection it reconnects with
 //! backoff and asks WARMUP again; the persisted last bar tells which bars were already decided, so no
 //! bar is lost; a bar decided but not yet persisted is decided again identically (same `B:`).
 //!
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use protocol::handshake::{IpcKey, PreditorHandshake};
 use protocol::{Action, BarTime, Decimal, Hello, Line, Signal, Symbol, Timeframe, Warmup};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -45,6 +47,12 @@ const SAVE_AFTER_QUIET: Duration = Duration::from_millis(5);
 pub enum LiveError {
     #[error("token file {path}: {what}")]
     Token { path: PathBuf, what: String },
+    #[error(
+        "--executor {url}: {what}; the IPC never leaves the machine: use ws://127.0.0.1:PORT or ws://[::1]:PORT"
+    )]
+    ExecutorAddress { url: String, what: String },
+    #[error("the peer at the executor's address is not the executor: {0}")]
+    Unauthenticated(String),
     #[error("websocket: {0}")]
     Ws(#[from] tokio_tungstenite::tungstenite::Error),
     #[error("executor closed the connection")]
@@ -61,6 +69,43 @@ pub enum LiveError {
     },
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+}
+
+/// The `--executor` URL if it names a loopback IP address over plain `ws://`. A host name is refused:
+/// what it resolves to is not ours to check at every reconnect.
+pub fn executor_url(url: &str) -> Result<String, LiveError> {
+    let bad = |what: &str| LiveError::ExecutorAddress {
+        url: url.to_string(),
+        what: what.to_string(),
+    };
+    let uri: tokio_tungstenite::tungstenite::http::Uri =
+        url.parse().map_err(|_| bad("not a URL"))?;
+    if uri.scheme_str() != Some("ws") {
+        return Err(bad("the scheme must be ws://"));
+    }
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| bad("the host must be a loopback IP address, not a name"))?;
+    if !ip.is_loopback() {
+        return Err(bad("not a loopback address"));
+    }
+    if uri.port_u16().is_none() {
+        return Err(bad("no port"));
+    }
+    Ok(url.to_string())
+}
+
+/// Reads the IPC token as the handshake's key; the file must not be readable by group or others
+/// (0600) and the token must be long and random (see `protocol::handshake`).
+pub fn read_key(path: &Path) -> Result<IpcKey, LiveError> {
+    let token = read_token(path)?;
+    IpcKey::from_token(&token).map_err(|e| LiveError::Token {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    })
 }
 
 /// Reads the IPC token; the file must not be readable by group or others (0600).
@@ -107,7 +152,7 @@ pub struct Preditor {
     index: HashMap<(Symbol, Timeframe), usize>,
     store: StateStore,
     version: String,
-    token: String,
+    key: IpcKey,
     /// systemd STATUS/WATCHDOG/STOPPING; a no-op unless set with [`Preditor::with_notifier`].
     notifier: SystemdNotifier,
 }
@@ -118,7 +163,7 @@ impl Preditor {
         models: Vec<Arc<Model>>,
         store: StateStore,
         version: &str,
-        token: &str,
+        key: IpcKey,
     ) -> Result<Self, LiveError> {
         let mut slots = Vec::new();
         let mut index = HashMap::new();
@@ -161,7 +206,7 @@ impl Preditor {
             index,
             store,
             version: version.to_string(),
-            token: token.to_string(),
+            key,
             notifier: SystemdNotifier::disabled(),
         })
     }
@@ -248,10 +293,12 @@ impl Preditor {
             + futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
             + Unpin,
     {
-        let hello = Hello::preditor(&self.version, &self.token)
+        let (handshake, hello) = PreditorHandshake::start(&self.key, &self.version)
             .map_err(|e| LiveError::Protocol(format!("HELLO: {e}")))?;
         send(&mut ws, &Line::Hello(hello)).await?;
-        // Wait for the executor's HELLO.
+        let mut handshake = Some(handshake);
+        // Wait for the executor's HELLO: nothing else is sent until its proof checks out, so a
+        // process squatting the executor's port learns a nonce and nothing more.
         let deadline = tokio::time::sleep(HELLO_TIMEOUT);
         tokio::pin!(deadline);
         loop {
@@ -277,9 +324,20 @@ impl Preditor {
             let mut greeted = false;
             for line in protocol::parse_message(text.as_str()) {
                 match line {
-                    Ok(l @ Line::Hello(Hello::Executor { .. })) => {
-                        tracing::info!(target: "wire", "< {}", l.redacted());
+                    Ok(Line::Hello(h @ Hello::Executor { .. })) => {
+                        tracing::info!(target: "wire", "< {}", Line::Hello(h.clone()).redacted());
+                        let Some(hs) = handshake.take() else {
+                            return Err(LiveError::Protocol(
+                                "a second HELLO from the executor".into(),
+                            ));
+                        };
+                        let (auth, executor) = hs
+                            .finish(&h)
+                            .map_err(|e| LiveError::Unauthenticated(e.to_string()))?;
+                        tracing::info!(version = %executor.version, mode = %executor.mode, "executor authenticated");
+                        send(&mut ws, &Line::Auth(auth)).await?;
                         greeted = true;
+                        break;
                     }
                     Ok(other) => {
                         tracing::info!(target: "wire", "< {}", other.redacted());
@@ -441,7 +499,7 @@ impl Preditor {
                 };
                 self.consume_history(i, &bars)
             }
-            Line::Ack(_) | Line::Hello(_) => Vec::new(),
+            Line::Ack(_) | Line::Hello(_) | Line::Auth(_) => Vec::new(),
             Line::Error(e) => {
                 tracing::warn!(code = %e.code, text = %e.text, "executor reported an error");
                 Vec::new()
@@ -612,6 +670,44 @@ mod tests {
             line.to_string(),
             "SIGNAL|EURUSD|WAIT|2|-15.30|B:2026-02-03T10:15:00Z|N:4"
         );
+    }
+
+    #[test]
+    fn the_executor_must_be_a_loopback_ip_over_ws() {
+        for ok in ["ws://127.0.0.1:8765", "ws://127.0.0.2:1", "ws://[::1]:8765"] {
+            assert_eq!(executor_url(ok).unwrap(), ok);
+        }
+        for (bad, why) in [
+            ("ws://10.0.0.1:8765", "not a loopback address"),
+            ("ws://192.0.2.7:8765", "not a loopback address"),
+            ("ws://[2001:db8::1]:8765", "not a loopback address"),
+            ("ws://localhost:8765", "not a name"),
+            ("ws://executor.example:8765", "not a name"),
+            ("wss://127.0.0.1:8765", "ws://"),
+            ("http://127.0.0.1:8765", "ws://"),
+            ("ws://127.0.0.1", "no port"),
+            ("127.0.0.1:8765", "ws://"),
+            ("not a url", "not a URL"),
+        ] {
+            let e = executor_url(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(why) && e.contains("ws://127.0.0.1:PORT"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_key_needs_a_long_token() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, "secret\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = read_key(&p).unwrap_err().to_string();
+        assert!(e.contains("at least 32"), "{e}");
+        std::fs::write(&p, format!("{}\n", "a1".repeat(32))).unwrap();
+        assert!(read_key(&p).is_ok());
     }
 
     #[test]

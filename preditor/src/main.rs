@@ -39,7 +39,7 @@ enum Command {
     },
     /// Connect to the executor and trade every model in `--models`.
     Run {
-        /// e.g. ws://127.0.0.1:8765
+        /// e.g. ws://127.0.0.1:8765 (a loopback IP address; anything else is refused)
         #[arg(long)]
         executor: String,
         /// File holding the IPC token; must be mode 0600.
@@ -142,7 +142,9 @@ fn main() -> anyhow::Result<()> {
             models,
             state_dir,
         } => {
-            let token = preditor::live::read_token(&token_file)?;
+            // Checked before anything else: a bad address must not wait behind model loading.
+            let executor = preditor::live::executor_url(&executor)?;
+            let key = preditor::live::read_key(&token_file)?;
             let set = load_dir(&models)?;
             for e in &set.refused {
                 tracing::error!(error = %e, "model refused: that symbol is disabled");
@@ -158,12 +160,8 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let p = preditor::live::Preditor::new(
-                    models,
-                    store,
-                    env!("CARGO_PKG_VERSION"),
-                    &token,
-                )?;
+                let p =
+                    preditor::live::Preditor::new(models, store, env!("CARGO_PKG_VERSION"), key)?;
                 // READY once the models are loaded and the twins built, before connecting: the
                 // executor may be down and the preditor reconnects by itself (docs/OPERATIONS.md).
                 notifier.ready(&format!("models loaded: {n_models} twin(s)"));

@@ -255,6 +255,9 @@ impl Model {
         let fingerprint = hex(&Sha256::digest(bytes));
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| ModelError::new(path, format!("not a zip archive: {e}")))?;
+        if let Some(what) = crate::v1::v1_description(path, archive.file_names()) {
+            return Err(ModelError::new(path, what));
+        }
         let comment = std::str::from_utf8(archive.comment())
             .map_err(|_| ModelError::new(path, "zip comment (metadata) is not UTF-8"))?
             .to_string();

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
-const TOKEN: &str = "test-token-0123456789";
+const TOKEN: &str = "5f0c1e7a9b3d42c8a6e1f07b2d9c4e385a1b7c0d9e2f4a6b8c3d5e7f9a0b1c2d";
 const W: usize = 350;
 
 /// One golden bar as the executor sends it (prices keep the CSV text).
@@ -125,16 +125,30 @@ impl FakeExecutor {
             b.generation += 1;
             b.generation
         };
-        // HELLO with the right token first.
+        // The handshake first (PROTOCOL.md §7): HELLO, ours with our proof, AUTH with theirs.
+        let key = protocol::handshake::IpcKey::from_token(TOKEN)?;
         let first = next_text(&mut ws).await?;
-        match first.parse::<Line>()? {
-            Line::Hello(protocol::Hello::Preditor { token, .. }) if token == TOKEN => {}
-            _ => {
-                self.book.lock().unwrap().bad_hello += 1;
-                return Ok(());
-            }
+        let Line::Hello(hello) = first.parse::<Line>()? else {
+            self.book.lock().unwrap().bad_hello += 1;
+            return Ok(());
+        };
+        let (hs, ours) = protocol::handshake::ExecutorHandshake::answer(
+            &key,
+            "0.1.0",
+            protocol::Mode::Paper,
+            &hello,
+        )?;
+        ws.send(Message::text(Line::Hello(ours).to_string()))
+            .await?;
+        let auth = next_text(&mut ws).await?;
+        let authenticated = match auth.parse::<Line>()? {
+            Line::Auth(a) => hs.finish(&a).is_ok(),
+            _ => false,
+        };
+        if !authenticated {
+            self.book.lock().unwrap().bad_hello += 1;
+            return Ok(());
         }
-        ws.send(Message::text("HELLO|executor|0.1.0|paper")).await?;
         let warmup = next_text(&mut ws).await?;
         let Line::Warmup(w) = warmup.parse::<Line>()? else {
             return Err(format!("expected WARMUP, got {warmup}").into());
@@ -564,5 +578,47 @@ async fn systemd_gets_ready_watchdog_on_bars_and_stopping() {
     assert!(
         last.contains("STOPPING=1"),
         "STOPPING=1 last, got {all:?}\nlog:\n{log}"
+    );
+}
+
+/// Issue 12: `--executor` must be a loopback address. `0.0.0.0` is not loopback (it means "every
+/// interface"), though connecting to it would reach this machine: no test traffic leaves the host
+/// even if the check were missing.
+#[test]
+fn a_non_loopback_executor_address_is_refused_at_once() {
+    let s = setup();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_preditor"))
+        .arg("run")
+        .arg("--executor")
+        .arg("ws://0.0.0.0:9")
+        .arg("--token-file")
+        .arg(&s.token)
+        .arg("--models")
+        .arg(&s.models)
+        .arg("--state-dir")
+        .arg(&s.state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the preditor kept running with a non-loopback --executor");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("--executor ws://0.0.0.0:9: not a loopback address")
+            && err.contains("127.0.0.1"),
+        "{err}"
     );
 }

@@ -67,6 +67,12 @@ wire_codes! {
         Disabled = "DISABLED",
         /// The signal arrived later than the configured age after its bar's close.
         Stale = "STALE",
+        /// `B:` is not a bar the executor published for the symbol (a future bar, a time off the
+        /// bar grid): nothing is executed and nothing is remembered.
+        UnknownBar = "UNKNOWN_BAR",
+        /// The bar was already answered for another action: the first answer stands, nothing is
+        /// executed.
+        DuplicateBar = "DUPLICATE_BAR",
         DailyLoss = "DAILY_LOSS",
         TotalLoss = "TOTAL_LOSS",
         MinEquity = "MIN_EQUITY",
@@ -81,6 +87,9 @@ wire_codes! {
         Disconnected = "DISCONNECTED",
         NotConnected = "NOT_CONNECTED",
         BrokerError = "BROKER_ERROR",
+        /// The broker cancelled the order (or let it expire) after accepting it, with nothing of
+        /// it executed; or cut a close short, leaving part of the position open.
+        Cancelled = "CANCELLED",
         /// The virtual position was opened on an earlier bar and the real one is flat: not chased.
         MissedEntry = "MISSED_ENTRY",
     }

@@ -3,11 +3,13 @@
 //! `PROTOCOL.md` next to this crate is the specification.
 //!
 //! Map:
-//! - [`lines`]: [`Line`] and one type per line (`HELLO BAR WARMUP HISTORY HISTORY_END SIGNAL ACK
-//!   ERROR`); `FromStr` (strict, total, never panics) and `Display` (canonical text);
+//! - [`lines`]: [`Line`] and one type per line (`HELLO AUTH BAR WARMUP HISTORY HISTORY_END SIGNAL
+//!   ACK ERROR`); `FromStr` (strict, total, never panics) and `Display` (canonical text);
 //!   [`parse_message`] for a WebSocket message carrying several lines.
 //! - [`values`]: validated field values: [`Symbol`], [`Timeframe`], [`BarTime`], [`Decimal`], [`Mode`].
 //! - [`action`]: the policy's seven [`Action`]s and their [`Direction`] / [`Intensity`].
+//! - [`auth`]: the handshake's [`Nonce`] and [`Proof`] values; `handshake` (feature `handshake`):
+//!   the mutual HMAC challenge–response that computes and checks them.
 //! - [`codes`]: ACK [`Reason`]s and [`ErrorCode`]s, with forward-compatible `Other` codes.
 //! - [`error`]: [`ParseError`] (line type + field name + why) and the field-level [`ValueError`].
 //!
@@ -21,18 +23,22 @@
 //! ```
 
 pub mod action;
+pub mod auth;
 pub mod codes;
 pub mod error;
+#[cfg(feature = "handshake")]
+pub mod handshake;
 pub mod lines;
 #[cfg(feature = "serde")]
 mod serde_impls;
 pub mod values;
 
 pub use action::{Action, Direction, Intensity};
+pub use auth::{Nonce, Proof};
 pub use codes::{ErrorCode, Reason};
 pub use error::{ParseError, ParseErrorKind, ValueError};
 pub use lines::{
-    Ack, AckOutcome, Bar, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line, Redacted,
+    Ack, AckOutcome, Auth, Bar, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line, Redacted,
     Signal, Warmup, parse_message, signal_identity,
 };
 pub use values::{BarTime, Decimal, Mode, Symbol, Timeframe};

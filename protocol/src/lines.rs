@@ -9,13 +9,15 @@ use std::str::FromStr;
 
 use crate::MAX_LINE_LEN;
 use crate::action::Action;
+use crate::auth::{Nonce, Proof};
 use crate::codes::{ErrorCode, Reason};
 use crate::error::{ParseError, ParseErrorKind, ValueError};
 use crate::values::{BarTime, Decimal, Mode, Symbol, Timeframe, parse_uint};
 
 /// Every line type keyword, in PROTOCOL.md order.
-pub const LINE_TYPES: [&str; 8] = [
+pub const LINE_TYPES: [&str; 9] = [
     "HELLO",
+    "AUTH",
     "BAR",
     "WARMUP",
     "HISTORY",
@@ -29,6 +31,7 @@ pub const LINE_TYPES: [&str; 8] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     Hello(Hello),
+    Auth(Auth),
     Bar(Bar),
     Warmup(Warmup),
     History(History),
@@ -43,6 +46,7 @@ impl Line {
     pub fn line_type(&self) -> &'static str {
         match self {
             Self::Hello(_) => "HELLO",
+            Self::Auth(_) => "AUTH",
             Self::Bar(_) => "BAR",
             Self::Warmup(_) => "WARMUP",
             Self::History(_) => "HISTORY",
@@ -53,8 +57,9 @@ impl Line {
         }
     }
 
-    /// The canonical text with the preditor's token replaced by `***`: what logs should show, since
-    /// logs are tail-able and secrets must never reach them.
+    /// The canonical text with the handshake's nonces and proofs replaced by `***`: what logs
+    /// should show. None of them is a secret, but an older preditor sent its token where the nonce
+    /// now is, and a log has no use for them.
     pub fn redacted(&self) -> Redacted<'_> {
         Redacted(self)
     }
@@ -70,6 +75,10 @@ impl fmt::Display for Redacted<'_> {
             Line::Hello(Hello::Preditor { version, .. }) => {
                 write!(f, "HELLO|preditor|{version}|***")
             }
+            Line::Hello(Hello::Executor { version, mode, .. }) => {
+                write!(f, "HELLO|executor|{version}|{mode}|***|***")
+            }
+            Line::Auth(_) => f.write_str("AUTH|***"),
             other => other.fmt(f),
         }
     }
@@ -78,60 +87,53 @@ impl fmt::Display for Redacted<'_> {
 // ---------------------------------------------------------------------------------------------
 // Line structs
 
-/// The first line on a connection, from each side.
-#[derive(Clone, PartialEq, Eq)]
+/// The first line on a connection, from each side: the first two passes of the mutual
+/// challenge–response (PROTOCOL.md §7). The shared token itself is never on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hello {
-    /// `HELLO|preditor|<version>|<token>`: the token authenticates the preditor.
-    Preditor { version: String, token: String },
-    /// `HELLO|executor|<version>|<mode>`.
-    Executor { version: String, mode: Mode },
+    /// `HELLO|preditor|<version>|<nonce>`: the preditor's challenge.
+    Preditor { version: String, nonce: Nonce },
+    /// `HELLO|executor|<version>|<mode>|<nonce>|<proof>`: the executor's challenge, and its proof
+    /// that it holds the token (an HMAC over both nonces, both versions and the mode).
+    Executor {
+        version: String,
+        mode: Mode,
+        nonce: Nonce,
+        proof: Proof,
+    },
 }
 
 impl Hello {
     pub const MAX_VERSION_LEN: usize = 32;
-    pub const MAX_TOKEN_LEN: usize = 256;
     const VERSION_EXPECTED: &'static str =
         "a version of 1..=32 characters from A-Z a-z 0-9 . _ + -";
-    const TOKEN_EXPECTED: &'static str =
-        "a token of 1..=256 printable ASCII characters other than '|' and space";
 
     /// Validating constructor: a `Hello` built this way always round-trips.
-    pub fn preditor(version: &str, token: &str) -> Result<Self, ValueError> {
+    pub fn preditor(version: &str, nonce: Nonce) -> Result<Self, ValueError> {
         Ok(Self::Preditor {
             version: parse_version(version)?,
-            token: parse_token(token)?,
+            nonce,
         })
     }
 
     /// Validating constructor.
-    pub fn executor(version: &str, mode: Mode) -> Result<Self, ValueError> {
+    pub fn executor(
+        version: &str,
+        mode: Mode,
+        nonce: Nonce,
+        proof: Proof,
+    ) -> Result<Self, ValueError> {
         Ok(Self::Executor {
             version: parse_version(version)?,
             mode,
+            nonce,
+            proof,
         })
     }
 
     pub fn version(&self) -> &str {
         match self {
             Self::Preditor { version, .. } | Self::Executor { version, .. } => version,
-        }
-    }
-}
-
-// Hand-written so `{:?}` of a HELLO (or a Line holding one) never prints the token.
-impl fmt::Debug for Hello {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Preditor { version, .. } => f
-                .debug_struct("Preditor")
-                .field("version", version)
-                .field("token", &"***")
-                .finish(),
-            Self::Executor { version, mode } => f
-                .debug_struct("Executor")
-                .field("version", version)
-                .field("mode", mode)
-                .finish(),
         }
     }
 }
@@ -147,15 +149,10 @@ fn parse_version(s: &str) -> Result<String, ValueError> {
     }
 }
 
-fn parse_token(s: &str) -> Result<String, ValueError> {
-    let ok = (1..=Hello::MAX_TOKEN_LEN).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_graphic() && b != b'|');
-    // The token is a secret: never quote it back in an error.
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(ValueError::new(Hello::TOKEN_EXPECTED, "<redacted>"))
-    }
+/// `AUTH|<proof>`: the third pass, the preditor's proof that it holds the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub proof: Proof,
 }
 
 /// A closed bar: open time (UTC), OHLC, tick volume.
@@ -500,6 +497,11 @@ impl FromStr for Line {
         let mut f = Fields { line_type, rest };
         Ok(match line_type {
             "HELLO" => Line::Hello(parse_hello(f)?),
+            "AUTH" => {
+                let proof = f.next("proof")?;
+                f.extensions([], &[])?;
+                Line::Auth(Auth { proof })
+            }
             "BAR" => Line::Bar(parse_bar(f)?),
             "WARMUP" => {
                 let symbol = f.next("symbol")?;
@@ -544,12 +546,14 @@ fn parse_hello(mut f: Fields<'_>) -> Result<Hello, ParseError> {
     let hello = if role {
         Hello::Preditor {
             version,
-            token: f.value("token", parse_token)?,
+            nonce: f.next("nonce")?,
         }
     } else {
         Hello::Executor {
             version,
             mode: f.next("mode")?,
+            nonce: f.next("nonce")?,
+            proof: f.next("proof")?,
         }
     };
     f.extensions([], &[])?;
@@ -682,12 +686,18 @@ fn parse_error_line(line: &str) -> Result<Line, ParseError> {
 impl fmt::Display for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Hello(Hello::Preditor { version, token }) => {
-                write!(f, "HELLO|preditor|{version}|{token}")
+            Self::Hello(Hello::Preditor { version, nonce }) => {
+                write!(f, "HELLO|preditor|{version}|{nonce}")
             }
-            Self::Hello(Hello::Executor { version, mode }) => {
-                write!(f, "HELLO|executor|{version}|{mode}")
+            Self::Hello(Hello::Executor {
+                version,
+                mode,
+                nonce,
+                proof,
+            }) => {
+                write!(f, "HELLO|executor|{version}|{mode}|{nonce}|{proof}")
             }
+            Self::Auth(a) => write!(f, "AUTH|{}", a.proof),
             Self::Bar(b) => write!(
                 f,
                 "BAR|{}|{}|{}|{}|{}|{}|{}|{}",
@@ -749,6 +759,7 @@ macro_rules! line_from {
 }
 line_from!(
     Hello(Hello),
+    Auth(Auth),
     Bar(Bar),
     Warmup(Warmup),
     History(History),

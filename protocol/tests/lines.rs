@@ -86,53 +86,73 @@ fn seed_examples_carry_the_seed_values() {
 
 // --- HELLO ---------------------------------------------------------------------------------------
 
+const NONCE: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const PROOF: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
 #[test]
-fn hello_both_roles() {
+fn hello_both_roles_and_auth() {
+    let nonce: Nonce = NONCE.parse().unwrap();
+    let proof: Proof = PROOF.parse().unwrap();
     assert_eq!(
-        parse("HELLO|preditor|0.1.0|tok3n"),
-        Line::Hello(Hello::preditor("0.1.0", "tok3n").unwrap())
+        parse(&format!("HELLO|preditor|0.1.0|{NONCE}")),
+        Line::Hello(Hello::preditor("0.1.0", nonce).unwrap())
     );
-    let Line::Hello(h) = parse("HELLO|executor|1.2.3|shadow") else {
+    let Line::Hello(h) = parse(&format!("HELLO|executor|1.2.3|shadow|{NONCE}|{PROOF}")) else {
         panic!()
     };
     assert_eq!(
         h,
         Hello::Executor {
             version: "1.2.3".into(),
-            mode: Mode::Shadow
+            mode: Mode::Shadow,
+            nonce,
+            proof,
         }
     );
     assert_eq!(h.version(), "1.2.3");
+    assert_eq!(parse(&format!("AUTH|{PROOF}")), Line::Auth(Auth { proof }));
 }
 
 #[test]
 fn hello_refusals_name_the_field() {
     assert_eq!(refused("HELLO|robot|0.1.0|t").field(), "role");
-    assert_eq!(refused("HELLO|preditor|0.1.0").field(), "token");
+    assert_eq!(refused("HELLO|preditor|0.1.0").field(), "nonce");
     assert_eq!(refused("HELLO|executor|0.1.0|live2").field(), "mode");
     assert_eq!(refused("HELLO|executor|v 1|live").field(), "version");
+    assert_eq!(refused("HELLO|executor|0.1.0|live|x").field(), "nonce");
+    assert_eq!(refused("AUTH|x").field(), "proof");
 }
 
 #[test]
-fn hello_token_never_shows_in_debug_logs_or_errors() {
-    let line = parse("HELLO|preditor|0.1.0|SuperSecret42");
-    assert!(!format!("{line:?}").contains("SuperSecret42"));
+fn handshake_values_never_show_in_logs_or_errors() {
+    // An older preditor put its token where the nonce is: logs show `***` for every handshake value.
+    let line = parse(&format!("HELLO|preditor|0.1.0|{NONCE}"));
+    assert!(!format!("{line:?}").contains(NONCE));
     assert_eq!(line.redacted().to_string(), "HELLO|preditor|0.1.0|***");
-    // The wire form must carry it, of course.
-    assert!(line.to_string().ends_with("|SuperSecret42"));
-    let e = refused("HELLO|preditor|0.1.0|Super Secret42");
-    assert!(!e.to_string().contains("Secret42"), "{e}");
-    // Non-HELLO lines are not changed by redaction.
+    let line = parse(&format!("HELLO|executor|0.1.0|live|{NONCE}|{PROOF}"));
+    assert_eq!(
+        line.redacted().to_string(),
+        "HELLO|executor|0.1.0|live|***|***"
+    );
+    assert!(!format!("{line:?}").contains(PROOF));
+    assert_eq!(
+        parse(&format!("AUTH|{PROOF}")).redacted().to_string(),
+        "AUTH|***"
+    );
+    // The wire form must carry them, of course.
+    assert!(line.to_string().ends_with(PROOF));
+    // Non-handshake lines are not changed by redaction.
     let signal = parse(SEED_EXAMPLES[0]);
     assert_eq!(signal.redacted().to_string(), SEED_EXAMPLES[0]);
 }
 
 #[test]
 fn hello_constructors_validate() {
-    assert!(Hello::preditor("0.1.0", "has|pipe").is_err());
-    assert!(Hello::preditor("0.1.0", &"x".repeat(Hello::MAX_TOKEN_LEN + 1)).is_err());
-    assert!(Hello::executor("", Mode::Live).is_err());
-    assert!(Hello::executor("0.1.0", Mode::Paper).is_ok());
+    let (n, p) = (NONCE.parse().unwrap(), PROOF.parse().unwrap());
+    assert!(Hello::preditor("has|pipe", n).is_err());
+    assert!(Hello::preditor(&"1".repeat(Hello::MAX_VERSION_LEN + 1), n).is_err());
+    assert!(Hello::executor("", Mode::Live, n, p).is_err());
+    assert!(Hello::executor("0.1.0", Mode::Paper, n, p).is_ok());
 }
 
 // --- BAR -----------------------------------------------------------------------------------------
@@ -322,7 +342,7 @@ fn ack_refusals_name_the_field() {
 
 #[test]
 fn reason_codes_are_all_distinct_and_round_trip() {
-    assert_eq!(Reason::KNOWN.len(), 19);
+    assert_eq!(Reason::KNOWN.len(), 22);
     for r in Reason::KNOWN {
         assert_eq!(r.as_str().parse::<Reason>().unwrap(), *r);
         assert!(!matches!(
@@ -579,7 +599,7 @@ fn symbols() {
 fn whole_line_errors_read_well() {
     assert_eq!(
         refused("PING").to_string(),
-        "line type: \"PING\" is not a line type; expected one of HELLO BAR WARMUP HISTORY HISTORY_END SIGNAL ACK ERROR"
+        "line type: \"PING\" is not a line type; expected one of HELLO AUTH BAR WARMUP HISTORY HISTORY_END SIGNAL ACK ERROR"
     );
     let long = "A".repeat(MAX_LINE_LEN + 4);
     assert_eq!(

@@ -54,12 +54,25 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
     ]
 }
 
+fn nonce() -> impl Strategy<Value = Nonce> {
+    any::<[u8; 32]>().prop_map(Nonce::from_bytes)
+}
+
+fn proof() -> impl Strategy<Value = Proof> {
+    any::<[u8; 32]>().prop_map(Proof::from_bytes)
+}
+
 fn hello() -> impl Strategy<Value = Hello> {
     let version = "[A-Za-z0-9._+-]{1,32}";
     prop_oneof![
-        (version, "[!-{}~]{1,256}").prop_map(|(v, t)| Hello::preditor(&v, &t).unwrap()),
-        (version, prop::sample::select(Mode::ALL.to_vec()))
-            .prop_map(|(v, m)| Hello::executor(&v, m).unwrap()),
+        (version, nonce()).prop_map(|(v, n)| Hello::preditor(&v, n).unwrap()),
+        (
+            version,
+            prop::sample::select(Mode::ALL.to_vec()),
+            nonce(),
+            proof()
+        )
+            .prop_map(|(v, m, n, p)| Hello::executor(&v, m, n, p).unwrap()),
     ]
 }
 
@@ -112,6 +125,7 @@ fn ack() -> impl Strategy<Value = Ack> {
 fn line() -> impl Strategy<Value = Line> {
     prop_oneof![
         hello().prop_map(Line::Hello),
+        proof().prop_map(|proof| Line::Auth(Auth { proof })),
         bar().prop_map(Line::Bar),
         (symbol(), timeframe(), 1..=u32::MAX).prop_map(|(symbol, timeframe, count)| Line::Warmup(
             Warmup {

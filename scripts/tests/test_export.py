@@ -1,7 +1,8 @@
 """export.py: the HMM graph is the Gaussian log-density; the exported policy gives SB3's actions.
 
-Only `test_policy_round_trip` and `test_hmm_graph_matches_hmmlearn` need the training venv
-(torch, stable-baselines3, hmmlearn) and skip without it; the rest runs in the light venv.
+The tests here that need the training venv (torch, stable-baselines3, hmmlearn) skip without it: they
+check the torch-free exporter against live SB3 / hmmlearn / torch.onnx. CI runs the same checks on
+recorded SB3 + hmmlearn fixtures in test_foreign.py, without torch.
 """
 
 import json
@@ -13,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from export import full_covariances, hmm_onnx_bytes, write_zip
-from oracle_core import ModelError, log_emission_numpy, precision_cholesky, read_model_zip
+from oracle_core import InputError, ModelError, log_emission_numpy, precision_cholesky, read_model_zip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +49,7 @@ def test_hmm_graph_uses_only_simple_ops():
 
 
 def test_oversized_metadata_is_refused(tmp_path: Path):
-    with pytest.raises(SystemExit, match="65535"):
+    with pytest.raises(InputError, match="65535"):
         write_zip(tmp_path / "m.zip", {"pad": "x" * 70000}, {})
 
 
@@ -74,24 +75,67 @@ def test_hmm_graph_matches_hmmlearn(covariance_type: str):
     np.testing.assert_allclose(run_hmm_graph(blob, x), model._compute_log_likelihood(x), rtol=1e-9, atol=1e-9)
 
 
-def test_policy_round_trip(tmp_path: Path):
-    pytest.importorskip("torch", reason="torch is in the training venv only (scripts/setup_venv.sh --train)")
+def torch_onnx_bytes(model, obs_dim: int) -> bytes:
+    """What export.py did before it read the weights itself: torch.onnx.export of the deterministic head."""
+    import io
+
+    import torch
+
+    class PolicyHead(torch.nn.Module):
+        def __init__(self, policy):
+            super().__init__()
+            self.policy = policy
+
+        def forward(self, obs):
+            features = self.policy.extract_features(obs, self.policy.pi_features_extractor)
+            return self.policy.action_net(self.policy.mlp_extractor.forward_actor(features))
+
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(PolicyHead(model.policy).eval(), (torch.zeros(1, obs_dim, dtype=torch.float32),), buf,
+                          input_names=["obs"], output_names=["logits"],
+                          dynamic_axes={"obs": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("policy_kwargs", [{"net_arch": [64, 64]},
+                                           {"net_arch": {"pi": [128, 64], "vf": [64, 64]}, "activation": "ReLU"}],
+                         ids=["tanh_64_64", "relu_128_64"])
+def test_policy_round_trip(tmp_path: Path, policy_kwargs: dict):
+    """Live SB3 (train venv): the torch-free graph is torch.onnx's graph, node for node and weight for weight,
+    and gives SB3's predict."""
+    torch = pytest.importorskip("torch", reason="torch is in the training venv only (scripts/setup_venv.sh --train)")
     gym = pytest.importorskip("gymnasium")
+    import onnx
     from stable_baselines3 import PPO
 
-    from export import ppo_onnx_bytes
+    from artifacts import read_sb3_policy
+    from policy_export import policy_onnx_bytes
 
     class Spaces(gym.Env):
         observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(13,), dtype=np.float32)
         action_space = gym.spaces.Discrete(7)
 
+    kwargs = dict(policy_kwargs)
+    if kwargs.pop("activation", None) == "ReLU":
+        kwargs["activation_fn"] = torch.nn.ReLU
     # Random weights are enough: the test is about the graph, not the training.
-    model = PPO("MlpPolicy", Spaces(), seed=3, device="cpu", policy_kwargs={"net_arch": [64, 64]})
+    model = PPO("MlpPolicy", Spaces(), seed=3, device="cpu", policy_kwargs=kwargs)
+    with torch.no_grad():  # distinct non-zero biases: torch.onnx would merge equal zero initializers
+        for param in model.policy.parameters():
+            param.add_(torch.randn_like(param) * 0.1)
     model.save(tmp_path / "ppo.zip")
-    sess = ort.InferenceSession(ppo_onnx_bytes(tmp_path / "ppo.zip", 13), providers=["CPUExecutionProvider"])
+    ours = policy_onnx_bytes(read_sb3_policy((tmp_path / "ppo.zip").read_bytes(), "ppo.zip"))
+    theirs = onnx.load_from_string(torch_onnx_bytes(model, 13))
+    mine = onnx.load_from_string(ours)
+    assert [(n.op_type, list(n.input), list(n.output), [(a.name, onnx.helper.get_attribute_value(a)) for a in n.attribute])
+            for n in mine.graph.node] == \
+           [(n.op_type, list(n.input), list(n.output), [(a.name, onnx.helper.get_attribute_value(a)) for a in n.attribute])
+            for n in theirs.graph.node]
+    assert {i.name: onnx.numpy_helper.to_array(i).tobytes() for i in mine.graph.initializer} == \
+           {i.name: onnx.numpy_helper.to_array(i).tobytes() for i in theirs.graph.initializer}
     obs = np.random.default_rng(0).normal(scale=2.0, size=(500, 13)).astype(np.float32)
-    logits = sess.run(["logits"], {"obs": obs})[0]
-    assert logits.shape == (500, 7)
+    logits = ort.InferenceSession(ours, providers=["CPUExecutionProvider"]).run(["logits"], {"obs": obs})[0]
     expected, _ = model.predict(obs, deterministic=True)
     np.testing.assert_array_equal(np.argmax(logits, axis=1), expected)
 

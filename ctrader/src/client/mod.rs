@@ -17,6 +17,7 @@
 //! is unknown: reconcile before retrying.
 
 pub mod accounts;
+pub mod authorization;
 pub mod backoff;
 pub mod config;
 pub mod error;
@@ -42,11 +43,12 @@ pub use rate_limit::RequestClass;
 pub use session::LinkState;
 pub use token_store::{TokenStore, TokenStoreError, Tokens};
 
-use crate::domain::{Bar, ErrorCode, Timeframe, TrendbarPeriod};
+use crate::domain::{Bar, ErrorCode, OrderEnd, OrderProgress, Timeframe, TrendbarPeriod};
 use crate::messages::*;
 use events::EventSink;
 use history::TrendbarPager;
-use session::{Command, Completion, Shared, Subscriptions, expect, lock, pace};
+use requests::{Answer, Completion};
+use session::{Command, Shared, Subscriptions, expect, lock, pace};
 
 /// A handle to the session. Cheap to clone; the session stops when the last handle is dropped.
 #[derive(Clone)]
@@ -191,7 +193,7 @@ impl Client {
         &self,
         msg: &M,
         completion: Completion,
-    ) -> Result<Payload, ClientError> {
+    ) -> Result<Answer, ClientError> {
         let timeout = self.shared.config.request_timeout;
         let deadline = Instant::now() + timeout;
         pace(
@@ -226,22 +228,49 @@ impl Client {
         M: OpenApiMessage,
         R: OpenApiMessage + TryFrom<Payload, Error = Payload>,
     {
-        expect::<R>(self.send(msg, Completion::Reply).await)
+        expect::<R>(
+            self.send(msg, Completion::Reply)
+                .await
+                .and_then(message::<M>),
+        )
     }
 
-    /// An order request answered by its final execution event; a rejection is an error.
-    async fn execute<M: OpenApiMessage>(
+    /// An order answered by every execution event up to the one that ends it (filled in full,
+    /// cancelled, expired). A rejection is an error; a cancel or expiry is not: part of the volume
+    /// may have been executed, and the caller must know what it now holds.
+    async fn execute_order<M: OpenApiMessage>(
+        &self,
+        msg: &M,
+    ) -> Result<OrderProgress, ClientError> {
+        let order = match self.send(msg, Completion::Order).await? {
+            Answer::Order(order) => *order,
+            Answer::Message(other) => {
+                return Err(ClientError::UnexpectedResponse {
+                    request: M::NAME,
+                    got: other.name(),
+                });
+            }
+        };
+        if order.end() == Some(OrderEnd::Rejected) {
+            return Err(rejected::<M>(order.error_code()));
+        }
+        Ok(order)
+    }
+
+    /// A request answered by one execution event (an amend, a cancel); a rejection is an error.
+    async fn execute_once<M: OpenApiMessage>(
         &self,
         msg: &M,
     ) -> Result<ProtoOaExecutionEvent, ClientError> {
-        let ev = expect::<ProtoOaExecutionEvent>(self.send(msg, Completion::Execution).await)?;
-        if ev.execution_type == ProtoOaExecutionType::OrderRejected as i32 {
-            return Err(ClientError::Broker {
-                request: M::NAME,
-                code: ErrorCode::parse(ev.error_code.as_deref().unwrap_or("ORDER_REJECTED")),
-                description: None,
-                maintenance_end_ms: None,
-            });
+        let answer = self.send(msg, Completion::Execution).await;
+        let ev = expect::<ProtoOaExecutionEvent>(answer.and_then(message::<M>))?;
+        let refused = [
+            ProtoOaExecutionType::OrderRejected,
+            ProtoOaExecutionType::OrderCancelRejected,
+        ]
+        .map(|t| t as i32);
+        if refused.contains(&ev.execution_type) {
+            return Err(rejected::<M>(ev.error_code.as_deref()));
         }
         Ok(ev)
     }
@@ -299,6 +328,16 @@ impl Client {
         };
         let res: ProtoOaTraderRes = self.call(&req).await?;
         Ok(res.trader)
+    }
+
+    /// The unrealised PnL of every open position as the broker computes it (gross and net of swaps
+    /// and commissions, in the deposit currency scaled by the answer's `moneyDigits`).
+    pub async fn unrealized_pnl(&self) -> Result<ProtoOaGetPositionUnrealizedPnLRes, ClientError> {
+        let req = ProtoOaGetPositionUnrealizedPnLReq {
+            ctid_trader_account_id: self.account(),
+            ..Default::default()
+        };
+        self.call(&req).await
     }
 
     /// Open positions and pending orders as the broker holds them.
@@ -414,10 +453,10 @@ impl Client {
         Ok(pager.finish())
     }
 
-    /// Sends a market order and waits for its final execution event (normally ORDER_FILLED, with
-    /// the position and the deal). `volume` is in 0.01 base units (see
-    /// [`crate::domain::SymbolVolume::lots_to_volume`]). `label` and `client_order_id` let a
-    /// reconcile recognise the order after a timeout.
+    /// Sends a market order and waits until it ends: filled in full (in one deal or several),
+    /// or cancelled / expired by the broker with part or none of it executed. `volume` is in 0.01
+    /// base units (see [`crate::domain::SymbolVolume::lots_to_volume`]). `label` and
+    /// `client_order_id` let a reconcile recognise the order after a timeout.
     pub async fn new_market_order(
         &self,
         symbol_id: i64,
@@ -425,7 +464,7 @@ impl Client {
         volume: i64,
         label: Option<&str>,
         client_order_id: Option<&str>,
-    ) -> Result<ProtoOaExecutionEvent, ClientError> {
+    ) -> Result<OrderProgress, ClientError> {
         let req = ProtoOaNewOrderReq {
             ctid_trader_account_id: self.account(),
             symbol_id,
@@ -436,26 +475,28 @@ impl Client {
             client_order_id: client_order_id.map(str::to_string),
             ..Default::default()
         };
-        self.execute(&req).await
+        self.execute_order(&req).await
     }
 
-    /// Closes `volume` of a position (all of it when equal to the position's volume).
+    /// Closes `volume` of a position (all of it when equal to the position's volume); answered
+    /// as [`Client::new_market_order`] (the close is a market order on the opposite side).
     pub async fn close_position(
         &self,
         position_id: i64,
         volume: i64,
-    ) -> Result<ProtoOaExecutionEvent, ClientError> {
+    ) -> Result<OrderProgress, ClientError> {
         let req = ProtoOaClosePositionReq {
             ctid_trader_account_id: self.account(),
             position_id,
             volume,
             ..Default::default()
         };
-        self.execute(&req).await
+        self.execute_order(&req).await
     }
 
     /// Sets or clears a position's stop loss and take profit (absolute prices, already rounded to
-    /// the symbol's digits).
+    /// the symbol's digits). Answered by one execution event: ORDER_ACCEPTED when the position
+    /// had no protection yet, ORDER_REPLACED when it had, ORDER_CANCELLED when both are cleared.
     pub async fn amend_position_sltp(
         &self,
         position_id: i64,
@@ -469,7 +510,7 @@ impl Client {
             take_profit,
             ..Default::default()
         };
-        self.execute(&req).await
+        self.execute_once(&req).await
     }
 
     /// Cancels a pending order.
@@ -479,7 +520,7 @@ impl Client {
             order_id,
             ..Default::default()
         };
-        self.execute(&req).await
+        self.execute_once(&req).await
     }
 
     /// Deals executed in `[from_ms, to_ms]`; `has_more` says the list was cut at `max_rows`.
@@ -524,5 +565,26 @@ impl Client {
         };
         let res: ProtoOaRefreshTokenRes = self.call(&req).await?;
         session::store_tokens(&self.shared, &res)
+    }
+}
+
+/// The message of a one-message answer.
+fn message<M: OpenApiMessage>(answer: Answer) -> Result<Payload, ClientError> {
+    match answer {
+        Answer::Message(p) => Ok(*p),
+        Answer::Order(_) => Err(ClientError::UnexpectedResponse {
+            request: M::NAME,
+            got: "an order's execution events",
+        }),
+    }
+}
+
+/// The error for a request the server refused in an execution event.
+fn rejected<M: OpenApiMessage>(code: Option<&str>) -> ClientError {
+    ClientError::Broker {
+        request: M::NAME,
+        code: ErrorCode::parse(code.unwrap_or("ORDER_REJECTED")),
+        description: None,
+        maintenance_end_ms: None,
     }
 }

@@ -23,7 +23,7 @@ pub enum Side {
 }
 
 impl Side {
-    fn sign(self) -> f64 {
+    pub(super) fn sign(self) -> f64 {
         match self {
             Self::Buy => 1.0,
             Self::Sell => -1.0,
@@ -74,12 +74,18 @@ pub struct Position {
     /// Effective leverage the margin was computed with (for `marginRate`).
     pub margin_rate: f64,
     pub status: PositionStatus,
+    pub stop_loss: Option<f64>,
+    pub take_profit: Option<f64>,
+    /// The STOP_LOSS_TAKE_PROFIT order holding its protection, once it has one.
+    pub protection_order_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
     Accepted,
     Filled,
+    Cancelled,
+    Expired,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +106,10 @@ pub struct Order {
     pub executed_volume: i64,
     /// The price the order was priced from (bid or ask before slippage).
     pub base_slippage_price: f64,
+    /// A position's STOP_LOSS_TAKE_PROFIT order rather than a market order.
+    pub protection: bool,
+    pub stop_loss: Option<f64>,
+    pub take_profit: Option<f64>,
 }
 
 /// What a closing deal realised.
@@ -128,14 +138,23 @@ pub struct Deal {
     pub close: Option<CloseDetail>,
 }
 
-/// The two steps the real server reports for a market order: ORDER_ACCEPTED then ORDER_FILLED.
+/// What an SL/TP amend did to a position's protection order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmendKind {
+    /// The position had none: a STOP_LOSS_TAKE_PROFIT order was created (ORDER_ACCEPTED).
+    Created,
+    /// Its protection order was changed (ORDER_REPLACED).
+    Replaced,
+    /// Both levels cleared: the protection order is gone (ORDER_CANCELLED).
+    Removed,
+}
+
+/// The answer to an SL/TP amend.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Execution {
-    pub accepted_order: Order,
-    pub accepted_position: Position,
-    pub filled_order: Order,
-    pub filled_position: Position,
-    pub deal: Deal,
+pub struct Amendment {
+    pub kind: AmendKind,
+    pub order: Order,
+    pub position: Position,
 }
 
 /// Why an order was refused; `code()` is the Open API error code string the real server sends.
@@ -170,6 +189,8 @@ pub enum TradeError {
     SameSideAsPosition(i64),
     #[error("Order has no valid trade side")]
     MissingSide,
+    #[error("Stop loss / take profit must be positive prices")]
+    BadStops,
 }
 
 impl TradeError {
@@ -182,6 +203,7 @@ impl TradeError {
             Self::PositionNotFound(_) => "POSITION_NOT_FOUND",
             Self::UnsupportedOrderType | Self::SameSideAsPosition(_) => "TRADING_NOT_ALLOWED",
             Self::MissingSide => "INVALID_REQUEST",
+            Self::BadStops => "TRADING_BAD_STOPS",
         }
     }
 }
@@ -200,13 +222,13 @@ pub struct AccountConfig {
 #[derive(Debug, Clone)]
 pub struct Book {
     pub config: AccountConfig,
-    specs: BTreeMap<i64, SymbolSpec>,
+    pub(super) specs: BTreeMap<i64, SymbolSpec>,
     quotes: HashMap<i64, Quote>,
-    balance_cents: i64,
-    balance_version: i64,
-    positions: BTreeMap<i64, Position>,
-    orders: Vec<Order>,
-    deals: Vec<Deal>,
+    pub(super) balance_cents: i64,
+    pub(super) balance_version: i64,
+    pub(super) positions: BTreeMap<i64, Position>,
+    pub(super) orders: Vec<Order>,
+    pub(super) deals: Vec<Deal>,
     next_id: i64,
 }
 
@@ -253,6 +275,12 @@ impl Book {
         self.balance_version
     }
 
+    /// A deposit (or, negative, a withdrawal) of `cents`: the balance changes outside trading.
+    pub fn deposit(&mut self, cents: i64) {
+        self.balance_cents = self.balance_cents.saturating_add(cents);
+        self.balance_version += 1;
+    }
+
     /// Open positions, by id.
     pub fn open_positions(&self) -> impl Iterator<Item = &Position> {
         self.positions
@@ -294,7 +322,7 @@ impl Book {
         1.0
     }
 
-    fn effective_leverage(&self, spec: &SymbolSpec) -> f64 {
+    pub(super) fn effective_leverage(&self, spec: &SymbolSpec) -> f64 {
         let account = f64::from(self.config.leverage_in_cents) / 100.0;
         account.min(f64::from(spec.max_leverage)).max(1.0)
     }
@@ -331,7 +359,14 @@ impl Book {
         )
     }
 
-    fn pnl_cents(&self, spec: &SymbolSpec, side: Side, entry: f64, exit: f64, volume: i64) -> i64 {
+    pub(super) fn pnl_cents(
+        &self,
+        spec: &SymbolSpec,
+        side: Side,
+        entry: f64,
+        exit: f64,
+        volume: i64,
+    ) -> i64 {
         let units = volume as f64 / 100.0;
         let quote_pnl = (exit - entry) * side.sign() * units;
         (quote_pnl * self.to_deposit_rate(&spec.quote_asset) * 100.0).round() as i64
@@ -349,13 +384,13 @@ impl Book {
         self.equity_cents() - self.used_margin_cents()
     }
 
-    fn take_id(&mut self) -> i64 {
+    pub(super) fn take_id(&mut self) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
-    fn check_volume(spec: &SymbolSpec, volume: i64) -> Result<(), TradeError> {
+    pub(super) fn check_volume(spec: &SymbolSpec, volume: i64) -> Result<(), TradeError> {
         if volume < spec.min_volume || volume > spec.max_volume || volume % spec.step_volume != 0 {
             return Err(TradeError::BadVolume {
                 symbol: spec.name.clone(),
@@ -369,7 +404,7 @@ impl Book {
     }
 
     /// Fill price for `side` at the current quote: ask for buys, bid for sells, plus adverse slippage.
-    fn fill_price(&self, spec: &SymbolSpec, side: Side, q: Quote) -> (f64, f64) {
+    pub(super) fn fill_price(&self, spec: &SymbolSpec, side: Side, q: Quote) -> (f64, f64) {
         let slip = self.config.slippage_points as f64 * spec.point();
         let base = match side {
             Side::Buy => q.ask,
@@ -378,168 +413,48 @@ impl Book {
         (base, spec.round_price(base + side.sign() * slip))
     }
 
-    /// Places a market order: opens a new position, or closes (part of) `order.position_id`.
-    pub fn place_market_order(
-        &mut self,
-        order: &MarketOrder,
-        now_ms: i64,
-    ) -> Result<Execution, TradeError> {
-        let side = order.side.ok_or(TradeError::MissingSide)?;
-        if let Some(position_id) = order.position_id {
-            let position = self
-                .positions
-                .get(&position_id)
-                .filter(|p| p.status == PositionStatus::Open);
-            let position = position.ok_or(TradeError::PositionNotFound(position_id))?;
-            if position.side == side {
-                return Err(TradeError::SameSideAsPosition(position_id));
-            }
-            return self.close_position(position_id, order.volume, now_ms);
-        }
-        let spec = self
-            .specs
-            .get(&order.symbol_id)
-            .ok_or(TradeError::SymbolNotFound(order.symbol_id))?
-            .clone();
-        Self::check_volume(&spec, order.volume)?;
-        let q = self
-            .quote(spec.id)
-            .ok_or_else(|| TradeError::MarketClosed(spec.name.clone()))?;
-        let (base_price, price) = self.fill_price(&spec, side, q);
-        let margin = self.margin_cents(&spec, order.volume, price);
-        let free = self.free_margin_cents();
-        if margin > free {
-            return Err(TradeError::NotEnoughMoney {
-                required_cents: margin,
-                free_cents: free,
-            });
-        }
-        let position_id = self.take_id();
-        let order_id = self.take_id();
-        let deal_id = self.take_id();
-        let leverage = self.effective_leverage(&spec);
-        let created = Position {
-            id: position_id,
-            symbol_id: spec.id,
-            side,
-            volume: 0,
-            entry_price: 0.0,
-            open_ms: now_ms,
-            last_update_ms: now_ms,
-            label: order.label.clone(),
-            comment: order.comment.clone(),
-            used_margin_cents: 0,
-            margin_rate: leverage,
-            status: PositionStatus::Created,
-        };
-        let accepted = Order {
-            id: order_id,
-            symbol_id: spec.id,
-            side,
-            volume: order.volume,
-            status: OrderStatus::Accepted,
-            position_id,
-            closing_order: false,
-            label: order.label.clone(),
-            comment: order.comment.clone(),
-            client_order_id: order.client_order_id.clone(),
-            open_ms: now_ms,
-            last_update_ms: now_ms,
-            execution_price: None,
-            executed_volume: 0,
-            base_slippage_price: base_price,
-        };
-        let filled_position = Position {
-            volume: order.volume,
-            entry_price: price,
-            used_margin_cents: margin,
-            status: PositionStatus::Open,
-            ..created.clone()
-        };
-        let filled_order = Order {
-            status: OrderStatus::Filled,
-            execution_price: Some(price),
-            executed_volume: order.volume,
-            ..accepted.clone()
-        };
-        let deal = Deal {
-            id: deal_id,
-            order_id,
-            position_id,
-            symbol_id: spec.id,
-            side,
-            volume: order.volume,
-            filled_volume: order.volume,
-            create_ms: now_ms,
-            execution_ms: now_ms,
-            execution_price: price,
-            margin_rate: leverage,
-            close: None,
-        };
-        self.positions.insert(position_id, filled_position.clone());
-        self.orders.push(filled_order.clone());
-        self.deals.push(deal.clone());
-        Ok(Execution {
-            accepted_order: accepted,
-            accepted_position: created,
-            filled_order,
-            filled_position,
-            deal,
-        })
-    }
-
-    /// Closes `volume` of a position (all of it when `volume` ≥ its open volume).
-    pub fn close_position(
+    /// Sets or clears a position's stop loss and take profit. Only the levels are kept: the
+    /// simulator never triggers them (SIM.md).
+    pub fn amend_protection(
         &mut self,
         position_id: i64,
-        volume: i64,
+        stop_loss: Option<f64>,
+        take_profit: Option<f64>,
         now_ms: i64,
-    ) -> Result<Execution, TradeError> {
+    ) -> Result<Amendment, TradeError> {
+        let valid = |p: Option<f64>| p.is_none_or(|p| p.is_finite() && p > 0.0);
+        if !valid(stop_loss) || !valid(take_profit) {
+            return Err(TradeError::BadStops);
+        }
         let position = self
             .positions
             .get(&position_id)
             .filter(|p| p.status == PositionStatus::Open)
             .ok_or(TradeError::PositionNotFound(position_id))?
             .clone();
-        let spec = self
-            .specs
-            .get(&position.symbol_id)
-            .ok_or(TradeError::SymbolNotFound(position.symbol_id))?
-            .clone();
-        let full = volume >= position.volume;
-        if volume <= 0 || (!full && volume % spec.step_volume != 0) {
-            return Err(TradeError::BadVolume {
-                symbol: spec.name.clone(),
-                volume,
-                min: spec.step_volume,
-                max: position.volume,
-                step: spec.step_volume,
-            });
-        }
-        let closed_volume = volume.min(position.volume);
-        let q = self
-            .quote(spec.id)
-            .ok_or_else(|| TradeError::MarketClosed(spec.name.clone()))?;
-        let side = position.side.opposite();
-        let (base_price, price) = self.fill_price(&spec, side, q);
-        let gross = self.pnl_cents(
-            &spec,
-            position.side,
-            position.entry_price,
-            price,
-            closed_volume,
-        );
-        let order_id = self.take_id();
-        let deal_id = self.take_id();
-        self.balance_cents += gross;
-        self.balance_version += 1;
-        let remaining = position.volume - closed_volume;
-        let accepted = Order {
+        let clear = stop_loss.is_none() && take_profit.is_none();
+        let (kind, order_id) = match position.protection_order_id {
+            None => (AmendKind::Created, self.take_id()),
+            Some(id) if clear => (AmendKind::Removed, id),
+            Some(id) => (AmendKind::Replaced, id),
+        };
+        let position = Position {
+            stop_loss,
+            take_profit,
+            protection_order_id: (kind != AmendKind::Removed).then_some(order_id),
+            last_update_ms: now_ms,
+            ..position
+        };
+        let order = Order {
             id: order_id,
-            symbol_id: spec.id,
-            side,
-            volume: closed_volume,
-            status: OrderStatus::Accepted,
+            symbol_id: position.symbol_id,
+            side: position.side.opposite(),
+            volume: position.volume,
+            status: if kind == AmendKind::Removed {
+                OrderStatus::Cancelled
+            } else {
+                OrderStatus::Accepted
+            },
             position_id,
             closing_order: true,
             label: position.label.clone(),
@@ -549,60 +464,16 @@ impl Book {
             last_update_ms: now_ms,
             execution_price: None,
             executed_volume: 0,
-            base_slippage_price: base_price,
+            base_slippage_price: 0.0,
+            protection: true,
+            stop_loss,
+            take_profit,
         };
-        let filled_order = Order {
-            status: OrderStatus::Filled,
-            execution_price: Some(price),
-            executed_volume: closed_volume,
-            ..accepted.clone()
-        };
-        let margin_left = if remaining == 0 {
-            0
-        } else {
-            (position.used_margin_cents as f64 * remaining as f64 / position.volume as f64).round()
-                as i64
-        };
-        let filled_position = Position {
-            volume: remaining,
-            last_update_ms: now_ms,
-            used_margin_cents: margin_left,
-            status: if remaining == 0 {
-                PositionStatus::Closed
-            } else {
-                PositionStatus::Open
-            },
-            ..position.clone()
-        };
-        let deal = Deal {
-            id: deal_id,
-            order_id,
-            position_id,
-            symbol_id: spec.id,
-            side,
-            volume: closed_volume,
-            filled_volume: closed_volume,
-            create_ms: now_ms,
-            execution_ms: now_ms,
-            execution_price: price,
-            margin_rate: position.margin_rate,
-            close: Some(CloseDetail {
-                entry_price: position.entry_price,
-                gross_profit_cents: gross,
-                balance_after_cents: self.balance_cents,
-                closed_volume,
-                quote_to_deposit_rate: self.to_deposit_rate(&spec.quote_asset),
-            }),
-        };
-        self.positions.insert(position_id, filled_position.clone());
-        self.orders.push(filled_order.clone());
-        self.deals.push(deal.clone());
-        Ok(Execution {
-            accepted_order: accepted,
-            accepted_position: position,
-            filled_order,
-            filled_position,
-            deal,
+        self.positions.insert(position_id, position.clone());
+        Ok(Amendment {
+            kind,
+            order,
+            position,
         })
     }
 
@@ -675,15 +546,18 @@ mod tests {
         let mut b = book(1_000_000);
         let ex = b.place_market_order(&buy(1, 10_000_000), 5_000).unwrap();
         assert_eq!(ex.accepted_order.status, OrderStatus::Accepted);
-        assert_eq!(ex.accepted_position.status, PositionStatus::Created);
-        assert_eq!(ex.filled_order.status, OrderStatus::Filled);
-        assert!(
-            (ex.deal.execution_price - 1.10010).abs() < 1e-9,
-            "{}",
-            ex.deal.execution_price
+        assert_eq!(
+            ex.accepted_position, None,
+            "an opening order's ACCEPTED has no position"
         );
-        assert_eq!(ex.filled_position.volume, 10_000_000);
-        assert_eq!(ex.filled_position.label.as_deref(), Some("L"));
+        assert_eq!(ex.final_order().status, OrderStatus::Filled);
+        assert!(
+            (ex.last_deal().unwrap().execution_price - 1.10010).abs() < 1e-9,
+            "{}",
+            ex.last_deal().unwrap().execution_price
+        );
+        assert_eq!(ex.position().unwrap().volume, 10_000_000);
+        assert_eq!(ex.position().unwrap().label.as_deref(), Some("L"));
         // 100,000 EUR at 1.1001 USD with 1:100 leverage = 1100.10 USD of margin.
         assert_eq!(b.used_margin_cents(), 110_010);
         // Marked at the bid, the spread and slippage are an immediate loss: (1.1 - 1.1001) * 100k = -10 USD.
@@ -698,14 +572,14 @@ mod tests {
             ..buy(1, 100_000)
         };
         let ex = b.place_market_order(&order, 0).unwrap();
-        assert!((ex.deal.execution_price - 1.09998).abs() < 1e-9);
+        assert!((ex.last_deal().unwrap().execution_price - 1.09998).abs() < 1e-9);
     }
 
     #[test]
     fn partial_then_full_close_realises_pnl_into_balance() {
         let mut b = book(1_000_000);
         let ex = b.place_market_order(&buy(1, 10_000_000), 0).unwrap();
-        let id = ex.filled_position.id;
+        let id = ex.position().unwrap().id;
         b.set_quote(
             1,
             Some(Quote {
@@ -714,15 +588,15 @@ mod tests {
             }),
         );
         let part = b.close_position(id, 4_000_000, 10).unwrap();
-        assert_eq!(part.filled_position.volume, 6_000_000);
-        assert_eq!(part.filled_position.status, PositionStatus::Open);
-        assert!(part.filled_order.closing_order);
+        assert_eq!(part.position().unwrap().volume, 6_000_000);
+        assert_eq!(part.position().unwrap().status, PositionStatus::Open);
+        assert!(part.final_order().closing_order);
         // Sold 40,000 at 1.10110 (bid - 2 points) vs entry 1.10010: +40 USD.
-        let detail = part.deal.close.clone().unwrap();
+        let detail = part.last_deal().unwrap().close.clone().unwrap();
         assert_eq!(detail.gross_profit_cents, 4_000);
         assert_eq!(detail.balance_after_cents, 1_004_000);
         let rest = b.close_position(id, 6_000_000, 20).unwrap();
-        assert_eq!(rest.filled_position.status, PositionStatus::Closed);
+        assert_eq!(rest.position().unwrap().status, PositionStatus::Closed);
         assert_eq!(b.balance_cents(), 1_004_000 + 6_000);
         assert_eq!(b.used_margin_cents(), 0);
         assert_eq!(b.open_positions().count(), 0);
@@ -739,7 +613,7 @@ mod tests {
     fn jpy_pnl_is_converted_to_usd() {
         let mut b = book(1_000_000);
         let ex = b.place_market_order(&buy(4, 10_000_000), 0).unwrap();
-        assert!((ex.deal.execution_price - 150.012).abs() < 1e-9);
+        assert!((ex.last_deal().unwrap().execution_price - 150.012).abs() < 1e-9);
         b.set_quote(
             4,
             Some(Quote {
@@ -748,10 +622,16 @@ mod tests {
             }),
         );
         let close = b
-            .close_position(ex.filled_position.id, 10_000_000, 1)
+            .close_position(ex.position().unwrap().id, 10_000_000, 1)
             .unwrap();
         // (151.512 - 150.012) * 100k = 150,000 JPY at 1/151.519 USD/JPY = 989.97 USD.
-        let gross = close.deal.close.unwrap().gross_profit_cents;
+        let gross = close
+            .last_deal()
+            .unwrap()
+            .close
+            .clone()
+            .unwrap()
+            .gross_profit_cents;
         let expected = (1.5 * 100_000.0 / 151.519 * 100.0_f64).round() as i64;
         assert_eq!(gross, expected);
     }
@@ -794,7 +674,7 @@ mod tests {
     fn order_with_position_id_closes_that_position() {
         let mut b = book(1_000_000);
         let ex = b.place_market_order(&buy(1, 200_000), 0).unwrap();
-        let id = ex.filled_position.id;
+        let id = ex.position().unwrap().id;
         let same = MarketOrder {
             position_id: Some(id),
             ..buy(1, 200_000)
@@ -808,7 +688,7 @@ mod tests {
             ..same
         };
         let ex = b.place_market_order(&close, 2).unwrap();
-        assert_eq!(ex.filled_position.status, PositionStatus::Closed);
+        assert_eq!(ex.position().unwrap().status, PositionStatus::Closed);
     }
 }
 
@@ -853,7 +733,7 @@ mod properties {
                         let side = if buy { Side::Buy } else { Side::Sell };
                         let order = MarketOrder { symbol_id: 1, side: Some(side), volume: lots * 100_000, ..Default::default() };
                         match b.place_market_order(&order, t) {
-                            Ok(ex) => prop_assert_eq!(ex.filled_position.volume, lots * 100_000),
+                            Ok(ex) => prop_assert_eq!(ex.position().unwrap().volume, lots * 100_000),
                             Err(e) => prop_assert_eq!(e.code(), "NOT_ENOUGH_MONEY"),
                         }
                     }

@@ -10,16 +10,23 @@ use std::time::{Duration, Instant};
 
 use super::SimError;
 use super::bars::{Bar, BarSeries};
-use super::book::{
-    AccountConfig, Book, Deal, Execution, MarketOrder, Order, OrderStatus, Position,
-    PositionStatus, Quote, Side, TradeError,
-};
+use super::book::{AccountConfig, AmendKind, Book, MarketOrder, Quote, Side, TradeError};
 use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
+use super::fills::{Execution, StepKind};
 use super::latency::LatencyRecorder;
+use super::money::Money;
 use super::replay::{Replay, intrabar, market_time_ms};
 use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
+use super::wire::{deal_to_wire, order_to_wire, position_to_wire};
 use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
 use crate::messages::*;
+
+/// Spots published inside each bar besides its opening and closing ones, unless told otherwise:
+/// a real feed ticks many times per bar, and a client must not get every bar as two spots.
+pub const DEFAULT_TICKS_PER_BAR: u32 = 4;
+
+mod account;
+mod history;
 
 /// Identifies one client connection inside the core.
 pub type ConnId = u64;
@@ -41,6 +48,11 @@ pub struct CoreConfig {
     pub start_bar: usize,
     pub bars_per_second: f64,
     pub balance_cents: i64,
+    /// The account's `moneyDigits`: every monetary value on the wire is scaled by 10^digits.
+    pub money: Money,
+    /// The `accountType` the trader answer reports. The book always trades hedged (every order its
+    /// own position); NETTED is only reported, to check that clients refuse such an account.
+    pub account_type: ProtoOaAccountType,
     pub leverage_in_cents: u32,
     pub slippage_points: i64,
     /// Requests per second per connection (the real server allows 50).
@@ -100,6 +112,10 @@ pub struct SimCore {
     next_conn: ConnId,
     last_step_at: Option<Instant>,
     ticks_per_bar: u32,
+    /// Events a control command produced, for the I/O layer to deliver ([`SimCore::take_events`]).
+    control_events: Vec<Outgoing>,
+    /// Access tokens revoked so far (makes each revoked value unique).
+    revocations: u32,
     /// Since when the replay clock is held (`pause`, `--paused`); None while it runs.
     held_since: Option<Instant>,
     /// Time held so far: the replay driver moves every step's due time on by it.
@@ -131,108 +147,27 @@ pub fn encode_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrend
     }
 }
 
+/// A live trendbar as a spot event carries it: like [`encode_trendbar`] but without `deltaClose`
+/// (the forming bar's last price is the spot's bid; see `crate::domain::LiveTrendbar`).
+pub fn encode_live_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
+    ProtoOaTrendbar {
+        delta_close: None,
+        ..encode_trendbar(bar, period)
+    }
+}
+
+/// `ProtoOAErrorRes.maintenanceEndTimestamp` is in Unix seconds (OpenApiMessages.proto); the
+/// fault state keeps milliseconds. Rounded up, so a client never comes back before the end.
+fn wire_seconds(end_ms: i64) -> i64 {
+    end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0)
+}
+
 /// The trendbar period of a bar length, if cTrader has one.
 pub fn period_of(ms: i64) -> Option<ProtoOaTrendbarPeriod> {
     Timeframe::ALL
         .into_iter()
         .find(|tf| tf.seconds().is_some_and(|s| s * 1000 == ms))
         .map(Timeframe::to_proto)
-}
-
-fn side_to_wire(side: Side) -> i32 {
-    match side {
-        Side::Buy => ProtoOaTradeSide::Buy as i32,
-        Side::Sell => ProtoOaTradeSide::Sell as i32,
-    }
-}
-
-fn position_to_wire(p: &Position) -> ProtoOaPosition {
-    ProtoOaPosition {
-        position_id: p.id,
-        trade_data: ProtoOaTradeData {
-            symbol_id: p.symbol_id,
-            volume: p.volume,
-            trade_side: side_to_wire(p.side),
-            open_timestamp: Some(p.open_ms),
-            label: p.label.clone(),
-            comment: p.comment.clone(),
-            ..Default::default()
-        },
-        position_status: match p.status {
-            PositionStatus::Created => ProtoOaPositionStatus::PositionStatusCreated,
-            PositionStatus::Open => ProtoOaPositionStatus::PositionStatusOpen,
-            PositionStatus::Closed => ProtoOaPositionStatus::PositionStatusClosed,
-        } as i32,
-        swap: 0,
-        price: (p.status != PositionStatus::Created).then_some(p.entry_price),
-        utc_last_update_timestamp: Some(p.last_update_ms),
-        commission: Some(0),
-        margin_rate: Some(p.margin_rate),
-        used_margin: u64::try_from(p.used_margin_cents).ok(),
-        money_digits: Some(2),
-        ..Default::default()
-    }
-}
-
-fn order_to_wire(o: &Order) -> ProtoOaOrder {
-    ProtoOaOrder {
-        order_id: o.id,
-        trade_data: ProtoOaTradeData {
-            symbol_id: o.symbol_id,
-            volume: o.volume,
-            trade_side: side_to_wire(o.side),
-            open_timestamp: Some(o.open_ms),
-            label: o.label.clone(),
-            comment: o.comment.clone(),
-            ..Default::default()
-        },
-        order_type: ProtoOaOrderType::Market as i32,
-        order_status: match o.status {
-            OrderStatus::Accepted => ProtoOaOrderStatus::OrderStatusAccepted,
-            OrderStatus::Filled => ProtoOaOrderStatus::OrderStatusFilled,
-        } as i32,
-        execution_price: o.execution_price,
-        executed_volume: Some(o.executed_volume),
-        utc_last_update_timestamp: Some(o.last_update_ms),
-        base_slippage_price: Some(o.base_slippage_price),
-        closing_order: Some(o.closing_order),
-        client_order_id: o.client_order_id.clone(),
-        time_in_force: Some(ProtoOaTimeInForce::ImmediateOrCancel as i32),
-        position_id: Some(o.position_id),
-        ..Default::default()
-    }
-}
-
-fn deal_to_wire(d: &Deal) -> ProtoOaDeal {
-    ProtoOaDeal {
-        deal_id: d.id,
-        order_id: d.order_id,
-        position_id: d.position_id,
-        volume: d.volume,
-        filled_volume: d.filled_volume,
-        symbol_id: d.symbol_id,
-        create_timestamp: d.create_ms,
-        execution_timestamp: d.execution_ms,
-        utc_last_update_timestamp: Some(d.execution_ms),
-        execution_price: Some(d.execution_price),
-        trade_side: side_to_wire(d.side),
-        deal_status: ProtoOaDealStatus::Filled as i32,
-        margin_rate: Some(d.margin_rate),
-        commission: Some(0),
-        close_position_detail: d.close.as_ref().map(|c| ProtoOaClosePositionDetail {
-            entry_price: c.entry_price,
-            gross_profit: c.gross_profit_cents,
-            swap: 0,
-            commission: 0,
-            balance: c.balance_after_cents,
-            quote_to_deposit_conversion_rate: Some(c.quote_to_deposit_rate),
-            closed_volume: Some(c.closed_volume),
-            money_digits: Some(2),
-            ..Default::default()
-        }),
-        money_digits: Some(2),
-        ..Default::default()
-    }
 }
 
 fn symbol_to_wire(s: &SymbolSpec) -> ProtoOaSymbol {
@@ -291,7 +226,9 @@ impl SimCore {
             conns: BTreeMap::new(),
             next_conn: 1,
             last_step_at: None,
-            ticks_per_bar: 0,
+            ticks_per_bar: DEFAULT_TICKS_PER_BAR,
+            control_events: Vec::new(),
+            revocations: 0,
             held_since: None,
             held_total: Duration::ZERO,
         };
@@ -304,7 +241,8 @@ impl SimCore {
         Ok(core)
     }
 
-    /// Publishes `n` intermediate spots between each bar's opening and closing spots (default 0).
+    /// Publishes `n` intermediate spots between each bar's opening and closing spots (default
+    /// [`DEFAULT_TICKS_PER_BAR`]).
     pub fn with_ticks_per_bar(mut self, n: u32) -> Self {
         self.ticks_per_bar = n;
         self
@@ -440,6 +378,13 @@ impl SimCore {
     ) -> (String, FaultAction) {
         let action = self.faults.apply(command, now, wall_ms);
         match command {
+            ControlCommand::Deposit(cents) => self.deposit(*cents),
+            ControlCommand::TokenInvalidate { refresh_too } => self.invalidate_tokens(*refresh_too),
+            ControlCommand::ClientDisconnect(reason) => self.client_disconnect(reason),
+            ControlCommand::GrantTokens { access, refresh } => {
+                self.credentials.access_token = access.clone();
+                self.credentials.refresh_token = refresh.clone();
+            }
             ControlCommand::Pause => self.hold(now),
             ControlCommand::Resume => self.release(now),
             _ => {}
@@ -478,7 +423,7 @@ impl SimCore {
         let notice = ProtoOaErrorRes {
             error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
             description: Some("The server is under maintenance".to_string()),
-            maintenance_end_timestamp: Some(end),
+            maintenance_end_timestamp: Some(wire_seconds(end)),
             ..Default::default()
         };
         self.conns
@@ -560,7 +505,7 @@ impl SimCore {
                         bid: u64::try_from(price_to_units(q.bid)).ok(),
                         ask: u64::try_from(price_to_units(q.ask)).ok(),
                         trendbar: if with_bar {
-                            vec![encode_trendbar(bar, period)]
+                            vec![encode_live_trendbar(bar, period)]
                         } else {
                             Vec::new()
                         },
@@ -763,7 +708,7 @@ impl Session<'_> {
             let m = ProtoOaErrorRes {
                 error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
                 description: Some("The server is under maintenance".to_string()),
-                maintenance_end_timestamp: Some(end),
+                maintenance_end_timestamp: Some(wire_seconds(end)),
                 ..Default::default()
             };
             self.respond(&m);
@@ -813,6 +758,9 @@ impl Session<'_> {
             Payload::SymbolByIdReq(r) => self.symbol_by_id(&r),
             Payload::TraderReq(r) => self.trader(r.ctid_trader_account_id),
             Payload::ReconcileReq(r) => self.reconcile(r.ctid_trader_account_id),
+            Payload::GetPositionUnrealizedPnlReq(r) => {
+                self.unrealized_pnl(r.ctid_trader_account_id)
+            }
             Payload::SubscribeSpotsReq(r) => self.subscribe_spots(&r),
             Payload::UnsubscribeSpotsReq(r) => self.unsubscribe_spots(&r),
             Payload::SubscribeLiveTrendbarReq(r) => self.subscribe_trendbar(&r),
@@ -820,6 +768,7 @@ impl Session<'_> {
             Payload::GetTrendbarsReq(r) => self.get_trendbars(&r),
             Payload::NewOrderReq(r) => self.new_order(&r),
             Payload::ClosePositionReq(r) => self.close_position(&r),
+            Payload::AmendPositionSltpReq(r) => self.amend_position_sltp(&r),
             Payload::DealListReq(r) => self.deal_list(&r),
             Payload::OrderListReq(r) => self.order_list(&r),
             other => self.common_error(
@@ -1000,22 +949,7 @@ impl Session<'_> {
         if !self.authorized(account) {
             return;
         }
-        let trader = ProtoOaTrader {
-            ctid_trader_account_id: account,
-            balance: self.core.book.balance_cents(),
-            balance_version: Some(self.core.book.balance_version()),
-            access_rights: Some(ProtoOaAccessRights::FullAccess as i32),
-            deposit_asset_id: asset_id("USD"),
-            swap_free: Some(false),
-            leverage_in_cents: Some(self.core.config.leverage_in_cents),
-            total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
-            max_leverage: Some(self.core.config.leverage_in_cents / 100),
-            trader_login: Some(trader_login(account)),
-            account_type: Some(ProtoOaAccountType::Hedged as i32),
-            broker_name: Some(BROKER_TITLE.to_string()),
-            money_digits: Some(2),
-            ..Default::default()
-        };
+        let trader = self.core.trader_entity(account);
         self.respond(&ProtoOaTraderRes {
             ctid_trader_account_id: account,
             trader,
@@ -1031,7 +965,7 @@ impl Session<'_> {
             .core
             .book
             .open_positions()
-            .map(position_to_wire)
+            .map(|p| position_to_wire(p, self.core.config.money))
             .collect();
         self.respond(&ProtoOaReconcileRes {
             ctid_trader_account_id: account,
@@ -1141,12 +1075,8 @@ impl Session<'_> {
         if !self.replayed_period(account, r.period) {
             return;
         }
-        if r.from_timestamp > r.to_timestamp {
-            return self.oa_error(
-                Some(account),
-                "INCORRECT_BOUNDARIES",
-                "fromTimestamp is after toTimestamp",
-            );
+        if let Err(why) = history::trendbar_window_ok(self.core.period, r) {
+            return self.oa_error(Some(account), "INCORRECT_BOUNDARIES", why);
         }
         let count = r.count.map(|c| c as usize);
         // toTimestamp is inclusive on the wire; the replay's bound is exclusive.
@@ -1178,28 +1108,11 @@ impl Session<'_> {
         self.respond(&m);
     }
 
-    /// ORDER_ACCEPTED then ORDER_FILLED to every session on the account; only the requester's copy
-    /// carries its clientMsgId.
-    fn report_execution(&mut self, account: i64, ex: &Execution) {
-        let events = [
-            ProtoOaExecutionEvent {
-                ctid_trader_account_id: account,
-                execution_type: ProtoOaExecutionType::OrderAccepted as i32,
-                position: Some(position_to_wire(&ex.accepted_position)),
-                order: Some(order_to_wire(&ex.accepted_order)),
-                ..Default::default()
-            },
-            ProtoOaExecutionEvent {
-                ctid_trader_account_id: account,
-                execution_type: ProtoOaExecutionType::OrderFilled as i32,
-                position: Some(position_to_wire(&ex.filled_position)),
-                order: Some(order_to_wire(&ex.filled_order)),
-                deal: Some(deal_to_wire(&ex.deal)),
-                ..Default::default()
-            },
-        ];
+    /// One order's events to every session on the account; only the requester's copies carry
+    /// its clientMsgId.
+    fn broadcast(&mut self, account: i64, events: &[ProtoOaExecutionEvent]) {
         let conns = self.core.account_conns(account);
-        for event in &events {
+        for event in events {
             for &c in &conns {
                 let mine = c == self.conn;
                 self.reply.out.push(Outgoing {
@@ -1210,6 +1123,45 @@ impl Session<'_> {
                 });
             }
         }
+    }
+
+    /// ORDER_ACCEPTED, then each step: a deal (ORDER_FILLED with the executed volume so far, or
+    /// ORDER_PARTIAL_FILL before the last deal when the fault asks), or the ORDER_CANCELLED /
+    /// ORDER_EXPIRED that cuts the order short.
+    fn report_execution(&mut self, account: i64, ex: &Execution) {
+        let partial_events = self.core.faults.partial_fill_events;
+        let money = self.core.config.money;
+        let mut events = vec![ProtoOaExecutionEvent {
+            ctid_trader_account_id: account,
+            execution_type: ProtoOaExecutionType::OrderAccepted as i32,
+            position: ex
+                .accepted_position
+                .as_ref()
+                .map(|p| position_to_wire(p, money)),
+            order: Some(order_to_wire(&ex.accepted_order)),
+            ..Default::default()
+        }];
+        for step in &ex.steps {
+            let execution_type = match step.kind {
+                StepKind::Deal
+                    if partial_events && step.order.executed_volume < step.order.volume =>
+                {
+                    ProtoOaExecutionType::OrderPartialFill
+                }
+                StepKind::Deal => ProtoOaExecutionType::OrderFilled,
+                StepKind::Cancelled => ProtoOaExecutionType::OrderCancelled,
+                StepKind::Expired => ProtoOaExecutionType::OrderExpired,
+            };
+            events.push(ProtoOaExecutionEvent {
+                ctid_trader_account_id: account,
+                execution_type: execution_type as i32,
+                position: step.position.as_ref().map(|p| position_to_wire(p, money)),
+                order: Some(order_to_wire(&step.order)),
+                deal: step.deal.as_ref().map(|d| deal_to_wire(d, money)),
+                ..Default::default()
+            });
+        }
+        self.broadcast(account, &events);
     }
 
     fn new_order(&mut self, r: &ProtoOaNewOrderReq) {
@@ -1254,7 +1206,15 @@ impl Session<'_> {
             position_id: r.position_id,
         };
         let market_ms = self.core.market_time(self.now);
-        match self.core.book.place_market_order(&order, market_ms) {
+        let plan = self.core.faults.take_fill_plan(
+            symbol_name.as_deref().unwrap_or_default(),
+            r.position_id.is_some(),
+        );
+        match self
+            .core
+            .book
+            .place_market_order_with(&order, market_ms, plan)
+        {
             Ok(ex) => self.report_execution(account, &ex),
             Err(e) => self.order_error(account, &e, r.position_id),
         }
@@ -1272,16 +1232,53 @@ impl Session<'_> {
             .find(|p| p.id == r.position_id)
             .and_then(|p| self.core.by_id.get(&p.symbol_id))
             .map(|&i| self.core.specs[i].name.clone());
-        if let Some(name) = symbol {
-            self.core.latency.order_received(&name, self.now);
+        if let Some(name) = &symbol {
+            self.core.latency.order_received(name, self.now);
+        }
+        let market_ms = self.core.market_time(self.now);
+        let plan = self
+            .core
+            .faults
+            .take_fill_plan(symbol.as_deref().unwrap_or_default(), true);
+        match self
+            .core
+            .book
+            .close_position_with(r.position_id, r.volume, market_ms, plan)
+        {
+            Ok(ex) => self.report_execution(account, &ex),
+            Err(e) => self.order_error(account, &e, Some(r.position_id)),
+        }
+    }
+
+    /// ORDER_ACCEPTED when the position gets its first protection (a STOP_LOSS_TAKE_PROFIT
+    /// order passes validation), ORDER_REPLACED when it is changed, ORDER_CANCELLED when both
+    /// levels are cleared (see SIM.md).
+    fn amend_position_sltp(&mut self, r: &ProtoOaAmendPositionSltpReq) {
+        let account = r.ctid_trader_account_id;
+        if !self.authorized(account) {
+            return;
         }
         let market_ms = self.core.market_time(self.now);
         match self
             .core
             .book
-            .close_position(r.position_id, r.volume, market_ms)
+            .amend_protection(r.position_id, r.stop_loss, r.take_profit, market_ms)
         {
-            Ok(ex) => self.report_execution(account, &ex),
+            Ok(a) => {
+                let execution_type = match a.kind {
+                    AmendKind::Created => ProtoOaExecutionType::OrderAccepted,
+                    AmendKind::Replaced => ProtoOaExecutionType::OrderReplaced,
+                    AmendKind::Removed => ProtoOaExecutionType::OrderCancelled,
+                };
+                let event = ProtoOaExecutionEvent {
+                    ctid_trader_account_id: account,
+                    execution_type: execution_type as i32,
+                    position: Some(position_to_wire(&a.position, self.core.config.money)),
+                    order: Some(order_to_wire(&a.order)),
+                    ..Default::default()
+                };
+                self.broadcast(account, &[event]);
+            }
             Err(e) => self.order_error(account, &e, Some(r.position_id)),
         }
     }
@@ -1297,7 +1294,10 @@ impl Session<'_> {
                 .deals_between(r.from_timestamp, r.to_timestamp, max_rows);
         self.respond(&ProtoOaDealListRes {
             ctid_trader_account_id: r.ctid_trader_account_id,
-            deal: deals.iter().map(deal_to_wire).collect(),
+            deal: deals
+                .iter()
+                .map(|d| deal_to_wire(d, self.core.config.money))
+                .collect(),
             has_more,
             ..Default::default()
         });
@@ -1351,6 +1351,10 @@ mod tests {
     }
 
     fn core_from(series: Vec<BarSeries>, start_bar: usize) -> SimCore {
+        core_with_money(series, start_bar, 2)
+    }
+
+    fn core_with_money(series: Vec<BarSeries>, start_bar: usize, money_digits: u32) -> SimCore {
         SimCore::new(
             series,
             CoreConfig {
@@ -1364,6 +1368,8 @@ mod tests {
                 start_bar,
                 bars_per_second: 10.0,
                 balance_cents: 1_000_000,
+                money: crate::sim::money::Money::new(money_digits).unwrap(),
+                account_type: ProtoOaAccountType::Hedged,
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
                 rate_limit: Some(50),
@@ -1642,6 +1648,87 @@ mod tests {
     }
 
     #[test]
+    fn money_digits_scale_balance_margin_pnl_and_deals_on_the_wire() {
+        let now = Instant::now();
+        let files = [("EURUSD", include_str!("../../tests/data/EURUSD.csv"))];
+        let series = files
+            .iter()
+            .map(|(s, t)| parse_bars(s, Path::new(s), t).unwrap())
+            .collect();
+        let mut c = core_with_money(series, 10, 8);
+        let a = login(&mut c, now);
+        let trader = only::<ProtoOaTraderRes>(&send(
+            &mut c,
+            a,
+            &ProtoOaTraderReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "t",
+            now,
+        ))
+        .trader;
+        // 10,000.00 USD with moneyDigits 8.
+        assert_eq!(
+            (trader.balance, trader.money_digits),
+            (1_000_000_000_000, Some(8))
+        );
+        let r = send(&mut c, a, &market(1, 100_000), "o", now);
+        let filled = decode_out::<ProtoOaExecutionEvent>(&r.out[1]).unwrap();
+        let pos = filled.position.unwrap();
+        let margin_cents = c.book().open_positions().next().unwrap().used_margin_cents;
+        assert_eq!(pos.money_digits, Some(8));
+        assert_eq!(
+            pos.used_margin,
+            u64::try_from(margin_cents * 1_000_000).ok()
+        );
+        // Price moves one step: the broker's PnL answer is in the same scale.
+        c.step(now);
+        let pnl = only::<ProtoOaGetPositionUnrealizedPnLRes>(&send(
+            &mut c,
+            a,
+            &ProtoOaGetPositionUnrealizedPnLReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "p",
+            now,
+        ));
+        let open = c.book().open_positions().next().unwrap().clone();
+        let cents = c.book().unrealized_cents(&open);
+        assert_ne!(cents, 0, "the quote moved");
+        assert_eq!(pnl.money_digits, 8);
+        assert_eq!(pnl.position_unrealized_pn_l.len(), 1);
+        let p = &pnl.position_unrealized_pn_l[0];
+        assert_eq!(
+            (
+                p.position_id,
+                p.gross_unrealized_pn_l,
+                p.net_unrealized_pn_l
+            ),
+            (open.id, cents * 1_000_000, cents * 1_000_000)
+        );
+        let close = ProtoOaClosePositionReq {
+            ctid_trader_account_id: ACCOUNT,
+            position_id: open.id,
+            volume: open.volume,
+            ..Default::default()
+        };
+        let r = send(&mut c, a, &close, "c", now);
+        let deal = decode_out::<ProtoOaExecutionEvent>(&r.out[1])
+            .unwrap()
+            .deal
+            .unwrap();
+        let detail = deal.close_position_detail.unwrap();
+        assert_eq!(detail.money_digits, Some(8));
+        assert_eq!(detail.balance, c.book().balance_cents() * 1_000_000);
+        assert_eq!(
+            detail.gross_profit,
+            (c.book().balance_cents() - 1_000_000) * 1_000_000
+        );
+    }
+
+    #[test]
     fn unknown_and_undecodable_payloads_get_errors_without_closing() {
         let now = Instant::now();
         let mut c = core(10);
@@ -1729,6 +1816,168 @@ mod tests {
         assert_eq!(rec.position[0].position_id, pos.position_id);
     }
 
+    /// One event of an order: (type, executed volume so far, position volume, deal (filled
+    /// volume, price)).
+    type OrderEvent = (i32, i64, Option<i64>, Option<(i64, f64)>);
+
+    /// The events of one order on the requester's connection.
+    fn order_events(r: &Reply) -> Vec<OrderEvent> {
+        r.out
+            .iter()
+            .map(|o| {
+                let e = decode_out::<ProtoOaExecutionEvent>(o).unwrap();
+                (
+                    e.execution_type,
+                    e.order.unwrap().executed_volume.unwrap(),
+                    e.position.map(|p| p.trade_data.volume),
+                    e.deal
+                        .map(|d| (d.filled_volume, d.execution_price.unwrap())),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fill_faults_report_each_deal_with_the_executed_volume_so_far_or_cut_the_order_short() {
+        use ProtoOaExecutionType::*;
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let fault = |c: &mut SimCore, cmd: &str| {
+            c.control(&ControlCommand::parse(cmd).unwrap(), now, 0);
+        };
+
+        // Three deals, each one point worse; every ORDER_FILLED carries the volume executed so far.
+        fault(&mut c, "fill-deals 3");
+        let ev = order_events(&send(&mut c, a, &market(1, 700_000), "o1", now));
+        let kinds: Vec<i32> = ev.iter().map(|e| e.0).collect();
+        let (acc, fil) = (OrderAccepted as i32, OrderFilled as i32);
+        assert_eq!(kinds, vec![acc, fil, fil, fil]);
+        assert_eq!(
+            ev.iter().map(|e| e.1).collect::<Vec<_>>(),
+            vec![0, 200_000, 400_000, 700_000]
+        );
+        assert_eq!(
+            ev[0].2, None,
+            "an opening order's ORDER_ACCEPTED has no position"
+        );
+        assert_eq!(ev[3].2, Some(700_000));
+        let deals: Vec<(i64, f64)> = ev.iter().filter_map(|e| e.3).collect();
+        assert_eq!(
+            deals.iter().map(|d| d.0).collect::<Vec<_>>(),
+            vec![200_000, 200_000, 300_000]
+        );
+        assert!((deals[1].1 - deals[0].1 - 0.00001).abs() < 1e-9);
+        assert!((deals[2].1 - deals[0].1 - 0.00002).abs() < 1e-9);
+        let vwap = deals.iter().map(|(v, p)| *v as f64 * p).sum::<f64>() / 700_000.0;
+        let pos = c.book().open_positions().next().unwrap().clone();
+        assert!(
+            (pos.entry_price - vwap).abs() < 1e-12,
+            "{} vs {vwap}",
+            pos.entry_price
+        );
+
+        // The same with ORDER_PARTIAL_FILL before the last deal.
+        fault(&mut c, "fill-deals 2 partial");
+        let ev = order_events(&send(&mut c, a, &market(1, 200_000), "o2", now));
+        let kinds: Vec<i32> = ev.iter().map(|e| e.0).collect();
+        assert_eq!(kinds, vec![acc, OrderPartialFill as i32, fil]);
+
+        // Half filled, the rest cancelled, reported in the ORDER_CANCELLED itself (one deal);
+        // once: the next order fills whole.
+        fault(&mut c, "fill-deals 1");
+        fault(&mut c, "cancel-fill EURUSD 0.5 1");
+        let ev = order_events(&send(&mut c, a, &market(1, 400_000), "o3", now));
+        assert_eq!(
+            ev,
+            vec![
+                (acc, 0, None, None),
+                (OrderCancelled as i32, 200_000, Some(200_000), None)
+            ]
+        );
+        let ev = order_events(&send(&mut c, a, &market(1, 100_000), "o4", now));
+        assert_eq!(ev.iter().map(|e| e.0).collect::<Vec<_>>(), vec![acc, fil]);
+
+        // Nothing filled, the order expires: no position.
+        fault(&mut c, "expire-fill EURUSD 0 1");
+        let ev = order_events(&send(&mut c, a, &market(1, 100_000), "o5", now));
+        assert_eq!(
+            ev,
+            vec![(acc, 0, None, None), (OrderExpired as i32, 0, None, None)]
+        );
+        let volumes: Vec<i64> = c.book().open_positions().map(|p| p.volume).collect();
+        assert_eq!(volumes, vec![700_000, 200_000, 200_000, 100_000]);
+        use crate::sim::book::OrderStatus::{self, Cancelled, Expired, Filled};
+        let statuses: Vec<OrderStatus> = c.book().orders().iter().map(|o| o.status).collect();
+        assert_eq!(statuses, vec![Filled, Filled, Cancelled, Filled, Expired]);
+
+        // A close cut short keeps the rest of the position open.
+        fault(&mut c, "cancel-fill EURUSD 0.5 1");
+        let close = ProtoOaClosePositionReq {
+            ctid_trader_account_id: ACCOUNT,
+            position_id: pos.id,
+            volume: 700_000,
+            ..Default::default()
+        };
+        let ev = order_events(&send(&mut c, a, &close, "c1", now));
+        assert_eq!(
+            ev[0].2,
+            Some(700_000),
+            "a closing order's ACCEPTED has the position"
+        );
+        assert_eq!(ev[1], (OrderCancelled as i32, 300_000, Some(400_000), None));
+    }
+
+    #[test]
+    fn an_sltp_amend_is_answered_accepted_then_replaced_then_cancelled() {
+        use ProtoOaExecutionType::*;
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let b = login(&mut c, now);
+        send(&mut c, a, &market(1, 100_000), "o", now);
+        let id = c.book().open_positions().next().unwrap().id;
+        let amend = |sl: Option<f64>, tp: Option<f64>| ProtoOaAmendPositionSltpReq {
+            ctid_trader_account_id: ACCOUNT,
+            position_id: id,
+            stop_loss: sl,
+            take_profit: tp,
+            ..Default::default()
+        };
+        let mut answers = Vec::new();
+        for (sl, tp) in [(Some(1.0), None), (Some(1.01), Some(1.5)), (None, None)] {
+            let r = send(&mut c, a, &amend(sl, tp), "m", now);
+            assert_eq!(r.out.len(), 2, "to both sessions");
+            assert_eq!(r.out[0].message.client_msg_id.as_deref(), Some("m"));
+            let e = decode_out::<ProtoOaExecutionEvent>(&r.out[0]).unwrap();
+            let p = e.position.unwrap();
+            assert_eq!((p.stop_loss, p.take_profit), (sl, tp));
+            let o = e.order.unwrap();
+            assert_eq!(o.order_type, ProtoOaOrderType::StopLossTakeProfit as i32);
+            answers.push(e.execution_type);
+        }
+        assert_eq!(
+            answers,
+            vec![
+                OrderAccepted as i32,
+                OrderReplaced as i32,
+                OrderCancelled as i32
+            ]
+        );
+        let r = send(&mut c, b, &amend(Some(-1.0), None), "bad", now);
+        assert_eq!(
+            only::<ProtoOaOrderErrorEvent>(&r).error_code,
+            "TRADING_BAD_STOPS"
+        );
+        let mut gone = amend(Some(1.0), None);
+        gone.position_id = 999;
+        let r = send(&mut c, b, &gone, "gone", now);
+        assert_eq!(
+            only::<ProtoOaOrderErrorEvent>(&r).error_code,
+            "POSITION_NOT_FOUND"
+        );
+    }
+
     #[test]
     fn a_step_sends_the_closed_bar_then_the_new_one_to_subscribers_only() {
         let now = Instant::now();
@@ -1755,9 +2004,15 @@ mod tests {
         assert_eq!(spots.len(), 2);
         assert!(spots.iter().all(|s| s.symbol_id == 1 && s.ask > s.bid));
         let bars = c.replay().series()[0].bars.clone();
+        // The closing spot: the whole bar as a live trendbar (no deltaClose), its bid the close.
         assert_eq!(
             spots[0].trendbar[0],
-            encode_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+            encode_live_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+        );
+        assert_eq!(spots[0].trendbar[0].delta_close, None);
+        assert_eq!(
+            spots[0].bid,
+            u64::try_from(price_to_units(bars[9].close)).ok()
         );
         assert_eq!(
             spots[1].trendbar[0].utc_timestamp_in_minutes,
@@ -1771,8 +2026,8 @@ mod tests {
         // The forming bar never appears in history.
         let req = ProtoOaGetTrendbarsReq {
             ctid_trader_account_id: ACCOUNT,
-            from_timestamp: 0,
-            to_timestamp: i64::MAX / 2,
+            from_timestamp: bars[0].time_ms,
+            to_timestamp: bars[bars.len() - 1].time_ms,
             period: ProtoOaTrendbarPeriod::H1 as i32,
             symbol_id: 1,
             ..Default::default()
@@ -1791,6 +2046,35 @@ mod tests {
             only::<ProtoOaErrorRes>(&send(&mut c, a, &m15, "m", now)).error_code,
             "INVALID_REQUEST"
         );
+    }
+
+    #[test]
+    fn trendbar_windows_past_the_documented_maximum_are_refused() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let to = c.replay().series()[0].bars[9].time_ms;
+        let max_h1 = crate::domain::max_trendbar_request_ms(Timeframe::H1);
+        let req = |from: i64, to: i64| ProtoOaGetTrendbarsReq {
+            ctid_trader_account_id: ACCOUNT,
+            from_timestamp: from,
+            to_timestamp: to,
+            period: ProtoOaTrendbarPeriod::H1 as i32,
+            symbol_id: 1,
+            ..Default::default()
+        };
+        let within =
+            only::<ProtoOaGetTrendbarsRes>(&send(&mut c, a, &req(to - max_h1, to), "1", now));
+        assert_eq!(within.trendbar.len(), 10);
+        for (from, to) in [
+            (to - max_h1 - 1, to),
+            (-1, 0),
+            (0, crate::domain::MAX_TRENDBAR_TIMESTAMP_MS + 1),
+            (to, to - 1),
+        ] {
+            let err = only::<ProtoOaErrorRes>(&send(&mut c, a, &req(from, to), "2", now));
+            assert_eq!(err.error_code, "INCORRECT_BOUNDARIES", "{from}..{to}");
+        }
     }
 
     #[test]
@@ -1891,17 +2175,21 @@ mod tests {
         let out = c.tick(0.5);
         assert_eq!(out.len(), 1, "one spot for the one subscribed symbol");
         let spot: ProtoOaSpotEvent = decode_out(&out[0]).unwrap();
-        let live = crate::domain::Bar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
+        let live =
+            crate::domain::LiveTrendbar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
+        let bid = crate::domain::price_from_units(spot.bid.unwrap() as i64);
+        assert_eq!(
+            spot.trendbar[0].delta_close, None,
+            "live trendbars carry no close"
+        );
         assert_eq!(live.open_time * 1000, bar.time_ms);
         assert!(live.low >= bar.low - 1e-9 && live.high <= bar.high + 1e-9);
+        // The tick's bid is inside the range the trendbar has visited so far.
         assert!(
-            (crate::domain::price_from_units(spot.bid.unwrap() as i64) - live.close).abs() < 1e-9
+            live.low - 1e-9 <= bid && bid <= live.high + 1e-9,
+            "{bid} vs {live:?}"
         );
-        assert_eq!(
-            c.book().quote(1).unwrap().bid,
-            live.close,
-            "fills follow the tick"
-        );
+        assert_eq!(c.book().quote(1).unwrap().bid, bid, "fills follow the tick");
         assert!(spot.timestamp.unwrap() > bar.time_ms);
     }
 
@@ -1984,7 +2272,7 @@ mod tests {
         let err = only::<ProtoOaErrorRes>(&r);
         assert_eq!(
             (err.error_code.as_str(), err.maintenance_end_timestamp),
-            ("SERVER_IS_UNDER_MAINTENANCE", Some(1_030_000))
+            ("SERVER_IS_UNDER_MAINTENANCE", Some(1_030))
         );
         assert!(r.close);
         only::<ProtoOaApplicationAuthRes>(&send(
@@ -2015,6 +2303,85 @@ mod tests {
         );
         let r = send(&mut c2, a, &market(1, 100_000), "y", now);
         assert_eq!(r.out.len(), 2);
+    }
+
+    #[test]
+    fn a_deposit_reaches_every_session_as_a_trader_update() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let idle = c.connect(); // not authorised on the account: gets nothing
+        c.control(&ControlCommand::Deposit(-12_345), now, 0);
+        let out = c.take_events();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].conn, a);
+        assert_ne!(out[0].conn, idle);
+        let ev = decode_out::<ProtoOaTraderUpdatedEvent>(&out[0]).unwrap();
+        assert_eq!(ev.trader.balance, 1_000_000 - 12_345);
+        assert_eq!(ev.trader.balance_version, Some(1));
+        assert!(c.take_events().is_empty(), "delivered once");
+    }
+
+    #[test]
+    fn an_invalidated_token_logs_the_account_out_and_stops_working() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        c.control(
+            &ControlCommand::TokenInvalidate { refresh_too: false },
+            now,
+            0,
+        );
+        let out = c.take_events();
+        let ev = decode_out::<ProtoOaAccountsTokenInvalidatedEvent>(&out[0]).unwrap();
+        assert_eq!(
+            (out[0].conn, ev.ctid_trader_account_ids),
+            (a, vec![ACCOUNT])
+        );
+        let trader = ProtoOaTraderReq {
+            ctid_trader_account_id: ACCOUNT,
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &trader, "t", now)).error_code,
+            "ACCOUNT_NOT_AUTHORIZED",
+            "the connection stays, the account session is gone"
+        );
+        let old = ProtoOaAccountAuthReq {
+            ctid_trader_account_id: ACCOUNT,
+            access_token: "token".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &old, "o", now)).error_code,
+            "CH_ACCESS_TOKEN_INVALID"
+        );
+        // The refresh token still works after a plain invalidation...
+        let refresh = ProtoOaRefreshTokenReq {
+            refresh_token: "refresh".into(),
+            ..Default::default()
+        };
+        let fresh = only::<ProtoOaRefreshTokenRes>(&send(&mut c, a, &refresh, "r", now));
+        let again = ProtoOaAccountAuthReq {
+            access_token: fresh.access_token,
+            ..old.clone()
+        };
+        only::<ProtoOaAccountAuthRes>(&send(&mut c, a, &again, "n", now));
+        // ...but not after a revocation of both.
+        c.control(
+            &ControlCommand::TokenInvalidate { refresh_too: true },
+            now,
+            0,
+        );
+        assert_eq!(c.take_events().len(), 1);
+        let refresh = ProtoOaRefreshTokenReq {
+            refresh_token: fresh.refresh_token,
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &refresh, "r2", now)).error_code,
+            "CH_ACCESS_TOKEN_INVALID"
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! Time is passed in (`Instant` for durations, wall-clock milliseconds for the maintenance end time
 //! the protocol carries), so the state machine is tested without sleeping.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+
+use super::fills::{FillPlan, PlanEnd};
 
 /// A parsed control line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,39 @@ pub enum ControlCommand {
     MarginFail(String),
     /// Undo `margin-fail` for a symbol.
     MarginOk(String),
+    /// Credit (or, negative, debit) the balance by this many cents: a deposit or withdrawal, which
+    /// the account's sessions learn from `ProtoOATraderUpdatedEvent`.
+    Deposit(i64),
+    /// Revoke the access token (and with `refresh_too` the refresh token): every session of the
+    /// account gets `ProtoOAAccountsTokenInvalidatedEvent` and loses the account.
+    TokenInvalidate {
+        refresh_too: bool,
+    },
+    /// `ProtoOAClientDisconnectEvent` with this reason to every connection, then close them all.
+    ClientDisconnect(String),
+    /// The account holder authorised the application again: this access and refresh token pair is
+    /// now the valid one (what `executor auth` would obtain from Spotware's OAuth endpoint).
+    GrantTokens {
+        access: String,
+        refresh: String,
+    },
+    /// Fill every market order in this many deals; `partial_events` reports the deals before
+    /// the last as ORDER_PARTIAL_FILL instead of ORDER_FILLED.
+    FillDeals {
+        deals: u32,
+        partial_events: bool,
+    },
+    /// Cut the orders on a symbol short: `fraction_bps` / 10,000 of the volume executes, the rest
+    /// is cancelled or expires; for the next `orders` orders of `scope`, or until `fill-ok`.
+    CutShort {
+        symbol: String,
+        end: CutEnd,
+        fraction_bps: u16,
+        orders: Option<u32>,
+        scope: Scope,
+    },
+    /// Undo `cancel-fill` / `expire-fill` for a symbol.
+    FillOk(String),
     /// Reset every fault.
     Clear,
     /// Print latency statistics (and write `--stats-out`).
@@ -37,6 +72,33 @@ pub enum ControlCommand {
     /// Let a held replay clock run again; the next step is due one step after the resume.
     Resume,
     Help,
+}
+
+/// Which orders a fill fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Orders that open a position.
+    Opens,
+    /// Orders that close (part of) one.
+    Closes,
+}
+
+impl Scope {
+    fn covers(self, closing: bool) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Opens => !closing,
+            Scope::Closes => closing,
+        }
+    }
+}
+
+/// How an order cut short ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutEnd {
+    Cancel,
+    Expire,
 }
 
 /// Why a control line was not understood.
@@ -54,8 +116,17 @@ pub enum ControlError {
 }
 
 pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
-maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | clear | pause | resume | stats | status | help  \
-(DUR: 500ms, 5s, 2m; a bare number is seconds)";
+maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | fill-deals K [partial] | \
+cancel-fill SYMBOL FRACTION [N] [opens|closes] | expire-fill SYMBOL FRACTION [N] [opens|closes] | \
+fill-ok SYMBOL | deposit AMOUNT | token-invalidate [all] | client-disconnect [REASON] | \
+grant-tokens ACCESS REFRESH | clear | pause | resume | stats | status | help  (DUR: 500ms, 5s, 2m; \
+a bare number is seconds; FRACTION: 0 to 0.99)";
+
+/// Parses a fraction in `[0, 1)` into basis points.
+fn parse_fraction(text: &str) -> Option<u16> {
+    let f: f64 = text.parse().ok()?;
+    (f.is_finite() && (0.0..1.0).contains(&f)).then(|| (f * 10_000.0).round().min(9_999.0) as u16)
+}
 
 /// Parses `500ms`, `5s`, `2m`, `1h` or a bare number of seconds (fractions allowed).
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -86,6 +157,7 @@ impl ControlCommand {
             .ok_or(ControlError::Empty)?
             .to_ascii_lowercase();
         let arg = words.next();
+        let more: Vec<&str> = words.collect();
         let bad = |expected| ControlError::BadArgument {
             command: verb.clone(),
             expected,
@@ -119,6 +191,82 @@ impl ControlCommand {
             "maintenance" => Self::Maintenance(duration()?),
             "margin-fail" => Self::MarginFail(symbol()?),
             "margin-ok" => Self::MarginOk(symbol()?),
+            "deposit" => Self::Deposit(
+                arg.and_then(|a| a.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && v.abs() < 1e12)
+                    .map(|v| (v * 100.0).round() as i64)
+                    .ok_or_else(|| bad("an amount in the deposit currency, e.g. 250.50 or -100"))?,
+            ),
+            "token-invalidate" => match arg {
+                None => Self::TokenInvalidate { refresh_too: false },
+                Some("all") => Self::TokenInvalidate { refresh_too: true },
+                Some(_) => return Err(bad("nothing, or `all` to revoke the refresh token too")),
+            },
+            "grant-tokens" => {
+                let mut rest = line.split_whitespace().skip(1);
+                match (rest.next(), rest.next(), rest.next()) {
+                    (Some(a), Some(r), None) => Self::GrantTokens {
+                        access: a.to_string(),
+                        refresh: r.to_string(),
+                    },
+                    _ => return Err(bad("an access token and a refresh token")),
+                }
+            }
+            "client-disconnect" => {
+                let rest: Vec<&str> = line.split_whitespace().skip(1).collect();
+                Self::ClientDisconnect(if rest.is_empty() {
+                    "The application access was blocked by cTrader Administrator".to_string()
+                } else {
+                    rest.join(" ")
+                })
+            }
+            "fill-deals" => Self::FillDeals {
+                deals: arg
+                    .and_then(|a| a.parse().ok())
+                    .filter(|&n: &u32| (1..=100).contains(&n))
+                    .ok_or_else(|| bad("a deal count 1..=100"))?,
+                partial_events: match more.as_slice() {
+                    [] => false,
+                    ["partial"] => true,
+                    _ => return Err(bad("a deal count, then optionally `partial`")),
+                },
+            },
+            "cancel-fill" | "expire-fill" => {
+                let symbol = symbol()?;
+                let fraction_bps = more
+                    .first()
+                    .and_then(|f| parse_fraction(f))
+                    .ok_or_else(|| bad("a symbol, a fraction 0 to 0.99, optionally a count"))?;
+                let (mut orders, mut scope) = (None, None);
+                for word in more.iter().skip(1) {
+                    match (*word, word.parse::<u32>()) {
+                        ("opens", _) if scope.is_none() => scope = Some(Scope::Opens),
+                        ("closes", _) if scope.is_none() => scope = Some(Scope::Closes),
+                        (_, Ok(n)) if n > 0 && orders.is_none() && scope.is_none() => {
+                            orders = Some(n)
+                        }
+                        _ => {
+                            return Err(bad(
+                                "a symbol, a fraction 0 to 0.99, optionally a positive count, then optionally `opens` or `closes`",
+                            ));
+                        }
+                    }
+                }
+                let scope = scope.unwrap_or(Scope::All);
+                let end = if verb == "cancel-fill" {
+                    CutEnd::Cancel
+                } else {
+                    CutEnd::Expire
+                };
+                Self::CutShort {
+                    symbol,
+                    end,
+                    fraction_bps,
+                    orders,
+                    scope,
+                }
+            }
+            "fill-ok" => Self::FillOk(symbol()?),
             "clear" => Self::Clear,
             "stats" => Self::Stats,
             "status" => Self::Status,
@@ -151,6 +299,12 @@ pub struct FaultState {
     /// End of the maintenance window: monotonic, and wall-clock ms for the protocol.
     pub maintenance_until: Option<(Instant, i64)>,
     pub margin_fail: BTreeSet<String>,
+    /// Deals per market order (1: the default single fill).
+    pub fill_deals: u32,
+    /// Deals before the last reported as ORDER_PARTIAL_FILL.
+    pub partial_fill_events: bool,
+    /// Symbols whose orders are cut short: how, and for how many more orders (`None`: all).
+    pub cut_short: BTreeMap<String, (CutEnd, u16, Option<u32>, Scope)>,
     /// The start-up rate limits `clear` returns to.
     defaults: (Option<u32>, Option<u32>),
 }
@@ -165,6 +319,9 @@ impl FaultState {
             historical_rate_limit,
             maintenance_until: None,
             margin_fail: BTreeSet::new(),
+            fill_deals: 1,
+            partial_fill_events: false,
+            cut_short: BTreeMap::new(),
             defaults: (rate_limit, historical_rate_limit),
         }
     }
@@ -189,11 +346,36 @@ impl FaultState {
             ControlCommand::MarginOk(s) => {
                 self.margin_fail.remove(s);
             }
+            ControlCommand::FillDeals {
+                deals,
+                partial_events,
+            } => {
+                self.fill_deals = *deals;
+                self.partial_fill_events = *partial_events;
+            }
+            ControlCommand::CutShort {
+                symbol,
+                end,
+                fraction_bps,
+                orders,
+                scope,
+            } => {
+                self.cut_short
+                    .insert(symbol.clone(), (*end, *fraction_bps, *orders, *scope));
+            }
+            ControlCommand::FillOk(s) => {
+                self.cut_short.remove(s);
+            }
             ControlCommand::Clear => {
                 *self = Self::new(self.defaults.0, self.defaults.1);
             }
-            // The replay clock is the core's, not a fault: `clear` leaves it as it is.
-            ControlCommand::Stats
+            ControlCommand::ClientDisconnect(_) => return FaultAction::DisconnectAll,
+            // Account events and the replay clock are the core's, not faults: `clear` leaves
+            // them as they are.
+            ControlCommand::Deposit(_)
+            | ControlCommand::TokenInvalidate { .. }
+            | ControlCommand::GrantTokens { .. }
+            | ControlCommand::Stats
             | ControlCommand::Status
             | ControlCommand::Pause
             | ControlCommand::Resume
@@ -216,6 +398,31 @@ impl FaultState {
             .filter(|d| !d.is_zero())
     }
 
+    /// How the market executes the next order on `symbol` (an open, or a close when `closing`);
+    /// consumes one count of a `cancel-fill` or `expire-fill` given with a count.
+    pub fn take_fill_plan(&mut self, symbol: &str, closing: bool) -> FillPlan {
+        let mut plan = FillPlan {
+            deals: self.fill_deals.max(1),
+            ..FillPlan::WHOLE
+        };
+        if let Some((end, bps, left, scope)) = self.cut_short.get_mut(symbol)
+            && scope.covers(closing)
+        {
+            plan.end = match end {
+                CutEnd::Cancel => PlanEnd::Cancelled,
+                CutEnd::Expire => PlanEnd::Expired,
+            };
+            plan.fraction = f64::from(*bps) / 10_000.0;
+            if let Some(n) = left {
+                *n -= 1;
+                if *n == 0 {
+                    self.cut_short.remove(symbol);
+                }
+            }
+        }
+        plan
+    }
+
     /// Consumes one "drop this response" token; true when the response must be swallowed.
     pub fn take_response_drop(&mut self) -> bool {
         if self.responses_to_drop > 0 {
@@ -228,7 +435,7 @@ impl FaultState {
 
     pub fn describe(&self, now: Instant) -> String {
         format!(
-            "stall_ms={} delay_ms={} drop_responses={} rate_limit={} historical_rate_limit={} maintenance_ms={} margin_fail=[{}]",
+            "stall_ms={} delay_ms={} drop_responses={} rate_limit={} historical_rate_limit={} maintenance_ms={} margin_fail=[{}] fill_deals={}{} cut_short=[{}]",
             self.stall_remaining(now).map_or(0, |d| d.as_millis()),
             self.response_delay.as_millis(),
             self.responses_to_drop,
@@ -241,6 +448,25 @@ impl FaultState {
             self.margin_fail
                 .iter()
                 .cloned()
+                .collect::<Vec<_>>()
+                .join(","),
+            self.fill_deals,
+            if self.partial_fill_events {
+                "(partial)"
+            } else {
+                ""
+            },
+            self.cut_short
+                .iter()
+                .map(|(s, (end, bps, left, scope))| format!(
+                    "{s}:{}:{}:{}:{scope:?}",
+                    match end {
+                        CutEnd::Cancel => "cancel",
+                        CutEnd::Expire => "expire",
+                    },
+                    f64::from(*bps) / 10_000.0,
+                    left.map_or("all".to_string(), |n| n.to_string())
+                ))
                 .collect::<Vec<_>>()
                 .join(","),
         )
@@ -322,6 +548,72 @@ mod tests {
         assert_eq!(ControlCommand::parse("pause"), Ok(ControlCommand::Pause));
         assert_eq!(ControlCommand::parse("Resume"), Ok(ControlCommand::Resume));
         assert_eq!(
+            ControlCommand::parse("deposit -250.5"),
+            Ok(ControlCommand::Deposit(-25_050))
+        );
+        assert_eq!(
+            ControlCommand::parse("token-invalidate"),
+            Ok(ControlCommand::TokenInvalidate { refresh_too: false })
+        );
+        assert_eq!(
+            ControlCommand::parse("token-invalidate all"),
+            Ok(ControlCommand::TokenInvalidate { refresh_too: true })
+        );
+        assert_eq!(
+            ControlCommand::parse("client-disconnect blocked by the admin"),
+            Ok(ControlCommand::ClientDisconnect(
+                "blocked by the admin".into()
+            ))
+        );
+        assert_eq!(
+            ControlCommand::parse("fill-deals 3"),
+            Ok(ControlCommand::FillDeals {
+                deals: 3,
+                partial_events: false
+            })
+        );
+        assert_eq!(
+            ControlCommand::parse("fill-deals 2 partial"),
+            Ok(ControlCommand::FillDeals {
+                deals: 2,
+                partial_events: true
+            })
+        );
+        assert_eq!(
+            ControlCommand::parse("cancel-fill eurusd 0.5 2"),
+            Ok(ControlCommand::CutShort {
+                symbol: "EURUSD".into(),
+                end: CutEnd::Cancel,
+                fraction_bps: 5000,
+                orders: Some(2),
+                scope: Scope::All,
+            })
+        );
+        assert_eq!(
+            ControlCommand::parse("expire-fill GBPUSD 0"),
+            Ok(ControlCommand::CutShort {
+                symbol: "GBPUSD".into(),
+                end: CutEnd::Expire,
+                fraction_bps: 0,
+                orders: None,
+                scope: Scope::All,
+            })
+        );
+        assert_eq!(
+            ControlCommand::parse("cancel-fill EURUSD 0.7 opens"),
+            Ok(ControlCommand::CutShort {
+                symbol: "EURUSD".into(),
+                end: CutEnd::Cancel,
+                fraction_bps: 7000,
+                orders: None,
+                scope: Scope::Opens,
+            })
+        );
+        assert_eq!(
+            ControlCommand::parse("fill-ok eurusd"),
+            Ok(ControlCommand::FillOk("EURUSD".into()))
+        );
+        assert_eq!(
             ControlCommand::parse("stall 1.5"),
             Ok(ControlCommand::Stall(Duration::from_millis(1500)))
         );
@@ -354,6 +646,48 @@ mod tests {
             ControlCommand::parse("margin-fail"),
             Err(ControlError::BadArgument { .. })
         ));
+        assert_eq!(
+            ControlCommand::parse("grant-tokens a1 r1"),
+            Ok(ControlCommand::GrantTokens {
+                access: "a1".into(),
+                refresh: "r1".into()
+            })
+        );
+        for bad in [
+            "deposit",
+            "deposit x",
+            "deposit inf",
+            "token-invalidate some",
+            "grant-tokens a1",
+            "grant-tokens a b c",
+        ] {
+            assert!(
+                matches!(
+                    ControlCommand::parse(bad),
+                    Err(ControlError::BadArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
+        for bad in [
+            "fill-deals 0",
+            "fill-deals 2 maybe",
+            "cancel-fill EURUSD",
+            "cancel-fill EURUSD 1",
+            "cancel-fill EURUSD -0.1",
+            "expire-fill EURUSD 0.5 0",
+            "expire-fill EURUSD 0.5 1 2",
+            "expire-fill EURUSD 0.5 opens 1",
+            "expire-fill EURUSD 0.5 opens closes",
+        ] {
+            assert!(
+                matches!(
+                    ControlCommand::parse(bad),
+                    Err(ControlError::BadArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -392,6 +726,50 @@ mod tests {
         assert_eq!(f.response_delay, Duration::ZERO);
         assert_eq!(f.rate_limit, Some(50));
         assert_eq!(f.maintenance_end(t0), None);
+    }
+
+    #[test]
+    fn fill_faults_shape_the_next_orders_plans() {
+        let t0 = Instant::now();
+        let mut f = FaultState::new(None, None);
+        assert_eq!(f.take_fill_plan("EURUSD", false), FillPlan::WHOLE);
+        f.apply(&ControlCommand::parse("fill-deals 3").unwrap(), t0, 0);
+        f.apply(
+            &ControlCommand::parse("cancel-fill EURUSD 0.25 1").unwrap(),
+            t0,
+            0,
+        );
+        let plan = f.take_fill_plan("EURUSD", false);
+        assert_eq!((plan.deals, plan.end), (3, PlanEnd::Cancelled));
+        assert!((plan.fraction - 0.25).abs() < 1e-12);
+        assert_eq!(
+            f.take_fill_plan("EURUSD", false).end,
+            PlanEnd::Filled,
+            "a count of 1 is used up"
+        );
+        f.apply(
+            &ControlCommand::parse("expire-fill GBPUSD 0").unwrap(),
+            t0,
+            0,
+        );
+        assert_eq!(f.take_fill_plan("GBPUSD", false).end, PlanEnd::Expired);
+        assert_eq!(f.take_fill_plan("GBPUSD", true).end, PlanEnd::Expired);
+        f.apply(&ControlCommand::FillOk("GBPUSD".into()), t0, 0);
+        assert_eq!(f.take_fill_plan("GBPUSD", false).end, PlanEnd::Filled);
+        f.apply(
+            &ControlCommand::parse("cancel-fill GBPUSD 0.5 1 opens").unwrap(),
+            t0,
+            0,
+        );
+        assert_eq!(
+            f.take_fill_plan("GBPUSD", true).end,
+            PlanEnd::Filled,
+            "a close is not an open"
+        );
+        assert_eq!(f.take_fill_plan("GBPUSD", false).end, PlanEnd::Cancelled);
+        assert_eq!(f.take_fill_plan("GBPUSD", false).end, PlanEnd::Filled);
+        f.apply(&ControlCommand::Clear, t0, 0);
+        assert_eq!(f.take_fill_plan("GBPUSD", false), FillPlan::WHOLE);
     }
 
     #[test]

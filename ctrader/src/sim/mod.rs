@@ -4,11 +4,15 @@
 //! - [`bars`]: `<SYMBOL>.csv` loading and the shared [`bars::Timeline`] of bar open times.
 //! - [`symbols`]: the contract catalog (digits, pipPosition, lotSize, volumes, spread, leverage).
 //! - [`replay`]: the replay clock — which bars are closed, which one is forming, when a step is due.
-//! - [`book`]: the hedged account — fills with spread and slippage, margin, positions, orders, deals.
+//! - [`book`]: the hedged account — quotes, margin, positions, orders, deals, balance, SL/TP levels.
+//! - [`fills`]: how a market order or a close executes — spread, slippage, one deal or several, or
+//!   cut short — and the steps the server reports for it.
 //! - [`faults`]: the control-command language and the fault state it drives.
 //! - [`latency`]: bar-close → order latency per symbol (p50/p99/max).
+//! - [`money`]: cents ↔ the wire's `moneyDigits` scaling.
 //! - [`core`]: the protocol state machine — Open API requests in, responses and events out, for
-//!   every connection, with time injected.
+//!   every connection, with time injected; [`wire`]: the book's positions, orders and deals as
+//!   messages.
 //!
 //! Thin async I/O around it:
 //! - [`tls`]: the self-signed certificate and the rustls server config.
@@ -18,11 +22,14 @@ pub mod bars;
 pub mod book;
 pub mod core;
 pub mod faults;
+pub mod fills;
 pub mod latency;
+pub mod money;
 pub mod replay;
 pub mod server;
 pub mod symbols;
 pub mod tls;
+pub mod wire;
 
 use std::path::PathBuf;
 

@@ -1,9 +1,13 @@
 //! The live book: an adapter over `ctrader::client`. It keeps a cache of the account (balance,
-//! leverage), positions and quotes, fed by the client's events and by reconciles, so the engine can
-//! decide on a snapshot without a network round trip; orders go out with the deterministic label
-//! and client order id, so a reconcile finds them after a timeout.
+//! leverage, the broker's unrealised PnL: [`super::account`]), positions and quotes, fed by the
+//! client's events, by reconciles and by periodic account refreshes, so the engine can decide on a
+//! snapshot without a network round trip; orders go out with the deterministic label and client
+//! order id, so a reconcile finds them after a timeout.
+//!
+//! Positions on symbols the config does not trade are kept too (opened by hand, or by another
+//! tool): they hold margin and position slots, and the risk guard must count them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
@@ -11,22 +15,31 @@ use ctrader::client::{
     Client, ClientConfig, ClientError, ClientEvent, ConnectionEvent, EventStream, SetupFault,
     TokenStore,
 };
-use ctrader::domain::SymbolVolume;
+use ctrader::domain::{OrderProgress, SymbolVolume};
 use ctrader::messages::{
-    ProtoOaExecutionEvent, ProtoOaPosition, ProtoOaPositionStatus, ProtoOaReconcileRes,
+    ProtoOaExecutionEvent, ProtoOaGetPositionUnrealizedPnLRes, ProtoOaReconcileRes,
     ProtoOaTradeSide, ProtoOaTrader,
 };
 use protocol::{Symbol, Timeframe};
 
-use super::paper::to_account;
+use super::account::{AccountRefused, BrokerAccount, check_tradable};
+use super::outcome::fill_of;
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
 use crate::onboarding::accounts::explain;
-use crate::orders::{
-    AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
-};
+use crate::orders::{AccountSnapshot, BookSnapshot, CloseIntent, Fill, OpenIntent, Quote, Side};
+use crate::reconcile::{Effect, LiveBook, RECONCILE_EVERY};
 use crate::risk::RiskApproved;
 use crate::secrets::read_secret;
+
+mod errors;
+mod history;
+mod positions;
+
+use errors::log_session_event;
+pub use errors::map_error;
+pub use history::HistoryRequest;
+use positions::PositionTerms;
 
 /// One tradable symbol at the broker.
 #[derive(Debug, Clone)]
@@ -41,15 +54,26 @@ pub struct CtraderBroker {
     client: Client,
     pub instruments: BTreeMap<Symbol, Instrument>,
     by_id: HashMap<i64, Symbol>,
-    positions: Vec<BrokerPosition>,
-    /// Broker volume (0.01 units) per position id, for full closes.
-    volumes: HashMap<u64, i64>,
+    /// Positions (with their broker volumes, for full closes), kept from events and reconciles;
+    /// positions on unconfigured symbols too.
+    book: LiveBook,
     quotes: HashMap<Symbol, Quote>,
-    balance: f64,
-    leverage: f64,
-    money_digits: u32,
+    account: BrokerAccount,
+    /// How the broker's positions read in the book's terms, on every symbol it lists.
+    terms: PositionTerms,
+    /// Symbols whose rules were asked for since the last reconcile (each is asked once).
+    looked_up: BTreeSet<i64>,
     specs: BTreeMap<Symbol, SymbolConfig>,
     connected: bool,
+}
+
+/// The account as the broker reports it, fetched off the core loop ([`CtraderBroker::account_refresh`]).
+#[derive(Debug)]
+pub struct AccountRefresh {
+    trader: ProtoOaTrader,
+    pnl: ProtoOaGetPositionUnrealizedPnLRes,
+    /// The account's balance epoch when the request was sent.
+    epoch: u64,
 }
 
 /// Why the cTrader book could not be started.
@@ -66,42 +90,8 @@ pub enum CtraderStartError {
     SetupRefused(crate::onboarding::accounts::SetupRefusal),
     #[error("cTrader symbol {symbol}: {why}")]
     Symbol { symbol: String, why: String },
-}
-
-fn pow10(d: u32) -> f64 {
-    10f64.powi(d as i32)
-}
-
-/// Maps a client error to the broker error the engine understands.
-pub fn map_error(e: ClientError) -> BrokerError {
-    match e {
-        ClientError::Timeout { .. } => BrokerError::Timeout,
-        ClientError::Disconnected { .. } => BrokerError::Disconnected,
-        ClientError::Closed | ClientError::Connect { .. } | ClientError::Tls(_) => {
-            BrokerError::NotConnected
-        }
-        ClientError::Broker {
-            code, description, ..
-        } => {
-            let d = description.unwrap_or_default();
-            // Order errors arrive as code strings, not all of them in ProtoOAErrorCode.
-            match code.as_str() {
-                "NOT_ENOUGH_MONEY" => BrokerError::NotEnoughMoney(d),
-                "MARKET_CLOSED" | "SYMBOL_HAS_HOLIDAY" | "NO_QUOTES" => {
-                    BrokerError::MarketClosed(d)
-                }
-                "TRADING_BAD_VOLUME" => BrokerError::BadVolume(d),
-                other => BrokerError::Rejected {
-                    code: other.to_string(),
-                    description: d,
-                },
-            }
-        }
-        other => BrokerError::Rejected {
-            code: "CLIENT".into(),
-            description: other.to_string(),
-        },
-    }
+    #[error("{0}")]
+    Account(#[from] AccountRefused),
 }
 
 /// The longest wait between two cTrader reconnect attempts.
@@ -151,8 +141,14 @@ impl CtraderBroker {
                 fault, &e, cfg, reachable,
             )));
         }
+        // Before anything else: an account the executor cannot trade correctly is refused.
+        check_tradable(&client.trader().await?)?;
 
         let light = client.symbols().await?;
+        let all_names: HashMap<i64, String> = light
+            .iter()
+            .filter_map(|ls| Some((ls.symbol_id, ls.symbol_name.clone()?)))
+            .collect();
         let mut ids = Vec::new();
         let mut names: HashMap<i64, Symbol> = HashMap::new();
         for ls in &light {
@@ -208,13 +204,19 @@ impl CtraderBroker {
         let mut broker = CtraderBroker {
             client,
             by_id: instruments.iter().map(|(s, i)| (i.id, s.clone())).collect(),
-            instruments,
-            positions: Vec::new(),
-            volumes: HashMap::new(),
+            book: LiveBook::default(),
             quotes: HashMap::new(),
-            balance: 0.0,
-            leverage: 1.0,
-            money_digits: 2,
+            account: BrokerAccount::default(),
+            terms: PositionTerms {
+                configured: instruments
+                    .iter()
+                    .map(|(s, i)| (i.id, (s.clone(), i.volume.clone())))
+                    .collect(),
+                names: all_names,
+                other_volumes: HashMap::new(),
+            },
+            looked_up: BTreeSet::new(),
+            instruments,
             specs,
             connected: true,
         };
@@ -251,57 +253,76 @@ impl CtraderBroker {
     }
 
     fn apply_trader(&mut self, t: &ProtoOaTrader) {
-        self.money_digits = t.money_digits.unwrap_or(2);
-        self.balance = t.balance as f64 / pow10(self.money_digits);
-        if let Some(l) = t.leverage_in_cents {
-            self.leverage = (f64::from(l) / 100.0).max(1.0);
-        }
+        self.account.apply_trader(t);
     }
 
-    fn position(&self, p: &ProtoOaPosition) -> Option<(BrokerPosition, i64)> {
-        let sym = self.by_id.get(&p.trade_data.symbol_id)?;
-        let inst = self.instruments.get(sym)?;
-        let side = if p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        let md = p.money_digits.unwrap_or(self.money_digits);
-        Some((
-            BrokerPosition {
-                position_id: p.position_id as u64,
-                symbol: sym.to_string(),
-                side,
-                lots: inst.volume.volume_to_lots(p.trade_data.volume),
-                entry_price: p.price.unwrap_or(0.0),
-                margin: p.used_margin.unwrap_or(0) as f64 / pow10(md),
-                label: p.trade_data.label.clone(),
-            },
-            p.trade_data.volume,
-        ))
-    }
-
+    /// Applies the broker's open positions (a reconcile, or the one after a reconnect).
     fn apply_reconcile(&mut self, res: &ProtoOaReconcileRes) {
-        self.positions.clear();
-        self.volumes.clear();
-        for p in &res.position {
-            if let Some((bp, vol)) = self.position(p) {
-                self.volumes.insert(bp.position_id, vol);
-                self.positions.push(bp);
+        self.looked_up.clear();
+        let (terms, account) = (&self.terms, &self.account);
+        self.book.apply_reconcile(res.position.iter(), &|p| {
+            Some(terms.position_of(p, account))
+        });
+    }
+
+    /// Symbols of open positions whose volume rules are unknown (neither configured nor fetched).
+    fn unresolved_symbols(&self) -> BTreeSet<i64> {
+        self.book
+            .broker_positions()
+            .map(|p| p.trade_data.symbol_id)
+            .filter(|id| self.terms.volume_rules(*id).is_none() && !self.looked_up.contains(id))
+            .collect()
+    }
+
+    /// Fetches the volume rules of unconfigured symbols that hold positions, so their lots count
+    /// right in the risk guard. A no-op (no request) when there are none.
+    pub async fn resolve_symbols(&mut self) -> Result<(), BrokerError> {
+        let ids: Vec<i64> = self.unresolved_symbols().into_iter().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.looked_up.extend(ids.iter().copied());
+        let details = self.client.symbol_details(&ids).await.map_err(map_error)?;
+        for d in &details {
+            let name = self.terms.name(d.symbol_id);
+            match SymbolVolume::from_symbol(&name, d) {
+                Ok(v) => {
+                    self.terms.other_volumes.insert(d.symbol_id, v);
+                }
+                Err(e) => {
+                    tracing::warn!(symbol = %name, error = %e, "volume rules of an unconfigured symbol holding a position are unusable; its lots count as unbounded")
+                }
             }
         }
+        let (terms, account) = (&self.terms, &self.account);
+        self.book.remap(&|p| Some(terms.position_of(p, account)));
+        tracing::info!(symbols = ?ids, "positions on unconfigured symbols counted by the risk guard");
+        Ok(())
     }
 
-    /// Applies a position as an execution event reports it (opened, changed or closed).
-    fn apply_position(&mut self, p: &ProtoOaPosition) {
-        let id = p.position_id as u64;
-        self.positions.retain(|x| x.position_id != id);
-        self.volumes.remove(&id);
-        let open = p.position_status == ProtoOaPositionStatus::PositionStatusOpen as i32
-            && p.trade_data.volume > 0;
-        if open && let Some((bp, vol)) = self.position(p) {
-            self.volumes.insert(id, vol);
-            self.positions.push(bp);
+    /// The account as the broker reports it now: trader (balance, leverage, money digits) and
+    /// every position's unrealised PnL. Runs without the book, so the core loop does not wait.
+    pub fn account_refresh(
+        &self,
+    ) -> impl Future<Output = Result<AccountRefresh, ClientError>> + Send + 'static {
+        let client = self.client.clone();
+        let epoch = self.account.epoch();
+        async move {
+            let trader = client.trader().await?;
+            let pnl = client.unrealized_pnl().await?;
+            Ok(AccountRefresh { trader, pnl, epoch })
+        }
+    }
+
+    /// Books an [`AccountRefresh`].
+    pub fn apply_account_refresh(&mut self, r: &AccountRefresh) {
+        self.account.apply_refresh(&r.trader, &r.pnl, r.epoch);
+    }
+
+    /// A position the book no longer holds has its PnL in the balance now.
+    fn forget_if_closed(&mut self, position_id: u64) {
+        if self.book.position(position_id).is_none() {
+            self.account.forget_position(position_id);
         }
     }
 
@@ -310,6 +331,11 @@ impl CtraderBroker {
         self.apply_trader(&trader);
         let res = self.client.reconcile().await.map_err(map_error)?;
         self.apply_reconcile(&res);
+        if let Err(e) = self.resolve_symbols().await {
+            tracing::warn!(error = %e, "volume rules of unconfigured symbols holding positions could not be fetched; their lots count as unbounded");
+        }
+        let pnl = self.client.unrealized_pnl().await.map_err(map_error)?;
+        self.account.apply_pnl(&pnl);
         Ok(())
     }
 
@@ -330,6 +356,7 @@ impl CtraderBroker {
 
     /// Client events other than market data: connection state, executions, balance.
     pub fn on_event(&mut self, ev: &ClientEvent) {
+        log_session_event(ev);
         match ev {
             ClientEvent::Connection(ConnectionEvent::Reconciled(res)) => {
                 self.connected = true;
@@ -342,86 +369,69 @@ impl CtraderBroker {
         }
     }
 
+    /// An execution event no request was waiting for: applied only if it is news (see
+    /// [`crate::reconcile`]).
     fn apply_execution(&mut self, e: &ProtoOaExecutionEvent) {
-        if let Some(p) = &e.position {
-            self.apply_position(p);
+        let (terms, account) = (&self.terms, &self.account);
+        let effect = self
+            .book
+            .apply_event(e, &|p| Some(terms.position_of(p, account)));
+        if effect == Effect::Stale {
+            tracing::debug!(
+                execution_type = e.execution_type,
+                order = ?e.order.as_ref().map(|o| o.order_id),
+                "late or repeated execution event ignored"
+            );
+            return;
         }
         if let Some(d) = &e.deal
             && let Some(c) = &d.close_position_detail
         {
-            self.balance = c.balance as f64 / pow10(c.money_digits.unwrap_or(self.money_digits));
+            self.account.apply_close(c);
+        }
+        if let Some(p) = &e.position {
+            self.forget_if_closed(p.position_id as u64);
         }
     }
 
+    /// Balance, equity, margin and leverage as the broker reported them (see [`BrokerAccount`]).
     fn account(&self) -> AccountSnapshot {
-        let mut unrealized = 0.0;
-        let mut used = 0.0;
-        for p in &self.positions {
-            used += p.margin;
-            if let Ok(sym) = p.symbol.parse::<Symbol>()
-                && let (Some(q), Some(spec)) = (self.quotes.get(&sym), self.specs.get(&sym))
-            {
-                let exit = match p.side {
-                    Side::Buy => q.bid,
-                    Side::Sell => q.ask,
-                };
-                unrealized += to_account(
-                    spec,
-                    (exit - p.entry_price) * p.side.sign() * p.lots * spec.contract_size,
-                    exit,
-                );
-            }
-        }
-        AccountSnapshot {
-            balance: self.balance,
-            equity: self.balance + unrealized,
-            used_margin: used,
-            leverage: self.leverage,
-        }
+        self.account.snapshot(&self.book.positions())
     }
 
-    fn fill_from(
-        &mut self,
-        e: &ProtoOaExecutionEvent,
-        reference: Option<f64>,
-        side: Side,
-    ) -> Result<Fill, BrokerError> {
-        self.apply_execution(e);
-        let p = e.position.as_ref().ok_or_else(|| BrokerError::Rejected {
-            code: "NO_POSITION".into(),
-            description: "execution event without a position".into(),
-        })?;
-        let price = e
-            .deal
-            .as_ref()
-            .and_then(|d| d.execution_price)
-            .or(p.price)
-            .unwrap_or(f64::NAN);
-        let lots = e
-            .deal
-            .as_ref()
-            .and_then(|d| {
-                self.by_id
-                    .get(&d.symbol_id)
-                    .and_then(|s| self.instruments.get(s))
-                    .map(|i| i.volume.volume_to_lots(d.filled_volume))
-            })
-            .unwrap_or(0.0);
-        let realized = e
-            .deal
-            .as_ref()
-            .and_then(|d| d.close_position_detail.as_ref())
-            .map(|c| {
-                let md = c.money_digits.unwrap_or(self.money_digits);
-                (c.gross_profit + c.swap + c.commission) as f64 / pow10(md)
-            });
-        Ok(Fill {
-            position_id: p.position_id as u64,
-            price,
-            lots,
-            slippage: reference.map_or(0.0, |r| (price - r) * side.sign()),
-            realized_pnl: realized,
-        })
+    /// Books one of our orders once it ended and says what it did (see [`super::outcome`]).
+    fn fill_from(&mut self, x: &Execution) -> Result<Fill, BrokerError> {
+        let order = &x.order;
+        let (terms, account) = (&self.terms, &self.account);
+        self.book
+            .apply_order(order, &|p| Some(terms.position_of(p, account)));
+        if let Some(p) = order.position() {
+            self.forget_if_closed(p.position_id as u64);
+        }
+        if let Some(c) = order
+            .deals()
+            .iter()
+            .rev()
+            .find_map(|d| d.close_position_detail.as_ref())
+        {
+            self.account.apply_close(c);
+        }
+        let symbol_id = order
+            .position()
+            .map(|p| p.trade_data.symbol_id)
+            .or_else(|| order.deals().first().map(|d| d.symbol_id));
+        let instrument = symbol_id
+            .and_then(|id| self.by_id.get(&id))
+            .and_then(|s| self.instruments.get(s));
+        let lots_of =
+            |volume: i64| instrument.map_or(f64::NAN, |i| i.volume.volume_to_lots(volume));
+        fill_of(
+            order,
+            &lots_of,
+            x.reference,
+            x.side,
+            self.account.money_digits(),
+        )
     }
 
     fn instrument(&self, symbol: &Symbol) -> Result<&Instrument, BrokerError> {
@@ -432,69 +442,27 @@ impl CtraderBroker {
                 description: format!("{symbol} is not offered by the broker"),
             })
     }
-
-    /// The bars of a symbol opened in `[from, to)` (unix seconds), oldest first: the bars a lost
-    /// link kept the live feed from seeing whole.
-    pub async fn bars_between(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        let inst = self.instrument(symbol)?;
-        let mut bars = self
-            .client
-            .get_trendbars(inst.id, timeframe, from * 1000, to * 1000, None)
-            .await
-            .map_err(map_error)?;
-        bars.retain(|b| (from..to).contains(&b.open_time));
-        Ok(bars)
-    }
-
-    /// The last `count` closed bars of a symbol, oldest first (paged and rate-limited by the client).
-    pub async fn history(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        count: usize,
-        now: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        let inst = self.instrument(symbol)?;
-        let tf = timeframe;
-        let period = timeframe.duration_secs().unwrap_or(60) as i64;
-        // Weekends and holidays leave gaps: ask for three times the span and keep the last `count`.
-        let from = (now - 3 * period * (count as i64 + 1)).max(0) * 1000;
-        let mut bars = self
-            .client
-            .get_trendbars(inst.id, tf, from, now * 1000, Some(count + 1))
-            .await
-            .map_err(map_error)?;
-        bars.retain(|b| b.open_time + period <= now);
-        let skip = bars.len().saturating_sub(count);
-        Ok(bars.split_off(skip))
-    }
 }
 
-/// The broker's answer to one order: its final execution event, and what the fill is measured
-/// against (the quote when the order was sent, the side of the deal).
+/// The broker's answer to one order: every execution event up to its end, folded, and what the
+/// fill is measured against (the quote when the order was sent, the side of the deal).
 #[derive(Debug)]
 pub struct Execution {
-    event: ProtoOaExecutionEvent,
+    order: OrderProgress,
     reference: Option<f64>,
     side: Side,
 }
 
-/// A ticket for an order request: its execution event, or the client's error as a broker error.
+/// A ticket for an order request: the ended order, or the client's error as a broker error.
 fn ticket(
     reference: Option<f64>,
     side: Side,
-    request: impl Future<Output = Result<ProtoOaExecutionEvent, ClientError>> + Send + 'static,
+    request: impl Future<Output = Result<OrderProgress, ClientError>> + Send + 'static,
 ) -> Ticket<Execution> {
     Box::pin(async move {
-        let event = request.await.map_err(map_error)?;
+        let order = request.await.map_err(map_error)?;
         Ok(Execution {
-            event,
+            order,
             reference,
             side,
         })
@@ -511,7 +479,7 @@ impl Broker for CtraderBroker {
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
         BookSnapshot {
             account: self.connected.then(|| self.account()),
-            positions: self.positions.clone(),
+            positions: self.book.positions(),
             quote: self.quotes.get(symbol).copied(),
         }
     }
@@ -520,7 +488,7 @@ impl Broker for CtraderBroker {
         self.reconcile_now().await?;
         Ok(BookSnapshot {
             account: Some(self.account()),
-            positions: self.positions.clone(),
+            positions: self.book.positions(),
             quote: None,
         })
     }
@@ -552,14 +520,10 @@ impl Broker for CtraderBroker {
     }
 
     fn submit_close(&mut self, intent: &CloseIntent) -> Ticket<Execution> {
-        let Some(pos) = self
-            .positions
-            .iter()
-            .find(|p| p.position_id == intent.position_id)
-        else {
+        let Some(pos) = self.book.position(intent.position_id) else {
             return answered(Err(BrokerError::PositionNotFound(intent.position_id)));
         };
-        let Some(volume) = self.volumes.get(&intent.position_id).copied() else {
+        let Some(volume) = self.book.volume_of(intent.position_id) else {
             return answered(Err(BrokerError::PositionNotFound(intent.position_id)));
         };
         let side = match pos.side {
@@ -573,15 +537,40 @@ impl Broker for CtraderBroker {
             .ok()
             .and_then(|s| self.quotes.get(&s))
             .map(|q| q.price_for(side));
-        let position_id = intent.position_id as i64;
+        let id = intent.position_id;
         let client = self.client.clone();
-        ticket(reference, side, async move {
-            client.close_position(position_id, volume).await
+        let t = ticket(reference, side, async move {
+            client.close_position(id as i64, volume).await
+        });
+        Box::pin(async move {
+            t.await.map_err(|e| match e {
+                BrokerError::PositionNotFound(_) => BrokerError::PositionNotFound(id),
+                e => e,
+            })
         })
     }
 
     fn settle(&mut self, answer: Result<Execution, BrokerError>) -> Result<Fill, BrokerError> {
-        let x = answer?;
-        self.fill_from(&x.event, x.reference, x.side)
+        match answer {
+            Ok(x) => self.fill_from(&x),
+            Err(BrokerError::PositionNotFound(id)) => {
+                self.book
+                    .mark_suspect(format!("the broker has no position {id} to close"));
+                Err(BrokerError::PositionNotFound(id))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn suspect(&self) -> Option<String> {
+        self.book.suspect().map(str::to_string)
+    }
+
+    fn distrust(&mut self, why: String) {
+        self.book.mark_suspect(why);
+    }
+
+    fn reconcile_every(&self) -> Option<Duration> {
+        Some(RECONCILE_EVERY)
     }
 }

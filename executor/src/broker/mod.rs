@@ -2,11 +2,14 @@
 //! cTrader client is available, a cTrader adapter. The engine never talks to a broker directly; the
 //! desk ([`crate::desk`]) executes the engine's plans through this trait.
 
+pub mod account;
 pub mod ctrader;
+pub mod outcome;
 pub mod paper;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use protocol::Reason;
 
@@ -30,6 +33,10 @@ pub enum BrokerError {
     BadVolume(String),
     #[error("position {0} not found")]
     PositionNotFound(u64),
+    /// The broker accepted the order, then cancelled it or let it expire: nothing of an open
+    /// executed, or part of a close did not.
+    #[error("cancelled by the broker: {0}")]
+    Cancelled(String),
     #[error("no price for {0}")]
     NoQuote(String),
     #[error("broker error {code}: {description}")]
@@ -48,6 +55,7 @@ impl BrokerError {
             BrokerError::NotEnoughMoney(_) => Reason::Margin,
             BrokerError::MarketClosed(_) | BrokerError::NoQuote(_) => Reason::MarketClosed,
             BrokerError::BadVolume(_) => Reason::BadVolume,
+            BrokerError::Cancelled(_) => Reason::Cancelled,
             BrokerError::PositionNotFound(_)
             | BrokerError::Rejected { .. }
             | BrokerError::Persist(_) => Reason::BrokerError,
@@ -61,8 +69,8 @@ impl BrokerError {
 }
 
 /// The broker's answer to one order, still on its way. It borrows nothing from the book, so the
-/// orders of a batch are all on the wire before the first answer is awaited (DESIGN.md §8: the 20th
-/// symbol's order must not wait for the first 19 round trips).
+/// orders of a batch are all on the wire before the first answer is awaited (the 20th symbol's
+/// order must not wait for the first 19 round trips).
 pub type Ticket<R> = Pin<Box<dyn Future<Output = Result<R, BrokerError>> + Send>>;
 
 /// A ticket that is already answered (paper fills, orders refused before sending).
@@ -93,6 +101,22 @@ pub trait Broker {
 
     /// Books a resolved ticket into this book.
     fn settle(&mut self, answer: Result<Self::Receipt, BrokerError>) -> Result<Fill, BrokerError>;
+
+    /// Why this book must be reconciled before it is trusted (something the broker said
+    /// contradicted it), if it must.
+    fn suspect(&self) -> Option<String> {
+        None
+    }
+
+    /// Marks the book as not to be trusted until the next reconcile (an order's outcome is still
+    /// unknown: it may fill after the lookup).
+    fn distrust(&mut self, _why: String) {}
+
+    /// How often the desk reconciles this book when nothing contradicts it; `None` for a book
+    /// that is its own truth (paper).
+    fn reconcile_every(&self) -> Option<Duration> {
+        None
+    }
 
     /// Makes the book's own state durable. The desk calls it once per batch, after the fills and
     /// before it journals their results, so a crash in between leaves intents that recovery resolves

@@ -8,7 +8,8 @@ use executor::config::ExecutorConfig;
 
 pub mod system;
 
-pub const TOKEN: &str = "test-token-0123456789";
+/// The IPC token of the tests: 32 random-looking bytes as hex, like the installer's.
+pub const TOKEN: &str = "5f0c1e7a9b3d42c8a6e1f07b2d9c4e385a1b7c0d9e2f4a6b8c3d5e7f9a0b1c2d";
 
 /// Writes the IPC token (0600) and a `bars/` dir into `dir`, then `config.json` from `json`
 /// (which may refer to `secrets/ipc.token` and `bars`). Returns the config path.
@@ -74,6 +75,15 @@ pub fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
             "no exit after SIGTERM"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Marks a SIGNAL's bar as published (as the executor does when it sends that BAR), for tests that
+/// drive an engine or desk directly with signals for real bars.
+pub fn publish(engine: &mut executor::engine::SignalEngine, sig: &protocol::Signal) {
+    let tf = engine.rules().symbols.get(&sig.symbol).map(|c| c.timeframe);
+    if let (Some(tf), Some(bar)) = (tf, sig.bar_time) {
+        engine.on_bar_published(&sig.symbol, tf, bar);
     }
 }
 
@@ -250,11 +260,33 @@ pub mod ws {
         }
     }
 
+    /// The preditor's side of the handshake (PROTOCOL.md §7) with `token` and `version`: our
+    /// HELLO, the executor's checked, our AUTH. `Err` with what went wrong.
+    pub async fn handshake(ws: &mut Ws, token: &str, version: &str) -> Result<(), String> {
+        use protocol::handshake::{IpcKey, PreditorHandshake};
+        let key = IpcKey::from_token(token).map_err(|e| e.to_string())?;
+        let (hs, hello) = PreditorHandshake::start(&key, version).map_err(|e| e.to_string())?;
+        send(ws, &protocol::Line::Hello(hello).to_string()).await;
+        let h = recv(ws).await.ok_or("closed before the executor's HELLO")?;
+        let Ok(protocol::Line::Hello(theirs)) = h.parse::<protocol::Line>() else {
+            return Err(format!("expected the executor's HELLO, got {h}"));
+        };
+        let (auth, _) = hs.finish(&theirs).map_err(|e| e.to_string())?;
+        send(ws, &protocol::Line::Auth(auth).to_string()).await;
+        Ok(())
+    }
+
+    /// A connection authenticated with the tests' token.
     pub async fn hello(addr: SocketAddr) -> Ws {
+        hello_as(addr, "0.1.0").await
+    }
+
+    /// [`hello`] announcing `version`.
+    pub async fn hello_as(addr: SocketAddr, version: &str) -> Ws {
         let mut ws = connect(addr).await;
-        send(&mut ws, &format!("HELLO|preditor|0.1.0|{}", super::TOKEN)).await;
-        let h = recv(&mut ws).await.unwrap();
-        assert!(h.starts_with("HELLO|executor|"), "{h}");
+        handshake(&mut ws, super::TOKEN, version)
+            .await
+            .unwrap_or_else(|e| panic!("handshake: {e}"));
         ws
     }
 }

@@ -650,3 +650,82 @@ pub fn parse_backtest(symbol: &str, csv: &str) -> Vec<BacktestRow> {
 pub fn field<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
     line.split('|').find_map(|f| f.strip_prefix(prefix))
 }
+
+/// The ACK lines the executor sent, in order.
+pub fn acks(wire: &[WireLine]) -> Vec<String> {
+    wire.iter()
+        .filter(|l| !l.inbound && l.text.starts_with("ACK|"))
+        .map(|l| l.text.clone())
+        .collect()
+}
+
+/// The outcome of an ACK line: `OK`, or `FAIL|<reason>` / `WAIT_SYNC|<reason>`.
+pub fn ack_outcome(ack: &str) -> String {
+    let f: Vec<&str> = ack.split('|').collect();
+    match f.get(3) {
+        Some(&"OK") => "OK".into(),
+        Some(k) => format!("{k}|{}", f.get(4).unwrap_or(&"")),
+        None => panic!("not an ACK: {ack}"),
+    }
+}
+
+/// The broker's volume (0.01 units of a 100,000-unit forex lot: SIM.md's catalog for the forex
+/// symbols) that `action` asks for on `symbol`, from the system's config.
+pub fn target_volume(config: &serde_json::Value, symbol: &str, action: &str) -> i64 {
+    let lots_key = match action.rsplit('_').next().unwrap() {
+        "WEAK" => "lot_weak",
+        "MODERATE" => "lot_moderate",
+        _ => "lot_strong",
+    };
+    let lots = config["symbols"][symbol][lots_key].as_f64().unwrap();
+    (lots * 10_000_000.0).round() as i64
+}
+
+/// Each symbol's latest ACK against what the broker holds (`Sim::positions`): an OK for a
+/// position is exactly that position (id, side, the config's volume), an OK for WAIT and a missed
+/// entry are flat. Refusals leave the position as it was, so they are not compared; a symbol
+/// without any ACK is a mismatch. Returns one line per symbol checked, or the mismatches.
+pub fn positions_match_latest_acks(
+    symbols: &[&str],
+    all_acks: &[String],
+    positions: &BTreeMap<String, Vec<(i64, bool, i64)>>,
+    config: &serde_json::Value,
+) -> Result<Vec<String>, Vec<String>> {
+    let (mut checked, mut wrong) = (Vec::new(), Vec::new());
+    for s in symbols {
+        let Some(last) = all_acks
+            .iter()
+            .rev()
+            .find(|a| a.starts_with(&format!("ACK|{s}|")))
+        else {
+            wrong.push(format!("{s}: no ACK at all"));
+            continue;
+        };
+        let held = positions.get(*s).cloned().unwrap_or_default();
+        let action = last.split('|').nth(2).unwrap();
+        let ok = match ack_outcome(last).as_str() {
+            "OK" if action == "WAIT" => held.is_empty(),
+            "OK" => {
+                let id: i64 = field(last, "T:").unwrap().parse().unwrap();
+                held == vec![(
+                    id,
+                    action.starts_with("LONG"),
+                    target_volume(config, s, action),
+                )]
+            }
+            "WAIT_SYNC|MISSED_ENTRY" => held.is_empty(),
+            _ => continue,
+        };
+        let line = format!("{s}: {last} ⇔ {held:?}");
+        if ok {
+            checked.push(line)
+        } else {
+            wrong.push(line)
+        }
+    }
+    if wrong.is_empty() {
+        Ok(checked)
+    } else {
+        Err(wrong)
+    }
+}
