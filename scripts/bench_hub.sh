@@ -11,11 +11,13 @@
 # Everything runs on this machine (loopback), stops by pid, and cleans up its temp dir.
 #
 # Usage: scripts/bench_hub.sh [--backend sqlite|postgres] [--instances 50] [--symbols 20]
-#                             [--warmup 20] [--secs 60] [--bin-dir DIR]
+#                             [--warmup 20] [--secs 60] [--bar-ms 1000] [--bin-dir DIR]
+#   --bar-ms: one bar per symbol every this many ms (below 1000: beyond the issue's load, to find
+#             where ingest stops keeping up)
 #   --bin-dir: hub and fleet-sim binaries (default: cargo build --profile demo, target/demo)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-backend=sqlite instances=50 symbols=20 warmup=20 secs=60 bin_dir=""
+backend=sqlite instances=50 symbols=20 warmup=20 secs=60 bin_dir="" bar_ms=1000
 while [ $# -gt 0 ]; do
   case "$1" in
     --backend) backend="$2"; shift 2 ;;
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
     --symbols) symbols="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
     --secs) secs="$2"; shift 2 ;;
+    --bar-ms) bar_ms="$2"; shift 2 ;;
     --bin-dir) bin_dir="$2"; shift 2 ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_hub: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -80,6 +83,7 @@ if [ "$backend" = postgres ]; then
   pgbin="$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")"
   pgport="$(free_port)"
   mkdir -p "$work/pg"
+  chmod 0711 "$work" # postgres must traverse it; the secrets inside stay 0600
   as_pg=()
   if [ "$(id -u)" = 0 ]; then chown postgres: "$work/pg"; as_pg=(runuser -u postgres --); fi
   "${as_pg[@]}" "$pgbin/initdb" -D "$work/pg/data" -U hub --auth=trust -E UTF8 --no-locale >/dev/null
@@ -103,10 +107,10 @@ url="$(sed -n 's#^hub: dashboard on \(http://[0-9.:]*\)/#\1#p' "$work/hub.out")"
 [ -n "$url" ] || die "the hub did not start: $(tail -5 "$work/hub.log")"
 for _ in $(seq 200); do grep -q "hub connected to the broker" "$work/hub.log" && break; sleep 0.05; done
 
-say "load: $instances instances x $symbols symbols, 1 bar/s each; backend $backend; warm-up ${warmup}s, window ${secs}s"
+say "load: $instances instances x $symbols symbols, a bar every ${bar_ms} ms each; backend $backend; warm-up ${warmup}s, window ${secs}s"
 "$sim" --broker "mqtts://localhost:$mport" --ca-file "$work/fleet-ca.pem" --tokens "$work/instances" \
   --hub-public-key "$pub" --instances "$instances" --prefix bench --symbols "$symbols" \
-  --bar-ms 1000 --telemetry-ms 1000 --signal-every 15 --keepalive-secs 20 2>"$work/sim.log" & pids+=($!)
+  --bar-ms "$bar_ms" --telemetry-ms 1000 --signal-every 15 --keepalive-secs 20 2>"$work/sim.log" & pids+=($!)
 sleep "$warmup"
 
 cookie="$(curl -s -o /dev/null -D - --data-urlencode username=operator --data-urlencode "password=$password" "$url/login" |
@@ -119,15 +123,15 @@ page="$(cd "$root" && node scripts/browser/hub_latency.mjs "$url" "$password" "$
 t1="$(date +%s%3N)"; c1="$(cpu)"
 final="$(stats "$t0")"
 rss="$(awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} END{printf "%d %d", r/1024, h/1024}' "/proc/$hubpid/status")"
-python3 - "$final" "$s0" "$t0" "$t1" "$c0" "$c1" "$rss" "$page" "$backend" "$instances" "$symbols" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$final" "$s0" "$t0" "$t1" "$c0" "$c1" "$rss" "$page" "$backend" "$instances" "$symbols" "$(getconf CLK_TCK)" "$bar_ms" <<'PY'
 import json, sys
-final, s0, t0, t1, c0, c1, rss, page, backend, n, m, hz = sys.argv[1:]
+final, s0, t0, t1, c0, c1, rss, page, backend, n, m, hz, bar_ms = sys.argv[1:]
 f = json.loads(final)["ingest"]; p = json.loads(page)
 secs = (int(t1) - int(t0)) / 1000
 rate = (f["stored"] - int(s0)) / secs
 cpu = (int(c1) - int(c0)) / int(hz) / secs * 100
 r, h = rss.split()
-print(json.dumps({"backend": backend, "instances": int(n), "symbols": int(m), "window_s": round(secs, 1),
+print(json.dumps({"backend": backend, "instances": int(n), "symbols": int(m), "bar_ms": int(bar_ms), "window_s": round(secs, 1),
   "ingest_records_per_s": round(rate), "stored_p50_ms": f["stored_latency_ms_p50"], "stored_p99_ms": f["stored_latency_ms_p99"],
   "stored_samples": f["latency_samples"], "page_p50_ms": p["p50_ms"], "page_p99_ms": p["p99_ms"], "page_samples": p["samples"],
   "fleet_rows": p["rows"], "rss_mb": int(r), "peak_rss_mb": int(h), "hub_cpu_pct": round(cpu), "refused": f["refused"], "duplicates": f["duplicates"]}))

@@ -193,3 +193,43 @@ pub fn read_secret(path: &Path) -> Result<String, String> {
     }
     Ok(line.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$1u6Kpt2vOEJ8Ppu9P8mJ8uo8Z7Ak4Cb7W9O4tWv3e7I";
+
+    fn cfg(extra: &str) -> String {
+        format!(
+            r#"{{"database": "sqlite://hub.db", "broker": {{"url": "mqtts://b:8883", "ca_file": "ca.pem", "password_file": "pw"}},
+               "operator": {{"username": "op", "password_hash": "{HASH}"}}, "key_file": "hub_key"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn paths_resolve_against_the_config_and_defaults_are_safe() {
+        let c = HubConfig::parse(&cfg(""), Path::new("/etc/oracle-hub/hub.json")).unwrap();
+        assert_eq!(c.database, "sqlite:///etc/oracle-hub/hub.db");
+        assert_eq!(c.key_file, Path::new("/etc/oracle-hub/hub_key"));
+        assert_eq!(c.broker.password_file, Path::new("/etc/oracle-hub/pw"));
+        assert!(c.listen.ip().is_loopback(), "loopback by default");
+        assert!(c.cookie_secure);
+        assert_eq!(c.broker.client_id, "oracle-hub");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let p = Path::new("hub.json");
+        for (text, needle) in [
+            (cfg(r#", "listn": "0.0.0.0:80""#), "listn"),
+            (cfg(r#", "command_ttl_secs": 3600"#), "command_ttl_secs"),
+            (cfg("").replace(HASH, "plain"), "password_hash"),
+            (cfg("").replace("sqlite://hub.db", "mysql://x"), "database"),
+            ("{".to_string(), "line"),
+        ] {
+            let e = HubConfig::parse(&text, p).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+}

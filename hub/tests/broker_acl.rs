@@ -172,6 +172,28 @@ async fn instances_are_confined_to_their_own_topics() {
     );
     assert!(hub.drain(500).await.iter().all(|(_, p)| p.len() < 1024));
 
+    // The hub's own username is no instance id; an existing instance is not silently replaced.
+    let files = broker.files();
+    let hub_id = fleet::InstanceId::new("hub").unwrap();
+    assert!(matches!(
+        hub::broker::add_instance(&files, &hub_id, false),
+        Err(hub::broker::BrokerError::Reserved(_))
+    ));
+    let a_id = fleet::InstanceId::new("a").unwrap();
+    assert!(matches!(
+        hub::broker::add_instance(&files, &a_id, false),
+        Err(hub::broker::BrokerError::Exists(_))
+    ));
+    // Rotation: a new token; after the reload the old one is refused and the new one works.
+    let path = hub::broker::add_instance(&files, &a_id, true).unwrap();
+    let rotated = hub::config::read_secret(&path).unwrap();
+    assert_ne!(rotated, token_a);
+    broker.reload();
+    let mut old = connect(options(&url, &ca, "a-old", "a", &token_a), true);
+    assert!(!old.connected().await.starts_with("Success"), "the old token after rotation");
+    let mut new = connect(options(&url, &ca, "a-new", "a", &rotated), false);
+    assert_eq!(new.connected().await, "Success");
+
     // remove-instance + reload: the next login is refused.
     hub::broker::remove_instance(&broker.files(), &fleet::InstanceId::new("b").unwrap()).unwrap();
     broker.reload();
