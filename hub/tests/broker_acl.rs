@@ -190,7 +190,10 @@ async fn instances_are_confined_to_their_own_topics() {
     assert_ne!(rotated, token_a);
     broker.reload();
     let mut old = connect(options(&url, &ca, "a-old", "a", &token_a), true);
-    assert!(!old.connected().await.starts_with("Success"), "the old token after rotation");
+    assert!(
+        !old.connected().await.starts_with("Success"),
+        "the old token after rotation"
+    );
     let mut new = connect(options(&url, &ca, "a-new", "a", &rotated), false);
     assert_eq!(new.connected().await, "Success");
 
