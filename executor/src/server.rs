@@ -343,6 +343,11 @@ impl Executor {
         let mut ex_primary = primary;
         let mut ex_shadow: Option<Desk<PaperBroker>> = shadow;
         let now = clock.now();
+        // The loss limits' baseline and the kill switch first: a lost desk file must not reset them.
+        ex_primary.restore_guard(&entries, &mut journal, now)?;
+        if let Some(s) = &mut ex_shadow {
+            s.restore_guard(&entries, &mut journal, now)?;
+        }
         let n = ex_primary.recover(&entries, &mut journal, now).await?;
         if let Some(s) = &mut ex_shadow {
             s.recover(&entries, &mut journal, now).await?;
@@ -506,7 +511,7 @@ impl Executor {
             Duration::from_secs(self.cfg.ipc.hello_timeout_secs),
             self.log.clone(),
         ));
-        let period = Duration::from_secs_f64(1.0 / self.cfg.broker.paper.replay_bars_per_second);
+        let period = self.cfg.broker.paper.replay_period();
         let mut replay = tokio::time::interval(period);
         replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Bar closes by the clock (boundary + 1 s) are checked four times a second.
@@ -803,50 +808,54 @@ impl Executor {
             }
         };
         tracing::warn!(on, "kill switch set by control line");
-        self.primary.engine.risk.kill_switch = on;
-        if let Some(s) = &mut self.shadow {
-            s.engine.risk.kill_switch = on;
+        // Kept in each desk's file and the journal, so a restart does not forget it. In force at
+        // once even if it cannot be saved; the preditor is told it would not survive a restart.
+        let now = self.clock.now();
+        let mut failed = Vec::new();
+        if let Err(e) = self.primary.set_kill_switch(on, &mut self.journal, now) {
+            failed.push(e.to_string());
+        }
+        if let Some(s) = &mut self.shadow
+            && let Err(e) = s.set_kill_switch(on, &mut self.journal, now)
+        {
+            failed.push(e.to_string());
+        }
+        if !failed.is_empty() {
+            tracing::error!(on, errors = ?failed, "kill switch set but not saved: a restart would forget it");
+            self.send(&Line::Error(ErrorLine::new(
+                ErrorCode::Internal,
+                format!(
+                    "kill switch set in memory but not saved (a restart would forget it): {}",
+                    failed.join("; ")
+                ),
+            )));
         }
     }
 
     async fn on_signals(&mut self, sigs: Vec<Signal>) {
         let now = self.clock.now();
         let kill = self.cfg.risk.kill_switch_file.exists();
-        let primary = self
+        // One outcome per signal: an ACK says what the broker did, whatever the disk did after.
+        let primary: Vec<Option<DeskOutcome>> = self
             .primary
             .handle_batch(&sigs, now, kill, &mut self.journal)
-            .await;
-        let primary: Vec<Option<DeskOutcome>> = match primary {
-            Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
-            Err(e) => {
-                tracing::error!(error = %e, signals = sigs.len(), "signal handling failed before any order was sent");
-                sigs.iter().map(|_| None).collect()
-            }
-        };
-        let acks: Vec<Line> = sigs
+            .await
+            .into_iter()
+            .map(Some)
+            .collect();
+        let acks: Vec<Line> = primary
             .iter()
-            .zip(&primary)
-            .map(|(sig, outcome)| {
-                Line::Ack(match outcome {
-                    Some(o) => o.ack.clone(),
-                    None => protocol::Ack::fail(
-                        sig.symbol.clone(),
-                        sig.action,
-                        protocol::Reason::Other("INTERNAL".into()),
-                    )
-                    .with_bar_time(sig.bar_time),
-                })
-            })
+            .flatten()
+            .map(|o| Line::Ack(o.ack.clone()))
             .collect();
         self.send_all(&acks);
         let shadow: Vec<Option<DeskOutcome>> = match &mut self.shadow {
-            Some(s) => match s.handle_batch(&sigs, now, kill, &mut self.journal).await {
-                Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
-                Err(e) => {
-                    tracing::error!(error = %e, "the paper book could not handle the signals");
-                    sigs.iter().map(|_| None).collect()
-                }
-            },
+            Some(s) => s
+                .handle_batch(&sigs, now, kill, &mut self.journal)
+                .await
+                .into_iter()
+                .map(Some)
+                .collect(),
             None => sigs.iter().map(|_| None).collect(),
         };
         for ((sig, primary), shadow) in sigs.iter().zip(&primary).zip(&shadow) {
