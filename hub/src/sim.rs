@@ -45,6 +45,8 @@ pub struct SimConfig {
 #[derive(Debug, Default)]
 pub struct SimStats {
     pub published: AtomicU64,
+    /// Records not queued (the client's queue was full: the broker unreachable).
+    pub dropped: AtomicU64,
     pub commands: AtomicU64,
 }
 
@@ -98,6 +100,9 @@ fn record<B: serde::Serialize>(st: &mut State, stream: Stream, body: B) -> Vec<u
     Record::new(seq, now_ms(), body).to_bytes()
 }
 
+/// Never waits: with the broker gone and the client's queue full, the record is dropped and
+/// counted (a synthetic instance has no outbox; the real one must, docs/HUB.md §4), so the loop
+/// keeps answering its timers and its stop.
 async fn publish(
     client: &AsyncClient,
     cfg: &SimConfig,
@@ -106,18 +111,15 @@ async fn publish(
     payload: Vec<u8>,
 ) {
     let retain = stream == Stream::Status;
-    if client
-        .publish(
-            fleet::stream_topic(&cfg.id, stream),
-            QoS::AtLeastOnce,
-            retain,
-            payload,
-        )
-        .await
-        .is_ok()
-    {
-        stats.published.fetch_add(1, Ordering::Relaxed);
-    }
+    match client.try_publish(
+        fleet::stream_topic(&cfg.id, stream),
+        QoS::AtLeastOnce,
+        retain,
+        payload,
+    ) {
+        Ok(()) => stats.published.fetch_add(1, Ordering::Relaxed),
+        Err(_) => stats.dropped.fetch_add(1, Ordering::Relaxed),
+    };
 }
 
 fn telemetry(cfg: &SimConfig, st: &State) -> Telemetry {
@@ -547,7 +549,7 @@ pub async fn run(
                     };
                     let offline = Record::new(seq, now_ms(), Status::Offline).to_bytes();
                     publish(&client, &cfg, &stats, Stream::Status, offline).await;
-                    let _ = client.disconnect().await;
+                    let _ = client.try_disconnect();
                     // Let the event loop send the offline and the DISCONNECT.
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     el_task.abort();

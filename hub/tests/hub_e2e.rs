@@ -353,6 +353,14 @@ fn operator_login_commands_and_confirmation() {
     drop(sse);
 }
 
+struct KillOnDrop(support::Stopper);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.signal(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 #[test]
 fn a_killed_instance_is_shown_offline_by_its_last_will() {
     let broker = Mosquitto::start();
@@ -379,6 +387,8 @@ fn a_killed_instance_is_shown_offline_by_its_last_will() {
         .spawn()
         .unwrap();
     let stopper = support::Stopper::new(sim.id());
+    // Killed by pid however this test ends (a panic included): no stray instance left behind.
+    let _guard = KillOnDrop(stopper);
     let mut web = Web::new(&hub.url);
     web.login(&hub.password);
     web.wait("/api/instances", 30, |v| online_with_equity(v, &["c"]))
@@ -406,4 +416,63 @@ fn a_killed_instance_is_shown_offline_by_its_last_will() {
         "offline after {took:?}"
     );
     assert!(row["status_seq"].as_i64().unwrap() >= 2);
+}
+
+/// With its broker gone (here: never there), fleet-sim still stops on SIGTERM: it drops what it
+/// cannot queue instead of waiting on a full client queue (it hung before, and outlived a test).
+#[test]
+fn fleet_sim_stops_on_sigterm_without_a_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    hub::keys::dev_certs(dir.path(), &["localhost".to_string()]).unwrap();
+    let tokens = dir.path().join("instances");
+    std::fs::create_dir(&tokens).unwrap();
+    hub::keys::write_secret(&tokens.join("z.token"), "not-a-real-token", false).unwrap();
+    let key = fleet::ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let port = support::free_port();
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-sim"))
+        .args([
+            "--broker",
+            &format!("mqtts://localhost:{port}"),
+            "--ca-file",
+        ])
+        .arg(dir.path().join("fleet-ca.pem"))
+        .arg("--tokens")
+        .arg(&tokens)
+        .args([
+            "--hub-public-key",
+            &fleet::signed::encode_public_key(&key.verifying_key()),
+        ])
+        .args([
+            "--id",
+            "z",
+            "--symbols",
+            "20",
+            "--bar-ms",
+            "10",
+            "--signal-every",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stopper = support::Stopper::new(sim.id());
+    let _guard = KillOnDrop(stopper);
+    // Long enough to fill the client's queue of 1024 requests (20 symbols x 4 records / 10 ms).
+    std::thread::sleep(Duration::from_secs(2));
+    stopper.terminate();
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = sim.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t.elapsed() > Duration::from_secs(8) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.is_some(),
+        "fleet-sim still running 8 s after SIGTERM"
+    );
 }

@@ -144,11 +144,12 @@ fn main() -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(true);
         for t in tasks {
-            let _ = t.await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
         eprintln!(
-            "fleet-sim: published {} records",
-            stats.published.load(Ordering::Relaxed)
+            "fleet-sim: published {} records, dropped {}",
+            stats.published.load(Ordering::Relaxed),
+            stats.dropped.load(Ordering::Relaxed)
         );
         anyhow::Ok(())
     })
