@@ -6,11 +6,14 @@
 #
 #   --bars N         replay N bars once the twins are warm (default 2000)
 #   --speed S        replay S bars per second (default 4: the pipeline answers every bar well within
-#                    one step and the live book stays under the simulator's 50 requests/s; above
-#                    about 8 it does not, and signals are answered FAIL|STALE)
+#                    one step and the live book stays under the simulator's 50 requests/s). A signal
+#                    is STALE more than half a bar after its bar closed (executor_config.json:
+#                    stale_signal_max_age_secs 1800, market time), i.e. half a step of wall time:
+#                    125 ms at 4 bars/s, 5 ms at 100; a high --speed (e.g. 100) shows STALE whenever
+#                    the pipeline or the simulator's request limit holds a signal up that long
 #   --no-wait        start the replay at once instead of holding it until the twins are warm: the
 #                    bars that close during the warm-up are answered STALE, and the model positions
-#                    that follow are answered WAIT_SYNC|MISSED_ENTRY (shows what those look like)
+#                    that follow are answered WAIT_SYNC|MISSED_ENTRY (the sure way to see both)
 #   --profile P      cargo profile to build (default demo: no LTO, the first build is quick;
 #                    release is the small fast deployment build and takes much longer cold)
 #   --fresh          delete run/ first (the books and twin states always restart anyway)
