@@ -215,7 +215,8 @@ fn the_demo_judges_staleness_in_half_a_bar_and_the_live_examples_keep_60_s() {
     paper.on_bar_close(&sym("EURUSD"), 1.1, 0);
     // The bar opened 10:00 and closed 11:00 (market time); each signal is for a bar of its own.
     let mut stale_at = |bar: &str, now: &str| {
-        let Ok(Line::Signal(sig)) = format!("SIGNAL|EURUSD|WAIT|2|0.00|B:{bar}|N:1").parse::<Line>()
+        let Ok(Line::Signal(sig)) =
+            format!("SIGNAL|EURUSD|WAIT|2|0.00|B:{bar}|N:1").parse::<Line>()
         else {
             unreachable!()
         };

@@ -35,10 +35,9 @@ async fn twenty_warmups_of_1350_bars_all_get_their_history_at_the_default_limits
         &dir.path().join("secrets/ct_tokens.json"),
         r#"{"access_token":"sim-access-token","refresh_token":"sim-refresh-token"}"#,
     );
-    let demo: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("executor_config.json")).unwrap(),
-    )
-    .unwrap();
+    let demo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("executor_config.json")).unwrap())
+            .unwrap();
     let symbols = demo["symbols"].as_object().unwrap().clone();
     assert_eq!(symbols.len(), 20, "the demo trades 20 symbols");
     let timeout_ms = demo["broker"]["ctrader"]["request_timeout_ms"].clone();
