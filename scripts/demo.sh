@@ -157,48 +157,11 @@ ot_start preditor run/log/preditor.log "$bin/preditor" run --executor "ws://$ipc
   --token-file run/secrets/ipc.token --models models --state-dir run/preditor
 
 # --- the conversation ---------------------------------------------------------------------------
-# signals.log holds every line both ways; the digest shows each symbol's SIGNAL when the model's
-# action changes, next to the live book's ACK for that same symbol and bar (the ACK of a bar can
-# arrive after the next bar's SIGNAL, so they are paired by symbol and B:, never by arrival), and a
-# tally every 100 bars.
+# signals.log holds every line both ways; the digest (scripts/lib/digest.awk) shows each symbol's
+# SIGNAL when the model's action changes, next to the live book's ACK for that same symbol and bar
+# and what it did (opened, closed, held which position), and a tally every 100 bars.
 show_stream() {
-  tail -n +1 -F run/log/signals.log 2>/dev/null | awk -v quiet="$quiet" '
-    function header() {
-      if (quiet) return
-      printf "%-8s  %-7s  %-14s  %6s  %12s  %-20s    %s\n", "time", "symbol", "model action", \
-        "regime", "virtual PnL", "bar (open, UTC)", "live book ACK"
-      fflush()
-    }
-    function flush_tally() {
-      printf "  -- bars %d-%d (to %s): %d signals, live ACK", nbars - 99, nbars, bar, nsig
-      for (k in tally) printf " %s=%d", k, tally[k]
-      printf "\n"; fflush(); delete tally; nsig = 0; header()
-    }
-    function field(line, key,    r) {
-      if (!match(line, "\\|" key ":[^|]*")) return ""
-      return substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
-    }
-    BEGIN { header() }
-    $3 == "<" && $4 ~ /^SIGNAL\|/ {
-      split($4, f, "|"); sym = f[2]; act = f[3]; b = field($4, "B"); nsig++
-      if (b != bar) { if (bar != "") { nbars++; if (nbars % 100 == 0) flush_tally() } bar = b }
-      if (act != last[sym]) shown[sym "|" b] = sprintf("%-8s  %-7s  %-14s  %6s  %12s  %-20s", \
-        substr($1, 12, 8), sym, act, f[4], f[5], b)
-      last[sym] = act; next
-    }
-    $3 == ">" && $4 ~ /^ACK\|/ {
-      split($4, f, "|"); sym = f[2]; key = sym "|" field($4, "B")
-      st = f[4] (f[4] == "OK" ? "" : "|" f[5]); tally[st]++
-      if (!quiet && (key in shown)) {
-        if (f[4] == "OK") {
-          t = field($4, "T"); p = field($4, "P")
-          what = "OK" (t != "" ? " position " t : "") (p != "" ? " at " p : "")
-        } else what = f[4] " " f[5]
-        printf "%s →  %s\n", shown[key], what; fflush()
-      }
-      delete shown[key]
-    }
-    $3 == ">" && $4 ~ /^ERROR\|/ { print "  executor: " $4; fflush() }'
+  tail -n +1 -F run/log/signals.log 2>/dev/null | awk -v quiet="$quiet" -f scripts/lib/digest.awk
 }
 setsid bash -c "$(declare -f show_stream); quiet=$quiet; show_stream" &
 display_pid=$!
