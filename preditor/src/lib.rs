@@ -12,6 +12,7 @@
 //! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
 //! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING; the shared `service` crate).
 //! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown.
+//! - [`warmup_retry`]: when to ask WARMUP again after `ERROR|HISTORY_UNAVAILABLE`.
 //! - [`v1`]: recognises the specification's v1 model zip and names the command that converts it.
 
 pub mod backtest;
@@ -27,3 +28,4 @@ pub mod state;
 pub mod summary;
 pub mod twin;
 pub mod v1;
+pub mod warmup_retry;
