@@ -133,6 +133,10 @@ impl Journal {
     /// [`retained`] entries. The archive is a hard link to the old file and the new one replaces it
     /// by rename, so a crash at any step leaves a complete journal (the old or the new). Call it
     /// between batches, with no order in flight. Returns the archive's path and the entries kept.
+    ///
+    /// The file is read twice, one entry at a time, rather than once into memory: a full journal is
+    /// ~25,000 entries, and the ~17 MB they take parsed stayed the process's RSS after they were freed
+    /// (the allocator keeps freed small blocks), one step up per rotation until the largest.
     pub fn rotate(
         &mut self,
         keep_acks: usize,
@@ -143,20 +147,52 @@ impl Journal {
             move |source| JournalError::Io { path, source }
         };
         self.file.sync_data().map_err(io(&self.path))?;
-        let entries = Self::read_all(&self.path)?;
-        let kept = retained(&entries, keep_acks);
+        // Pass 1: the orders that have a result, and how many ACKs each book and symbol has.
+        let mut finished: HashSet<(String, String)> = HashSet::new();
+        let mut acks: HashMap<(String, String), usize> = HashMap::new();
+        Self::for_each(&self.path, |e| match e {
+            Entry::Result { book, coid, .. } => {
+                finished.insert((book, coid));
+            }
+            Entry::Ack { book, symbol, .. } => *acks.entry((book, symbol)).or_default() += 1,
+            Entry::Intent { .. } => {}
+        })?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let archive = dir.join(format!("journal-{stamp}.jsonl"));
         std::fs::hard_link(&self.path, &archive).map_err(io(&archive))?;
+        // Pass 2: what `retained` keeps, in order: intents without a result, the last `keep_acks`
+        // ACKs of each book and symbol.
         let tmp = self.path.with_extension("jsonl.tmp");
+        let mut kept = 0;
         {
-            let mut buf = Vec::new();
-            for e in &kept {
-                buf.extend(serde_json::to_vec(e).unwrap_or_default());
-                buf.push(b'\n');
+            let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
+            let mut seen: HashMap<(String, String), usize> = HashMap::new();
+            let mut failed = None;
+            Self::for_each(&self.path, |e| {
+                let keep = match &e {
+                    Entry::Intent { book, coid, .. } => {
+                        !finished.contains(&(book.clone(), coid.clone()))
+                    }
+                    Entry::Result { .. } => false,
+                    Entry::Ack { book, symbol, .. } => {
+                        let key = (book.clone(), symbol.clone());
+                        let total = acks.get(&key).copied().unwrap_or(0);
+                        let n = seen.entry(key).or_default();
+                        *n += 1;
+                        *n + keep_acks > total
+                    }
+                };
+                if keep && failed.is_none() {
+                    let mut line = serde_json::to_vec(&e).unwrap_or_default();
+                    line.push(b'\n');
+                    failed = out.write_all(&line).err();
+                    kept += 1;
+                }
+            })?;
+            if let Some(source) = failed {
+                return Err(io(&tmp)(source));
             }
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&buf).map_err(io(&tmp))?;
+            let f = out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
             f.sync_all().map_err(io(&tmp))?;
         }
         std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
@@ -168,7 +204,35 @@ impl Journal {
             .append(true)
             .open(&self.path)
             .map_err(io(&self.path))?;
-        Ok((archive, kept.len()))
+        Ok((archive, kept))
+    }
+
+    /// Calls `f` with every readable entry of the file in order, one at a time; a torn or unreadable
+    /// line is skipped (as [`Journal::read_all`] does).
+    fn for_each(path: &Path, mut f: impl FnMut(Entry)) -> Result<(), JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).map_err(io)? == 0 {
+                return Ok(());
+            }
+            match serde_json::from_str::<Entry>(line.trim_end_matches(['\n', '\r'])) {
+                Ok(e) => f(e),
+                Err(_) => {
+                    tracing::warn!(journal = %path.display(), "skipping unreadable journal line")
+                }
+            }
+        }
     }
 
     /// Every readable entry in the file; a torn last line (crash mid-write) is skipped.
@@ -331,6 +395,57 @@ mod tests {
         j.append(&result("PENDING")).unwrap();
         assert!(pending_intents(&Journal::read_all(&p).unwrap(), "paper").is_empty());
         assert!(j.len_bytes() < before.len() as u64);
+    }
+
+    /// The streaming rotation keeps exactly what [`retained`] keeps, in the same order, whatever the
+    /// mix (results before or long after their intents, several books and symbols, a torn line).
+    #[test]
+    fn rotation_keeps_what_retained_keeps() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut below = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n) as usize
+        };
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("journal.jsonl");
+            let mut all = Vec::new();
+            let mut open: Vec<String> = Vec::new();
+            for i in 0..400 {
+                match below(4) {
+                    0 => {
+                        let coid = format!("C{i}");
+                        all.push(intent(&coid));
+                        open.push(coid);
+                    }
+                    1 if !open.is_empty() => {
+                        let coid = open.swap_remove(below(open.len() as u64));
+                        all.push(result(&coid));
+                    }
+                    _ => {
+                        let symbol = ["EURUSD", "GBPUSD", "XAUUSD"][below(3)];
+                        let mut a = ack(symbol, i);
+                        if let Entry::Ack { book, .. } = &mut a
+                            && below(2) == 0
+                        {
+                            *book = "live".into();
+                        }
+                        all.push(a);
+                    }
+                }
+            }
+            let mut j = Journal::open(&p).unwrap();
+            j.append_all(&all).unwrap();
+            let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+            f.write_all(b"{\"kind\":\"ack\",\"t\"\n").unwrap();
+            let keep = below(6);
+            let expected: Vec<Entry> = retained(&all, keep).into_iter().cloned().collect();
+            let (_, kept) = j.rotate(keep, &format!("round{round}")).unwrap();
+            assert_eq!(Journal::read_all(&p).unwrap(), expected, "round {round}");
+            assert_eq!(kept, expected.len());
+        }
     }
 
     #[test]
