@@ -21,7 +21,7 @@ ProtoOAUnsubscribeLiveTrendbarRes ProtoOAGetTrendbarsReq ProtoOAGetTrendbarsRes 
 ProtoOAAmendPositionSLTPReq ProtoOACancelOrderReq ProtoOAExecutionEvent ProtoOAOrderErrorEvent ProtoOAErrorRes
 ProtoOADealListReq ProtoOADealListRes ProtoOAOrderListReq ProtoOAOrderListRes ProtoOARefreshTokenReq ProtoOARefreshTokenRes
 ProtoOAClientDisconnectEvent ProtoOAAccountDisconnectEvent ProtoOAAccountsTokenInvalidatedEvent ProtoOASpotEvent
-ProtoOAAccountLogoutReq ProtoOAAccountLogoutRes""".split())
+ProtoOAAccountLogoutReq ProtoOAAccountLogoutRes ProtoOAGetPositionUnrealizedPnLReq ProtoOAGetPositionUnrealizedPnLRes""".split())
 files = {}
 for m in (b, a, d, c):
     f = dp.FileDescriptorProto(); m.DESCRIPTOR.CopyToProto(f); files[f.name] = f
@@ -38,13 +38,29 @@ while todo:
     for fl in msgs[n][1].field:
         if fl.type == dp.FieldDescriptorProto.TYPE_MESSAGE:
             todo.append(fl.type_name.lstrip("."))
+# Where the 0.9.2 descriptors lag Spotware's current definitions (spotware/openapi-proto-messages,
+# OpenApiModelMessages.proto), the current type wins. netUnrealizedPnL became int64 there; as int32
+# a PnL above 2^31 in money units (21.47 with moneyDigits 8) would be truncated. Same varint wire
+# encoding, same field number.
+TYPE_OVERRIDES = {("ProtoOAPositionUnrealizedPnL", "netUnrealizedPnL"): "int64"}
+# Fields of Spotware's current definitions missing from the 0.9.2 descriptors, appended verbatim.
+EXTRA_FIELDS = {
+    "ProtoOACtidTraderAccount": [
+        "    // Not in the ctrader-open-api 0.9.2 descriptors; added from Spotware's current",
+        "    // openapi-proto-messages (release 89, OpenApiModelMessages.proto): \"The name of the broker to",
+        "    // which the account belongs to. Shortened to be displayed in the UI.\"",
+        "    optional string brokerTitleShort = 6;",
+    ],
+}
 # every enum is kept whole: they are small, and the payload/error enums must be complete anyway
 LABEL = {1: "optional", 2: "required", 3: "repeated"}
 TYPES = {v: k[5:].lower() for k, v in dp.FieldDescriptorProto.Type.items()}
 HDR = """// Subset of Spotware's public cTrader Open API message definitions (proto2).
 // Field names, numbers, types, labels, defaults and enum values are kept identical to the official
 // set (the descriptors shipped in the `ctrader-open-api` 0.9.2 Python package) so the wire format is
-// the real one; messages this project does not use are left out.
+// the real one; messages this project does not use are left out. One type follows Spotware's current
+// definitions instead (spotware/openapi-proto-messages): ProtoOAPositionUnrealizedPnL.netUnrealizedPnL
+// is int64 there (int32 in 0.9.2; same field number and varint encoding).
 """
 for fname in ["OpenApiCommonModelMessages.proto", "OpenApiCommonMessages.proto", "OpenApiModelMessages.proto", "OpenApiMessages.proto"]:
     f = files[fname]
@@ -66,6 +82,7 @@ for fname in ["OpenApiCommonModelMessages.proto", "OpenApiCommonMessages.proto",
         L.append(f"message {x.name} {{")
         for fl in x.field:
             t = fl.type_name.lstrip(".") if fl.type_name else TYPES[fl.type]
+            t = TYPE_OVERRIDES.get((x.name, fl.name), t)
             opts = []
             if fl.HasField("default_value"):
                 dv = fl.default_value
@@ -75,6 +92,7 @@ for fname in ["OpenApiCommonModelMessages.proto", "OpenApiCommonMessages.proto",
             if fl.options.HasField("deprecated"): opts.append(f"deprecated = {'true' if fl.options.deprecated else 'false'}")
             o2 = f" [{', '.join(opts)}]" if opts else ""
             L.append(f"    {LABEL[fl.label]} {t} {fl.name} = {fl.number}{o2};")
+        L.extend(EXTRA_FIELDS.get(x.name, []))
         L.append("}"); L.append("")
     open(os.path.join(out, fname), "w").write("\n".join(L))
 print(len(seen), "messages kept:", sorted(seen - WANT))

@@ -12,11 +12,17 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::messages::ProtoMessage;
 
-/// Default largest frame accepted or sent. The biggest real responses (a symbols list, a page of
-/// trendbars or deals) stay well below it.
-pub const DEFAULT_MAX_FRAME_LEN: usize = 1024 * 1024;
+/// Default largest frame accepted or sent: 15,000,000 bytes, the bound Spotware's own Python SDK
+/// reads with (`TcpProtocol.MAX_LENGTH` in spotware/OpenApiPy `ctrader_open_api/tcpProtocol.py`;
+/// the .NET SDK, spotware/OpenAPI.Net `OpenClient.cs`, has none beyond `int`). A broker's symbols
+/// list or a reconcile of a busy account can run to megabytes, so a smaller cap turns a valid
+/// answer into a read error and a reconnect loop; a bound is still kept so a corrupt or hostile
+/// length prefix cannot make us allocate gigabytes.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 15_000_000;
 
 const LEN_PREFIX: usize = 4;
+/// Most bytes reserved ahead of their arrival.
+const RESERVE_STEP: usize = 64 * 1024;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +109,9 @@ impl Decoder for FrameCodec {
         };
         let need = LEN_PREFIX + len;
         if src.len() < need {
-            src.reserve(need - src.len());
+            // Grow towards the frame as its bytes arrive, not all at once: a peer that announces
+            // 15 MB and sends nothing more must not pin 15 MB per connection.
+            src.reserve((need - src.len()).min(RESERVE_STEP));
             return Ok(None);
         }
         src.advance(LEN_PREFIX);
@@ -228,6 +236,25 @@ mod tests {
             Err(FrameError::TooLarge { max: 16, .. })
         ));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn answers_of_several_megabytes_decode_and_the_bound_still_holds() {
+        // A symbols list of a large broker: ~40,000 light symbols is a few MiB.
+        let big = msg(2115, vec![7; 4 * 1024 * 1024], Some("syms".into()));
+        let frame = encode_frame(&big, DEFAULT_MAX_FRAME_LEN).expect("encodes");
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&frame[..]);
+        assert_eq!(codec.decode(&mut buf).expect("within the bound"), Some(big));
+        let over = u32::try_from(DEFAULT_MAX_FRAME_LEN + 1).expect("fits");
+        let mut buf = BytesMut::from(&over.to_be_bytes()[..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::TooLarge {
+                max: DEFAULT_MAX_FRAME_LEN,
+                ..
+            })
+        ));
     }
 
     #[test]

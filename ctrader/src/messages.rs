@@ -242,6 +242,8 @@ open_api_messages! {
     AccountLogoutReq => ProtoOaAccountLogoutReq("ProtoOAAccountLogoutReq") = ProtoOaPayloadType::ProtoOaAccountLogoutReq,
     AccountLogoutRes => ProtoOaAccountLogoutRes("ProtoOAAccountLogoutRes") = ProtoOaPayloadType::ProtoOaAccountLogoutRes,
     AccountDisconnectEvent => ProtoOaAccountDisconnectEvent("ProtoOAAccountDisconnectEvent") = ProtoOaPayloadType::ProtoOaAccountDisconnectEvent,
+    GetPositionUnrealizedPnlReq => ProtoOaGetPositionUnrealizedPnLReq("ProtoOAGetPositionUnrealizedPnLReq") = ProtoOaPayloadType::ProtoOaGetPositionUnrealizedPnlReq,
+    GetPositionUnrealizedPnlRes => ProtoOaGetPositionUnrealizedPnLRes("ProtoOAGetPositionUnrealizedPnLRes") = ProtoOaPayloadType::ProtoOaGetPositionUnrealizedPnlRes,
 }
 
 #[cfg(test)]

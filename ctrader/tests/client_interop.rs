@@ -269,7 +269,7 @@ fn official_frames_decode_here() {
     };
     let code = ctrader::domain::ErrorCode::parse(&err.error_code);
     assert!(code.needs_token_refresh());
-    assert_eq!(err.maintenance_end_timestamp, Some(1_770_003_600_000));
+    assert_eq!(err.maintenance_end_timestamp, Some(1_770_003_600));
 
     let Payload::OrderErrorEvent(oe) = it.next().unwrap().1 else {
         panic!("order error expected")

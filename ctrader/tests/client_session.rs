@@ -13,11 +13,14 @@ use ctrader::client::{ClientConfig, ClientEvent, ConnectionEvent, connect};
 use ctrader::codec::FrameCodec;
 use ctrader::messages::*;
 use futures_util::{SinkExt, StreamExt};
+use prost::Message;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 
 const ACCOUNT: i64 = 77;
+/// Symbols in the peer's list: about 4 MiB encoded.
+const BIG_SYMBOL_LIST: i64 = 60_000;
 
 /// What the peer does once a connection has been reconciled: `(connection index) -> frames`.
 type AfterSetup = fn(usize) -> Vec<ProtoMessage>;
@@ -143,12 +146,37 @@ async fn serve(
                 {
                     *valid.lock().unwrap() = "<revoked>".into();
                 }
+                // The real server closes the connection after a maintenance notice.
+                let closes = extra.iter().any(is_maintenance_notice);
                 v.extend(extra);
+                if closes {
+                    for m in v {
+                        let _ = conn.send(m).await;
+                    }
+                    return;
+                }
                 v
             }
             Payload::VersionReq(_) => vec![
                 ProtoOaVersionRes {
                     version: "peer".into(),
+                    ..Default::default()
+                }
+                .wrap(id),
+            ],
+            // A large broker's symbol list: several MiB in one frame.
+            Payload::SymbolsListReq(_) => vec![
+                ProtoOaSymbolsListRes {
+                    ctid_trader_account_id: ACCOUNT,
+                    symbol: (0..BIG_SYMBOL_LIST)
+                        .map(|i| ProtoOaLightSymbol {
+                            symbol_id: i,
+                            symbol_name: Some(format!("SYM{i:06}")),
+                            enabled: Some(true),
+                            description: Some(format!("A long symbol description, number {i:06}")),
+                            ..Default::default()
+                        })
+                        .collect(),
                     ..Default::default()
                 }
                 .wrap(id),
@@ -161,6 +189,21 @@ async fn serve(
             }
         }
     }
+}
+
+fn is_maintenance_notice(m: &ProtoMessage) -> bool {
+    match Payload::decode(m) {
+        Ok(Payload::ErrorRes(e)) => e.error_code == "SERVER_IS_UNDER_MAINTENANCE",
+        Ok(Payload::CommonErrorRes(e)) => e.error_code == "SERVER_IS_UNDER_MAINTENANCE",
+        _ => false,
+    }
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 impl Peer {
@@ -339,4 +382,127 @@ async fn a_quiet_but_alive_server_is_probed_not_dropped() {
         .count();
     assert!(probes >= 3, "probes sent: {probes}");
     assert!(heartbeats >= 5, "heartbeats sent: {heartbeats}");
+}
+
+#[tokio::test]
+async fn a_symbol_list_of_several_mebibytes_is_read_not_a_reconnect_loop() {
+    let peer = start_peer(|_| vec![], true).await;
+    let (client, mut events) = connect(peer.config()).unwrap();
+    wait_for(&mut events, STEP, "ready", is_ready).await;
+    let symbols = client.symbols().await.unwrap();
+    assert_eq!(symbols.len(), BIG_SYMBOL_LIST as usize);
+    let encoded = ProtoOaSymbolsListRes {
+        ctid_trader_account_id: ACCOUNT,
+        symbol: symbols,
+        ..Default::default()
+    }
+    .wrap(None)
+    .encoded_len();
+    assert!(encoded > 2 * 1024 * 1024, "the answer was {encoded} bytes");
+    while let Some(ev) = events.try_recv() {
+        assert!(
+            !matches!(
+                ev,
+                ClientEvent::Connection(ConnectionEvent::Disconnected { .. })
+            ),
+            "{ev:?}"
+        );
+    }
+}
+
+/// `ProtoOAErrorRes.maintenanceEndTimestamp` is Unix seconds, `ProtoErrorRes`'s Unix milliseconds
+/// (spotware/openapi-proto-messages): the client waits until the announced end either way.
+#[tokio::test]
+async fn maintenance_end_is_read_in_seconds_from_oa_errors_and_in_ms_from_common_errors() {
+    let peer = start_peer(
+        |i| match i {
+            0 => vec![
+                ProtoOaErrorRes {
+                    error_code: "SERVER_IS_UNDER_MAINTENANCE".into(),
+                    maintenance_end_timestamp: Some(wall_ms() / 1000 + 2),
+                    ..Default::default()
+                }
+                .wrap(None),
+            ],
+            1 => vec![
+                ProtoErrorRes {
+                    error_code: "SERVER_IS_UNDER_MAINTENANCE".into(),
+                    maintenance_end_timestamp: u64::try_from(wall_ms() + 1_500).ok(),
+                    ..Default::default()
+                }
+                .wrap(None),
+            ],
+            _ => vec![],
+        },
+        true,
+    )
+    .await;
+    let (_client, mut events) = connect(peer.config()).unwrap();
+    let mut waits = Vec::new();
+    for n in 0..2 {
+        let (ev, _) = wait_for(&mut events, STEP, "a reconnect scheduled", |e| {
+            matches!(
+                e,
+                ClientEvent::Connection(ConnectionEvent::ReconnectScheduled { .. })
+            )
+        })
+        .await;
+        let ClientEvent::Connection(ConnectionEvent::ReconnectScheduled {
+            delay,
+            maintenance_end_ms,
+            ..
+        }) = ev
+        else {
+            unreachable!()
+        };
+        let now = wall_ms();
+        let end = maintenance_end_ms.unwrap_or_else(|| panic!("reconnect {n}: no end announced"));
+        assert!(
+            (now + 500..now + 2_100).contains(&end),
+            "reconnect {n}: end {end} ms vs now {now} ms"
+        );
+        // The backoff alone is at most 200 ms here: the wait is the maintenance window.
+        assert!(
+            delay >= Duration::from_millis(400),
+            "reconnect {n}: {delay:?}"
+        );
+        waits.push(delay);
+    }
+    wait_for(&mut events, STEP, "ready after both windows", is_ready).await;
+    assert_eq!(waits.len(), 2);
+}
+
+/// `ProtoOAClientDisconnectEvent`: "All the sessions for the traders' accounts will be terminated"
+/// (OpenApiMessages.proto). The client drops the link at once, even before the server closes it,
+/// and sets up again.
+#[tokio::test]
+async fn a_client_disconnect_event_drops_the_link_at_once() {
+    let peer = start_peer(
+        |i| {
+            if i == 0 {
+                vec![
+                    ProtoOaClientDisconnectEvent {
+                        reason: Some("The application access was blocked".into()),
+                        ..Default::default()
+                    }
+                    .wrap(None),
+                ]
+            } else {
+                vec![]
+            }
+        },
+        true,
+    )
+    .await;
+    let (_client, mut events) = connect(peer.config()).unwrap();
+    wait_for(&mut events, STEP, "first ready", is_ready).await;
+    let (_, seen) = wait_for(&mut events, STEP, "second ready", is_ready).await;
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        ClientEvent::ClientDisconnected { reason: Some(r) } if r.contains("blocked")
+    )));
+    assert!(
+        seen.iter().any(|e| matches!(e, ClientEvent::Connection(ConnectionEvent::Disconnected { reason }) if reason.contains("cancelled the application's connection"))),
+        "{seen:#?}"
+    );
 }

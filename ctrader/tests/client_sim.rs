@@ -26,6 +26,8 @@ fn step_name(ev: &ClientEvent) -> Option<&'static str> {
             ConnectionEvent::SetupFailed { .. } => "setup-failed",
             ConnectionEvent::Disconnected { .. } => "disconnected",
             ConnectionEvent::ReconnectScheduled { .. } => "scheduled",
+            ConnectionEvent::AuthorizationLost { .. } => "authorization-lost",
+            ConnectionEvent::TokensReloaded => "tokens-reloaded",
         }),
         _ => None,
     }
@@ -84,11 +86,14 @@ async fn session_flow_symbols_market_data_and_history() {
         matches!(e, ClientEvent::LiveBar { .. })
     })
     .await;
-    let ClientEvent::LiveBar { bar, .. } = bar else {
+    let ClientEvent::LiveBar { bar, bid, .. } = bar else {
         unreachable!()
     };
     assert_eq!(bar.timeframe, Timeframe::H1);
-    assert!(bar.low <= bar.open && bar.high >= bar.close);
+    // A live bar has no close of its own; its last price is the spot's bid.
+    let close = bar.with_close(bid.expect("the simulator's spots carry the bid"));
+    assert!(close.low <= close.open && close.high >= close.close);
+    assert!(bar.low <= bar.open && bar.high >= bar.open);
 
     let now_ms = ctrader::client::system_clock_ms();
     let bars = client
@@ -319,6 +324,115 @@ async fn an_invalid_access_token_is_refreshed_during_setup() {
     assert_ne!(client.tokens().access_token, "expired");
 }
 
+/// Events for `within`.
+async fn events_for(
+    events: &mut ctrader::client::EventStream,
+    within: Duration,
+) -> Vec<ClientEvent> {
+    let mut seen = Vec::new();
+    let until = tokio::time::Instant::now() + within;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(until, events.recv()).await {
+        seen.push(ev);
+    }
+    seen
+}
+
+/// `ProtoOAAccountsTokenInvalidatedEvent` with the refresh token still good: the session
+/// reconnects, the refused token is refreshed once, and trading goes on.
+#[tokio::test]
+async fn an_invalidated_token_is_refreshed_and_the_session_goes_on() {
+    let sim = Sim::start(1.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path().join("tokens.json"));
+    let mut cfg = sim.client_config();
+    cfg.token_store = Some(store.clone());
+    let (client, mut events) = connect_ready(cfg).await;
+    sim.control("token-invalidate").await;
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+    assert!(
+        seen.iter().any(|e| matches!(e, ClientEvent::TokenInvalidated { account_ids, .. } if account_ids == &vec![ACCOUNT])),
+        "{seen:#?}"
+    );
+    assert!(seen.iter().any(|e| step_name(e) == Some("refreshed")));
+    assert_eq!(
+        store.load().unwrap(),
+        client.tokens(),
+        "the new pair persisted"
+    );
+    assert_eq!(
+        client.trader().await.unwrap().ctid_trader_account_id,
+        ACCOUNT
+    );
+}
+
+/// Issue 11: with the refresh token revoked too, no retry can succeed. The session does not loop
+/// (one setup attempt discovers it), requests fail at once saying why, and a new pair in the token
+/// file (what `executor auth` writes) brings the session back without any other prompt.
+#[tokio::test]
+async fn revoked_tokens_stop_the_session_until_the_token_file_holds_a_new_pair() {
+    let sim = Sim::start(1.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(dir.path().join("tokens.json"));
+    let mut cfg = sim.client_config();
+    cfg.token_store = Some(store.clone());
+    let (client, mut events) = connect_ready(cfg).await;
+    sim.control("token-invalidate all").await;
+    // Backoff here is 100-400 ms: a blind retry loop would make ten attempts in these 4 s.
+    let seen = events_for(&mut events, Duration::from_secs(4)).await;
+    let attempts = seen
+        .iter()
+        .filter(|e| step_name(e) == Some("connecting"))
+        .count();
+    assert_eq!(attempts, 1, "one setup attempt, then none: {seen:#?}");
+    assert!(
+        !seen.iter().any(|e| step_name(e) == Some("ready")),
+        "{seen:#?}"
+    );
+    let quick = tokio::time::Instant::now();
+    let e = client.trader().await.expect_err("not authorised");
+    assert!(
+        quick.elapsed() < Duration::from_millis(200),
+        "fails at once"
+    );
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("refused the token"), "{e}");
+    // The account holder authorises again; the new pair lands in the token file.
+    assert!(
+        sim.control("grant-tokens access-2 refresh-2")
+            .await
+            .starts_with("OK")
+    );
+    store
+        .save(&ctrader::client::Tokens {
+            access_token: "access-2".into(),
+            refresh_token: "refresh-2".into(),
+            expires_at: None,
+        })
+        .unwrap();
+    let (_, seen) = wait_for(
+        &mut events,
+        Duration::from_secs(10),
+        "ready again",
+        is_ready,
+    )
+    .await;
+    assert!(
+        seen.iter().any(|e| step_name(e) == Some("tokens-reloaded")),
+        "{seen:#?}"
+    );
+    assert_eq!(client.tokens().access_token, "access-2");
+    assert_eq!(
+        client.trader().await.unwrap().ctid_trader_account_id,
+        ACCOUNT
+    );
+}
+
 #[tokio::test]
 async fn fault_dropped_response_times_out_then_the_session_continues() {
     let sim = Sim::start(1.0).await;
@@ -543,6 +657,31 @@ async fn fault_margin_failure_is_a_broker_error() {
     );
     assert!(!e.is_retryable());
     assert!(client.reconcile().await.unwrap().position.is_empty());
+}
+
+/// The simulator's default feed ticks inside every bar, as a real one does: more spots than the
+/// bar's opening and closing ones, each inside the bar's range.
+#[tokio::test]
+async fn the_default_feed_ticks_inside_every_bar() {
+    let sim = Sim::start(4.0).await;
+    let (client, mut events) = connect_ready(sim.client_config()).await;
+    let eurusd = symbol_id(&client, "EURUSD").await;
+    client.subscribe_spots(&[eurusd]).await.unwrap();
+    let seen = events_for(&mut events, Duration::from_millis(1500)).await;
+    let mut per_bar: std::collections::BTreeMap<i64, usize> = Default::default();
+    for e in &seen {
+        if let ClientEvent::Spot(q) = e
+            && q.symbol_id == eurusd
+            && let Some(t) = q.timestamp_ms
+        {
+            *per_bar.entry(t.div_euclid(3_600_000)).or_default() += 1;
+        }
+    }
+    // Bars seen whole (not the first or the last of the window): opening + closing + ticks.
+    let whole: Vec<usize> = per_bar.values().copied().skip(1).collect();
+    let whole = &whole[..whole.len().saturating_sub(1)];
+    assert!(!whole.is_empty(), "{per_bar:?}");
+    assert!(whole.iter().all(|&n| n > 2), "spots per bar: {per_bar:?}");
 }
 
 /// Issue 11 item 3: an order the market fills in three deals (each one point worse, as SIM.md's

@@ -117,7 +117,7 @@ def encode(path):
                                           stepVolume=100_000, minVolume=100_000, maxVolume=1_000_000_000))
     out.append(frame(sym, client_msg_id="r2"))
     out.append(frame(oa.ProtoOAErrorRes(ctidTraderAccountId=42, errorCode="CH_ACCESS_TOKEN_INVALID",
-                                        description="bad token", maintenanceEndTimestamp=1_770_003_600_000)))
+                                        description="bad token", maintenanceEndTimestamp=1_770_003_600)))
     out.append(frame(oa.ProtoOAOrderErrorEvent(ctidTraderAccountId=42, errorCode="NOT_ENOUGH_MONEY",
                                                positionId=777, description="margin"), client_msg_id="r8"))
     # A depth event: a payload type the Rust side does not model and must keep as Unknown.

@@ -133,6 +133,7 @@ fn official_python_client_runs_a_full_session_against_the_simulator() {
         "CH_CLIENT_AUTH_FAILURE",
         "market order",
         "get trendbars",
+        "INCORRECT_BOUNDARIES",
         "reconcile",
         "close: partial then full",
     ] {

@@ -44,7 +44,7 @@ fn config(dir: &std::path::Path) -> ExecutorConfig {
         .map(|s| format!("\"{s}\": {{ \"enabled\": true, \"timeframe\": \"H1\", \"contract_size\": 1, \"spread\": 0.0001 }}"))
         .collect();
     let json = format!(
-        "{{ \"ipc\": {{ \"token_file\": \"secrets/ipc.token\" }}, \"risk\": {{ \"max_open_positions\": 100, \"max_total_lots\": 1000 }}, \"symbols\": {{ {} }} }}",
+        "{{ \"broker\": {{ \"mode\": \"paper\" }}, \"ipc\": {{ \"token_file\": \"secrets/ipc.token\" }}, \"risk\": {{ \"max_open_positions\": 100, \"max_total_lots\": 1000 }}, \"symbols\": {{ {} }} }}",
         symbols.join(",")
     );
     let p = dir.join("c.json");

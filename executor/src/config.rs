@@ -17,6 +17,25 @@ use serde_json::{Map, Value};
 use crate::lots::LotMap;
 use crate::secrets::{self, SecretError};
 
+/// Replay rates `broker.paper.replay_bars_per_second` accepts. The lower bound keeps the period
+/// (its inverse) a sane `Duration`: `1e-300` once made the executor panic at startup.
+pub const MIN_REPLAY_RATE: f64 = 0.001;
+pub const MAX_REPLAY_RATE: f64 = 10_000.0;
+
+impl PaperConfig {
+    /// Time between two replayed bars, whatever the rate holds (a config built in code is not
+    /// validated): clamped to the accepted range.
+    pub fn replay_period(&self) -> std::time::Duration {
+        let rate = if self.replay_bars_per_second.is_finite() {
+            self.replay_bars_per_second
+                .clamp(MIN_REPLAY_RATE, MAX_REPLAY_RATE)
+        } else {
+            1.0
+        };
+        std::time::Duration::from_secs_f64(1.0 / rate)
+    }
+}
+
 /// Default lots for a symbol that has a model but no config entry (the seed's defaults).
 pub const DEFAULT_LOTS: LotMap = LotMap {
     weak: 0.01,
@@ -232,6 +251,15 @@ impl ExecutorConfig {
             source,
         })?;
         let mut w = Walker::new(path);
+        // JSON lets a key repeat and keeps the last one: a second `"enabled": true` further down
+        // would silently win over the first. Refused, naming each repeated key.
+        for field in crate::json_keys::repeated_keys(text) {
+            w.problem(
+                &field,
+                "given more than once (JSON would keep only the last)",
+                "keep one of them",
+            );
+        }
         w.placeholders(&value, "");
         let cfg = w.root(&value, path);
         match cfg {
@@ -541,15 +569,19 @@ impl Walker {
     /// A secret file: must exist and be 0600 (or stricter).
     fn secret_file(&mut self, field: &str, path: &Path) {
         if let Err(e) = secrets::check_secret_file(path) {
-            let fix = match &e {
-                SecretError::LoosePermissions { .. } => format!("chmod 600 {}", path.display()),
-                SecretError::Empty { .. } => format!("write the secret into {}", path.display()),
-                SecretError::Read { .. } => {
-                    format!("create {} with the secret and chmod 600 it", path.display())
-                }
-            };
-            self.problem(field, e.to_string(), fix);
+            self.secret_problem(field, path, &e);
         }
+    }
+
+    fn secret_problem(&mut self, field: &str, path: &Path, e: &SecretError) {
+        let fix = match e {
+            SecretError::LoosePermissions { .. } => format!("chmod 600 {}", path.display()),
+            SecretError::Empty { .. } => format!("write the secret into {}", path.display()),
+            SecretError::Read { .. } => {
+                format!("create {} with the secret and chmod 600 it", path.display())
+            }
+        };
+        self.problem(field, e.to_string(), fix);
     }
 
     fn root(&mut self, v: &Value, path: &Path) -> Option<ExecutorConfig> {
@@ -816,11 +848,26 @@ impl Walker {
 
     fn broker(&mut self, v: Option<&Value>) -> Option<BrokerConfig> {
         let empty = Map::new();
+        // Whether real money is traded is never a default.
         let m = match v {
-            None => &empty,
+            None => {
+                self.problem(
+                    "broker",
+                    "missing: the config does not say whether to trade real money",
+                    "add \"broker\": { \"mode\": \"paper\" } for simulated fills, or mode \"live\"/\"shadow\" with broker.ctrader",
+                );
+                &empty
+            }
             Some(v) => self.object(v, "broker").unwrap_or(&empty),
         };
         self.unknown_keys(m, "broker", &["mode", "ctrader", "paper", "_comment"]);
+        if v.is_some() && !m.contains_key("mode") {
+            self.problem(
+                "broker.mode",
+                "missing",
+                "write \"mode\": \"paper\" (simulated fills), \"live\" (real orders) or \"shadow\" (both)",
+            );
+        }
         let mode = match self.str_field(m, "broker", "mode") {
             None | Some("paper") => Mode::Paper,
             Some("live") => Mode::Live,
@@ -1002,8 +1049,8 @@ impl Walker {
                 p,
                 "replay_bars_per_second",
                 1.0,
-                |x| x > 0.0 && x <= 10_000.0,
-                "bars per second in (0, 10000]",
+                |x| (MIN_REPLAY_RATE..=MAX_REPLAY_RATE).contains(&x),
+                "bars per second from 0.001 (one bar every 1000 s) to 10000",
             ),
             start_bar: self.u64_field(m, p, "start_bar", 700) as usize,
         }

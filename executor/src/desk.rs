@@ -4,32 +4,25 @@
 //! It also reconciles before deciding whenever the book contradicted the broker, and on a schedule
 //! the executor's loop keeps ([`Desk::reconcile_if_due`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use protocol::{Ack, Action, BarTime, Reason, Signal, Symbol};
-use serde::{Deserialize, Serialize};
 
 use crate::broker::{Broker, BrokerError};
+use crate::desk_state::Guard;
 use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine};
 use crate::journal::{Entry, Journal, JournalError, pending_intents};
 use crate::lots::TargetPosition;
 use crate::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
 use crate::reconcile::reconcile_due;
 use crate::resolve::{close_found, needs_lookup, open_found};
-use crate::risk::RiskState;
 use crate::risk::{RiskApproved, required_margin};
 use crate::state::{self, StateError};
 use std::time::Instant;
 
-/// What a desk persists besides its broker's own state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeskState {
-    pub risk: Option<RiskState>,
-    /// Realised PnL per symbol from this desk's closing fills, account currency.
-    pub realized: BTreeMap<String, f64>,
-}
+pub use crate::desk_state::DeskState;
 
 /// What one desk did with one signal (for the ACK, signals.log and drift.csv).
 #[derive(Debug, Clone)]
@@ -51,7 +44,13 @@ pub struct Desk<B> {
     pub engine: SignalEngine,
     pub broker: B,
     pub state: DeskState,
-    state_path: Option<PathBuf>,
+    pub(crate) state_path: Option<PathBuf>,
+    /// `state_path` existed at startup (or has been written since).
+    pub(crate) state_file_found: bool,
+    /// The guard (risk baseline, kill switch) the journal holds last, as far as this desk knows.
+    pub(crate) journaled_guard: Option<Guard>,
+    /// The last save failed: retried after the next signal even if nothing changed.
+    pub(crate) save_due: bool,
     /// When the desk last had the broker's positions (monotonic).
     last_reconcile: Option<Instant>,
 }
@@ -64,6 +63,10 @@ pub enum DeskError {
     Journal(#[from] JournalError),
     #[error("a batch of signals produced no outcome")]
     EmptyBatch,
+    #[error(
+        "{book}: the desk state {path} is missing, but the journal shows this book has traded and holds no copy of its risk baseline (initial balance, the day's starting equity); starting afresh would reset the loss limits. Fix: restore {path} from a backup. To take a new baseline on purpose (a new account or challenge), use a new state_dir"
+    )]
+    BaselineLost { book: &'static str, path: String },
     #[error("{book}: reconcile failed: {source}")]
     Reconcile {
         book: &'static str,
@@ -72,7 +75,7 @@ pub enum DeskError {
     },
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -105,25 +108,32 @@ pub fn describe_target(t: &TargetPosition) -> String {
 
 impl<B: Broker> Desk<B> {
     /// A desk whose state lives at `state_path` (loaded if present).
+    /// A corrupt file is an error (see [`crate::desk_state`] for what a missing one means).
     pub fn new(
         name: &'static str,
         mut engine: SignalEngine,
         broker: B,
         state_path: Option<PathBuf>,
     ) -> Result<Self, DeskError> {
-        let state: DeskState = match &state_path {
-            Some(p) => state::read_json(p)?.unwrap_or_default(),
-            None => DeskState::default(),
+        let loaded: Option<DeskState> = match &state_path {
+            Some(p) => state::read_json(p)?,
+            None => None,
         };
+        let state_file_found = loaded.is_some();
+        let state = loaded.unwrap_or_default();
         if state.risk.is_some() {
             engine.risk.state = state.risk.clone();
         }
+        engine.risk.kill_switch |= state.kill_switch;
         Ok(Desk {
             name,
             engine,
             broker,
             state,
             state_path,
+            state_file_found,
+            journaled_guard: None,
+            save_due: false,
             last_reconcile: None,
         })
     }
@@ -153,14 +163,6 @@ impl<B: Broker> Desk<B> {
             }
             Err(e) => tracing::warn!(book = self.name, error = %e, "reconcile failed"),
         }
-    }
-
-    fn persist(&mut self) -> Result<(), DeskError> {
-        self.state.risk = self.engine.risk.state.clone();
-        if let Some(p) = &self.state_path {
-            state::write_json_atomic(p, &self.state)?;
-        }
-        Ok(())
     }
 
     /// Startup: answered signals back into the engine, then every order whose fate the journal does
@@ -309,7 +311,7 @@ impl<B: Broker> Desk<B> {
     ) -> Result<DeskOutcome, DeskError> {
         let mut out = self
             .handle_batch(std::slice::from_ref(sig), now, kill_file_present, journal)
-            .await?;
+            .await;
         out.pop().ok_or(DeskError::EmptyBatch)
     }
 
@@ -319,13 +321,18 @@ impl<B: Broker> Desk<B> {
     /// every order is on the wire before the first answer is awaited: closes (and opens with
     /// nothing to close) in a first wave, the opens that waited for their closes in a second. A
     /// symbol that appears twice starts a new batch, so its second signal sees the first's fills.
+    ///
+    /// Every signal gets an outcome, and an ACK says what happened at the broker: a disk failure
+    /// after orders were sent (results, ACKs or the desk state not saved) is logged and retried,
+    /// never turned into a FAIL; intents that cannot be journaled send no order and answer
+    /// `FAIL|JOURNAL_ERROR`.
     pub async fn handle_batch(
         &mut self,
         sigs: &[Signal],
         now: DateTime<Utc>,
         kill_file_present: bool,
         journal: &mut Journal,
-    ) -> Result<Vec<DeskOutcome>, DeskError> {
+    ) -> Vec<DeskOutcome> {
         // Decide on the broker's positions, not on a book that contradicted them.
         self.reconcile_if_due(None).await;
         let mut out = Vec::with_capacity(sigs.len());
@@ -339,11 +346,11 @@ impl<B: Broker> Desk<B> {
             let (batch, tail) = rest.split_at(n);
             out.extend(
                 self.handle_distinct(batch, now, kill_file_present, journal)
-                    .await?,
+                    .await,
             );
             rest = tail;
         }
-        Ok(out)
+        out
     }
 
     /// [`Desk::handle_batch`] for signals on distinct symbols.
@@ -353,7 +360,7 @@ impl<B: Broker> Desk<B> {
         now: DateTime<Utc>,
         kill_file_present: bool,
         journal: &mut Journal,
-    ) -> Result<Vec<DeskOutcome>, DeskError> {
+    ) -> Vec<DeskOutcome> {
         // Decide every signal. Each sees the opens approved before it in this batch as positions
         // (count, lots, margin), and not the positions this batch closes for other symbols: until
         // a close is confirmed its margin is still held, so a batch never exceeds a risk limit even
@@ -378,14 +385,36 @@ impl<B: Broker> Desk<B> {
                 Decision::Reply(_) => None,
             })
             .collect();
-        let mut execs = self.execute(&plans, journal, now).await?.into_iter();
+        // A new risk baseline goes to the journal ahead of the first order that relies on it,
+        // behind the same fsync as the intents.
+        let risk_changed = self.engine.take_risk_dirty();
+        if risk_changed && !plans.is_empty() {
+            self.journal_guard_lazily(journal, now);
+        }
+        // `None`: the intents could not be journaled, so no order was sent.
+        let mut execs = match self.execute(&plans, journal, now).await {
+            Ok(execs) => Some(execs.into_iter()),
+            Err(e) => {
+                tracing::error!(book = self.name, error = %e, signals = plans.len(),
+                    "cannot journal the intents: no order was sent; answering JOURNAL_ERROR");
+                None
+            }
+        };
 
         let mut out = Vec::with_capacity(sigs.len());
         for (sig, decision) in sigs.iter().zip(decisions) {
             let (ack, duplicate, remembered, fill) = match decision {
                 Decision::Reply(r) => (r.ack, r.duplicate, r.remembered, None),
+                // Not remembered: nothing happened, so a repeat of the signal is tried again.
+                Decision::Execute(plan) if execs.is_none() => (
+                    Ack::fail(plan.symbol.clone(), plan.action, Reason::JournalError)
+                        .with_bar_time(Some(plan.bar)),
+                    false,
+                    false,
+                    None,
+                ),
                 Decision::Execute(plan) => {
-                    let exec = execs.next().unwrap_or_default();
+                    let exec = execs.as_mut().and_then(Iterator::next).unwrap_or_default();
                     let ack = self.engine.complete(&plan, &exec);
                     let fill = match &exec.open {
                         Some(Ok(f)) => Some(f.clone()),
@@ -398,14 +427,20 @@ impl<B: Broker> Desk<B> {
                     (ack, false, true, fill)
                 }
             };
-            if remembered && let Some(bar) = ack.bar_time {
-                journal.append_lazy(&[Entry::Ack {
+            if remembered
+                && let Some(bar) = ack.bar_time
+                && let Err(e) = journal.append_lazy(&[Entry::Ack {
                     t: stamp(now),
                     book: self.name.to_string(),
                     symbol: sig.symbol.to_string(),
                     bar: bar.unix_seconds(),
                     line: protocol::Line::Ack(ack.clone()).to_string(),
-                }])?;
+                }])
+            {
+                // Answered from memory until a restart; after one, the pending intent is
+                // reconciled with the broker instead.
+                tracing::error!(book = self.name, symbol = %sig.symbol, error = %e,
+                    "cannot journal the ACK; it is sent as it is");
             }
             let after = self.broker.snapshot(&sig.symbol);
             out.push(DeskOutcome {
@@ -420,8 +455,8 @@ impl<B: Broker> Desk<B> {
         let realized_changed = out
             .iter()
             .any(|o| o.fill.as_ref().is_some_and(|f| f.realized_pnl.is_some()));
-        if self.engine.take_risk_dirty() || realized_changed {
-            self.persist()?;
+        if risk_changed || realized_changed || self.save_due {
+            self.save_after_orders(journal, now);
         }
         for (o, sig) in out.iter_mut().zip(sigs) {
             o.realized = self
@@ -431,7 +466,7 @@ impl<B: Broker> Desk<B> {
                 .copied()
                 .unwrap_or(0.0);
         }
-        Ok(out)
+        out
     }
 
     /// An approved open as the risk guard should count it until its fill is known.
@@ -458,13 +493,14 @@ impl<B: Broker> Desk<B> {
         }
     }
 
-    /// Runs the plans of one batch; one [`Execution`] per plan, in order.
+    /// Runs the plans of one batch; one [`Execution`] per plan, in order. `Err` only when the
+    /// intents could not be journaled, before any order was sent.
     async fn execute(
         &mut self,
         plans: &[&Plan],
         journal: &mut Journal,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Execution>, DeskError> {
+    ) -> Result<Vec<Execution>, JournalError> {
         let mut execs: Vec<Execution> = plans.iter().map(|_| Execution::default()).collect();
         if plans.is_empty() {
             return Ok(execs);
@@ -577,7 +613,12 @@ impl<B: Broker> Desk<B> {
             if let Err(e) = r {
                 tracing::warn!(book = self.name, coid = %coid, error = %e, "order failed");
             }
-            self.journal_result(journal, now, coid, r)?;
+            // The order is at the broker whatever the disk says: a result that cannot be written
+            // leaves its intent pending, and a restart reconciles it by label.
+            if let Err(e) = self.journal_result(journal, now, coid, r) {
+                tracing::error!(book = self.name, coid = %coid, error = %e,
+                    "cannot journal an order's result; a restart reconciles it with the broker");
+            }
         }
         Ok(execs)
     }

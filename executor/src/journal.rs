@@ -6,15 +6,22 @@
 //! The file is rotated once it passes [`ROTATE_BYTES`]: the old one is kept whole as
 //! `journal-<time>.jsonl` (the audit trail; nothing is deleted) and the live one starts again with
 //! only what a restart needs, so startup reads a bounded file however long the executor has run.
+//!
+//! Repair: a crash or a full disk can leave a line without its newline (a torn tail), and a bad
+//! disk can leave bytes that are not UTF-8. Reading keeps every line that parses and reports each
+//! skipped one by line number and byte offset ([`Recovered`]). Writing never glues a new entry to
+//! an old tear: [`Journal::open`] closes a torn tail off with a newline, and a failed (short)
+//! write is cut back to the last whole line, or else the next append starts with a newline.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::orders::{Leg, Side};
+use crate::risk::RiskState;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -55,6 +62,14 @@ pub enum Entry {
         bar: i64,
         line: String,
     },
+    /// The book's risk baseline and control-line kill switch, whenever they change: a second
+    /// copy of what `<book>_desk.json` holds, so a lost file cannot reset the loss limits.
+    Guard {
+        t: String,
+        book: String,
+        risk: Option<RiskState>,
+        kill_switch: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,26 +85,71 @@ pub enum JournalError {
 /// Size past which the live journal is archived and started again (about 25,000 entries).
 pub const ROTATE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// What the journal writes to: a file opened for append, or (in tests) a file that fails like a
+/// full disk does.
+pub trait JournalFile: Write + Send + std::fmt::Debug {
+    fn sync_data(&self) -> std::io::Result<()>;
+    /// Bytes in the file now.
+    fn byte_len(&self) -> std::io::Result<u64>;
+    /// Cuts the file back to `len` bytes.
+    fn set_len(&self, len: u64) -> std::io::Result<()>;
+}
+
+impl JournalFile for File {
+    fn sync_data(&self) -> std::io::Result<()> {
+        File::sync_data(self)
+    }
+    fn byte_len(&self) -> std::io::Result<u64> {
+        self.metadata().map(|m| m.len())
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: File,
+    file: Box<dyn JournalFile>,
+    /// The file ends with a newline (or is empty): the next entry starts a line of its own.
+    /// False after a write failed part-way and could not be cut back.
+    clean_tail: bool,
 }
 
 impl Journal {
+    /// Opens (creating) the journal for append. A torn last line left by a crash or a full disk
+    /// is closed off with a newline first, so it stays one unreadable line of its own and the next
+    /// entry is whole.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| JournalError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Journal {
+            .map_err(io)?;
+        let mut j = Journal::over(path, Box::new(file));
+        j.clean_tail = ends_with_newline(path).map_err(io)?;
+        if !j.clean_tail {
+            let at = j.file.byte_len().map_err(io)?;
+            j.file.write_all(b"\n").map_err(io)?;
+            j.file.sync_data().map_err(io)?;
+            j.clean_tail = true;
+            tracing::warn!(journal = %path.display(), offset = at,
+                "the journal ended in a torn line (a crash or a full disk mid-write); closed it off so new entries stay whole");
+        }
+        Ok(j)
+    }
+
+    /// A journal writing through `file` (fault injection in tests: a disk that fills up).
+    pub fn over(path: &Path, file: Box<dyn JournalFile>) -> Self {
+        Journal {
             path: path.to_path_buf(),
             file,
-        })
+            clean_tail: true,
+        }
     }
 
     /// Appends one entry and waits until it is on disk.
@@ -110,23 +170,41 @@ impl Journal {
     /// Appends entries without waiting for the disk. For results and ACKs: if they are lost in a
     /// crash, the pending intent is resolved by reconciling at startup, so they need not delay the
     /// ACK; the next durable append flushes them too.
+    ///
+    /// A write that fails part-way (ENOSPC) is cut back to where it started, so the file holds
+    /// whole lines only; if even that fails, the next append starts with a newline instead.
     pub fn append_lazy(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
         let mut buf = Vec::new();
+        if !self.clean_tail {
+            buf.push(b'\n');
+        }
         for e in entries {
             buf.extend(serde_json::to_vec(e).unwrap_or_default());
             buf.push(b'\n');
         }
-        self.file
-            .write_all(&buf)
-            .map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                source,
-            })
+        let start = self.file.byte_len().ok();
+        match self.file.write_all(&buf) {
+            Ok(()) => {
+                self.clean_tail = true;
+                Ok(())
+            }
+            Err(source) => {
+                let cut = start.is_some_and(|len| self.file.set_len(len).is_ok());
+                // Cut back: the tail is as clean as it was before. Not cut: unknown, so assume torn.
+                self.clean_tail &= cut;
+                tracing::error!(journal = %self.path.display(), error = %source, cut_back = cut,
+                    "journal write failed");
+                Err(JournalError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
     }
 
     /// Bytes in the live file now.
     pub fn len_bytes(&self) -> u64 {
-        self.file.metadata().map_or(0, |m| m.len())
+        self.file.byte_len().unwrap_or(0)
     }
 
     /// Archives the live file as `journal-<stamp>.jsonl` beside it and starts it again with
@@ -134,9 +212,10 @@ impl Journal {
     /// by rename, so a crash at any step leaves a complete journal (the old or the new). Call it
     /// between batches, with no order in flight. Returns the archive's path and the entries kept.
     ///
-    /// The file is read twice, one entry at a time, rather than once into memory: a full journal is
-    /// ~25,000 entries, and the ~17 MB they take parsed stayed the process's RSS after they were freed
-    /// (the allocator keeps freed small blocks), one step up per rotation until the largest.
+    /// The file is read twice, one line at a time, rather than once into memory: a full journal is
+    /// ~25,000 entries, and the ~17 MB they took parsed stayed the process's RSS after they were
+    /// freed (the allocator keeps freed small blocks), one step up per rotation until the largest
+    /// (`tests/journal_rotation_memory.rs`).
     pub fn rotate(
         &mut self,
         keep_acks: usize,
@@ -147,26 +226,34 @@ impl Journal {
             move |source| JournalError::Io { path, source }
         };
         self.file.sync_data().map_err(io(&self.path))?;
-        // Pass 1: the orders that have a result, and how many ACKs each book and symbol has.
+        // Pass 1: the orders that have a result, how many ACKs each book and symbol has and how
+        // many guards each book has.
         let mut finished: HashSet<(String, String)> = HashSet::new();
         let mut acks: HashMap<(String, String), usize> = HashMap::new();
-        Self::for_each(&self.path, |e| match e {
+        let mut guards: HashMap<String, usize> = HashMap::new();
+        let skipped = Self::for_each(&self.path, |e| match e {
             Entry::Result { book, coid, .. } => {
                 finished.insert((book, coid));
             }
             Entry::Ack { book, symbol, .. } => *acks.entry((book, symbol)).or_default() += 1,
+            Entry::Guard { book, .. } => *guards.entry(book).or_default() += 1,
             Entry::Intent { .. } => {}
         })?;
+        if skipped > 0 {
+            tracing::warn!(journal = %self.path.display(), skipped,
+                "rotation skips unreadable journal lines (the archive keeps them)");
+        }
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let archive = dir.join(format!("journal-{stamp}.jsonl"));
         std::fs::hard_link(&self.path, &archive).map_err(io(&archive))?;
         // Pass 2: what `retained` keeps, in order: intents without a result, the last `keep_acks`
-        // ACKs of each book and symbol.
+        // ACKs of each book and symbol, each book's last guard.
         let tmp = self.path.with_extension("jsonl.tmp");
         let mut kept = 0;
         {
             let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
-            let mut seen: HashMap<(String, String), usize> = HashMap::new();
+            let mut acks_seen: HashMap<(String, String), usize> = HashMap::new();
+            let mut guards_seen: HashMap<String, usize> = HashMap::new();
             let mut failed = None;
             Self::for_each(&self.path, |e| {
                 let keep = match &e {
@@ -177,9 +264,14 @@ impl Journal {
                     Entry::Ack { book, symbol, .. } => {
                         let key = (book.clone(), symbol.clone());
                         let total = acks.get(&key).copied().unwrap_or(0);
-                        let n = seen.entry(key).or_default();
+                        let n = acks_seen.entry(key).or_default();
                         *n += 1;
                         *n + keep_acks > total
+                    }
+                    Entry::Guard { book, .. } => {
+                        let n = guards_seen.entry(book.clone()).or_default();
+                        *n += 1;
+                        Some(&*n) == guards.get(book)
                     }
                 };
                 if keep && failed.is_none() {
@@ -200,72 +292,160 @@ impl Journal {
             // Best effort: some filesystems refuse fsync on a directory.
             let _ = d.sync_all();
         }
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(io(&self.path))?;
+        self.file = Box::new(
+            OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .map_err(io(&self.path))?,
+        );
+        self.clean_tail = true;
         Ok((archive, kept))
     }
 
-    /// Calls `f` with every readable entry of the file in order, one at a time; a torn or unreadable
-    /// line is skipped (as [`Journal::read_all`] does).
-    fn for_each(path: &Path, mut f: impl FnMut(Entry)) -> Result<(), JournalError> {
+    /// Calls `f` with every entry of the file in order, reading one line at a time; returns how
+    /// many non-empty lines were not entries (a torn tail, bytes that are not UTF-8: the lines
+    /// [`Journal::recover`] reports and skips too).
+    fn for_each(path: &Path, mut f: impl FnMut(Entry)) -> Result<usize, JournalError> {
+        use std::io::BufRead;
         let io = |source| JournalError::Io {
             path: path.to_path_buf(),
             source,
         };
         let file = match File::open(path) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(io(e)),
         };
-        let mut reader = BufReader::new(file);
-        let mut line = String::new();
+        let mut reader = std::io::BufReader::new(file);
+        let mut line = Vec::new();
+        let mut skipped = 0;
         loop {
             line.clear();
-            if reader.read_line(&mut line).map_err(io)? == 0 {
-                return Ok(());
+            if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+                return Ok(skipped);
             }
-            match serde_json::from_str::<Entry>(line.trim_end_matches(['\n', '\r'])) {
+            let piece = line.strip_suffix(b"\n").unwrap_or(&line);
+            if piece.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<Entry>(piece) {
                 Ok(e) => f(e),
-                Err(_) => {
-                    tracing::warn!(journal = %path.display(), "skipping unreadable journal line")
-                }
+                Err(_) => skipped += 1,
             }
         }
     }
 
-    /// Every readable entry in the file; a torn last line (crash mid-write) is skipped.
+    /// Every readable entry in the file (see [`Journal::recover`]); each skipped line is logged
+    /// with its line number and byte offset.
     pub fn read_all(path: &Path) -> Result<Vec<Entry>, JournalError> {
-        let f = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Self::recover(path).map(|r| r.entries)
+    }
+
+    /// Reads the file line by line, keeping every line that parses as an entry and reporting the
+    /// others: a torn last line, bytes that are not UTF-8, anything that is not an entry. Nothing
+    /// but an I/O error on the file itself stops the read.
+    pub fn recover(path: &Path) -> Result<Recovered, JournalError> {
+        let mut bytes = Vec::new();
+        match File::open(path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes)
+                    .map_err(|source| JournalError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
                 return Err(JournalError::Io {
                     path: path.to_path_buf(),
                     source,
                 });
             }
-        };
-        let mut out = Vec::new();
-        for line in BufReader::new(f).lines() {
-            let line = line.map_err(|source| JournalError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            if let Ok(e) = serde_json::from_str::<Entry>(&line) {
-                out.push(e);
-            } else {
-                tracing::warn!(journal = %path.display(), "skipping unreadable journal line");
-            }
+        }
+        let out = recover_bytes(&bytes);
+        for s in &out.skipped {
+            tracing::warn!(journal = %path.display(), line = s.line, offset = s.offset,
+                bytes = s.len, why = %s.why, "skipped an unreadable journal line");
+        }
+        if !out.skipped.is_empty() {
+            tracing::warn!(journal = %path.display(), kept = out.entries.len(), skipped = out.skipped.len(),
+                "journal read with unreadable lines skipped (listed above); the file is left as it is for inspection");
         }
         Ok(out)
     }
 }
 
+/// A journal line that was not read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based line number.
+    pub line: usize,
+    /// Byte offset of the line's first byte.
+    pub offset: u64,
+    /// Length in bytes, without the newline.
+    pub len: usize,
+    pub why: String,
+}
+
+/// What [`Journal::recover`] read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recovered {
+    pub entries: Vec<Entry>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// The entries of journal bytes, and the lines that are not entries. Empty lines are no loss and
+/// are not reported.
+fn recover_bytes(bytes: &[u8]) -> Recovered {
+    let mut out = Recovered::default();
+    let mut offset = 0usize;
+    let mut pieces = bytes.split(|b| *b == b'\n').peekable();
+    let mut line = 0;
+    while let Some(piece) = pieces.next() {
+        line += 1;
+        let last = pieces.peek().is_none();
+        let start = offset;
+        offset += piece.len() + 1;
+        if piece.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Entry>(piece) {
+            // A tail without its newline may be a whole entry whose newline did not make it.
+            Ok(e) => out.entries.push(e),
+            Err(e) => out.skipped.push(Skipped {
+                line,
+                offset: start as u64,
+                len: piece.len(),
+                why: if last {
+                    format!("torn last line without a newline ({e})")
+                } else if std::str::from_utf8(piece).is_err() {
+                    format!("not UTF-8 ({e})")
+                } else {
+                    e.to_string()
+                },
+            }),
+        }
+    }
+    out
+}
+
+/// Whether the file is empty or ends with a newline.
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// What a restart needs from a journal, in the original order: every intent that has no result
-/// yet (with nothing else about it), and the last `keep_acks` ACKs of each book and symbol (how a
-/// repeated signal gets the same answer). Results of finished orders are history, kept in archives.
+/// yet (with nothing else about it), the last `keep_acks` ACKs of each book and symbol (how a
+/// repeated signal gets the same answer) and each book's last guard (risk baseline, kill switch).
+/// Results of finished orders are history, kept in archives.
 pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
     let finished: HashSet<(&str, &str)> = entries
         .iter()
@@ -275,6 +455,7 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
         })
         .collect();
     let mut acks_left: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut guard_kept: HashSet<&str> = HashSet::new();
     let mut keep = vec![false; entries.len()];
     for (i, e) in entries.iter().enumerate().rev() {
         keep[i] = match e {
@@ -288,6 +469,7 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
                 *left = left.saturating_sub(1);
                 k
             }
+            Entry::Guard { book, .. } => guard_kept.insert(book.as_str()),
         };
     }
     entries
@@ -397,8 +579,231 @@ mod tests {
         assert!(j.len_bytes() < before.len() as u64);
     }
 
+    fn guard(book: &str, kill_switch: bool) -> Entry {
+        Entry::Guard {
+            t: "t".into(),
+            book: book.into(),
+            risk: None,
+            kill_switch,
+        }
+    }
+
+    /// Rotation keeps each book's last risk baseline and kill switch: a rotated journal is still
+    /// the second copy of the desk files.
+    #[test]
+    fn rotation_keeps_each_books_last_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        j.append_all(&[
+            guard("paper", false),
+            guard("live", true),
+            intent("A"),
+            result("A"),
+            guard("paper", true),
+        ])
+        .unwrap();
+        j.rotate(2, "20260203T100000.000Z").unwrap();
+        assert_eq!(
+            Journal::read_all(&p).unwrap(),
+            vec![guard("live", true), guard("paper", true)]
+        );
+    }
+
+    /// A crash (or ENOSPC) mid-write leaves a line without its newline. The next entry must start
+    /// on a line of its own, or it is glued to the fragment and lost (a close intent was lost so).
+    #[test]
+    fn an_entry_appended_after_a_torn_tail_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        Journal::open(&p).unwrap().append(&intent("A")).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"kind\":\"intent\",\"t\":\"2026").unwrap();
+        drop(f);
+        let mut j = Journal::open(&p).unwrap();
+        j.append(&intent("CLOSE")).unwrap();
+        j.append(&intent("NEXT")).unwrap();
+        assert_eq!(
+            Journal::read_all(&p).unwrap(),
+            vec![intent("A"), intent("CLOSE"), intent("NEXT")]
+        );
+    }
+
+    /// A disk with `room` bytes left: writes past it are cut short and fail with ENOSPC, as a
+    /// full filesystem does. `can_cut` says whether truncating back works.
+    #[derive(Debug)]
+    struct FullDisk {
+        file: File,
+        room: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        can_cut: bool,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            use std::sync::atomic::Ordering;
+            let room = self.room.load(Ordering::SeqCst);
+            if room == 0 {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            let n = self.file.write(&buf[..buf.len().min(room)])?;
+            self.room.fetch_sub(n, Ordering::SeqCst);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    impl JournalFile for FullDisk {
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.file.sync_data()
+        }
+        fn byte_len(&self) -> std::io::Result<u64> {
+            JournalFile::byte_len(&self.file)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            if self.can_cut {
+                self.file.set_len(len)
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::EIO))
+            }
+        }
+    }
+
+    fn full_disk(
+        p: &Path,
+        room: usize,
+        can_cut: bool,
+    ) -> (Journal, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let room = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(room));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
+        let disk = FullDisk {
+            file,
+            room: room.clone(),
+            can_cut,
+        };
+        (Journal::over(p, Box::new(disk)), room)
+    }
+
+    /// ENOSPC part-way through a write: the error reaches the caller, the file is cut back to its
+    /// whole lines, and once space is back the next entries are whole and readable.
+    #[test]
+    fn a_short_write_is_cut_back_and_the_next_entry_is_whole() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let (mut j, room) = full_disk(&p, 10_000, true);
+        j.append(&intent("A")).unwrap();
+        let whole = std::fs::read(&p).unwrap();
+        room.store(40, Ordering::SeqCst);
+        let e = j.append_all(&[intent("B"), intent("C")]).unwrap_err();
+        assert!(e.to_string().contains("No space left"), "{e}");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            whole,
+            "cut back to the whole lines"
+        );
+        room.store(10_000, Ordering::SeqCst);
+        j.append(&intent("D")).unwrap();
+        let r = Journal::recover(&p).unwrap();
+        assert_eq!(r.entries, vec![intent("A"), intent("D")]);
+        assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+    }
+
+    /// The same when the file cannot be cut back: the fragment stays, alone on its line, and the
+    /// next entry (a close intent, say) is not glued to it.
+    #[test]
+    fn a_short_write_that_cannot_be_cut_back_is_closed_off_before_the_next_entry() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let (mut j, room) = full_disk(&p, 10_000, false);
+        j.append(&intent("A")).unwrap();
+        let whole = std::fs::read(&p).unwrap().len() as u64;
+        room.store(25, Ordering::SeqCst);
+        assert!(j.append(&intent("B")).is_err());
+        room.store(10_000, Ordering::SeqCst);
+        j.append(&intent("CLOSE")).unwrap();
+        let r = Journal::recover(&p).unwrap();
+        assert_eq!(r.entries, vec![intent("A"), intent("CLOSE")]);
+        assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
+        assert_eq!(
+            (r.skipped[0].line, r.skipped[0].offset, r.skipped[0].len),
+            (2, whole, 25)
+        );
+    }
+
+    /// Every skipped line is reported with its line number and byte offset; a torn tail as such.
+    #[test]
+    fn recovery_reports_what_it_skipped_and_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        j.append(&intent("A")).unwrap();
+        drop(j);
+        let a_len = std::fs::read(&p).unwrap().len() as u64;
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"\xff\xfe\n").unwrap();
+        f.write_all(b"\n").unwrap();
+        f.write_all(b"{\"kind\":\"nonsense\"}\n").unwrap();
+        f.write_all(&serde_json::to_vec(&intent("B")).unwrap())
+            .unwrap();
+        let torn = b"{\"kind\":\"res";
+        f.write_all(b"\n").unwrap();
+        f.write_all(torn).unwrap();
+        drop(f);
+        let r = Journal::recover(&p).unwrap();
+        assert_eq!(r.entries, vec![intent("A"), intent("B")]);
+        let at: Vec<(usize, u64)> = r.skipped.iter().map(|s| (s.line, s.offset)).collect();
+        assert_eq!(
+            at,
+            vec![
+                (2, a_len),
+                (4, a_len + 4),
+                (6, std::fs::metadata(&p).unwrap().len() - torn.len() as u64)
+            ]
+        );
+        assert!(r.skipped[0].why.contains("not UTF-8"), "{:?}", r.skipped[0]);
+        assert!(
+            r.skipped[2].why.contains("torn last line"),
+            "{:?}",
+            r.skipped[2]
+        );
+        // Opening closes the tear off: the file ends with a newline, nothing is rewritten.
+        let before = std::fs::read(&p).unwrap();
+        Journal::open(&p).unwrap();
+        let after = std::fs::read(&p).unwrap();
+        assert_eq!(&after[..before.len()], &before[..]);
+        assert_eq!(&after[before.len()..], b"\n");
+    }
+
+    /// Invalid UTF-8 in one line costs that line only, never the executor's start.
+    #[test]
+    fn invalid_utf8_costs_only_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p).unwrap();
+        j.append(&intent("A")).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"kind\":\"ack\",\"line\":\"\xff\xfe\"}\n")
+            .unwrap();
+        f.write_all(b"\xc3\x28 not json either\n").unwrap();
+        drop(f);
+        Journal::open(&p).unwrap().append(&intent("B")).unwrap();
+        assert_eq!(
+            Journal::read_all(&p).unwrap(),
+            vec![intent("A"), intent("B")]
+        );
+    }
+
     /// The streaming rotation keeps exactly what [`retained`] keeps, in the same order, whatever the
-    /// mix (results before or long after their intents, several books and symbols, a torn line).
+    /// mix (results before or long after their intents, several books and symbols, guards, a torn
+    /// line).
     #[test]
     fn rotation_keeps_what_retained_keeps() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -423,6 +828,15 @@ mod tests {
                     1 if !open.is_empty() => {
                         let coid = open.swap_remove(below(open.len() as u64));
                         all.push(result(&coid));
+                    }
+                    2 if below(8) == 0 => {
+                        let book = if below(2) == 0 { "live" } else { "paper" };
+                        all.push(Entry::Guard {
+                            t: "t".into(),
+                            book: book.into(),
+                            risk: None,
+                            kill_switch: below(2) == 0,
+                        });
                     }
                     _ => {
                         let symbol = ["EURUSD", "GBPUSD", "XAUUSD"][below(3)];

@@ -9,6 +9,7 @@
 //! - [`engine`]: the signal engine (DESIGN.md §6) — a pure state machine with an injected clock.
 //! - [`broker`]: the `Broker` trait, the paper book and the cTrader adapter (over `ctrader::client`).
 //! - [`journal`]: append-only, fsynced intent journal (written before every order).
+//! - [`json_keys`]: finds keys a JSON text repeats (the config refuses them).
 //! - [`drift`]: `drift.csv` rows; [`report`]: `executor drift-report` (text and HTML) from them.
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
 //! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
@@ -16,7 +17,8 @@
 //! - [`reconcile`]: the live book's positions from the broker's events (late, repeated and
 //!   reordered ones ignored) and reconciles, and when to reconcile.
 //! - [`resolve`]: orders of unknown fate looked up in the broker's positions.
-//! - [`desk`]: one book (engine + broker + journal) executing plans.
+//! - [`desk`]: one book (engine + broker + journal) executing plans; [`desk_state`]: what it
+//!   must not forget (risk baseline, kill switch), kept in its file and its journal.
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).
 //! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
@@ -30,10 +32,12 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod desk;
+pub mod desk_state;
 pub mod drift;
 pub mod engine;
 pub mod ipc;
 pub mod journal;
+pub mod json_keys;
 pub mod lots;
 pub use service::notify;
 pub mod ntp;

@@ -42,7 +42,7 @@ pub fn reconcile_due(last: Option<Instant>, now: Instant, every: Duration, suspe
 }
 
 /// Maps a broker position to the book's terms and its volume (0.01 units); `None` for a
-/// position the book does not trade (a symbol it has no instrument for).
+/// position the book does not keep.
 pub type MapPosition<'a> = &'a dyn Fn(&ProtoOaPosition) -> Option<(BrokerPosition, i64)>;
 
 /// What an event did to the book.
@@ -63,6 +63,8 @@ struct Held {
     position: BrokerPosition,
     volume: i64,
     updated_ms: i64,
+    /// The broker's snapshot it was mapped from (to map it again: [`LiveBook::remap`]).
+    broker: ProtoOaPosition,
 }
 
 /// A bounded set that forgets its oldest members.
@@ -114,6 +116,23 @@ impl LiveBook {
         self.positions.get(&id).map(|h| h.volume)
     }
 
+    /// The broker's snapshots of the positions held.
+    pub fn broker_positions(&self) -> impl Iterator<Item = &ProtoOaPosition> {
+        self.positions.values().map(|h| &h.broker)
+    }
+
+    /// Maps every position held again from its broker snapshot (the mapping learned something,
+    /// e.g. a symbol's volume rules); one `map` no longer keeps is dropped.
+    pub fn remap(&mut self, map: MapPosition<'_>) {
+        self.positions.retain(|_, h| match map(&h.broker) {
+            Some((position, volume)) => {
+                (h.position, h.volume) = (position, volume);
+                true
+            }
+            None => false,
+        });
+    }
+
     /// Why the book must be reconciled before it is trusted, if it must.
     pub fn suspect(&self) -> Option<&str> {
         self.suspect.as_deref()
@@ -145,6 +164,7 @@ impl LiveBook {
                         position,
                         volume,
                         updated_ms: p.utc_last_update_timestamp.unwrap_or(0),
+                        broker: p.clone(),
                     },
                 );
             }
@@ -268,6 +288,7 @@ impl LiveBook {
                 position,
                 volume,
                 updated_ms,
+                broker: p.clone(),
             },
         );
         if !known && closing {
@@ -528,6 +549,46 @@ mod tests {
             ),
             Effect::Stale
         );
+        assert_eq!(ids(&b), vec![(7, 300)]);
+    }
+
+    /// A mapping that learns something later (an unconfigured symbol's volume rules) maps the
+    /// positions held again from their broker snapshots: same positions and volumes, new terms.
+    #[test]
+    fn remap_maps_the_held_positions_again_from_the_brokers_snapshots() {
+        let mut other = position(8, 200, Open, 10);
+        other.trade_data.symbol_id = 2;
+        let unknown_lots = |p: &ProtoOaPosition| {
+            map(p).or_else(|| {
+                let (mut bp, volume) = map(&position(p.position_id, p.trade_data.volume, Open, 0))?;
+                bp.symbol = "US30".into();
+                bp.lots = f64::INFINITY;
+                Some((bp, volume))
+            })
+        };
+        let mut b = LiveBook::default();
+        let broker = [position(7, 300, Open, 10), other.clone()];
+        b.apply_reconcile(broker.iter(), &unknown_lots);
+        assert_eq!(ids(&b), vec![(7, 300), (8, 200)]);
+        assert_eq!(b.position(8).unwrap().lots, f64::INFINITY);
+        assert_eq!(
+            b.broker_positions()
+                .map(|p| p.trade_data.symbol_id)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        let known_lots = |p: &ProtoOaPosition| {
+            unknown_lots(p).map(|(mut bp, volume)| {
+                bp.lots = volume as f64 / 100_000.0;
+                (bp, volume)
+            })
+        };
+        b.remap(&known_lots);
+        assert_eq!(ids(&b), vec![(7, 300), (8, 200)]);
+        assert_eq!(b.position(8).unwrap().lots, 200.0 / 100_000.0);
+        assert_eq!(b.position(8).unwrap().symbol, "US30");
+        // A mapping that no longer keeps a position drops it.
+        b.remap(&map);
         assert_eq!(ids(&b), vec![(7, 300)]);
     }
 

@@ -48,6 +48,11 @@ pub use crate::ipc::{MAX_MESSAGE_BYTES, WS_PING_PERIOD};
 /// long: a closed market sends no spots, and the client's heartbeats are not passed on as events.
 pub const BROKER_PROBE_PERIOD: Duration = Duration::from_secs(10);
 
+/// How often the cTrader account (balance, leverage, every position's unrealised PnL) is asked of
+/// the broker: the risk guard's equity is at most this old (plus a round trip). Two requests per
+/// period, far under the server's 50/s.
+pub const ACCOUNT_REFRESH_PERIOD: Duration = Duration::from_secs(5);
+
 /// Queued events handled in one turn of the core loop: enough for a bar boundary of every symbol
 /// (a spot, a live trendbar and their updates: up to about 5 broker events per symbol) and for
 /// every symbol's SIGNAL to form one batch, few enough that timers are not starved.
@@ -190,6 +195,8 @@ pub struct Executor {
     /// cTrader modes: the client's events, and one closed-bar detector per symbol.
     ct_events: Option<ctrader::client::EventStream>,
     builders: BTreeMap<protocol::Symbol, BarBuilder>,
+    /// Market-data events the client has dropped so far (see `check_market_data_loss`).
+    market_data_dropped: u64,
     key: IpcKey,
     active: Option<(u64, mpsc::UnboundedSender<Outbound>)>,
     /// WARMUPs in flight for the active connection (`warmup.rs`), and where their answers return.
@@ -336,6 +343,11 @@ impl Executor {
         let mut ex_primary = primary;
         let mut ex_shadow: Option<Desk<PaperBroker>> = shadow;
         let now = clock.now();
+        // The loss limits' baseline and the kill switch first: a lost desk file must not reset them.
+        ex_primary.restore_guard(&entries, &mut journal, now)?;
+        if let Some(s) = &mut ex_shadow {
+            s.restore_guard(&entries, &mut journal, now)?;
+        }
         let n = ex_primary.recover(&entries, &mut journal, now).await?;
         if let Some(s) = &mut ex_shadow {
             s.recover(&entries, &mut journal, now).await?;
@@ -376,6 +388,7 @@ impl Executor {
             bars,
             ct_events,
             builders,
+            market_data_dropped: 0,
             key,
             active: None,
             warming: Warming::default(),
@@ -498,7 +511,7 @@ impl Executor {
             Duration::from_secs(self.cfg.ipc.hello_timeout_secs),
             self.log.clone(),
         ));
-        let period = Duration::from_secs_f64(1.0 / self.cfg.broker.paper.replay_bars_per_second);
+        let period = self.cfg.broker.paper.replay_period();
         let mut replay = tokio::time::interval(period);
         replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Bar closes by the clock (boundary + 1 s) are checked four times a second.
@@ -518,6 +531,15 @@ impl Executor {
         let mut reconcile_tick = tokio::time::interval(Duration::from_secs(1));
         reconcile_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut probe_in_flight = false;
+        let mut account_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + ACCOUNT_REFRESH_PERIOD,
+            ACCOUNT_REFRESH_PERIOD,
+        );
+        account_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (account_tx, mut account_rx) = mpsc::channel::<
+            Result<crate::broker::ctrader::AccountRefresh, ctrader::client::ClientError>,
+        >(1);
+        let mut account_in_flight = false;
         let mut last_broker_event = std::time::Instant::now();
         // The listener is bound and start() has reconciled the books: ready to serve.
         let status = self.status_line();
@@ -569,6 +591,7 @@ impl Executor {
                 }
                 Some(ev) = next_ct => {
                     last_broker_event = std::time::Instant::now();
+                    self.check_market_data_loss(ct_events.as_ref().map_or(0, |s| s.dropped_market_data()));
                     // The spots of one bar boundary arrive together: their BARs go out as one
                     // message, so the preditor decides every symbol in one go and its SIGNALs
                     // come back as one batch (one fsync, every order sent together).
@@ -577,6 +600,7 @@ impl Executor {
                     let mut yields = 0;
                     while handled < MAX_EVENTS_PER_TURN {
                         if let Some(more) = ct_events.as_mut().and_then(|s| s.try_recv()) {
+                            self.check_market_data_loss(ct_events.as_ref().map_or(0, |s| s.dropped_market_data()));
                             closed.extend(self.on_ctrader_event(more));
                             handled += 1;
                             continue;
@@ -591,6 +615,28 @@ impl Executor {
                     }
                     self.publish_bars(closed);
                     self.fill_bar_gaps().await;
+                    self.resolve_position_symbols().await;
+                }
+                // The account as the broker sees it, fetched off the loop: no signal waits for it.
+                _ = account_tick.tick(), if live_feed && !account_in_flight => {
+                    if let AnyBroker::Ctrader(b) = &self.primary.broker
+                        && b.client().state() == ctrader::client::LinkState::Ready
+                    {
+                        account_in_flight = true;
+                        let refresh = b.account_refresh();
+                        let tx = account_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = tx.send(refresh.await).await;
+                        });
+                    }
+                }
+                Some(r) = account_rx.recv() => {
+                    account_in_flight = false;
+                    match (r, &mut self.primary.broker) {
+                        (Ok(r), AnyBroker::Ctrader(b)) => b.apply_account_refresh(&r),
+                        (Err(e), _) => tracing::warn!(error = %e, "the broker's account figures could not be refreshed; the risk guard uses the last ones"),
+                        _ => {}
+                    }
                 }
                 _ = bar_clock.tick(), if live_feed => {
                     self.on_bar_clock();
@@ -621,7 +667,11 @@ impl Executor {
                         ProbeResult::Unanswered(why) => {
                             // The server announces the end in wall-clock time, whatever the feed's clock.
                             let now_ms = chrono::Utc::now().timestamp_millis();
-                            if waiting_out_maintenance(self.maintenance_until_ms, now_ms) {
+                            if self.broker_link == "unauthorized" {
+                                // Waiting for a new token by design (see `AuthorizationLost`): the
+                                // loop is alive; a restart would not bring the token back.
+                                self.progress();
+                            } else if waiting_out_maintenance(self.maintenance_until_ms, now_ms) {
                                 // Silence is expected until the announced end; the loop that
                                 // handled this probe is alive, so the watchdog is fed.
                                 tracing::info!(%why, until_ms = ?self.maintenance_until_ms, "broker in announced maintenance");
@@ -758,50 +808,54 @@ impl Executor {
             }
         };
         tracing::warn!(on, "kill switch set by control line");
-        self.primary.engine.risk.kill_switch = on;
-        if let Some(s) = &mut self.shadow {
-            s.engine.risk.kill_switch = on;
+        // Kept in each desk's file and the journal, so a restart does not forget it. In force at
+        // once even if it cannot be saved; the preditor is told it would not survive a restart.
+        let now = self.clock.now();
+        let mut failed = Vec::new();
+        if let Err(e) = self.primary.set_kill_switch(on, &mut self.journal, now) {
+            failed.push(e.to_string());
+        }
+        if let Some(s) = &mut self.shadow
+            && let Err(e) = s.set_kill_switch(on, &mut self.journal, now)
+        {
+            failed.push(e.to_string());
+        }
+        if !failed.is_empty() {
+            tracing::error!(on, errors = ?failed, "kill switch set but not saved: a restart would forget it");
+            self.send(&Line::Error(ErrorLine::new(
+                ErrorCode::Internal,
+                format!(
+                    "kill switch set in memory but not saved (a restart would forget it): {}",
+                    failed.join("; ")
+                ),
+            )));
         }
     }
 
     async fn on_signals(&mut self, sigs: Vec<Signal>) {
         let now = self.clock.now();
         let kill = self.cfg.risk.kill_switch_file.exists();
-        let primary = self
+        // One outcome per signal: an ACK says what the broker did, whatever the disk did after.
+        let primary: Vec<Option<DeskOutcome>> = self
             .primary
             .handle_batch(&sigs, now, kill, &mut self.journal)
-            .await;
-        let primary: Vec<Option<DeskOutcome>> = match primary {
-            Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
-            Err(e) => {
-                tracing::error!(error = %e, signals = sigs.len(), "signal handling failed before any order was sent");
-                sigs.iter().map(|_| None).collect()
-            }
-        };
-        let acks: Vec<Line> = sigs
+            .await
+            .into_iter()
+            .map(Some)
+            .collect();
+        let acks: Vec<Line> = primary
             .iter()
-            .zip(&primary)
-            .map(|(sig, outcome)| {
-                Line::Ack(match outcome {
-                    Some(o) => o.ack.clone(),
-                    None => protocol::Ack::fail(
-                        sig.symbol.clone(),
-                        sig.action,
-                        protocol::Reason::Other("INTERNAL".into()),
-                    )
-                    .with_bar_time(sig.bar_time),
-                })
-            })
+            .flatten()
+            .map(|o| Line::Ack(o.ack.clone()))
             .collect();
         self.send_all(&acks);
         let shadow: Vec<Option<DeskOutcome>> = match &mut self.shadow {
-            Some(s) => match s.handle_batch(&sigs, now, kill, &mut self.journal).await {
-                Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
-                Err(e) => {
-                    tracing::error!(error = %e, "the paper book could not handle the signals");
-                    sigs.iter().map(|_| None).collect()
-                }
-            },
+            Some(s) => s
+                .handle_batch(&sigs, now, kill, &mut self.journal)
+                .await
+                .into_iter()
+                .map(Some)
+                .collect(),
             None => sigs.iter().map(|_| None).collect(),
         };
         for ((sig, primary), shadow) in sigs.iter().zip(&primary).zip(&shadow) {
@@ -868,6 +922,23 @@ impl Executor {
         }
     }
 
+    /// The client drops spots and live trendbars the core loop did not read in time
+    /// (`EventStream::dropped_market_data`): a bar forming then may miss its last ticks, so it is
+    /// taken from history like after a lost link.
+    fn check_market_data_loss(&mut self, dropped: u64) {
+        if dropped == self.market_data_dropped {
+            return;
+        }
+        tracing::warn!(
+            dropped,
+            "market data was dropped (the core loop fell behind); the forming bars will come from history"
+        );
+        self.market_data_dropped = dropped;
+        self.builders
+            .values_mut()
+            .for_each(BarBuilder::on_link_lost);
+    }
+
     /// Market data and account events from the cTrader client.
     /// Returns the bar this event closed, if any, for the caller to publish.
     fn on_ctrader_event(&mut self, ev: ctrader::client::ClientEvent) -> Option<Bar> {
@@ -887,13 +958,26 @@ impl Executor {
                 }
                 tick.and_then(|(sym, bid, t)| self.builders.get_mut(&sym)?.on_spot(t, bid))
             }
-            ClientEvent::LiveBar { symbol_id, bar } => {
+            ClientEvent::LiveBar {
+                symbol_id,
+                bar,
+                bid,
+                ..
+            } => {
                 let sym = b.symbol_of(*symbol_id).cloned();
                 sym.and_then(|s| {
-                    self.builders.get_mut(&s)?.on_trendbar(
-                        bar.open_time,
-                        [bar.open, bar.high, bar.low, bar.close],
-                        bar.volume.max(0) as u64,
+                    let builder = self.builders.get_mut(&s)?;
+                    // Only the configured timeframe's trendbar is this symbol's bar.
+                    (bar.timeframe == builder_timeframe(&self.cfg, &s)?).then_some(())?;
+                    builder.on_trendbar(
+                        crate::barfeed::LiveBar {
+                            open_time: bar.open_time,
+                            open: bar.open,
+                            high: bar.high,
+                            low: bar.low,
+                            volume: bar.volume.max(0) as u64,
+                        },
+                        *bid,
                     )
                 })
             }
@@ -909,6 +993,7 @@ impl Executor {
                         ..
                     } => self.maintenance_until_ms = Some(*end),
                     ctrader::client::ConnectionEvent::Ready => self.maintenance_until_ms = None,
+
                     ctrader::client::ConnectionEvent::Disconnected { .. } => {
                         // Ticks are lost from now on: no bar is emitted from partial live data.
                         self.builders
@@ -968,6 +1053,16 @@ impl Executor {
             let fresh = builder.accept_backfill(bars);
             tracing::info!(%symbol, from, to, bars = fresh.len(), "bars after a broker outage taken from history");
             self.publish_bars(fresh);
+        }
+    }
+
+    /// Positions on symbols the config does not trade count in the risk guard with their real lots:
+    /// their volume rules are fetched when such a position appears (no request otherwise).
+    async fn resolve_position_symbols(&mut self) {
+        if let AnyBroker::Ctrader(b) = &mut self.primary.broker
+            && let Err(e) = b.resolve_symbols().await
+        {
+            tracing::warn!(error = %e, "volume rules of an unconfigured symbol holding a position could not be fetched; its lots count as unbounded (no new opens pass the exposure limit)");
         }
     }
 
@@ -1065,6 +1160,14 @@ impl Executor {
             s.broker
                 .on_bar_close(&last.symbol, last.close.to_f64(), close_time);
         }
+        // The preditor has these bars now: the live feed must not send them again (a bar the
+        // builder closes later, or a backfill after a lost link, is dropped by the builder; the
+        // live bars held meanwhile are dropped by `Warming::finish`).
+        if let (Some(last), Some(builder)) = (&a.last, self.builders.get_mut(&a.symbol))
+            && builder_timeframe(&self.cfg, &a.symbol) == Some(a.timeframe)
+        {
+            builder.mark_delivered(last.time.unix_seconds());
+        }
         // Already in signals.log (the task logged it).
         let _ = tx.send(Outbound::Line(a.text));
         let held = self
@@ -1129,6 +1232,14 @@ impl Executor {
     }
 }
 
+/// The timeframe a symbol's bars are built for.
+fn builder_timeframe(
+    cfg: &ExecutorConfig,
+    symbol: &protocol::Symbol,
+) -> Option<protocol::Timeframe> {
+    cfg.symbols.get(symbol).map(|c| c.timeframe)
+}
+
 /// The cTrader link in a word, for `STATUS=`; `None` for steps that do not change it.
 fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
     use ctrader::client::ConnectionEvent as C;
@@ -1137,6 +1248,7 @@ fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
         C::Ready => Some("connected"),
         C::SetupFailed { .. } | C::Disconnected { .. } => Some("disconnected"),
         C::ReconnectScheduled { .. } => Some("reconnecting"),
+        C::AuthorizationLost { .. } => Some("unauthorized"),
         _ => None,
     }
 }

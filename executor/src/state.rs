@@ -17,7 +17,7 @@ pub enum StateError {
         source: std::io::Error,
     },
     #[error(
-        "{path}: not valid state JSON ({source}); fix: restore it from a backup or delete it to start fresh"
+        "{path}: not valid state JSON ({source}); fix: restore it from a backup. Do not delete it: docs/OPERATIONS.md (State files) says what the executor rebuilds from its journal if it is moved aside (mv {path} {path}.bad), and it refuses to start rather than reset a risk baseline it cannot rebuild"
     )]
     Json {
         path: PathBuf,

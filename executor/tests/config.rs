@@ -31,6 +31,7 @@ fn seed_shape_stays_valid() {
     let cfg = common::load(
         dir.path(),
         r#"{
+    "broker": { "mode": "paper" },
     "EURUSD": { "lot_weak": 0.01, "lot_moderate": 0.03, "lot_strong": 0.05 },
     "US500":  { "lot_weak": 0.10, "lot_moderate": 0.30, "lot_strong": 0.50 },
     "AAPL":   { "lot_weak": 1, "lot_moderate": 3, "lot_strong": 5 }
@@ -97,14 +98,17 @@ fn non_loopback_bind_is_refused() {
             .any(|x| x.starts_with("ipc.bind:") && x.contains("loopback")),
         "{p:?}"
     );
-    let ok = common::load(dir.path(), r#"{ "ipc": { "bind": "[::1]:8765" } }"#);
+    let ok = common::load(
+        dir.path(),
+        r#"{ "ipc": { "bind": "[::1]:8765" }, "broker": { "mode": "paper" } }"#,
+    );
     assert!(ok.ipc.bind.ip().is_loopback());
 }
 
 #[test]
 fn a_short_ipc_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = common::write_config(dir.path(), "{}");
+    let cfg_path = common::write_config(dir.path(), r#"{ "broker": { "mode": "paper" } }"#);
     let tok = dir.path().join("secrets/ipc.token");
     std::fs::write(&tok, "password123\n").unwrap();
     let Err(ConfigError::Invalid { problems, .. }) = ExecutorConfig::load(&cfg_path) else {
@@ -127,7 +131,7 @@ fn a_short_ipc_token_is_refused() {
 #[test]
 fn loose_token_file_is_refused_with_chmod_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg_path = common::write_config(dir.path(), "{}");
+    let cfg_path = common::write_config(dir.path(), r#"{ "broker": { "mode": "paper" } }"#);
     std::fs::set_permissions(
         dir.path().join("secrets/ipc.token"),
         std::fs::Permissions::from_mode(0o644),
@@ -168,7 +172,8 @@ fn symbols_with_a_model_but_no_entry_default_to_disabled_with_default_lots() {
     std::fs::write(dir.path().join("models/readme.txt"), b"").unwrap();
     let cfg = common::load(
         dir.path(),
-        r#"{ "models_dir": "models", "EURUSD": { "enabled": true, "lot_weak": 0.02 } }"#,
+        r#"{ "models_dir": "models", "broker": { "mode": "paper" },
+             "EURUSD": { "enabled": true, "lot_weak": 0.02 } }"#,
     )
     .with_model_defaults();
     assert_eq!(cfg.symbols.len(), 2);
@@ -256,7 +261,10 @@ fn check_command_exits_nonzero_listing_problems_and_zero_when_valid() {
         "{err}"
     );
 
-    let good = common::write_config(dir.path(), r#"{ "EURUSD": { "enabled": true } }"#);
+    let good = common::write_config(
+        dir.path(),
+        r#"{ "broker": { "mode": "paper" }, "EURUSD": { "enabled": true } }"#,
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_executor"))
         .args(["check", "--config"])
         .arg(&good)

@@ -128,7 +128,6 @@ impl Setup {
         )
         .await
         .expect("the batch never completed: its orders were not all sent before awaiting answers")
-        .unwrap()
     }
 }
 
@@ -183,14 +182,17 @@ async fn a_batch_journals_every_intent_before_any_result() {
             Entry::Intent { .. } => "intent",
             Entry::Result { .. } => "result",
             Entry::Ack { .. } => "ack",
+            Entry::Guard { .. } => "guard",
         })
         .collect();
     assert_eq!(
         kinds,
         [
-            "intent", "intent", "intent", "result", "result", "result", "ack", "ack", "ack"
+            "guard", "intent", "intent", "intent", "result", "result", "result", "ack", "ack",
+            "ack"
         ],
-        "one durable append for the batch's intents, then the results, then the ACKs"
+        "one durable append for the batch's intents (behind the risk baseline the first signal of \
+         the day took, which they rely on), then the results, then the ACKs"
     );
 }
 

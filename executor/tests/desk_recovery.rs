@@ -240,8 +240,8 @@ async fn lost_request_fails_with_the_reason_and_is_not_resent() {
         "ACK|EURUSD|SHORT_WEAK|FAIL|DISCONNECTED|B:2026-02-03T10:00:00Z"
     );
     assert_eq!(s.desk.broker.opens, 1);
-    // the journal holds the intent, then its failed result
-    let entries = Journal::read_all(&s.journal_path).unwrap();
+    // the journal holds the intent, then its failed result (behind the day's risk baseline)
+    let entries = order_entries(&s.journal_path);
     assert!(matches!(
         &entries[0],
         Entry::Intent {
@@ -336,7 +336,7 @@ async fn a_failed_close_stops_the_plan_and_its_open_is_journaled_as_not_sent() {
         "the open was not attempted"
     );
     assert_eq!(o.position_after, "LONG 0.01");
-    let e = Journal::read_all(&s.journal_path).unwrap();
+    let e = order_entries(&s.journal_path);
     // first signal: intent, result, ack; second: both intents (one fsync) before any order, then results
     assert!(
         matches!(
@@ -365,4 +365,14 @@ async fn a_failed_close_stops_the_plan_and_its_open_is_journaled_as_not_sent() {
         e[6]
     );
     assert!(executor::journal::pending_intents(&e, "live").is_empty());
+}
+
+/// The journal's entries about orders and ACKs: without the `guard` entries (the risk baseline,
+/// journaled ahead of the first intent that relies on it).
+fn order_entries(path: &std::path::Path) -> Vec<Entry> {
+    Journal::read_all(path)
+        .unwrap()
+        .into_iter()
+        .filter(|e| !matches!(e, Entry::Guard { .. }))
+        .collect()
 }

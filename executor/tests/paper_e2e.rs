@@ -159,9 +159,9 @@ async fn paper_mode_end_to_end_with_restart() {
         })
         .collect();
     assert_eq!(
-        &kinds[..3],
-        ["intent", "result", "ack"],
-        "intent journaled before the result: {kinds:?}"
+        &kinds[..4],
+        ["guard", "intent", "result", "ack"],
+        "the risk baseline, then the intent journaled before the result: {kinds:?}"
     );
     let log = std::fs::read_to_string(dir.path().join("log/signals.log")).unwrap();
     assert!(

@@ -26,6 +26,48 @@ pub enum BarError {
     LowTooHigh { low: f64, min: f64 },
     #[error("volume {0} is negative")]
     NegativeVolume(f64),
+    #[error("{field} {value:e} is beyond ±{MAX_PRICE:e}: not a price of any tradable symbol")]
+    PriceOutOfRange { field: &'static str, value: f64 },
+    #[error("time {time}: {why}")]
+    Time { time: String, why: String },
+}
+
+/// Largest price magnitude a bar may carry. Every symbol traded here is far below (BTCUSD about
+/// 1e5, indices 1e4, USDJPY 1e2); a price near f64's range (1e38 was seen) would make every later
+/// PnL too large to write in a SIGNAL, silently ending that symbol's trading.
+pub const MAX_PRICE: f64 = 1e9;
+
+/// How far past `now` a bar's close may lie: the executor publishes a bar once it has closed, on
+/// the same machine's clock.
+pub const CLOCK_SLACK_SECS: i64 = 60;
+
+/// Whether a bar opened at `time` (Unix s) on a timeframe of `tf_secs` is real at `now`: inside
+/// the protocol's time range, closed by `now` (plus [`CLOCK_SLACK_SECS`]), and on the timeframe's
+/// grid for timeframes that divide an hour (whatever a broker's day or week start, those bars open
+/// on multiples of their length). A bar from the future would make every real bar after it look
+/// already decided.
+pub fn bar_time_ok(time: i64, tf_secs: Option<i64>, now: i64) -> Result<(), String> {
+    if !(0..=protocol::BarTime::MAX_UNIX).contains(&time) {
+        return Err("outside 1970..=9999".into());
+    }
+    let close = time.saturating_add(tf_secs.unwrap_or(0));
+    if close > now.saturating_add(CLOCK_SLACK_SECS) {
+        return Err(format!(
+            "the bar closes at {}, after now ({}): a bar from the future (a data or clock error)",
+            format_time(close),
+            format_time(now)
+        ));
+    }
+    if let Some(tf) = tf_secs
+        && tf > 0
+        && 3600 % tf == 0
+        && time % tf != 0
+    {
+        return Err(format!(
+            "not on the {tf} s grid of its timeframe (bars open at multiples of {tf} s)"
+        ));
+    }
+    Ok(())
 }
 
 impl Bar {
@@ -56,7 +98,22 @@ impl Bar {
         if self.volume < 0.0 {
             return Err(BarError::NegativeVolume(self.volume));
         }
+        for (field, value) in [("high", self.high), ("low", self.low)] {
+            if value.abs() > MAX_PRICE {
+                return Err(BarError::PriceOutOfRange { field, value });
+            }
+        }
         Ok(())
+    }
+
+    /// [`Bar::validate`], and the bar's time is real at `now` ([`bar_time_ok`]): for bars that
+    /// arrive live or in a HISTORY block.
+    pub fn validate_at(&self, tf_secs: Option<i64>, now: i64) -> Result<(), BarError> {
+        self.validate()?;
+        bar_time_ok(self.time, tf_secs, now).map_err(|why| BarError::Time {
+            time: format_time(self.time),
+            why,
+        })
     }
 }
 
@@ -252,6 +309,43 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn live_bars_must_be_closed_on_their_grid_and_priced_like_a_symbol() {
+        let now = 1_770_120_000; // 2026-02-03T12:00:00Z
+        let h1 = Some(3600);
+        assert_eq!(bar_time_ok(now - 3600, h1, now), Ok(()));
+        assert!(
+            bar_time_ok(now, h1, now)
+                .unwrap_err()
+                .contains("from the future")
+        );
+        assert!(bar_time_ok(253_402_214_400, h1, now).is_err(), "9999-12-31");
+        assert!(
+            bar_time_ok(now - 5400, h1, now)
+                .unwrap_err()
+                .contains("grid")
+        );
+        assert_eq!(
+            bar_time_ok(now - 5400 - 14_400, Some(14_400), now),
+            Ok(()),
+            "H4: no absolute grid"
+        );
+        let b = |p: f64| Bar {
+            time: now - 3600,
+            open: p,
+            high: p,
+            low: p,
+            close: p,
+            volume: 1.0,
+        };
+        assert_eq!(b(1.1).validate_at(h1, now), Ok(()));
+        assert!(matches!(
+            b(1e38).validate(),
+            Err(BarError::PriceOutOfRange { .. })
+        ));
+        assert_eq!(b(1e9).validate(), Ok(()));
     }
 
     #[test]

@@ -150,6 +150,8 @@ struct Slot {
 pub struct Preditor {
     slots: Vec<Slot>,
     index: HashMap<(Symbol, Timeframe), usize>,
+    /// Symbols whose persisted state is unusable: not traded until it is fixed (see `open`).
+    held: Vec<String>,
     store: StateStore,
     version: String,
     key: IpcKey,
@@ -167,6 +169,7 @@ impl Preditor {
     ) -> Result<Self, LiveError> {
         let mut slots = Vec::new();
         let mut index = HashMap::new();
+        let mut held = Vec::new();
         for model in models {
             let bad = |what: String| LiveError::BadModel {
                 symbol: model.symbol.clone(),
@@ -181,14 +184,16 @@ impl Preditor {
                 .timeframe
                 .parse()
                 .map_err(|e| bad(format!("timeframe: {e}")))?;
-            let persisted = match store.load(&model.symbol, &model.timeframe) {
-                Ok(p) => p,
+            // An unusable state holds its symbol (no WARMUP, no SIGNAL) rather than restart it
+            // from FLAT: the broker may hold the position that state describes.
+            let twin = match SymbolTwin::open(model, &store, crate::session::system_clock()) {
+                Ok(t) => t,
                 Err(e) => {
-                    tracing::warn!(error = %e, "state unusable; fast-forward warmup instead");
-                    None
+                    tracing::error!(symbol = %symbol, timeframe = %timeframe, error = %e, "symbol held");
+                    held.push(symbol.to_string());
+                    continue;
                 }
             };
-            let twin = SymbolTwin::new(model, persisted);
             tracing::info!(symbol = %symbol, timeframe = %timeframe, mode = ?twin.mode(),
                 last_bar = ?twin.state().last_bar_time.map(format_time), "twin ready");
             index.insert((symbol.clone(), timeframe), slots.len());
@@ -204,6 +209,7 @@ impl Preditor {
         Ok(Self {
             slots,
             index,
+            held,
             store,
             version: version.to_string(),
             key,
@@ -226,11 +232,17 @@ impl Preditor {
     fn report_sync(&mut self) {
         let synced = self.slots.iter().filter(|s| s.twin.is_synced()).count();
         let total = self.slots.len();
-        let status = if synced == total {
+        let mut status = if synced == total {
             format!("live: {total} twin(s) synced")
         } else {
             format!("connected, warming up: {synced}/{total} twin(s) synced")
         };
+        if !self.held.is_empty() {
+            status.push_str(&format!(
+                "; held (unusable state, see the log): {}",
+                self.held.join(" ")
+            ));
+        }
         self.notifier.status(&status);
     }
 
@@ -448,7 +460,8 @@ impl Preditor {
         match line {
             Line::History(h) => {
                 if let Some(&i) = self.index.get(&(h.symbol.clone(), h.timeframe)) {
-                    self.slots[i].history = Some(Vec::with_capacity(h.count as usize));
+                    let cap = self.slots[i].twin.history_capacity(h.count);
+                    self.slots[i].history = Some(Vec::with_capacity(cap));
                 } else {
                     tracing::warn!(symbol = %h.symbol, "HISTORY for a symbol without a model");
                 }
@@ -467,13 +480,18 @@ impl Preditor {
                     close: b.close.to_f64(),
                     volume: b.volume as f64,
                 };
-                if let Err(e) = bar.validate() {
+                let slot = &mut self.slots[i];
+                if let Err(e) = slot.twin.check_bar(&bar) {
                     tracing::warn!(symbol = %b.symbol, time = %b.time, error = %e, "bar refused");
                     return Vec::new();
                 }
-                let slot = &mut self.slots[i];
                 if let Some(h) = slot.history.as_mut() {
-                    h.push(bar);
+                    // More bars than a WARMUP asks for are not needed and not kept.
+                    if h.len() < slot.twin.warmup_count() {
+                        h.push(bar);
+                    } else {
+                        tracing::warn!(symbol = %b.symbol, time = %b.time, "more HISTORY bars than asked for; dropped");
+                    }
                     return Vec::new();
                 }
                 if !slot.twin.is_synced() {

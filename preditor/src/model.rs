@@ -357,6 +357,11 @@ fn read_member(
     Ok(buf)
 }
 
+/// Longest `env.window` accepted. A twin decides only with a full window and warms up from
+/// `window + REPLAY_SPAN` bars of history: 10,000 H1 bars are already more than a year, and the
+/// FIFO, the HMM's `W − H` rows per decision and the WARMUP all grow with it. The seed uses 350.
+pub const MAX_WINDOW: usize = 10_000;
+
 fn check_period(name: &str, p: usize, window: usize) -> Result<(), String> {
     if p == 0 || p >= window {
         return Err(format!(
@@ -389,6 +394,12 @@ pub fn validate(m: &Metadata) -> Result<EnvSpec, String> {
     let w = m.env.window;
     if w < 2 {
         return Err(format!("`env.window` = {w} is too small"));
+    }
+    if w > MAX_WINDOW {
+        return Err(format!(
+            "`env.window` = {w} is too large: at most {MAX_WINDOW} bars (the twin decides only once it holds a full window, and asks for window + {} bars of history); the seed's models use 350",
+            crate::session::REPLAY_SPAN
+        ));
     }
     let rl = &m.rl_config;
     check_period("rl_config.roc_period", rl.roc_period, w)?;

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::bars::{Bar, format_time};
+use crate::bars::{Bar, BarError, format_time};
 use crate::fifo::{BarFifo, FifoError, Push};
 use crate::live_window::LiveWindow;
 use crate::model::{InferenceError, Model};
-use crate::state::PersistedState;
+use crate::state::{PersistedState, StateError, StateStore};
 use crate::twin::{Decision, TwinState, Window};
 
 /// Bars replayed from FLAT before the first live decision when there is no usable persisted state.
@@ -42,6 +42,14 @@ pub fn timeframe_secs(tf: &str) -> Option<i64> {
         "W1" => 604_800,
         _ => return None,
     })
+}
+
+/// The wall clock in Unix seconds, injected so tests can stand at any time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The machine's clock (the one the executor publishes bars by).
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp())
 }
 
 /// How the twin starts.
@@ -87,7 +95,6 @@ pub enum SessionError {
 }
 
 /// One symbol's twin: model, FIFO, state.
-#[derive(Debug)]
 pub struct SymbolTwin {
     pub model: Arc<Model>,
     fifo: BarFifo,
@@ -97,10 +104,75 @@ pub struct SymbolTwin {
     synced: bool,
     /// Cached emission rows and the next bar's prepared recursions.
     live: LiveWindow,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for SymbolTwin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SymbolTwin")
+            .field("symbol", &self.model.symbol)
+            .field("state", &self.state)
+            .field("mode", &self.mode)
+            .field("synced", &self.synced)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SymbolTwin {
-    /// Starts from a persisted state when it belongs to this model, otherwise from FLAT.
+    /// The twin of `model` from what `store` holds for it, checked against `clock`: a state of
+    /// this model that no twin could be in (an intensity of 9, a last bar in 2099, a PnL of
+    /// 1e300) or a corrupt file is an error, and the caller holds the symbol rather than start
+    /// it from FLAT: the broker may hold the position that state describes.
+    pub fn open(model: Arc<Model>, store: &StateStore, clock: Clock) -> Result<Self, StateError> {
+        let persisted = store.load(&model.symbol, &model.timeframe)?;
+        if let Some(p) = &persisted
+            && p.model_fingerprint == model.fingerprint
+        {
+            p.check(&model.symbol, &model.timeframe, &model.spec, clock())
+                .map_err(|problem| StateError::Invalid {
+                    path: store.path_for(&model.symbol, &model.timeframe),
+                    problem,
+                })?;
+        }
+        Ok(Self::new(model, persisted).with_clock(clock))
+    }
+
+    /// Judges bar times by `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks a bar from the executor (live or history) before it is used: [`Bar::validate_at`]
+    /// the clock, and in phase with the bars already held (a bar off the grid of the others is
+    /// not one of this series).
+    pub fn check_bar(&self, bar: &Bar) -> Result<(), BarError> {
+        let tf = timeframe_secs(&self.model.timeframe);
+        bar.validate_at(tf, (self.clock)())?;
+        if let (Some(tf), Some(last)) = (tf, self.fifo.last())
+            && (bar.time - last.time).rem_euclid(tf) != 0
+        {
+            return Err(BarError::Time {
+                time: format_time(bar.time),
+                why: format!(
+                    "off the grid of the bars held (the last opened at {}, every {tf} s)",
+                    format_time(last.time)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Room to reserve for a HISTORY block announcing `count` bars: never more than a WARMUP
+    /// asks for, whatever the announcement says (`u32::MAX` once asked for 206 GB).
+    pub fn history_capacity(&self, count: u32) -> usize {
+        usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(self.warmup_count())
+    }
+
+    /// Starts from a persisted state when it belongs to this model, otherwise from FLAT. The state
+    /// is trusted as it is: [`SymbolTwin::open`] checks it first.
     pub fn new(model: Arc<Model>, persisted: Option<PersistedState>) -> Self {
         let (state, mode) = match persisted {
             Some(p)
@@ -119,6 +191,7 @@ impl SymbolTwin {
             state,
             mode,
             synced: false,
+            clock: system_clock(),
         }
     }
 

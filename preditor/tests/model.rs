@@ -267,3 +267,30 @@ fn a_directory_loads_the_good_and_reports_each_bad_model() {
             && set.refused[1].to_string().contains("format_version")
     );
 }
+
+/// A window far beyond any history (100,000,000 bars) was accepted, and its twin never decided:
+/// `preditor check` (and the daemon, which loads models the same way) refuses it with the bound.
+#[test]
+fn a_window_no_history_can_fill_is_refused_by_check() {
+    let text = refused(|m| m["env"]["window"] = json!(100_000_000));
+    assert!(
+        text.contains("`env.window` = 100000000") && text.contains("at most 10000"),
+        "{text}"
+    );
+    let (members, mut meta) = parts();
+    meta["env"]["window"] = json!(100_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("EURUSD_H1.zip");
+    std::fs::write(&zip, build(&members, &meta.to_string())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_preditor"))
+        .arg("check")
+        .arg(&zip)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("refused") && stdout.contains("env.window"),
+        "{stdout}"
+    );
+}

@@ -90,6 +90,9 @@ wire_codes! {
         /// The broker cancelled the order (or let it expire) after accepting it, with nothing of
         /// it executed; or cut a close short, leaving part of the position open.
         Cancelled = "CANCELLED",
+        /// The executor could not write the order's intent to its journal (disk full, I/O error),
+        /// so no order was sent.
+        JournalError = "JOURNAL_ERROR",
         /// The virtual position was opened on an earlier bar and the real one is flat: not chased.
         MissedEntry = "MISSED_ENTRY",
     }

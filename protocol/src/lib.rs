@@ -29,6 +29,8 @@ pub mod error;
 #[cfg(feature = "handshake")]
 pub mod handshake;
 pub mod lines;
+#[cfg(feature = "serde")]
+mod serde_impls;
 pub mod values;
 
 pub use action::{Action, Direction, Intensity};

@@ -6,8 +6,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Parser;
+use ctrader::messages::ProtoOaAccountType;
 use ctrader::sim::core::{CoreConfig, Credentials, SimCore};
 use ctrader::sim::faults::{ControlCommand, parse_duration};
+use ctrader::sim::money::{MAX_MONEY_DIGITS, Money};
 use ctrader::sim::server::{ServerConfig, run};
 use ctrader::sim::{bars, tls};
 use tokio::net::TcpListener;
@@ -36,7 +38,7 @@ struct Args {
     #[arg(long, default_value = "0")]
     max_gap: String,
     /// Spot ticks between each bar's opening and closing spots, walking open -> low/high -> close.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = ctrader::sim::core::DEFAULT_TICKS_PER_BAR)]
     ticks_per_bar: u32,
     /// Bars of history before the replay starts (get-trendbars sees only bars before the clock).
     #[arg(long, default_value_t = 700)]
@@ -55,6 +57,14 @@ struct Args {
     /// Initial balance in USD.
     #[arg(long, default_value_t = 100_000.0)]
     balance: f64,
+    /// The account's moneyDigits: monetary values on the wire are scaled by 10^N (2 for USD
+    /// accounts; some brokers use 8).
+    #[arg(long, default_value_t = 2)]
+    money_digits: u32,
+    /// The accountType the trader answer reports: `hedged`, or `netted` (only reported: the book
+    /// still trades hedged; for checking that a client refuses a netted account).
+    #[arg(long, default_value = "hedged", value_parser = ["hedged", "netted"])]
+    account_type: String,
     /// Account leverage (1:N).
     #[arg(long, default_value_t = 100)]
     leverage: u32,
@@ -154,6 +164,13 @@ async fn main() -> anyhow::Result<()> {
             start_bar: args.start_bar,
             bars_per_second: args.speed,
             balance_cents: (args.balance * 100.0).round() as i64,
+            money: Money::new(args.money_digits)
+                .with_context(|| format!("--money-digits must be 0..={MAX_MONEY_DIGITS}"))?,
+            account_type: if args.account_type == "netted" {
+                ProtoOaAccountType::Netted
+            } else {
+                ProtoOaAccountType::Hedged
+            },
             leverage_in_cents: args.leverage.saturating_mul(100),
             slippage_points: args.slippage_points,
             rate_limit: limit(args.rate_limit),

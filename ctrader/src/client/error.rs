@@ -97,6 +97,15 @@ pub enum ClientError {
     /// Tokens could not be persisted or loaded.
     #[error("token store: {0}")]
     TokenStore(String),
+    /// The broker refused the account's token and its refresh: nothing is sent until the token
+    /// file holds a new pair (see [`crate::client::authorization`]).
+    #[error("{request} not sent: the account is not authorised ({reason})")]
+    Unauthorized {
+        /// The request message name.
+        request: &'static str,
+        /// Why the authorisation was lost.
+        reason: String,
+    },
     /// The client task has stopped.
     #[error("the cTrader client has shut down")]
     Closed,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::client::error::ClientError;
-use crate::domain::{Bar, ErrorCode, SpotQuote, Timeframe};
+use crate::domain::{ErrorCode, LiveTrendbar, SpotQuote, Timeframe};
 use crate::messages::{
     Payload, ProtoOaExecutionEvent, ProtoOaOrderErrorEvent, ProtoOaReconcileRes, ProtoOaTrader,
 };
@@ -54,6 +54,18 @@ pub enum ConnectionEvent {
         /// Why.
         reason: String,
     },
+    /// The broker refused the account's token, and the token file and one refresh did not help:
+    /// the session sends nothing (requests fail with `ClientError::Unauthorized`) until the token
+    /// file holds a different pair, read every `authorization::TOKEN_FILE_POLL`.
+    AuthorizationLost {
+        /// The account.
+        account_id: i64,
+        /// What was refused, with the server's answer.
+        reason: String,
+    },
+    /// A token pair other than the one in use was read from the token file (written by someone
+    /// else: a re-authorisation, another refresh); the next setup uses it.
+    TokensReloaded,
     /// The next attempt is scheduled.
     ReconnectScheduled {
         /// Failed attempts so far.
@@ -72,12 +84,18 @@ pub enum ClientEvent {
     Connection(ConnectionEvent),
     /// A spot quote.
     Spot(SpotQuote),
-    /// The current state of a live trendbar (the bar still forming).
+    /// The current state of a live trendbar (the bar still forming). The server sends no close
+    /// for it: the bar's last price is the bid, given here when the same spot event carried one
+    /// (otherwise the bid is unchanged since the last spot).
     LiveBar {
         /// The symbol.
         symbol_id: i64,
-        /// The bar so far.
-        bar: Bar,
+        /// The bar so far, without a close.
+        bar: LiveTrendbar,
+        /// The bid of the spot event that carried the bar, if it changed.
+        bid: Option<f64>,
+        /// The spot event's server time, Unix ms.
+        timestamp_ms: Option<i64>,
     },
     /// An execution event not consumed as the answer to a request (stop-outs, SL/TP, late answers).
     Execution(Box<ProtoOaExecutionEvent>),

@@ -4,25 +4,22 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{Bar, Timeframe, TrendbarPeriod};
+use crate::domain::{
+    Bar, MAX_TRENDBAR_TIMESTAMP_MS, Timeframe, TrendbarPeriod, max_trendbar_request_ms,
+};
 
-/// Bars per window at most; keeps each response far below the frame limit.
+/// Bars per window at most; keeps each response far below the frame limit, and each window inside
+/// the older, shorter documented M1 limit (302,400,000 ms) as well.
 const BARS_PER_WINDOW: i64 = 5_000;
 /// Stop walking back after this much time without a single bar: the history has run out. Long
 /// enough to cross any market closure, and a simulator replaying last year's data.
 const MAX_EMPTY_SPAN_MS: i64 = 400 * 86_400_000;
 
-/// The server's longest time range per request for a period (conservative values).
+/// The time range of one request: the server's documented maximum for the period
+/// ([`max_trendbar_request_ms`]) or 5,000 bars, whichever is shorter.
 pub fn max_window_ms(timeframe: Timeframe) -> i64 {
-    use Timeframe::*;
-    let server_limit = match timeframe {
-        M1 | M2 | M3 | M4 | M5 => 302_400_000,
-        M10 | M15 | M30 | H1 => 21_168_000_000,
-        H4 | H12 | D1 => 31_622_400_000,
-        W1 | MN1 => 158_112_000_000,
-    };
     let period_ms = timeframe.seconds().unwrap_or(31 * 86_400) * 1000;
-    server_limit.min(BARS_PER_WINDOW * period_ms)
+    max_trendbar_request_ms(timeframe).min(BARS_PER_WINDOW * period_ms)
 }
 
 /// State of one paged trendbar download.
@@ -38,8 +35,10 @@ pub struct TrendbarPager {
 }
 
 impl TrendbarPager {
-    /// Bars with open time in `[from_ms, to_ms]`, keeping the latest `count` if given.
+    /// Bars with open time in `[from_ms, to_ms]`, keeping the latest `count` if given. The range
+    /// is clipped to what the server accepts (from >= 0, to <= 2147483646000).
     pub fn new(timeframe: Timeframe, from_ms: i64, to_ms: i64, count: Option<usize>) -> Self {
+        let (from_ms, to_ms) = (from_ms.max(0), to_ms.min(MAX_TRENDBAR_TIMESTAMP_MS));
         let done = to_ms < from_ms || count == Some(0);
         Self {
             timeframe,
@@ -154,6 +153,49 @@ mod tests {
         assert_eq!(got.len(), 8_000);
         let want: Vec<i64> = all[all.len() - 8_000..].to_vec();
         assert_eq!(got.iter().map(|b| b.open_time).collect::<Vec<_>>(), want);
+    }
+
+    /// A stock CFD: 7 H1 bars on each weekday (14:00–20:00 UTC), none at weekends.
+    fn session_hours(days: i64) -> Vec<i64> {
+        (0..days)
+            .filter(|d| (d + 4) % 7 < 5) // day 0 (1970-01-01) was a Thursday
+            .flat_map(|d| (14..21).map(move |h| d * 86_400 + h * 3600))
+            .collect()
+    }
+
+    #[test]
+    fn a_session_limited_symbol_pages_back_to_the_count() {
+        let all = session_hours(400);
+        let bar_h1 = |t| Bar {
+            timeframe: Timeframe::H1,
+            ..bar(t)
+        };
+        let to_ms = 400 * 86_400 * 1000;
+        let mut p = TrendbarPager::new(Timeframe::H1, 0, to_ms, Some(1_500));
+        let mut windows = Vec::new();
+        while let Some(w) = p.next_window() {
+            assert!(w.1 - w.0 <= max_trendbar_request_ms(Timeframe::H1), "{w:?}");
+            p.accept(w.0, serve(w, &all).into_iter().map(|b| bar_h1(b.open_time)));
+            windows.push(w);
+            assert!(windows.len() < 20);
+        }
+        let got = p.finish();
+        assert_eq!(got.len(), 1_500, "after {} windows", windows.len());
+        assert!(
+            windows.len() > 1,
+            "1,500 session bars span more than one window"
+        );
+        assert_eq!(
+            got.iter().map(|b| b.open_time).collect::<Vec<_>>(),
+            all[all.len() - 1_500..].to_vec()
+        );
+    }
+
+    #[test]
+    fn requests_stay_inside_the_servers_timestamp_bounds() {
+        let p = TrendbarPager::new(Timeframe::D1, -5, i64::MAX, Some(10));
+        let (from, to, _) = p.next_window().expect("a window");
+        assert!(from >= 0 && to == MAX_TRENDBAR_TIMESTAMP_MS, "{from} {to}");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! is unknown: reconcile before retrying.
 
 pub mod accounts;
+pub mod authorization;
 pub mod backoff;
 pub mod config;
 pub mod error;
@@ -327,6 +328,16 @@ impl Client {
         };
         let res: ProtoOaTraderRes = self.call(&req).await?;
         Ok(res.trader)
+    }
+
+    /// The unrealised PnL of every open position as the broker computes it (gross and net of swaps
+    /// and commissions, in the deposit currency scaled by the answer's `moneyDigits`).
+    pub async fn unrealized_pnl(&self) -> Result<ProtoOaGetPositionUnrealizedPnLRes, ClientError> {
+        let req = ProtoOaGetPositionUnrealizedPnLReq {
+            ctid_trader_account_id: self.account(),
+            ..Default::default()
+        };
+        self.call(&req).await
     }
 
     /// Open positions and pending orders as the broker holds them.

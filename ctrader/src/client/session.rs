@@ -17,6 +17,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
 
+use crate::client::authorization::{park_until_new_tokens, reload_tokens, token_refused};
 use crate::client::backoff::{Backoff, reconnect_delay};
 use crate::client::config::ClientConfig;
 use crate::client::error::ClientError;
@@ -25,7 +26,7 @@ use crate::client::rate_limit::{RateLimiter, RequestClass};
 use crate::client::requests::{Answer, Awaiting, Completion, RequestTable, Step};
 use crate::client::token_store::Tokens;
 use crate::codec::FrameCodec;
-use crate::domain::{Bar, ErrorCode, SpotQuote, Timeframe, TrendbarPeriod};
+use crate::domain::{ErrorCode, LiveTrendbar, SpotQuote, Timeframe, TrendbarPeriod};
 use crate::messages::*;
 
 type Conn = Framed<TlsStream<TcpStream>, FrameCodec>;
@@ -124,6 +125,19 @@ fn broker_error(
     }
 }
 
+/// `ProtoOAErrorRes.maintenanceEndTimestamp` is "the Unix time in **seconds** when the current
+/// maintenance session will be ended" (spotware/openapi-proto-messages `OpenApiMessages.proto`),
+/// whereas `ProtoErrorRes.maintenanceEndTimestamp` is "the Unix time in **milliseconds**"
+/// (`OpenApiCommonMessages.proto`). Both become Unix ms here.
+pub(crate) fn oa_maintenance_end_ms(seconds: Option<i64>) -> Option<i64> {
+    seconds.and_then(|s| s.checked_mul(1000))
+}
+
+/// See [`oa_maintenance_end_ms`]: the common error already carries milliseconds.
+pub(crate) fn common_maintenance_end_ms(millis: Option<u64>) -> Option<i64> {
+    millis.and_then(|t| i64::try_from(t).ok())
+}
+
 /// The error an answer stands for, if it is an error.
 fn answer_error(request: &'static str, payload: &Payload) -> Option<ClientError> {
     match payload {
@@ -131,14 +145,13 @@ fn answer_error(request: &'static str, payload: &Payload) -> Option<ClientError>
             request,
             &e.error_code,
             e.description.clone(),
-            e.maintenance_end_timestamp,
+            oa_maintenance_end_ms(e.maintenance_end_timestamp),
         )),
         Payload::CommonErrorRes(e) => Some(broker_error(
             request,
             &e.error_code,
             e.description.clone(),
-            e.maintenance_end_timestamp
-                .and_then(|t| i64::try_from(t).ok()),
+            common_maintenance_end_ms(e.maintenance_end_timestamp),
         )),
         Payload::OrderErrorEvent(e) => Some(broker_error(
             request,
@@ -192,11 +205,19 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<Command>) 
                     maintenance_end = Some(*t);
                 }
                 let reason = format!("{step} failed: {error}");
+                let refused = token_refused(step, &error);
                 *lock(&shared.last_setup_failure) = Some((step, error.clone()));
                 shared
                     .events
                     .connection(ConnectionEvent::SetupFailed { step, error })
                     .await;
+                if let Some(why) = refused {
+                    // Retrying with the same tokens cannot succeed: wait for new ones instead.
+                    match park_until_new_tokens(&shared, &mut cmds, why).await {
+                        Some(()) => continue,
+                        None => return,
+                    }
+                }
                 Exit::Disconnected(reason)
             }
         };
@@ -268,17 +289,25 @@ async fn establish(shared: &Shared) -> Result<Conn, SetupFailure> {
         .connection(ConnectionEvent::AppAuthorized)
         .await;
 
-    let mut refreshed = false;
+    // A refused token: first a different pair from the token file (a re-authorisation or another
+    // refresh wrote it), then one refresh; see `authorization`.
+    let (mut reloaded, mut refreshed) = (false, false);
     loop {
         let access_token = lock(&shared.tokens).access_token.clone();
         let req = ProtoOaAccountAuthReq {
             ctid_trader_account_id: cfg.account_id,
-            access_token,
+            access_token: access_token.clone(),
             ..Default::default()
         };
         match expect::<ProtoOaAccountAuthRes>(call(shared, &mut conn, &req).await) {
             Ok(_) => break,
             Err(ClientError::Broker { code, .. }) if code.needs_token_refresh() && !refreshed => {
+                if !reloaded {
+                    reloaded = true;
+                    if reload_tokens(shared, &access_token).await {
+                        continue;
+                    }
+                }
                 refreshed = true;
                 refresh_on(shared, &mut conn)
                     .await
@@ -653,20 +682,22 @@ async fn unsolicited(
     let ev = match payload {
         Payload::HeartbeatEvent(_) => return None,
         Payload::SpotEvent(spot) => {
+            let quote = SpotQuote::from_event(&spot);
             if spot.bid.is_some() || spot.ask.is_some() {
-                shared
-                    .events
-                    .send_lossy(ClientEvent::Spot(SpotQuote::from_event(&spot)));
+                shared.events.send_lossy(ClientEvent::Spot(quote));
             }
             for tb in &spot.trendbar {
+                // `period` defaults to M1 in the .proto (`[default = M1]`).
                 let decoded = tb
                     .period
                     .map(Timeframe::from_proto)
                     .unwrap_or(Ok(Timeframe::M1));
-                match decoded.and_then(|tf| Bar::from_proto(tb, tf)) {
+                match decoded.and_then(|tf| LiveTrendbar::from_proto(tb, tf)) {
                     Ok(bar) => shared.events.send_lossy(ClientEvent::LiveBar {
                         symbol_id: spot.symbol_id,
                         bar,
+                        bid: quote.bid,
+                        timestamp_ms: quote.timestamp_ms,
                     }),
                     Err(e) => {
                         tracing::warn!(symbol_id = spot.symbol_id, error = %e, "live trendbar ignored")
@@ -681,7 +712,14 @@ async fn unsolicited(
         Payload::SymbolChangedEvent(ev) => ClientEvent::SymbolChanged {
             symbol_ids: ev.symbol_id,
         },
-        Payload::ClientDisconnectEvent(ev) => ClientEvent::ClientDisconnected { reason: ev.reason },
+        Payload::ClientDisconnectEvent(ev) => {
+            // "All the sessions for the traders' accounts will be terminated" (OpenApiMessages.proto).
+            drop_link = Some(format!(
+                "the server cancelled the application's connection ({})",
+                ev.reason.as_deref().unwrap_or("no reason given")
+            ));
+            ClientEvent::ClientDisconnected { reason: ev.reason }
+        }
         Payload::AccountDisconnectEvent(ev) => {
             if ev.ctid_trader_account_id == account {
                 drop_link = Some("the server logged the account out".to_string());
@@ -705,14 +743,13 @@ async fn unsolicited(
         Payload::ErrorRes(e) => server_error(
             &e.error_code,
             e.description,
-            e.maintenance_end_timestamp,
+            oa_maintenance_end_ms(e.maintenance_end_timestamp),
             maintenance_end,
         ),
         Payload::CommonErrorRes(e) => server_error(
             &e.error_code,
             e.description,
-            e.maintenance_end_timestamp
-                .and_then(|t| i64::try_from(t).ok()),
+            common_maintenance_end_ms(e.maintenance_end_timestamp),
             maintenance_end,
         ),
         other => ClientEvent::Other(Box::new(other)),

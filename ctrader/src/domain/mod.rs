@@ -12,5 +12,8 @@ pub mod volume;
 pub use error_code::ErrorCode;
 pub use execution::{Applied, OrderEnd, OrderProgress};
 pub use price::{PRICE_SCALE, SpotQuote, price_from_units, price_to_units, round_to_digits};
-pub use trendbar::{Bar, Timeframe, TrendbarError, TrendbarPeriod};
+pub use trendbar::{
+    Bar, LiveTrendbar, MAX_TRENDBAR_TIMESTAMP_MS, Timeframe, TrendbarError, TrendbarPeriod,
+    max_trendbar_request_ms,
+};
 pub use volume::{SymbolVolume, VolumeError};

@@ -1,5 +1,13 @@
 //! Trendbars: the server sends `low` and unsigned deltas to open, close and high, all in 1e-5
 //! units, plus the open time in Unix minutes.
+//!
+//! Two kinds, two types. A bar from `ProtoOAGetTrendbarsRes` is closed and complete: [`Bar`]. A
+//! *live* trendbar inside `ProtoOASpotEvent` ("Returns live trend bar. Requires subscription on
+//! the trend bars", spotware/openapi-proto-messages `OpenApiMessages.proto`) is the bar still
+//! forming and carries `low`, `deltaOpen`, `deltaHigh`, `volume`, `period` and
+//! `utcTimestampInMinutes` but **no `deltaClose`**: its last price is the bid of the spot it came
+//! with. That is [`LiveTrendbar`], which has no close at all; [`LiveTrendbar::with_close`] makes a
+//! [`Bar`] only once the caller supplies the bid.
 
 use crate::domain::price::PRICE_SCALE;
 use crate::messages::{ProtoOaTrendbar, ProtoOaTrendbarPeriod};
@@ -93,6 +101,27 @@ impl TrendbarPeriod for Timeframe {
     }
 }
 
+/// The longest `toTimestamp - fromTimestamp` one `ProtoOAGetTrendbarsReq` may span, in ms, by
+/// period. Spotware documented it on `fromTimestamp` ("Validation: toTimestamp - fromTimestamp <= X,
+/// where X depends on series period: M1, M2, M3, M4, M5: 3024000000 (5 weeks); M10, M15, M30, H1:
+/// 21168000000 (35 weeks), H4, H12, D1: 31622400000 (1 year); W1, MN1: 158112000000 (5 years)",
+/// spotware/openapi-proto-messages `OpenApiMessages.proto` as of commit 5565af1, release 86; the
+/// comment was dropped from the file in release 89 without a replacement). A wider request is
+/// refused with `INCORRECT_BOUNDARIES`.
+pub fn max_trendbar_request_ms(timeframe: Timeframe) -> i64 {
+    use Timeframe::*;
+    match timeframe {
+        M1 | M2 | M3 | M4 | M5 => 3_024_000_000,
+        M10 | M15 | M30 | H1 => 21_168_000_000,
+        H4 | H12 | D1 => 31_622_400_000,
+        W1 | MN1 => 158_112_000_000,
+    }
+}
+
+/// The latest `toTimestamp` the server accepts: "Smaller or equal to 2147483646000 (19th Jan
+/// 2038)" (`OpenApiMessages.proto`, `ProtoOAGetTrendbarsReq`); `fromTimestamp` must be >= 0.
+pub const MAX_TRENDBAR_TIMESTAMP_MS: i64 = 2_147_483_646_000;
+
 /// A decoded bar. Prices are exact decimal values of the wire units (1e-5).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
@@ -112,45 +141,124 @@ pub struct Bar {
     pub volume: i64,
 }
 
-impl Bar {
-    /// Decodes a trendbar of a known timeframe (history responses do not repeat the period in
-    /// each bar; the request's period is the authority).
-    ///
-    /// The server may send a live bar whose `deltaHigh` lags its open or close; high and low are
-    /// clamped so a bar is always well formed.
-    pub fn from_proto(tb: &ProtoOaTrendbar, timeframe: Timeframe) -> Result<Self, TrendbarError> {
+/// `low` and `low + delta` of a wire trendbar, in wire units.
+struct WireBar {
+    minutes: u32,
+    low: i64,
+}
+
+impl WireBar {
+    fn of(tb: &ProtoOaTrendbar) -> Result<Self, TrendbarError> {
         let minutes = tb
             .utc_timestamp_in_minutes
             .ok_or(TrendbarError::MissingTimestamp)?;
         let low = tb.low.ok_or(TrendbarError::MissingLow {
             minutes: Some(minutes),
         })?;
-        let add = |field: &'static str, delta: Option<u64>| -> Result<i64, TrendbarError> {
-            let delta = delta.unwrap_or(0);
-            i64::try_from(delta)
-                .ok()
-                .and_then(|d| low.checked_add(d))
-                .ok_or(TrendbarError::Overflow {
-                    minutes,
-                    field,
-                    low,
-                    delta,
-                })
-        };
-        let open = add("deltaOpen", tb.delta_open)?;
-        let close = add("deltaClose", tb.delta_close)?;
-        let high = add("deltaHigh", tb.delta_high)?.max(open).max(close);
-        let low = low.min(open).min(close);
-        let px = |u: i64| u as f64 / PRICE_SCALE;
+        Ok(Self { minutes, low })
+    }
+
+    /// `low + delta`; an absent delta is the proto2 default 0 (as the official SDK samples read
+    /// it: `trendbar.Low + (long)trendbar.DeltaClose`, spotware/OpenAPI.Net `ChartViewModel.cs`).
+    fn add(&self, field: &'static str, delta: Option<u64>) -> Result<i64, TrendbarError> {
+        let delta = delta.unwrap_or(0);
+        i64::try_from(delta)
+            .ok()
+            .and_then(|d| self.low.checked_add(d))
+            .ok_or(TrendbarError::Overflow {
+                minutes: self.minutes,
+                field,
+                low: self.low,
+                delta,
+            })
+    }
+
+    fn open_time(&self) -> i64 {
+        i64::from(self.minutes) * 60
+    }
+}
+
+fn px(units: i64) -> f64 {
+    units as f64 / PRICE_SCALE
+}
+
+impl Bar {
+    /// Decodes a *historical* trendbar (`ProtoOAGetTrendbarsRes`) of a known timeframe (history
+    /// responses do not repeat the period in each bar; the request's period is the authority).
+    /// Never use it for the trendbar of a spot event: that one has no close
+    /// ([`LiveTrendbar::from_proto`]).
+    ///
+    /// High and low are clamped so a bar is always well formed.
+    pub fn from_proto(tb: &ProtoOaTrendbar, timeframe: Timeframe) -> Result<Self, TrendbarError> {
+        let w = WireBar::of(tb)?;
+        let open = w.add("deltaOpen", tb.delta_open)?;
+        let close = w.add("deltaClose", tb.delta_close)?;
+        let high = w.add("deltaHigh", tb.delta_high)?.max(open).max(close);
+        let low = w.low.min(open).min(close);
         Ok(Self {
             timeframe,
-            open_time: i64::from(minutes) * 60,
+            open_time: w.open_time(),
             open: px(open),
             high: px(high),
             low: px(low),
             close: px(close),
             volume: tb.volume,
         })
+    }
+
+    /// The time the bar closes (open + period); `None` for MN1.
+    pub fn close_time(&self) -> Option<i64> {
+        Some(self.open_time + self.timeframe.seconds()?)
+    }
+}
+
+/// The bar still forming, as a spot event's live trendbar describes it: open, high, low, tick
+/// volume and open time as the server aggregated them, and no close (the server sends none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiveTrendbar {
+    /// The bar's timeframe.
+    pub timeframe: Timeframe,
+    /// Open time, Unix seconds.
+    pub open_time: i64,
+    /// Open price.
+    pub open: f64,
+    /// Highest price so far.
+    pub high: f64,
+    /// Lowest price so far.
+    pub low: f64,
+    /// Tick volume so far.
+    pub volume: i64,
+}
+
+impl LiveTrendbar {
+    /// Decodes the trendbar of a `ProtoOASpotEvent`. A `deltaClose` is ignored even if present:
+    /// the forming bar's last price is the spot's bid, which the caller supplies.
+    pub fn from_proto(tb: &ProtoOaTrendbar, timeframe: Timeframe) -> Result<Self, TrendbarError> {
+        let w = WireBar::of(tb)?;
+        let open = w.add("deltaOpen", tb.delta_open)?;
+        let high = w.add("deltaHigh", tb.delta_high)?.max(open);
+        Ok(Self {
+            timeframe,
+            open_time: w.open_time(),
+            open: px(open),
+            high: px(high),
+            low: px(w.low.min(open)),
+            volume: tb.volume,
+        })
+    }
+
+    /// The bar so far, its last price `close` (the current bid). High and low widen to include it:
+    /// a spot can run ahead of the trendbar it travels with.
+    pub fn with_close(&self, close: f64) -> Bar {
+        Bar {
+            timeframe: self.timeframe,
+            open_time: self.open_time,
+            open: self.open,
+            high: self.high.max(close),
+            low: self.low.min(close),
+            close,
+            volume: self.volume,
+        }
     }
 
     /// The time the bar closes (open + period); `None` for MN1.
@@ -188,6 +296,41 @@ mod tests {
         assert_eq!(bar.open_time, 29_480_000 * 60);
         assert_eq!(bar.close_time(), Some(29_480_000 * 60 + 900));
         assert_eq!(bar.volume, 77);
+    }
+
+    #[test]
+    fn a_live_trendbar_has_no_close_until_the_bid_gives_it_one() {
+        // As a spot event carries it: no deltaClose.
+        let live = ProtoOaTrendbar {
+            volume: 12,
+            period: Some(ProtoOaTrendbarPeriod::H1 as i32),
+            low: Some(108_480),
+            delta_open: Some(20),
+            delta_high: Some(80),
+            utc_timestamp_in_minutes: Some(29_480_000),
+            ..Default::default()
+        };
+        let bar = LiveTrendbar::from_proto(&live, Timeframe::H1).expect("valid");
+        assert_eq!((bar.open, bar.high, bar.low), (1.085, 1.0856, 1.0848));
+        let closed = bar.with_close(1.08531);
+        assert_eq!(closed.close, 1.08531, "the bid, not the low");
+        assert_eq!(
+            (closed.high, closed.low, closed.volume),
+            (1.0856, 1.0848, 12)
+        );
+        // A bid beyond the trendbar's range widens it.
+        let beyond = bar.with_close(1.0860);
+        assert_eq!((beyond.high, beyond.low), (1.086, 1.0848));
+        // A deltaClose, if a server sent one, is not taken for the close.
+        let with_delta = ProtoOaTrendbar {
+            delta_close: Some(0),
+            ..live
+        };
+        assert_eq!(
+            LiveTrendbar::from_proto(&with_delta, Timeframe::H1),
+            Ok(bar)
+        );
+        assert_eq!(bar.close_time(), Some(29_480_000 * 60 + 3600));
     }
 
     #[test]

@@ -275,6 +275,12 @@ impl Book {
         self.balance_version
     }
 
+    /// A deposit (or, negative, a withdrawal) of `cents`: the balance changes outside trading.
+    pub fn deposit(&mut self, cents: i64) {
+        self.balance_cents = self.balance_cents.saturating_add(cents);
+        self.balance_version += 1;
+    }
+
     /// Open positions, by id.
     pub fn open_positions(&self) -> impl Iterator<Item = &Position> {
         self.positions

@@ -14,11 +14,19 @@ use super::book::{AccountConfig, AmendKind, Book, MarketOrder, Quote, Side, Trad
 use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
 use super::fills::{Execution, StepKind};
 use super::latency::LatencyRecorder;
+use super::money::Money;
 use super::replay::{Replay, intrabar, market_time_ms};
 use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
 use super::wire::{deal_to_wire, order_to_wire, position_to_wire};
 use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
 use crate::messages::*;
+
+/// Spots published inside each bar besides its opening and closing ones, unless told otherwise:
+/// a real feed ticks many times per bar, and a client must not get every bar as two spots.
+pub const DEFAULT_TICKS_PER_BAR: u32 = 4;
+
+mod account;
+mod history;
 
 /// Identifies one client connection inside the core.
 pub type ConnId = u64;
@@ -40,6 +48,11 @@ pub struct CoreConfig {
     pub start_bar: usize,
     pub bars_per_second: f64,
     pub balance_cents: i64,
+    /// The account's `moneyDigits`: every monetary value on the wire is scaled by 10^digits.
+    pub money: Money,
+    /// The `accountType` the trader answer reports. The book always trades hedged (every order its
+    /// own position); NETTED is only reported, to check that clients refuse such an account.
+    pub account_type: ProtoOaAccountType,
     pub leverage_in_cents: u32,
     pub slippage_points: i64,
     /// Requests per second per connection (the real server allows 50).
@@ -99,6 +112,10 @@ pub struct SimCore {
     next_conn: ConnId,
     last_step_at: Option<Instant>,
     ticks_per_bar: u32,
+    /// Events a control command produced, for the I/O layer to deliver ([`SimCore::take_events`]).
+    control_events: Vec<Outgoing>,
+    /// Access tokens revoked so far (makes each revoked value unique).
+    revocations: u32,
     /// Since when the replay clock is held (`pause`, `--paused`); None while it runs.
     held_since: Option<Instant>,
     /// Time held so far: the replay driver moves every step's due time on by it.
@@ -128,6 +145,21 @@ pub fn encode_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrend
         delta_high: Some(delta(bar.high)),
         utc_timestamp_in_minutes: u32::try_from(bar.time_ms / 60_000).ok(),
     }
+}
+
+/// A live trendbar as a spot event carries it: like [`encode_trendbar`] but without `deltaClose`
+/// (the forming bar's last price is the spot's bid; see `crate::domain::LiveTrendbar`).
+pub fn encode_live_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
+    ProtoOaTrendbar {
+        delta_close: None,
+        ..encode_trendbar(bar, period)
+    }
+}
+
+/// `ProtoOAErrorRes.maintenanceEndTimestamp` is in Unix seconds (OpenApiMessages.proto); the
+/// fault state keeps milliseconds. Rounded up, so a client never comes back before the end.
+fn wire_seconds(end_ms: i64) -> i64 {
+    end_ms.div_euclid(1000) + i64::from(end_ms.rem_euclid(1000) != 0)
 }
 
 /// The trendbar period of a bar length, if cTrader has one.
@@ -194,7 +226,9 @@ impl SimCore {
             conns: BTreeMap::new(),
             next_conn: 1,
             last_step_at: None,
-            ticks_per_bar: 0,
+            ticks_per_bar: DEFAULT_TICKS_PER_BAR,
+            control_events: Vec::new(),
+            revocations: 0,
             held_since: None,
             held_total: Duration::ZERO,
         };
@@ -207,7 +241,8 @@ impl SimCore {
         Ok(core)
     }
 
-    /// Publishes `n` intermediate spots between each bar's opening and closing spots (default 0).
+    /// Publishes `n` intermediate spots between each bar's opening and closing spots (default
+    /// [`DEFAULT_TICKS_PER_BAR`]).
     pub fn with_ticks_per_bar(mut self, n: u32) -> Self {
         self.ticks_per_bar = n;
         self
@@ -343,6 +378,13 @@ impl SimCore {
     ) -> (String, FaultAction) {
         let action = self.faults.apply(command, now, wall_ms);
         match command {
+            ControlCommand::Deposit(cents) => self.deposit(*cents),
+            ControlCommand::TokenInvalidate { refresh_too } => self.invalidate_tokens(*refresh_too),
+            ControlCommand::ClientDisconnect(reason) => self.client_disconnect(reason),
+            ControlCommand::GrantTokens { access, refresh } => {
+                self.credentials.access_token = access.clone();
+                self.credentials.refresh_token = refresh.clone();
+            }
             ControlCommand::Pause => self.hold(now),
             ControlCommand::Resume => self.release(now),
             _ => {}
@@ -381,7 +423,7 @@ impl SimCore {
         let notice = ProtoOaErrorRes {
             error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
             description: Some("The server is under maintenance".to_string()),
-            maintenance_end_timestamp: Some(end),
+            maintenance_end_timestamp: Some(wire_seconds(end)),
             ..Default::default()
         };
         self.conns
@@ -463,7 +505,7 @@ impl SimCore {
                         bid: u64::try_from(price_to_units(q.bid)).ok(),
                         ask: u64::try_from(price_to_units(q.ask)).ok(),
                         trendbar: if with_bar {
-                            vec![encode_trendbar(bar, period)]
+                            vec![encode_live_trendbar(bar, period)]
                         } else {
                             Vec::new()
                         },
@@ -666,7 +708,7 @@ impl Session<'_> {
             let m = ProtoOaErrorRes {
                 error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
                 description: Some("The server is under maintenance".to_string()),
-                maintenance_end_timestamp: Some(end),
+                maintenance_end_timestamp: Some(wire_seconds(end)),
                 ..Default::default()
             };
             self.respond(&m);
@@ -716,6 +758,9 @@ impl Session<'_> {
             Payload::SymbolByIdReq(r) => self.symbol_by_id(&r),
             Payload::TraderReq(r) => self.trader(r.ctid_trader_account_id),
             Payload::ReconcileReq(r) => self.reconcile(r.ctid_trader_account_id),
+            Payload::GetPositionUnrealizedPnlReq(r) => {
+                self.unrealized_pnl(r.ctid_trader_account_id)
+            }
             Payload::SubscribeSpotsReq(r) => self.subscribe_spots(&r),
             Payload::UnsubscribeSpotsReq(r) => self.unsubscribe_spots(&r),
             Payload::SubscribeLiveTrendbarReq(r) => self.subscribe_trendbar(&r),
@@ -904,22 +949,7 @@ impl Session<'_> {
         if !self.authorized(account) {
             return;
         }
-        let trader = ProtoOaTrader {
-            ctid_trader_account_id: account,
-            balance: self.core.book.balance_cents(),
-            balance_version: Some(self.core.book.balance_version()),
-            access_rights: Some(ProtoOaAccessRights::FullAccess as i32),
-            deposit_asset_id: asset_id("USD"),
-            swap_free: Some(false),
-            leverage_in_cents: Some(self.core.config.leverage_in_cents),
-            total_margin_calculation_type: Some(ProtoOaTotalMarginCalculationType::Max as i32),
-            max_leverage: Some(self.core.config.leverage_in_cents / 100),
-            trader_login: Some(trader_login(account)),
-            account_type: Some(ProtoOaAccountType::Hedged as i32),
-            broker_name: Some(BROKER_TITLE.to_string()),
-            money_digits: Some(2),
-            ..Default::default()
-        };
+        let trader = self.core.trader_entity(account);
         self.respond(&ProtoOaTraderRes {
             ctid_trader_account_id: account,
             trader,
@@ -935,7 +965,7 @@ impl Session<'_> {
             .core
             .book
             .open_positions()
-            .map(position_to_wire)
+            .map(|p| position_to_wire(p, self.core.config.money))
             .collect();
         self.respond(&ProtoOaReconcileRes {
             ctid_trader_account_id: account,
@@ -1045,12 +1075,8 @@ impl Session<'_> {
         if !self.replayed_period(account, r.period) {
             return;
         }
-        if r.from_timestamp > r.to_timestamp {
-            return self.oa_error(
-                Some(account),
-                "INCORRECT_BOUNDARIES",
-                "fromTimestamp is after toTimestamp",
-            );
+        if let Err(why) = history::trendbar_window_ok(self.core.period, r) {
+            return self.oa_error(Some(account), "INCORRECT_BOUNDARIES", why);
         }
         let count = r.count.map(|c| c as usize);
         // toTimestamp is inclusive on the wire; the replay's bound is exclusive.
@@ -1104,10 +1130,14 @@ impl Session<'_> {
     /// ORDER_EXPIRED that cuts the order short.
     fn report_execution(&mut self, account: i64, ex: &Execution) {
         let partial_events = self.core.faults.partial_fill_events;
+        let money = self.core.config.money;
         let mut events = vec![ProtoOaExecutionEvent {
             ctid_trader_account_id: account,
             execution_type: ProtoOaExecutionType::OrderAccepted as i32,
-            position: ex.accepted_position.as_ref().map(position_to_wire),
+            position: ex
+                .accepted_position
+                .as_ref()
+                .map(|p| position_to_wire(p, money)),
             order: Some(order_to_wire(&ex.accepted_order)),
             ..Default::default()
         }];
@@ -1125,9 +1155,9 @@ impl Session<'_> {
             events.push(ProtoOaExecutionEvent {
                 ctid_trader_account_id: account,
                 execution_type: execution_type as i32,
-                position: step.position.as_ref().map(position_to_wire),
+                position: step.position.as_ref().map(|p| position_to_wire(p, money)),
                 order: Some(order_to_wire(&step.order)),
-                deal: step.deal.as_ref().map(deal_to_wire),
+                deal: step.deal.as_ref().map(|d| deal_to_wire(d, money)),
                 ..Default::default()
             });
         }
@@ -1243,7 +1273,7 @@ impl Session<'_> {
                 let event = ProtoOaExecutionEvent {
                     ctid_trader_account_id: account,
                     execution_type: execution_type as i32,
-                    position: Some(position_to_wire(&a.position)),
+                    position: Some(position_to_wire(&a.position, self.core.config.money)),
                     order: Some(order_to_wire(&a.order)),
                     ..Default::default()
                 };
@@ -1264,7 +1294,10 @@ impl Session<'_> {
                 .deals_between(r.from_timestamp, r.to_timestamp, max_rows);
         self.respond(&ProtoOaDealListRes {
             ctid_trader_account_id: r.ctid_trader_account_id,
-            deal: deals.iter().map(deal_to_wire).collect(),
+            deal: deals
+                .iter()
+                .map(|d| deal_to_wire(d, self.core.config.money))
+                .collect(),
             has_more,
             ..Default::default()
         });
@@ -1318,6 +1351,10 @@ mod tests {
     }
 
     fn core_from(series: Vec<BarSeries>, start_bar: usize) -> SimCore {
+        core_with_money(series, start_bar, 2)
+    }
+
+    fn core_with_money(series: Vec<BarSeries>, start_bar: usize, money_digits: u32) -> SimCore {
         SimCore::new(
             series,
             CoreConfig {
@@ -1331,6 +1368,8 @@ mod tests {
                 start_bar,
                 bars_per_second: 10.0,
                 balance_cents: 1_000_000,
+                money: crate::sim::money::Money::new(money_digits).unwrap(),
+                account_type: ProtoOaAccountType::Hedged,
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
                 rate_limit: Some(50),
@@ -1605,6 +1644,87 @@ mod tests {
         assert_eq!(
             (trader.trader.balance, trader.trader.money_digits),
             (1_000_000, Some(2))
+        );
+    }
+
+    #[test]
+    fn money_digits_scale_balance_margin_pnl_and_deals_on_the_wire() {
+        let now = Instant::now();
+        let files = [("EURUSD", include_str!("../../tests/data/EURUSD.csv"))];
+        let series = files
+            .iter()
+            .map(|(s, t)| parse_bars(s, Path::new(s), t).unwrap())
+            .collect();
+        let mut c = core_with_money(series, 10, 8);
+        let a = login(&mut c, now);
+        let trader = only::<ProtoOaTraderRes>(&send(
+            &mut c,
+            a,
+            &ProtoOaTraderReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "t",
+            now,
+        ))
+        .trader;
+        // 10,000.00 USD with moneyDigits 8.
+        assert_eq!(
+            (trader.balance, trader.money_digits),
+            (1_000_000_000_000, Some(8))
+        );
+        let r = send(&mut c, a, &market(1, 100_000), "o", now);
+        let filled = decode_out::<ProtoOaExecutionEvent>(&r.out[1]).unwrap();
+        let pos = filled.position.unwrap();
+        let margin_cents = c.book().open_positions().next().unwrap().used_margin_cents;
+        assert_eq!(pos.money_digits, Some(8));
+        assert_eq!(
+            pos.used_margin,
+            u64::try_from(margin_cents * 1_000_000).ok()
+        );
+        // Price moves one step: the broker's PnL answer is in the same scale.
+        c.step(now);
+        let pnl = only::<ProtoOaGetPositionUnrealizedPnLRes>(&send(
+            &mut c,
+            a,
+            &ProtoOaGetPositionUnrealizedPnLReq {
+                ctid_trader_account_id: ACCOUNT,
+                ..Default::default()
+            },
+            "p",
+            now,
+        ));
+        let open = c.book().open_positions().next().unwrap().clone();
+        let cents = c.book().unrealized_cents(&open);
+        assert_ne!(cents, 0, "the quote moved");
+        assert_eq!(pnl.money_digits, 8);
+        assert_eq!(pnl.position_unrealized_pn_l.len(), 1);
+        let p = &pnl.position_unrealized_pn_l[0];
+        assert_eq!(
+            (
+                p.position_id,
+                p.gross_unrealized_pn_l,
+                p.net_unrealized_pn_l
+            ),
+            (open.id, cents * 1_000_000, cents * 1_000_000)
+        );
+        let close = ProtoOaClosePositionReq {
+            ctid_trader_account_id: ACCOUNT,
+            position_id: open.id,
+            volume: open.volume,
+            ..Default::default()
+        };
+        let r = send(&mut c, a, &close, "c", now);
+        let deal = decode_out::<ProtoOaExecutionEvent>(&r.out[1])
+            .unwrap()
+            .deal
+            .unwrap();
+        let detail = deal.close_position_detail.unwrap();
+        assert_eq!(detail.money_digits, Some(8));
+        assert_eq!(detail.balance, c.book().balance_cents() * 1_000_000);
+        assert_eq!(
+            detail.gross_profit,
+            (c.book().balance_cents() - 1_000_000) * 1_000_000
         );
     }
 
@@ -1884,9 +2004,15 @@ mod tests {
         assert_eq!(spots.len(), 2);
         assert!(spots.iter().all(|s| s.symbol_id == 1 && s.ask > s.bid));
         let bars = c.replay().series()[0].bars.clone();
+        // The closing spot: the whole bar as a live trendbar (no deltaClose), its bid the close.
         assert_eq!(
             spots[0].trendbar[0],
-            encode_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+            encode_live_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+        );
+        assert_eq!(spots[0].trendbar[0].delta_close, None);
+        assert_eq!(
+            spots[0].bid,
+            u64::try_from(price_to_units(bars[9].close)).ok()
         );
         assert_eq!(
             spots[1].trendbar[0].utc_timestamp_in_minutes,
@@ -1900,8 +2026,8 @@ mod tests {
         // The forming bar never appears in history.
         let req = ProtoOaGetTrendbarsReq {
             ctid_trader_account_id: ACCOUNT,
-            from_timestamp: 0,
-            to_timestamp: i64::MAX / 2,
+            from_timestamp: bars[0].time_ms,
+            to_timestamp: bars[bars.len() - 1].time_ms,
             period: ProtoOaTrendbarPeriod::H1 as i32,
             symbol_id: 1,
             ..Default::default()
@@ -1920,6 +2046,35 @@ mod tests {
             only::<ProtoOaErrorRes>(&send(&mut c, a, &m15, "m", now)).error_code,
             "INVALID_REQUEST"
         );
+    }
+
+    #[test]
+    fn trendbar_windows_past_the_documented_maximum_are_refused() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let to = c.replay().series()[0].bars[9].time_ms;
+        let max_h1 = crate::domain::max_trendbar_request_ms(Timeframe::H1);
+        let req = |from: i64, to: i64| ProtoOaGetTrendbarsReq {
+            ctid_trader_account_id: ACCOUNT,
+            from_timestamp: from,
+            to_timestamp: to,
+            period: ProtoOaTrendbarPeriod::H1 as i32,
+            symbol_id: 1,
+            ..Default::default()
+        };
+        let within =
+            only::<ProtoOaGetTrendbarsRes>(&send(&mut c, a, &req(to - max_h1, to), "1", now));
+        assert_eq!(within.trendbar.len(), 10);
+        for (from, to) in [
+            (to - max_h1 - 1, to),
+            (-1, 0),
+            (0, crate::domain::MAX_TRENDBAR_TIMESTAMP_MS + 1),
+            (to, to - 1),
+        ] {
+            let err = only::<ProtoOaErrorRes>(&send(&mut c, a, &req(from, to), "2", now));
+            assert_eq!(err.error_code, "INCORRECT_BOUNDARIES", "{from}..{to}");
+        }
     }
 
     #[test]
@@ -2020,17 +2175,21 @@ mod tests {
         let out = c.tick(0.5);
         assert_eq!(out.len(), 1, "one spot for the one subscribed symbol");
         let spot: ProtoOaSpotEvent = decode_out(&out[0]).unwrap();
-        let live = crate::domain::Bar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
+        let live =
+            crate::domain::LiveTrendbar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
+        let bid = crate::domain::price_from_units(spot.bid.unwrap() as i64);
+        assert_eq!(
+            spot.trendbar[0].delta_close, None,
+            "live trendbars carry no close"
+        );
         assert_eq!(live.open_time * 1000, bar.time_ms);
         assert!(live.low >= bar.low - 1e-9 && live.high <= bar.high + 1e-9);
+        // The tick's bid is inside the range the trendbar has visited so far.
         assert!(
-            (crate::domain::price_from_units(spot.bid.unwrap() as i64) - live.close).abs() < 1e-9
+            live.low - 1e-9 <= bid && bid <= live.high + 1e-9,
+            "{bid} vs {live:?}"
         );
-        assert_eq!(
-            c.book().quote(1).unwrap().bid,
-            live.close,
-            "fills follow the tick"
-        );
+        assert_eq!(c.book().quote(1).unwrap().bid, bid, "fills follow the tick");
         assert!(spot.timestamp.unwrap() > bar.time_ms);
     }
 
@@ -2113,7 +2272,7 @@ mod tests {
         let err = only::<ProtoOaErrorRes>(&r);
         assert_eq!(
             (err.error_code.as_str(), err.maintenance_end_timestamp),
-            ("SERVER_IS_UNDER_MAINTENANCE", Some(1_030_000))
+            ("SERVER_IS_UNDER_MAINTENANCE", Some(1_030))
         );
         assert!(r.close);
         only::<ProtoOaApplicationAuthRes>(&send(
@@ -2144,6 +2303,85 @@ mod tests {
         );
         let r = send(&mut c2, a, &market(1, 100_000), "y", now);
         assert_eq!(r.out.len(), 2);
+    }
+
+    #[test]
+    fn a_deposit_reaches_every_session_as_a_trader_update() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        let idle = c.connect(); // not authorised on the account: gets nothing
+        c.control(&ControlCommand::Deposit(-12_345), now, 0);
+        let out = c.take_events();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].conn, a);
+        assert_ne!(out[0].conn, idle);
+        let ev = decode_out::<ProtoOaTraderUpdatedEvent>(&out[0]).unwrap();
+        assert_eq!(ev.trader.balance, 1_000_000 - 12_345);
+        assert_eq!(ev.trader.balance_version, Some(1));
+        assert!(c.take_events().is_empty(), "delivered once");
+    }
+
+    #[test]
+    fn an_invalidated_token_logs_the_account_out_and_stops_working() {
+        let now = Instant::now();
+        let mut c = core(10);
+        let a = login(&mut c, now);
+        c.control(
+            &ControlCommand::TokenInvalidate { refresh_too: false },
+            now,
+            0,
+        );
+        let out = c.take_events();
+        let ev = decode_out::<ProtoOaAccountsTokenInvalidatedEvent>(&out[0]).unwrap();
+        assert_eq!(
+            (out[0].conn, ev.ctid_trader_account_ids),
+            (a, vec![ACCOUNT])
+        );
+        let trader = ProtoOaTraderReq {
+            ctid_trader_account_id: ACCOUNT,
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &trader, "t", now)).error_code,
+            "ACCOUNT_NOT_AUTHORIZED",
+            "the connection stays, the account session is gone"
+        );
+        let old = ProtoOaAccountAuthReq {
+            ctid_trader_account_id: ACCOUNT,
+            access_token: "token".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &old, "o", now)).error_code,
+            "CH_ACCESS_TOKEN_INVALID"
+        );
+        // The refresh token still works after a plain invalidation...
+        let refresh = ProtoOaRefreshTokenReq {
+            refresh_token: "refresh".into(),
+            ..Default::default()
+        };
+        let fresh = only::<ProtoOaRefreshTokenRes>(&send(&mut c, a, &refresh, "r", now));
+        let again = ProtoOaAccountAuthReq {
+            access_token: fresh.access_token,
+            ..old.clone()
+        };
+        only::<ProtoOaAccountAuthRes>(&send(&mut c, a, &again, "n", now));
+        // ...but not after a revocation of both.
+        c.control(
+            &ControlCommand::TokenInvalidate { refresh_too: true },
+            now,
+            0,
+        );
+        assert_eq!(c.take_events().len(), 1);
+        let refresh = ProtoOaRefreshTokenReq {
+            refresh_token: fresh.refresh_token,
+            ..Default::default()
+        };
+        assert_eq!(
+            only::<ProtoOaErrorRes>(&send(&mut c, a, &refresh, "r2", now)).error_code,
+            "CH_ACCESS_TOKEN_INVALID"
+        );
     }
 
     #[test]

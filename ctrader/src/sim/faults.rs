@@ -28,6 +28,22 @@ pub enum ControlCommand {
     MarginFail(String),
     /// Undo `margin-fail` for a symbol.
     MarginOk(String),
+    /// Credit (or, negative, debit) the balance by this many cents: a deposit or withdrawal, which
+    /// the account's sessions learn from `ProtoOATraderUpdatedEvent`.
+    Deposit(i64),
+    /// Revoke the access token (and with `refresh_too` the refresh token): every session of the
+    /// account gets `ProtoOAAccountsTokenInvalidatedEvent` and loses the account.
+    TokenInvalidate {
+        refresh_too: bool,
+    },
+    /// `ProtoOAClientDisconnectEvent` with this reason to every connection, then close them all.
+    ClientDisconnect(String),
+    /// The account holder authorised the application again: this access and refresh token pair is
+    /// now the valid one (what `executor auth` would obtain from Spotware's OAuth endpoint).
+    GrantTokens {
+        access: String,
+        refresh: String,
+    },
     /// Fill every market order in this many deals; `partial_events` reports the deals before
     /// the last as ORDER_PARTIAL_FILL instead of ORDER_FILLED.
     FillDeals {
@@ -102,8 +118,9 @@ pub enum ControlError {
 pub const HELP: &str = "commands: drop | stall DUR | delay DUR | drop-responses N | rate-limit N|off | \
 maintenance DUR | margin-fail SYMBOL | margin-ok SYMBOL | fill-deals K [partial] | \
 cancel-fill SYMBOL FRACTION [N] [opens|closes] | expire-fill SYMBOL FRACTION [N] [opens|closes] | \
-fill-ok SYMBOL | clear | pause | resume | stats | status | help  (DUR: 500ms, 5s, 2m; a bare number \
-is seconds; FRACTION: 0 to 0.99)";
+fill-ok SYMBOL | deposit AMOUNT | token-invalidate [all] | client-disconnect [REASON] | \
+grant-tokens ACCESS REFRESH | clear | pause | resume | stats | status | help  (DUR: 500ms, 5s, 2m; \
+a bare number is seconds; FRACTION: 0 to 0.99)";
 
 /// Parses a fraction in `[0, 1)` into basis points.
 fn parse_fraction(text: &str) -> Option<u16> {
@@ -174,6 +191,35 @@ impl ControlCommand {
             "maintenance" => Self::Maintenance(duration()?),
             "margin-fail" => Self::MarginFail(symbol()?),
             "margin-ok" => Self::MarginOk(symbol()?),
+            "deposit" => Self::Deposit(
+                arg.and_then(|a| a.parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && v.abs() < 1e12)
+                    .map(|v| (v * 100.0).round() as i64)
+                    .ok_or_else(|| bad("an amount in the deposit currency, e.g. 250.50 or -100"))?,
+            ),
+            "token-invalidate" => match arg {
+                None => Self::TokenInvalidate { refresh_too: false },
+                Some("all") => Self::TokenInvalidate { refresh_too: true },
+                Some(_) => return Err(bad("nothing, or `all` to revoke the refresh token too")),
+            },
+            "grant-tokens" => {
+                let mut rest = line.split_whitespace().skip(1);
+                match (rest.next(), rest.next(), rest.next()) {
+                    (Some(a), Some(r), None) => Self::GrantTokens {
+                        access: a.to_string(),
+                        refresh: r.to_string(),
+                    },
+                    _ => return Err(bad("an access token and a refresh token")),
+                }
+            }
+            "client-disconnect" => {
+                let rest: Vec<&str> = line.split_whitespace().skip(1).collect();
+                Self::ClientDisconnect(if rest.is_empty() {
+                    "The application access was blocked by cTrader Administrator".to_string()
+                } else {
+                    rest.join(" ")
+                })
+            }
             "fill-deals" => Self::FillDeals {
                 deals: arg
                     .and_then(|a| a.parse().ok())
@@ -323,8 +369,13 @@ impl FaultState {
             ControlCommand::Clear => {
                 *self = Self::new(self.defaults.0, self.defaults.1);
             }
-            // The replay clock is the core's, not a fault: `clear` leaves it as it is.
-            ControlCommand::Stats
+            ControlCommand::ClientDisconnect(_) => return FaultAction::DisconnectAll,
+            // Account events and the replay clock are the core's, not faults: `clear` leaves
+            // them as they are.
+            ControlCommand::Deposit(_)
+            | ControlCommand::TokenInvalidate { .. }
+            | ControlCommand::GrantTokens { .. }
+            | ControlCommand::Stats
             | ControlCommand::Status
             | ControlCommand::Pause
             | ControlCommand::Resume
@@ -497,6 +548,24 @@ mod tests {
         assert_eq!(ControlCommand::parse("pause"), Ok(ControlCommand::Pause));
         assert_eq!(ControlCommand::parse("Resume"), Ok(ControlCommand::Resume));
         assert_eq!(
+            ControlCommand::parse("deposit -250.5"),
+            Ok(ControlCommand::Deposit(-25_050))
+        );
+        assert_eq!(
+            ControlCommand::parse("token-invalidate"),
+            Ok(ControlCommand::TokenInvalidate { refresh_too: false })
+        );
+        assert_eq!(
+            ControlCommand::parse("token-invalidate all"),
+            Ok(ControlCommand::TokenInvalidate { refresh_too: true })
+        );
+        assert_eq!(
+            ControlCommand::parse("client-disconnect blocked by the admin"),
+            Ok(ControlCommand::ClientDisconnect(
+                "blocked by the admin".into()
+            ))
+        );
+        assert_eq!(
             ControlCommand::parse("fill-deals 3"),
             Ok(ControlCommand::FillDeals {
                 deals: 3,
@@ -577,6 +646,29 @@ mod tests {
             ControlCommand::parse("margin-fail"),
             Err(ControlError::BadArgument { .. })
         ));
+        assert_eq!(
+            ControlCommand::parse("grant-tokens a1 r1"),
+            Ok(ControlCommand::GrantTokens {
+                access: "a1".into(),
+                refresh: "r1".into()
+            })
+        );
+        for bad in [
+            "deposit",
+            "deposit x",
+            "deposit inf",
+            "token-invalidate some",
+            "grant-tokens a1",
+            "grant-tokens a b c",
+        ] {
+            assert!(
+                matches!(
+                    ControlCommand::parse(bad),
+                    Err(ControlError::BadArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
         for bad in [
             "fill-deals 0",
             "fill-deals 2 maybe",

@@ -9,6 +9,7 @@
 //!   cut short — and the steps the server reports for it.
 //! - [`faults`]: the control-command language and the fault state it drives.
 //! - [`latency`]: bar-close → order latency per symbol (p50/p99/max).
+//! - [`money`]: cents ↔ the wire's `moneyDigits` scaling.
 //! - [`core`]: the protocol state machine — Open API requests in, responses and events out, for
 //!   every connection, with time injected; [`wire`]: the book's positions, orders and deals as
 //!   messages.
@@ -23,6 +24,7 @@ pub mod core;
 pub mod faults;
 pub mod fills;
 pub mod latency;
+pub mod money;
 pub mod replay;
 pub mod server;
 pub mod symbols;

@@ -365,13 +365,16 @@ async fn control_loop(shared: Arc<Shared>, listener: TcpListener, stop: Cancella
                         let (text, action, notices) = {
                             let mut core = lock(&shared.core);
                             let (text, action) = core.control(&cmd, now, wall_ms());
-                            (text, action, core.maintenance_notices(now))
+                            // Account events the command produced go out before any disconnect.
+                            let mut out = core.take_events();
+                            if matches!(cmd, ControlCommand::Maintenance(_)) {
+                                out.extend(core.maintenance_notices(now));
+                            }
+                            (text, action, out)
                         };
                         tracing::info!(command = %line.trim(), "control");
+                        shared.deliver(notices);
                         if action == FaultAction::DisconnectAll {
-                            if matches!(cmd, ControlCommand::Maintenance(_)) {
-                                shared.deliver(notices);
-                            }
                             shared.close_all();
                         }
                         if matches!(cmd, ControlCommand::Pause | ControlCommand::Resume) {

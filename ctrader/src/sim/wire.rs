@@ -1,6 +1,8 @@
-//! The simulated book's positions, orders and deals as Open API messages.
+//! The simulated book's positions, orders and deals as Open API messages. Monetary fields are
+//! scaled to the account's `moneyDigits` ([`Money`]).
 
 use super::book::{Deal, Order, OrderStatus, Position, PositionStatus, Side};
+use super::money::Money;
 use crate::messages::*;
 
 fn side_to_wire(side: Side) -> i32 {
@@ -10,7 +12,7 @@ fn side_to_wire(side: Side) -> i32 {
     }
 }
 
-pub fn position_to_wire(p: &Position) -> ProtoOaPosition {
+pub fn position_to_wire(p: &Position, m: Money) -> ProtoOaPosition {
     ProtoOaPosition {
         position_id: p.id,
         trade_data: ProtoOaTradeData {
@@ -34,8 +36,8 @@ pub fn position_to_wire(p: &Position) -> ProtoOaPosition {
         utc_last_update_timestamp: Some(p.last_update_ms),
         commission: Some(0),
         margin_rate: Some(p.margin_rate),
-        used_margin: u64::try_from(p.used_margin_cents).ok(),
-        money_digits: Some(2),
+        used_margin: u64::try_from(m.wire(p.used_margin_cents)).ok(),
+        money_digits: Some(m.digits()),
         ..Default::default()
     }
 }
@@ -81,7 +83,7 @@ pub fn order_to_wire(o: &Order) -> ProtoOaOrder {
     }
 }
 
-pub fn deal_to_wire(d: &Deal) -> ProtoOaDeal {
+pub fn deal_to_wire(d: &Deal, m: Money) -> ProtoOaDeal {
     ProtoOaDeal {
         deal_id: d.id,
         order_id: d.order_id,
@@ -99,16 +101,16 @@ pub fn deal_to_wire(d: &Deal) -> ProtoOaDeal {
         commission: Some(0),
         close_position_detail: d.close.as_ref().map(|c| ProtoOaClosePositionDetail {
             entry_price: c.entry_price,
-            gross_profit: c.gross_profit_cents,
+            gross_profit: m.wire(c.gross_profit_cents),
             swap: 0,
             commission: 0,
-            balance: c.balance_after_cents,
+            balance: m.wire(c.balance_after_cents),
             quote_to_deposit_conversion_rate: Some(c.quote_to_deposit_rate),
             closed_volume: Some(c.closed_volume),
-            money_digits: Some(2),
+            money_digits: Some(m.digits()),
             ..Default::default()
         }),
-        money_digits: Some(2),
+        money_digits: Some(m.digits()),
         ..Default::default()
     }
 }

@@ -57,9 +57,9 @@ impl Drop for Sim {
 
 impl Sim {
     /// Replays the fixture bars from bar 20 at `bars_per_second`, with the real limits (50/s, and
-    /// 5/s historical) and no intermediate spots.
+    /// 5/s historical) and the simulator's default intermediate spots.
     pub async fn start(bars_per_second: f64) -> Self {
-        Self::start_with_ticks(bars_per_second, 0).await
+        Self::start_with_ticks(bars_per_second, ctrader::sim::core::DEFAULT_TICKS_PER_BAR).await
     }
 
     /// As [`Sim::start`], publishing `ticks_per_bar` spots between each bar's open and close.
@@ -78,6 +78,8 @@ impl Sim {
                 start_bar: 20,
                 bars_per_second,
                 balance_cents: 10_000_000,
+                money: ctrader::sim::money::Money::new(2).unwrap(),
+                account_type: ctrader::messages::ProtoOaAccountType::Hedged,
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
                 rate_limit: Some(50),

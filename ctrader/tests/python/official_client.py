@@ -261,12 +261,22 @@ def main() -> int:
     forming = opened.trendbar[0].utcTimestampInMinutes * 60
     check(forming in csv, f"live bar time {forming} is not in {a.symbol}.csv")
     check(abs(opened.bid / 1e5 - csv[forming][0]) < 1e-9, f"opening bid {opened.bid} != bar open {csv[forming][0]}")
+    # A live trendbar carries no close (the forming bar's last price is the bid), as the real server's.
+    check(not any(m.trendbar[0].HasField("deltaClose") for m in (first, opened)), "a live trendbar carried deltaClose")
     print(f"OK live trendbar: new bar at {forming}, bid = its open {csv[forming][0]}")
 
     # History: only closed bars, exactly the file's values, none at or after the forming bar.
+    # One request may span at most 21168000000 ms for H1 (Spotware's documented limit per period).
+    h1_max_ms = 21_168_000_000
     now_ms = int(time.time() * 1000) + 10 * 365 * 86400 * 1000
+    expect_error(
+        s.request(oa.ProtoOAGetTrendbarsReq(
+            ctidTraderAccountId=acct, symbolId=sid, period=model.H1, fromTimestamp=0, toTimestamp=now_ms)),
+        "ProtoOAErrorRes", "INCORRECT_BOUNDARIES", "a trendbar window past the maximum",
+    )
+    to_ms = (forming + 3600) * 1000
     (res,) = s.request(oa.ProtoOAGetTrendbarsReq(
-        ctidTraderAccountId=acct, symbolId=sid, period=model.H1, fromTimestamp=0, toTimestamp=now_ms))
+        ctidTraderAccountId=acct, symbolId=sid, period=model.H1, fromTimestamp=to_ms - h1_max_ms, toTimestamp=to_ms))
     bars = [decode_bar(tb) for tb in res.trendbar]
     check(len(bars) >= 2, f"history has {len(bars)} bars")
     check(all(t < forming for t, *_ in bars), "history contains the forming bar or the future")

@@ -1,9 +1,13 @@
 //! The live book: an adapter over `ctrader::client`. It keeps a cache of the account (balance,
-//! leverage), positions and quotes, fed by the client's events and by reconciles, so the engine can
-//! decide on a snapshot without a network round trip; orders go out with the deterministic label
-//! and client order id, so a reconcile finds them after a timeout.
+//! leverage, the broker's unrealised PnL: [`super::account`]), positions and quotes, fed by the
+//! client's events, by reconciles and by periodic account refreshes, so the engine can decide on a
+//! snapshot without a network round trip; orders go out with the deterministic label and client
+//! order id, so a reconcile finds them after a timeout.
+//!
+//! Positions on symbols the config does not trade are kept too (opened by hand, or by another
+//! tool): they hold margin and position slots, and the risk guard must count them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
@@ -13,21 +17,29 @@ use ctrader::client::{
 };
 use ctrader::domain::{OrderProgress, SymbolVolume};
 use ctrader::messages::{
-    ProtoOaExecutionEvent, ProtoOaPosition, ProtoOaReconcileRes, ProtoOaTradeSide, ProtoOaTrader,
+    ProtoOaExecutionEvent, ProtoOaGetPositionUnrealizedPnLRes, ProtoOaReconcileRes,
+    ProtoOaTradeSide, ProtoOaTrader,
 };
 use protocol::{Symbol, Timeframe};
 
+use super::account::{AccountRefused, BrokerAccount, check_tradable};
 use super::outcome::fill_of;
-use super::paper::to_account;
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
 use crate::onboarding::accounts::explain;
-use crate::orders::{
-    AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
-};
+use crate::orders::{AccountSnapshot, BookSnapshot, CloseIntent, Fill, OpenIntent, Quote, Side};
 use crate::reconcile::{Effect, LiveBook, RECONCILE_EVERY};
 use crate::risk::RiskApproved;
 use crate::secrets::read_secret;
+
+mod errors;
+mod history;
+mod positions;
+
+use errors::log_session_event;
+pub use errors::map_error;
+pub use history::HistoryRequest;
+use positions::PositionTerms;
 
 /// One tradable symbol at the broker.
 #[derive(Debug, Clone)]
@@ -42,14 +54,26 @@ pub struct CtraderBroker {
     client: Client,
     pub instruments: BTreeMap<Symbol, Instrument>,
     by_id: HashMap<i64, Symbol>,
-    /// Positions (with their broker volumes, for full closes), kept from events and reconciles.
+    /// Positions (with their broker volumes, for full closes), kept from events and reconciles;
+    /// positions on unconfigured symbols too.
     book: LiveBook,
     quotes: HashMap<Symbol, Quote>,
-    balance: f64,
-    leverage: f64,
-    money_digits: u32,
+    account: BrokerAccount,
+    /// How the broker's positions read in the book's terms, on every symbol it lists.
+    terms: PositionTerms,
+    /// Symbols whose rules were asked for since the last reconcile (each is asked once).
+    looked_up: BTreeSet<i64>,
     specs: BTreeMap<Symbol, SymbolConfig>,
     connected: bool,
+}
+
+/// The account as the broker reports it, fetched off the core loop ([`CtraderBroker::account_refresh`]).
+#[derive(Debug)]
+pub struct AccountRefresh {
+    trader: ProtoOaTrader,
+    pnl: ProtoOaGetPositionUnrealizedPnLRes,
+    /// The account's balance epoch when the request was sent.
+    epoch: u64,
 }
 
 /// Why the cTrader book could not be started.
@@ -66,44 +90,8 @@ pub enum CtraderStartError {
     SetupRefused(crate::onboarding::accounts::SetupRefusal),
     #[error("cTrader symbol {symbol}: {why}")]
     Symbol { symbol: String, why: String },
-}
-
-fn pow10(d: u32) -> f64 {
-    10f64.powi(d as i32)
-}
-
-/// Maps a client error to the broker error the engine understands.
-pub fn map_error(e: ClientError) -> BrokerError {
-    match e {
-        ClientError::Timeout { .. } => BrokerError::Timeout,
-        ClientError::Disconnected { .. } => BrokerError::Disconnected,
-        ClientError::Closed | ClientError::Connect { .. } | ClientError::Tls(_) => {
-            BrokerError::NotConnected
-        }
-        ClientError::Broker {
-            code, description, ..
-        } => {
-            let d = description.unwrap_or_default();
-            // Order errors arrive as code strings, not all of them in ProtoOAErrorCode.
-            match code.as_str() {
-                "NOT_ENOUGH_MONEY" => BrokerError::NotEnoughMoney(d),
-                "MARKET_CLOSED" | "SYMBOL_HAS_HOLIDAY" | "NO_QUOTES" => {
-                    BrokerError::MarketClosed(d)
-                }
-                "TRADING_BAD_VOLUME" => BrokerError::BadVolume(d),
-                // The close's ticket names the position (the code does not).
-                "POSITION_NOT_FOUND" => BrokerError::PositionNotFound(0),
-                other => BrokerError::Rejected {
-                    code: other.to_string(),
-                    description: d,
-                },
-            }
-        }
-        other => BrokerError::Rejected {
-            code: "CLIENT".into(),
-            description: other.to_string(),
-        },
-    }
+    #[error("{0}")]
+    Account(#[from] AccountRefused),
 }
 
 /// The longest wait between two cTrader reconnect attempts.
@@ -153,8 +141,14 @@ impl CtraderBroker {
                 fault, &e, cfg, reachable,
             )));
         }
+        // Before anything else: an account the executor cannot trade correctly is refused.
+        check_tradable(&client.trader().await?)?;
 
         let light = client.symbols().await?;
+        let all_names: HashMap<i64, String> = light
+            .iter()
+            .filter_map(|ls| Some((ls.symbol_id, ls.symbol_name.clone()?)))
+            .collect();
         let mut ids = Vec::new();
         let mut names: HashMap<i64, Symbol> = HashMap::new();
         for ls in &light {
@@ -210,12 +204,19 @@ impl CtraderBroker {
         let mut broker = CtraderBroker {
             client,
             by_id: instruments.iter().map(|(s, i)| (i.id, s.clone())).collect(),
-            instruments,
             book: LiveBook::default(),
             quotes: HashMap::new(),
-            balance: 0.0,
-            leverage: 1.0,
-            money_digits: 2,
+            account: BrokerAccount::default(),
+            terms: PositionTerms {
+                configured: instruments
+                    .iter()
+                    .map(|(s, i)| (i.id, (s.clone(), i.volume.clone())))
+                    .collect(),
+                names: all_names,
+                other_volumes: HashMap::new(),
+            },
+            looked_up: BTreeSet::new(),
+            instruments,
             specs,
             connected: true,
         };
@@ -252,18 +253,77 @@ impl CtraderBroker {
     }
 
     fn apply_trader(&mut self, t: &ProtoOaTrader) {
-        self.money_digits = t.money_digits.unwrap_or(2);
-        self.balance = t.balance as f64 / pow10(self.money_digits);
-        if let Some(l) = t.leverage_in_cents {
-            self.leverage = (f64::from(l) / 100.0).max(1.0);
-        }
+        self.account.apply_trader(t);
     }
 
     /// Applies the broker's open positions (a reconcile, or the one after a reconnect).
     fn apply_reconcile(&mut self, res: &ProtoOaReconcileRes) {
-        let (by_id, instruments, md) = (&self.by_id, &self.instruments, self.money_digits);
-        let map = |p: &ProtoOaPosition| position_of(by_id, instruments, md, p);
-        self.book.apply_reconcile(res.position.iter(), &map);
+        self.looked_up.clear();
+        let (terms, account) = (&self.terms, &self.account);
+        self.book.apply_reconcile(res.position.iter(), &|p| {
+            Some(terms.position_of(p, account))
+        });
+    }
+
+    /// Symbols of open positions whose volume rules are unknown (neither configured nor fetched).
+    fn unresolved_symbols(&self) -> BTreeSet<i64> {
+        self.book
+            .broker_positions()
+            .map(|p| p.trade_data.symbol_id)
+            .filter(|id| self.terms.volume_rules(*id).is_none() && !self.looked_up.contains(id))
+            .collect()
+    }
+
+    /// Fetches the volume rules of unconfigured symbols that hold positions, so their lots count
+    /// right in the risk guard. A no-op (no request) when there are none.
+    pub async fn resolve_symbols(&mut self) -> Result<(), BrokerError> {
+        let ids: Vec<i64> = self.unresolved_symbols().into_iter().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.looked_up.extend(ids.iter().copied());
+        let details = self.client.symbol_details(&ids).await.map_err(map_error)?;
+        for d in &details {
+            let name = self.terms.name(d.symbol_id);
+            match SymbolVolume::from_symbol(&name, d) {
+                Ok(v) => {
+                    self.terms.other_volumes.insert(d.symbol_id, v);
+                }
+                Err(e) => {
+                    tracing::warn!(symbol = %name, error = %e, "volume rules of an unconfigured symbol holding a position are unusable; its lots count as unbounded")
+                }
+            }
+        }
+        let (terms, account) = (&self.terms, &self.account);
+        self.book.remap(&|p| Some(terms.position_of(p, account)));
+        tracing::info!(symbols = ?ids, "positions on unconfigured symbols counted by the risk guard");
+        Ok(())
+    }
+
+    /// The account as the broker reports it now: trader (balance, leverage, money digits) and
+    /// every position's unrealised PnL. Runs without the book, so the core loop does not wait.
+    pub fn account_refresh(
+        &self,
+    ) -> impl Future<Output = Result<AccountRefresh, ClientError>> + Send + 'static {
+        let client = self.client.clone();
+        let epoch = self.account.epoch();
+        async move {
+            let trader = client.trader().await?;
+            let pnl = client.unrealized_pnl().await?;
+            Ok(AccountRefresh { trader, pnl, epoch })
+        }
+    }
+
+    /// Books an [`AccountRefresh`].
+    pub fn apply_account_refresh(&mut self, r: &AccountRefresh) {
+        self.account.apply_refresh(&r.trader, &r.pnl, r.epoch);
+    }
+
+    /// A position the book no longer holds has its PnL in the balance now.
+    fn forget_if_closed(&mut self, position_id: u64) {
+        if self.book.position(position_id).is_none() {
+            self.account.forget_position(position_id);
+        }
     }
 
     async fn reconcile_now(&mut self) -> Result<(), BrokerError> {
@@ -271,6 +331,11 @@ impl CtraderBroker {
         self.apply_trader(&trader);
         let res = self.client.reconcile().await.map_err(map_error)?;
         self.apply_reconcile(&res);
+        if let Err(e) = self.resolve_symbols().await {
+            tracing::warn!(error = %e, "volume rules of unconfigured symbols holding positions could not be fetched; their lots count as unbounded");
+        }
+        let pnl = self.client.unrealized_pnl().await.map_err(map_error)?;
+        self.account.apply_pnl(&pnl);
         Ok(())
     }
 
@@ -291,6 +356,7 @@ impl CtraderBroker {
 
     /// Client events other than market data: connection state, executions, balance.
     pub fn on_event(&mut self, ev: &ClientEvent) {
+        log_session_event(ev);
         match ev {
             ClientEvent::Connection(ConnectionEvent::Reconciled(res)) => {
                 self.connected = true;
@@ -306,9 +372,10 @@ impl CtraderBroker {
     /// An execution event no request was waiting for: applied only if it is news (see
     /// [`crate::reconcile`]).
     fn apply_execution(&mut self, e: &ProtoOaExecutionEvent) {
-        let (by_id, instruments, md) = (&self.by_id, &self.instruments, self.money_digits);
-        let map = |p: &ProtoOaPosition| position_of(by_id, instruments, md, p);
-        let effect = self.book.apply_event(e, &map);
+        let (terms, account) = (&self.terms, &self.account);
+        let effect = self
+            .book
+            .apply_event(e, &|p| Some(terms.position_of(p, account)));
         if effect == Effect::Stale {
             tracing::debug!(
                 execution_type = e.execution_type,
@@ -320,50 +387,34 @@ impl CtraderBroker {
         if let Some(d) = &e.deal
             && let Some(c) = &d.close_position_detail
         {
-            self.balance = c.balance as f64 / pow10(c.money_digits.unwrap_or(self.money_digits));
+            self.account.apply_close(c);
+        }
+        if let Some(p) = &e.position {
+            self.forget_if_closed(p.position_id as u64);
         }
     }
 
+    /// Balance, equity, margin and leverage as the broker reported them (see [`BrokerAccount`]).
     fn account(&self) -> AccountSnapshot {
-        let mut unrealized = 0.0;
-        let mut used = 0.0;
-        for p in &self.book.positions() {
-            used += p.margin;
-            if let Ok(sym) = p.symbol.parse::<Symbol>()
-                && let (Some(q), Some(spec)) = (self.quotes.get(&sym), self.specs.get(&sym))
-            {
-                let exit = match p.side {
-                    Side::Buy => q.bid,
-                    Side::Sell => q.ask,
-                };
-                unrealized += to_account(
-                    spec,
-                    (exit - p.entry_price) * p.side.sign() * p.lots * spec.contract_size,
-                    exit,
-                );
-            }
-        }
-        AccountSnapshot {
-            balance: self.balance,
-            equity: self.balance + unrealized,
-            used_margin: used,
-            leverage: self.leverage,
-        }
+        self.account.snapshot(&self.book.positions())
     }
 
     /// Books one of our orders once it ended and says what it did (see [`super::outcome`]).
     fn fill_from(&mut self, x: &Execution) -> Result<Fill, BrokerError> {
         let order = &x.order;
-        let (by_id, instruments, md) = (&self.by_id, &self.instruments, self.money_digits);
-        let map = |p: &ProtoOaPosition| position_of(by_id, instruments, md, p);
-        self.book.apply_order(order, &map);
+        let (terms, account) = (&self.terms, &self.account);
+        self.book
+            .apply_order(order, &|p| Some(terms.position_of(p, account)));
+        if let Some(p) = order.position() {
+            self.forget_if_closed(p.position_id as u64);
+        }
         if let Some(c) = order
             .deals()
             .iter()
             .rev()
             .find_map(|d| d.close_position_detail.as_ref())
         {
-            self.balance = c.balance as f64 / pow10(c.money_digits.unwrap_or(self.money_digits));
+            self.account.apply_close(c);
         }
         let symbol_id = order
             .position()
@@ -374,7 +425,13 @@ impl CtraderBroker {
             .and_then(|s| self.instruments.get(s));
         let lots_of =
             |volume: i64| instrument.map_or(f64::NAN, |i| i.volume.volume_to_lots(volume));
-        fill_of(order, &lots_of, x.reference, x.side, self.money_digits)
+        fill_of(
+            order,
+            &lots_of,
+            x.reference,
+            x.side,
+            self.account.money_digits(),
+        )
     }
 
     fn instrument(&self, symbol: &Symbol) -> Result<&Instrument, BrokerError> {
@@ -385,67 +442,7 @@ impl CtraderBroker {
                 description: format!("{symbol} is not offered by the broker"),
             })
     }
-
-    /// The bars of a symbol opened in `[from, to)` (unix seconds), oldest first: the bars a lost
-    /// link kept the live feed from seeing whole.
-    pub async fn bars_between(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        let inst = self.instrument(symbol)?;
-        let mut bars = self
-            .client
-            .get_trendbars(inst.id, timeframe, from * 1000, to * 1000, None)
-            .await
-            .map_err(map_error)?;
-        bars.retain(|b| (from..to).contains(&b.open_time));
-        Ok(bars)
-    }
-
-    /// The last `count` closed bars of a symbol, oldest first (paged and rate-limited by the client).
-    pub async fn history(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        count: usize,
-        now: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
-        self.history_request(symbol, timeframe, count, now)?.await
-    }
-
-    /// [`Self::history`] as a request that owns what it needs, so it can run in its own task
-    /// while the core loop goes on handling signals.
-    pub fn history_request(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        count: usize,
-        now: i64,
-    ) -> Result<HistoryRequest, BrokerError> {
-        let inst_id = self.instrument(symbol)?.id;
-        let client = self.client.clone();
-        let period = timeframe.duration_secs().unwrap_or(60) as i64;
-        // Weekends and holidays leave gaps: ask for three times the span and keep the last `count`.
-        let from = (now - 3 * period * (count as i64 + 1)).max(0) * 1000;
-        Ok(Box::pin(async move {
-            let mut bars = client
-                .get_trendbars(inst_id, timeframe, from, now * 1000, Some(count + 1))
-                .await
-                .map_err(map_error)?;
-            bars.retain(|b| b.open_time + period <= now);
-            let skip = bars.len().saturating_sub(count);
-            Ok(bars.split_off(skip))
-        }))
-    }
 }
-
-/// A history fetch that can run in a task of its own.
-pub type HistoryRequest = std::pin::Pin<
-    Box<dyn Future<Output = Result<Vec<ctrader::domain::Bar>, BrokerError>> + Send + 'static>,
->;
 
 /// The broker's answer to one order: every execution event up to its end, folded, and what the
 /// fill is measured against (the quote when the order was sent, the side of the deal).
@@ -470,35 +467,6 @@ fn ticket(
             side,
         })
     })
-}
-
-/// A broker position in the book's terms and its broker volume, for a configured symbol.
-fn position_of(
-    by_id: &HashMap<i64, Symbol>,
-    instruments: &BTreeMap<Symbol, Instrument>,
-    money_digits: u32,
-    p: &ProtoOaPosition,
-) -> Option<(BrokerPosition, i64)> {
-    let sym = by_id.get(&p.trade_data.symbol_id)?;
-    let inst = instruments.get(sym)?;
-    let side = if p.trade_data.trade_side == ProtoOaTradeSide::Buy as i32 {
-        Side::Buy
-    } else {
-        Side::Sell
-    };
-    let md = p.money_digits.unwrap_or(money_digits);
-    Some((
-        BrokerPosition {
-            position_id: p.position_id as u64,
-            symbol: sym.to_string(),
-            side,
-            lots: inst.volume.volume_to_lots(p.trade_data.volume),
-            entry_price: p.price.unwrap_or(0.0),
-            margin: p.used_margin.unwrap_or(0) as f64 / pow10(md),
-            label: p.trade_data.label.clone(),
-        },
-        p.trade_data.volume,
-    ))
 }
 
 impl Broker for CtraderBroker {

@@ -2,6 +2,7 @@
 //! cTrader client is available, a cTrader adapter. The engine never talks to a broker directly; the
 //! desk ([`crate::desk`]) executes the engine's plans through this trait.
 
+pub mod account;
 pub mod ctrader;
 pub mod outcome;
 pub mod paper;
