@@ -649,6 +649,8 @@ impl Preditor {
         if let Err(e) = self.store.save(&slot.twin.persisted()) {
             tracing::error!(symbol = %slot.symbol, error = %e, "could not persist the twin state");
         }
+        // Off the signal path too: the next bar's recursions, so that bar costs one step of each.
+        slot.twin.prepare_next();
     }
 
     /// Saves every twin with unsaved decisions (once each).
