@@ -93,6 +93,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CtlCmd,
     },
+    /// Write a consistent snapshot of this executor's state, config and secrets into the new
+    /// directory OUT (scripts/backup.sh): through the running executor, between two batches, or
+    /// under its lock when none runs. Exit status 4: the state directory does not exist (the
+    /// instance never ran). docs/OPERATIONS.md, "Backups".
+    Snapshot {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the trading accounts the token file's access token can reach (ctidTraderAccountId,
     /// live or demo, login, broker): the account_id to configure is one of them.
     Accounts {
@@ -318,6 +328,38 @@ fn main() -> ExitCode {
                 ExitCode::from(executor::ops::ctl_client::EXIT_REFUSED)
             }
         },
+        Cmd::Snapshot { config, out } => {
+            let taken = load(&config)
+                .map_err(anyhow::Error::from)
+                .and_then(|cfg| Ok(executor::ops::snapshot::take(&cfg, &out)?));
+            match taken {
+                Ok(t) => {
+                    println!(
+                        "snapshot {}: {} state files and {} config/secret files ({} bytes), {}",
+                        out.display(),
+                        t.state_files,
+                        t.other_files,
+                        t.bytes,
+                        match t.via {
+                            executor::ops::snapshot::Via::RunningExecutor =>
+                                "copied by the running executor between two batches",
+                            executor::ops::snapshot::Via::Lock =>
+                                "no executor running: copied under its lock",
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    let never_ran = matches!(
+                        e.downcast_ref(),
+                        Some(executor::ops::snapshot::SnapshotError::NoStateDir(_))
+                    );
+                    let code = fail(&e);
+                    // backup.sh skips an instance that never ran (exit 4) when it backs up all.
+                    if never_ran { ExitCode::from(4) } else { code }
+                }
+            }
+        }
         Cmd::Accounts { config } => match accounts_cmd(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

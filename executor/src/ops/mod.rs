@@ -9,9 +9,11 @@
 //!   framing), feeding the core loop.
 //! - [`ctl_client`]: `executor ctl` itself; [`status`]: the status document and its text.
 //! - [`metrics`]: the `/metrics` series (bounded labels).
+//! - [`snapshot`]: consistent copies of the state for backups (`executor snapshot`).
 pub mod commands;
 pub mod ctl;
 pub mod ctl_client;
 pub mod metrics;
 pub mod overlay;
+pub mod snapshot;
 pub mod status;

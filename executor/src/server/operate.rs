@@ -461,7 +461,7 @@ impl Executor {
 
     /// Copies the state directory's files into `dir` between two batches: nothing writes them
     /// meanwhile (the core loop is the only writer and it is here), so the copy is one consistent
-    /// state. The lock, the socket and temporary files are left out.
+    /// state (`crate::ops::snapshot`). The lock, the socket and temporary files are left out.
     fn snapshot(&mut self, dir: &Path) -> CommandResult {
         let fail = |m: String| refused(RefusalCode::Failed, m);
         if !dir.is_absolute() || !dir.is_dir() {
@@ -478,32 +478,11 @@ impl Executor {
             Ok(false) => return fail(format!("snapshot: {} is not empty", dir.display())),
             Err(e) => return fail(format!("snapshot: {}: {e}", dir.display())),
         }
-        let entries = match std::fs::read_dir(&self.cfg.state_dir) {
-            Ok(e) => e,
-            Err(e) => return fail(format!("{}: {e}", self.cfg.state_dir.display())),
+        let (files, bytes) = match crate::ops::snapshot::copy_state_files(&self.cfg.state_dir, dir)
+        {
+            Ok(n) => n,
+            Err(e) => return fail(e.to_string()),
         };
-        let (mut files, mut bytes) = (0usize, 0u64);
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let n = name.to_string_lossy();
-            let regular = e.file_type().is_ok_and(|t| t.is_file());
-            if !regular || n == "executor.lock" || n.ends_with(".tmp") {
-                continue;
-            }
-            let to = dir.join(&name);
-            let copied = std::fs::copy(e.path(), &to).and_then(|b| {
-                std::fs::File::open(&to)
-                    .and_then(|f| f.sync_all())
-                    .map(|()| b)
-            });
-            match copied {
-                Ok(b) => {
-                    files += 1;
-                    bytes += b;
-                }
-                Err(err) => return fail(format!("snapshot: copying {n}: {err}")),
-            }
-        }
         tracing::info!(dir = %dir.display(), files, bytes, "state snapshot written");
         CommandResult::Ok {
             detail: Some(format!(
