@@ -13,7 +13,8 @@
 # Usage: scripts/backup.sh [options]
 #   --executor-config FILE  an executor config to back up (repeatable;
 #                           default: every /etc/oracle-trader/executor-*.json)
-#   --preditor-state DIR    the preditor's state directory (default /var/lib/oracle-trader/preditor)
+#   --preditor-state DIR    a preditor's state directory (repeatable;
+#                           default: every /var/lib/oracle-trader/preditor*/)
 #   --no-preditor           no preditor on this host
 #   --recipients FILE       age recipients, one public key (age1…) a line
 #                           (default /etc/oracle-trader/backup-recipients.txt)
@@ -27,7 +28,8 @@ die() { echo "backup.sh: $*" >&2; exit 1; }
 here="$(cd "$(dirname "$0")" && pwd)"
 
 configs=()
-pstate="/var/lib/oracle-trader/preditor"
+pstates=()
+no_preditor=0
 recipients="/etc/oracle-trader/backup-recipients.txt"
 dest="/var/backups/oracle-trader"
 keep=14
@@ -35,8 +37,8 @@ executor=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --executor-config) configs+=("${2:?--executor-config needs a file}"); shift 2 ;;
-        --preditor-state) pstate="${2:?--preditor-state needs a directory}"; shift 2 ;;
-        --no-preditor) pstate=""; shift ;;
+        --preditor-state) pstates+=("${2:?--preditor-state needs a directory}"); shift 2 ;;
+        --no-preditor) no_preditor=1; shift ;;
         --recipients) recipients="${2:?--recipients needs a file}"; shift 2 ;;
         --dest) dest="${2:?--dest needs a directory}"; shift 2 ;;
         --keep) keep="${2:?--keep needs a number}"; shift 2 ;;
@@ -65,9 +67,15 @@ if [ ${#configs[@]} -eq 0 ]; then
     [ ${#configs[@]} -gt 0 ] || die "no executor config: none matches /etc/oracle-trader/executor-*.json (pass --executor-config FILE)"
 fi
 for c in "${configs[@]}"; do [ -f "$c" ] || die "executor config $c does not exist"; done
-if [ -n "$pstate" ]; then
-    [ -d "$pstate" ] || die "preditor state directory $pstate does not exist (--preditor-state DIR, or --no-preditor)"
+if [ "$no_preditor" = 1 ]; then
+    pstates=()
+elif [ ${#pstates[@]} -eq 0 ]; then
+    for d in /var/lib/oracle-trader/preditor*/; do [ -d "$d" ] && pstates+=("${d%/}"); done
+    [ ${#pstates[@]} -gt 0 ] || die "no preditor state directory matches /var/lib/oracle-trader/preditor*/ (--preditor-state DIR, or --no-preditor)"
 fi
+for d in "${pstates[@]}"; do
+    [ -d "$d" ] || die "preditor state directory $d does not exist (--preditor-state DIR, or --no-preditor)"
+done
 
 umask 077
 stage="$(mktemp -d "$dest/.staging.XXXXXX")"
@@ -85,19 +93,24 @@ line() {
 
 summary=()
 # 1. The preditor: each twin's file is replaced whole by a rename, so each copy is one whole state.
-if [ -n "$pstate" ]; then
-    mkdir -p "$stage/preditor/state"
+for pstate in "${pstates[@]}"; do
+    base="$(basename "$pstate")"
+    base="${base#preditor}"
+    name="preditor$base"
+    i=2
+    while [ -e "$stage/$name" ]; do name="preditor$base-$i"; i=$((i + 1)); done
+    mkdir -p "$stage/$name/state"
     n=0
     for f in "$pstate"/* "$pstate"/.[!.]*; do
         [ -f "$f" ] || continue
         case "$f" in *.tmp) continue ;; esac
-        cp --preserve=mode,timestamps "$f" "$stage/preditor/state/"
+        cp --preserve=mode,timestamps "$f" "$stage/$name/state/"
         n=$((n + 1))
     done
     { echo "# oracle-trader snapshot v1: kind	path	original	mode	owner"; line dir state "$pstate"; } \
-        >"$stage/preditor/MANIFEST"
-    summary+=("preditor: $n files")
-fi
+        >"$stage/$name/MANIFEST"
+    summary+=("$name ($pstate): $n files")
+done
 
 # 2. Each executor, after the preditor.
 for c in "${configs[@]}"; do
