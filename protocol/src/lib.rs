@@ -12,6 +12,7 @@
 //!   the mutual HMAC challenge–response that computes and checks them.
 //! - [`codes`]: ACK [`Reason`]s and [`ErrorCode`]s, with forward-compatible `Other` codes.
 //! - [`error`]: [`ParseError`] (line type + field name + why) and the field-level [`ValueError`].
+//! - [`redact`]: what a log shows of a line, raw or parsed (handshake values as `***`).
 //!
 //! ```
 //! use protocol::{Action, Line};
@@ -29,6 +30,7 @@ pub mod error;
 #[cfg(feature = "handshake")]
 pub mod handshake;
 pub mod lines;
+pub mod redact;
 #[cfg(feature = "serde")]
 mod serde_impls;
 pub mod values;
@@ -41,6 +43,7 @@ pub use lines::{
     Ack, AckOutcome, Auth, Bar, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line, Redacted,
     Signal, Warmup, parse_message, signal_identity,
 };
+pub use redact::redact;
 pub use values::{BarTime, Decimal, Mode, Symbol, Timeframe};
 
 /// Longest accepted line in bytes (without the `\n` separator). Longer lines are refused with

@@ -58,8 +58,7 @@ impl Line {
     }
 
     /// The canonical text with the handshake's nonces and proofs replaced by `***`: what logs
-    /// should show. None of them is a secret, but an older preditor sent its token where the nonce
-    /// now is, and a log has no use for them.
+    /// should show ([`crate::redact`], which raw text that did not parse goes through too).
     pub fn redacted(&self) -> Redacted<'_> {
         Redacted(self)
     }
@@ -71,16 +70,7 @@ pub struct Redacted<'a>(&'a Line);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Line::Hello(Hello::Preditor { version, .. }) => {
-                write!(f, "HELLO|preditor|{version}|***")
-            }
-            Line::Hello(Hello::Executor { version, mode, .. }) => {
-                write!(f, "HELLO|executor|{version}|{mode}|***|***")
-            }
-            Line::Auth(_) => f.write_str("AUTH|***"),
-            other => other.fmt(f),
-        }
+        f.write_str(&crate::redact::redact(&self.0.to_string()))
     }
 }
 
