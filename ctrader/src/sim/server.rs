@@ -100,9 +100,8 @@ impl Shared {
         let report = self.report();
         if let Some(path) = &self.config.stats_out {
             let json = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, json)?;
-            std::fs::rename(&tmp, path)?;
+            service::write_atomic(path, json.as_bytes(), service::Access::Shared)
+                .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))?;
         }
         Ok(report)
     }
