@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::handshake::{IpcKey, PreditorHandshake};
 use protocol::{Action, BarTime, Decimal, Hello, Line, Signal, Symbol, Timeframe, Warmup};
+use service::Backoff;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::bars::{Bar, format_time};
@@ -33,9 +34,11 @@ use crate::twin::Decision;
 
 /// How long to wait for the executor's HELLO before giving up on a connection.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Reconnect backoff: first retry after `BACKOFF_MIN`, doubling to `BACKOFF_MAX`.
+/// Reconnect backoff: first retry after `BACKOFF_MIN`, doubling to `BACKOFF_MAX`, each delay
+/// shortened by up to `BACKOFF_JITTER` of itself at random ([`service::Backoff`]).
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF_JITTER: f64 = 0.3;
 /// Most WebSocket messages handled before the pending states are saved (bounds the time between a
 /// decision and its fsync when the executor floods us).
 const MAX_BATCH: usize = 256;
@@ -47,6 +50,8 @@ const SAVE_AFTER_QUIET: Duration = Duration::from_millis(5);
 pub enum LiveError {
     #[error("token file {path}: {what}")]
     Token { path: PathBuf, what: String },
+    #[error(transparent)]
+    Secret(#[from] service::SecretError),
     #[error(
         "--executor {url}: {what}; the IPC never leaves the machine: use ws://127.0.0.1:PORT or ws://[::1]:PORT"
     )]
@@ -110,25 +115,7 @@ pub fn read_key(path: &Path) -> Result<IpcKey, LiveError> {
 
 /// Reads the IPC token; the file must not be readable by group or others (0600).
 pub fn read_token(path: &Path) -> Result<String, LiveError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |what: String| LiveError::Token {
-        path: path.to_path_buf(),
-        what,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot stat: {e}")))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(err(format!(
-            "permissions are {mode:o}; the token is a secret, run `chmod 600 {}`",
-            path.display()
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(err("is empty".into()));
-    }
-    Ok(token.to_string())
+    Ok(service::read_secret(path)?)
 }
 
 /// One loaded model wired to the protocol's symbol/timeframe.
@@ -254,7 +241,7 @@ impl Preditor {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), LiveError> {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX, BACKOFF_JITTER);
         loop {
             tracing::info!(url, "connecting to the executor");
             // A reconnect attempt is progress: an executor outage must not become a restart loop.
@@ -282,14 +269,14 @@ impl Preditor {
                 slot.history = None;
                 slot.early.clear();
             }
-            tracing::info!(retry_in_ms = backoff.as_millis() as u64, "reconnecting");
+            let delay = backoff.next_random_delay();
+            tracing::info!(retry_in_ms = delay.as_millis() as u64, "reconnecting");
             self.notifier
                 .status("disconnected from the executor; reconnecting");
             tokio::select! {
                 () = &mut shutdown => { self.notifier.stopping(); return Ok(()); }
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(delay) => {}
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -298,7 +285,7 @@ impl Preditor {
         &mut self,
         mut ws: S,
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
-        backoff: &mut Duration,
+        backoff: &mut Backoff,
     ) -> Result<(), LiveError>
     where
         S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
@@ -366,7 +353,7 @@ impl Preditor {
                 break;
             }
         }
-        *backoff = BACKOFF_MIN;
+        backoff.reset();
         self.report_sync();
         for i in 0..self.slots.len() {
             let slot = &self.slots[i];

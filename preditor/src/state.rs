@@ -1,11 +1,9 @@
 //! The twin's persisted state: one JSON file per symbol, written atomically after every bar.
 //!
-//! Atomic = write a temp file in the same directory, fsync it, rename over the old file, fsync the
-//! directory. A crash at any point leaves either the old or the new state, never a torn one, so a
-//! restart resumes exactly after the last bar that was fully decided.
+//! Atomic = [`service::write_atomic`]: a temp file in the same directory, fsynced, renamed over the
+//! old file, then the directory fsynced. A crash at any point leaves either the old or the new
+//! state, never a torn one, so a restart resumes exactly after the last bar that was fully decided.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -232,31 +230,17 @@ impl StateStore {
     /// Writes the state atomically (temp file, fsync, rename, fsync directory).
     pub fn save(&self, state: &PersistedState) -> Result<(), StateError> {
         let path = self.path_for(&state.symbol, &state.timeframe);
-        let tmp = path.with_extension("json.tmp");
-        let io = |op: &'static str, p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StateError::Io {
-                path: p,
-                op,
-                source,
-            }
-        };
         // serde_json writes f64 shortest-roundtrip, so a reloaded R is bit-identical.
         let body = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io {
             path: path.clone(),
             op: "serialise",
             source: std::io::Error::other(e),
         })?;
-        {
-            let mut f = File::create(&tmp).map_err(io("create temp file", &tmp))?;
-            f.write_all(&body).map_err(io("write temp file", &tmp))?;
-            f.sync_all().map_err(io("fsync temp file", &tmp))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io("rename temp file", &path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync state directory", &self.dir))?;
-        Ok(())
+        service::write_atomic(&path, &body, service::Access::Shared).map_err(|e| StateError::Io {
+            path: e.path,
+            op: e.op,
+            source: e.source,
+        })
     }
 }
 
@@ -289,12 +273,12 @@ mod tests {
         };
         store.save(&st).unwrap();
         assert_eq!(store.load("EURUSD", "H1").unwrap(), Some(st));
-        assert!(
-            !store
-                .path_for("EURUSD", "H1")
-                .with_extension("json.tmp")
-                .exists()
-        );
+        // Nothing but the state file: no temporary file is left behind.
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, vec![std::ffi::OsString::from("EURUSD_H1.json")]);
     }
 
     /// A spec of `k` states (the state check reads only `n_states`).
