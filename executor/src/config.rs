@@ -580,6 +580,12 @@ impl Walker {
             SecretError::Read { .. } => {
                 format!("create {} with the secret and chmod 600 it", path.display())
             }
+            SecretError::NotAFile { .. } => {
+                format!("point {field} at the file holding the secret")
+            }
+            SecretError::TooLarge { .. } => {
+                format!("put only the secret in {}", path.display())
+            }
         };
         self.problem(field, e.to_string(), fix);
     }

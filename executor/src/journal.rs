@@ -226,22 +226,17 @@ impl Journal {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let archive = dir.join(format!("journal-{stamp}.jsonl"));
         std::fs::hard_link(&self.path, &archive).map_err(io(&archive))?;
-        let tmp = self.path.with_extension("jsonl.tmp");
-        {
-            let mut buf = Vec::new();
-            for e in &kept {
-                buf.extend(serde_json::to_vec(e).unwrap_or_default());
-                buf.push(b'\n');
+        let mut buf = Vec::new();
+        for e in &kept {
+            buf.extend(serde_json::to_vec(e).unwrap_or_default());
+            buf.push(b'\n');
+        }
+        service::write_atomic(&self.path, &buf, service::Access::Shared).map_err(|e| {
+            JournalError::Io {
+                path: e.path,
+                source: std::io::Error::new(e.source.kind(), format!("{}: {}", e.op, e.source)),
             }
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&buf).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
-        if let Ok(d) = File::open(dir) {
-            // Best effort: some filesystems refuse fsync on a directory.
-            let _ = d.sync_all();
-        }
+        })?;
         self.file = Box::new(
             OpenOptions::new()
                 .append(true)
