@@ -103,7 +103,7 @@ async fn session_flow_symbols_market_data_and_history() {
     assert_eq!(bars.len(), 10);
     for w in bars.windows(2) {
         assert_eq!(
-            w[1].open_time - w[0].open_time,
+            w[1].time - w[0].time,
             3600,
             "hourly fixture bars, oldest first"
         );
@@ -116,7 +116,7 @@ async fn session_flow_symbols_market_data_and_history() {
             latest_live = latest_live.max(bar.open_time);
         }
     }
-    assert!(bars.last().unwrap().open_time < latest_live);
+    assert!(bars.last().unwrap().time < latest_live);
 }
 
 #[tokio::test]
@@ -509,7 +509,7 @@ async fn history_burst(client: &ctrader::client::Client, n: usize) -> (usize, us
         .await
         .unwrap();
     // One request each: a range well inside one window.
-    let (from, to) = (bars[0].open_time * 1000, bars[9].open_time * 1000);
+    let (from, to) = (bars[0].time * 1000, bars[9].time * 1000);
     let burst = (0..n).map(|_| client.get_trendbars(eurusd, Timeframe::H1, from, to, None));
     let mut outcome = (0, 0);
     for r in futures_util::future::join_all(burst).await {

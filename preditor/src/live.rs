@@ -459,14 +459,7 @@ impl Preditor {
                     tracing::debug!(symbol = %b.symbol, "BAR for a symbol without a model; ignored");
                     return Vec::new();
                 };
-                let bar = Bar {
-                    time: b.time.unix_seconds(),
-                    open: b.open.to_f64(),
-                    high: b.high.to_f64(),
-                    low: b.low.to_f64(),
-                    close: b.close.to_f64(),
-                    volume: b.volume as f64,
-                };
+                let bar = b.to_bar();
                 let slot = &mut self.slots[i];
                 if let Err(e) = slot.twin.check_bar(&bar) {
                     tracing::warn!(symbol = %b.symbol, time = %b.time, error = %e, "bar refused");

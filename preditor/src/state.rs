@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bars::{MAX_PRICE, bar_time_ok, format_time};
+use crate::bars::{MAX_PRICE, check_bar_time, format_time};
 use crate::model::{ACTION_TABLE, EnvSpec};
-use crate::session::timeframe_secs;
 use crate::twin::TwinState;
 
 /// The on-disk record.
@@ -167,15 +166,14 @@ impl PersistedState {
                 format!("expected 0..{} (the model's n_states)", spec.n_states),
             );
         }
-        if let Some(bar) = t.last_bar_time {
-            let tf = timeframe_secs(timeframe);
-            if let Err(why) = bar_time_ok(bar, tf, now) {
-                return bad(
-                    "twin.last_bar_time",
-                    format!("{bar} ({})", format_time(bar)),
-                    why,
-                );
-            }
+        if let Some(bar) = t.last_bar_time
+            && let Err(why) = check_bar_time(bar, timeframe.parse().ok(), now)
+        {
+            return bad(
+                "twin.last_bar_time",
+                format!("{bar} ({})", format_time(bar)),
+                why,
+            );
         }
         Ok(())
     }
@@ -378,6 +376,41 @@ mod tests {
             assert_eq!(e.field, field, "{e}");
         }
         assert!(good.check("GBPUSD", "H1", &spec, now).is_err());
+    }
+
+    #[test]
+    fn a_month_bar_is_decided_only_once_the_month_is_over() {
+        let spec = spec_with_states(4);
+        const FEB1: i64 = 1_769_904_000; // 2026-02-01T00:00:00Z
+        const MAR1: i64 = 1_772_323_200; // 2026-03-01T00:00:00Z
+        let mut st = PersistedState {
+            symbol: "EURUSD".into(),
+            timeframe: "MN1".into(),
+            model_fingerprint: "ab".into(),
+            twin: TwinState {
+                position: crate::twin::VirtualPosition {
+                    direction: 1,
+                    intensity: 2,
+                    entry: 1.1,
+                },
+                realised_pnl: 0.0,
+                held: 1,
+                last_action: Some(2),
+                last_bar_time: Some(FEB1),
+                last_regime: Some(0),
+            },
+        };
+        // On 3 February the February bar is still forming: no twin can have decided it.
+        let e = st
+            .check("EURUSD", "MN1", &spec, FEB1 + 2 * 86_400)
+            .unwrap_err();
+        assert_eq!(e.field, "twin.last_bar_time");
+        assert!(e.rule.contains("from the future"), "{e}");
+        assert_eq!(st.check("EURUSD", "MN1", &spec, MAR1), Ok(()));
+        // W1 bars close a week after they open.
+        st.timeframe = "W1".into();
+        assert!(st.check("EURUSD", "W1", &spec, FEB1 + 6 * 86_400).is_err());
+        assert_eq!(st.check("EURUSD", "W1", &spec, FEB1 + 7 * 86_400), Ok(()));
     }
 
     #[test]

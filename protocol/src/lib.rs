@@ -6,6 +6,10 @@
 //! - [`lines`]: [`Line`] and one type per line (`HELLO AUTH BAR WARMUP HISTORY HISTORY_END SIGNAL
 //!   ACK ERROR`); `FromStr` (strict, total, never panics) and `Display` (canonical text);
 //!   [`parse_message`] for a WebSocket message carrying several lines.
+//! - [`bar`]: the one [`Bar`] of the workspace (open time, OHLC in f64, tick volume), its rules
+//!   (ENV.md §1), its BAR line form ([`BarLine`]), and the parser of bar times in files.
+//! - `bars_file` (feature `csv`): the one reader of bars CSV files, for the backtest, the paper
+//!   replay and the simulator alike.
 //! - [`values`]: validated field values: [`Symbol`], [`Timeframe`], [`BarTime`], [`Decimal`], [`Mode`].
 //! - [`action`]: the policy's seven [`Action`]s and their [`Direction`] / [`Intensity`].
 //! - [`auth`]: the handshake's [`Nonce`] and [`Proof`] values; `handshake` (feature `handshake`):
@@ -25,6 +29,9 @@
 
 pub mod action;
 pub mod auth;
+pub mod bar;
+#[cfg(feature = "csv")]
+pub mod bars_file;
 pub mod codes;
 pub mod error;
 #[cfg(feature = "handshake")]
@@ -37,11 +44,12 @@ pub mod values;
 
 pub use action::{Action, Direction, Intensity};
 pub use auth::{Nonce, Proof};
+pub use bar::{Bar, BarError};
 pub use codes::{ErrorCode, Reason};
 pub use error::{ParseError, ParseErrorKind, ValueError};
 pub use lines::{
-    Ack, AckOutcome, Auth, Bar, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line, Redacted,
-    Signal, Warmup, parse_message, signal_identity,
+    Ack, AckOutcome, Auth, BarLine, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line,
+    Redacted, Signal, Warmup, parse_message, signal_identity,
 };
 pub use redact::redact;
 pub use values::{BarTime, Decimal, Mode, Symbol, Timeframe};

@@ -32,7 +32,7 @@ pub const LINE_TYPES: [&str; 9] = [
 pub enum Line {
     Hello(Hello),
     Auth(Auth),
-    Bar(Bar),
+    Bar(BarLine),
     Warmup(Warmup),
     History(History),
     HistoryEnd(HistoryEnd),
@@ -145,9 +145,11 @@ pub struct Auth {
     pub proof: Proof,
 }
 
-/// A closed bar: open time (UTC), OHLC, tick volume.
+/// `BAR`: a closed bar of one symbol and timeframe as the wire carries it: open time (UTC), OHLC as
+/// exact decimal text, tick volume. [`crate::Bar`] is the bar itself ([`crate::Bar::to_line`],
+/// [`BarLine::to_bar`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bar {
+pub struct BarLine {
     pub symbol: Symbol,
     pub timeframe: Timeframe,
     /// The bar's open time.
@@ -550,8 +552,8 @@ fn parse_hello(mut f: Fields<'_>) -> Result<Hello, ParseError> {
     Ok(hello)
 }
 
-fn parse_bar(mut f: Fields<'_>) -> Result<Bar, ParseError> {
-    let bar = Bar {
+fn parse_bar(mut f: Fields<'_>) -> Result<BarLine, ParseError> {
+    let bar = BarLine {
         symbol: f.next("symbol")?,
         timeframe: f.next("timeframe")?,
         time: f.next("time")?,
@@ -750,7 +752,7 @@ macro_rules! line_from {
 line_from!(
     Hello(Hello),
     Auth(Auth),
-    Bar(Bar),
+    Bar(BarLine),
     Warmup(Warmup),
     History(History),
     HistoryEnd(HistoryEnd),

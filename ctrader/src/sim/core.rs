@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use super::SimError;
-use super::bars::{Bar, BarSeries};
+use super::bars::{Bar, BarSeries, open_ms};
 use super::book::{AccountConfig, AmendKind, Book, MarketOrder, Quote, Side, TradeError};
 use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
 use super::fills::{Execution, StepKind};
@@ -18,7 +18,7 @@ use super::money::Money;
 use super::replay::{Replay, intrabar, market_time_ms};
 use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
 use super::wire::{deal_to_wire, order_to_wire, position_to_wire};
-use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
+use crate::domain::{Timeframe, TrendbarPeriod, encode_closed, encode_live, price_to_units};
 use crate::messages::*;
 
 /// Spots published inside each bar besides its opening and closing ones, unless told otherwise:
@@ -130,30 +130,6 @@ pub const BROKER_TITLE: &str = "ctrader-sim";
 /// Client App UI", OpenApiModelMessages.proto), so the simulator offsets it to keep them apart.
 pub fn trader_login(account: i64) -> i64 {
     account + 2_000_000
-}
-
-/// A trendbar as the real server encodes it: low plus unsigned deltas, in 1e-5 units.
-pub fn encode_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
-    let low = price_to_units(bar.low);
-    let delta = |p: f64| u64::try_from(price_to_units(p) - low).unwrap_or(0);
-    ProtoOaTrendbar {
-        volume: bar.volume.round() as i64,
-        period: Some(period as i32),
-        low: Some(low),
-        delta_open: Some(delta(bar.open)),
-        delta_close: Some(delta(bar.close)),
-        delta_high: Some(delta(bar.high)),
-        utc_timestamp_in_minutes: u32::try_from(bar.time_ms / 60_000).ok(),
-    }
-}
-
-/// A live trendbar as a spot event carries it: like [`encode_trendbar`] but without `deltaClose`
-/// (the forming bar's last price is the spot's bid; see `crate::domain::LiveTrendbar`).
-pub fn encode_live_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
-    ProtoOaTrendbar {
-        delta_close: None,
-        ..encode_trendbar(bar, period)
-    }
 }
 
 /// `ProtoOAErrorRes.maintenanceEndTimestamp` is in Unix seconds (OpenApiMessages.proto); the
@@ -471,7 +447,7 @@ impl SimCore {
                 ticks.push((
                     self.quote_at(s.symbol, b.close),
                     b,
-                    b.time_ms + period_ms - 1,
+                    open_ms(&b) + period_ms - 1,
                 ));
             }
             if let Some(b) = s.opened {
@@ -479,10 +455,10 @@ impl SimCore {
                     high: b.open,
                     low: b.open,
                     close: b.open,
-                    volume: 0.0,
+                    volume: 0,
                     ..b
                 };
-                ticks.push((self.quote_at(s.symbol, b.open), forming, b.time_ms));
+                ticks.push((self.quote_at(s.symbol, b.open), forming, open_ms(&b)));
             }
             self.publish(&spec, &ticks, &mut out);
         }
@@ -505,7 +481,7 @@ impl SimCore {
                         bid: u64::try_from(price_to_units(q.bid)).ok(),
                         ask: u64::try_from(price_to_units(q.ask)).ok(),
                         trendbar: if with_bar {
-                            vec![encode_live_trendbar(bar, period)]
+                            vec![encode_live(bar, period)]
                         } else {
                             Vec::new()
                         },
@@ -542,10 +518,10 @@ impl SimCore {
             };
             let quote = self.quote_at(i, now.close);
             self.book.set_quote(spec.id, Some(quote));
-            let ts = bar.time_ms + ((period_ms as f64) * f.clamp(0.0, 1.0)) as i64;
+            let ts = open_ms(&bar) + ((period_ms as f64) * f.clamp(0.0, 1.0)) as i64;
             self.publish(
                 &spec,
-                &[(quote, now, ts.min(bar.time_ms + period_ms - 2))],
+                &[(quote, now, ts.min(open_ms(&bar) + period_ms - 2))],
                 &mut out,
             );
         }
@@ -1091,7 +1067,7 @@ impl Session<'_> {
             ctid_trader_account_id: account,
             period: period as i32,
             timestamp: r.to_timestamp,
-            trendbar: bars.iter().map(|b| encode_trendbar(b, period)).collect(),
+            trendbar: bars.iter().map(|b| encode_closed(b, period)).collect(),
             symbol_id: Some(r.symbol_id),
             ..Default::default()
         });
@@ -1464,7 +1440,7 @@ mod tests {
             .expect("the current quote");
         let last = c.replay().closed_bars(0, i64::MIN, i64::MAX, Some(1))[0];
         let period = c.replay().timeline().period_ms();
-        assert_eq!(spot.timestamp, Some(last.time_ms + period));
+        assert_eq!(spot.timestamp, Some(open_ms(&last) + period));
     }
 
     #[test]
@@ -1518,9 +1494,9 @@ mod tests {
         for (i, series) in c.replay().series().iter().enumerate() {
             let digits = c.specs()[i].digits as i32;
             for bar in &series.bars {
-                let tb = encode_trendbar(bar, ProtoOaTrendbarPeriod::H1);
-                let back = crate::domain::Bar::from_proto(&tb, Timeframe::H1).unwrap();
-                assert_eq!(back.open_time * 1000, bar.time_ms);
+                let tb = encode_closed(bar, ProtoOaTrendbarPeriod::H1);
+                let back = crate::domain::closed_bar(&tb).unwrap();
+                assert_eq!(back.time, bar.time);
                 for (got, want) in [
                     (back.open, bar.open),
                     (back.high, bar.high),
@@ -2007,7 +1983,7 @@ mod tests {
         // The closing spot: the whole bar as a live trendbar (no deltaClose), its bid the close.
         assert_eq!(
             spots[0].trendbar[0],
-            encode_live_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+            encode_live(&bars[9], ProtoOaTrendbarPeriod::H1)
         );
         assert_eq!(spots[0].trendbar[0].delta_close, None);
         assert_eq!(
@@ -2016,7 +1992,7 @@ mod tests {
         );
         assert_eq!(
             spots[1].trendbar[0].utc_timestamp_in_minutes,
-            u32::try_from(bars[10].time_ms / 60_000).ok()
+            u32::try_from(bars[10].time / 60).ok()
         );
         assert_eq!(
             spots[1].bid,
@@ -2026,8 +2002,8 @@ mod tests {
         // The forming bar never appears in history.
         let req = ProtoOaGetTrendbarsReq {
             ctid_trader_account_id: ACCOUNT,
-            from_timestamp: bars[0].time_ms,
-            to_timestamp: bars[bars.len() - 1].time_ms,
+            from_timestamp: open_ms(&bars[0]),
+            to_timestamp: open_ms(&bars[bars.len() - 1]),
             period: ProtoOaTrendbarPeriod::H1 as i32,
             symbol_id: 1,
             ..Default::default()
@@ -2036,7 +2012,7 @@ mod tests {
         assert_eq!(hist.trendbar.len(), 10);
         assert_eq!(
             hist.trendbar.last(),
-            Some(&encode_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1))
+            Some(&encode_closed(&bars[9], ProtoOaTrendbarPeriod::H1))
         );
         let m15 = ProtoOaGetTrendbarsReq {
             period: ProtoOaTrendbarPeriod::M15 as i32,
@@ -2053,7 +2029,7 @@ mod tests {
         let now = Instant::now();
         let mut c = core(10);
         let a = login(&mut c, now);
-        let to = c.replay().series()[0].bars[9].time_ms;
+        let to = open_ms(&c.replay().series()[0].bars[9]);
         let max_h1 = crate::domain::max_trendbar_request_ms(Timeframe::H1);
         let req = |from: i64, to: i64| ProtoOaGetTrendbarsReq {
             ctid_trader_account_id: ACCOUNT,
@@ -2182,7 +2158,7 @@ mod tests {
             spot.trendbar[0].delta_close, None,
             "live trendbars carry no close"
         );
-        assert_eq!(live.open_time * 1000, bar.time_ms);
+        assert_eq!(live.open_time, bar.time);
         assert!(live.low >= bar.low - 1e-9 && live.high <= bar.high + 1e-9);
         // The tick's bid is inside the range the trendbar has visited so far.
         assert!(
@@ -2190,7 +2166,7 @@ mod tests {
             "{bid} vs {live:?}"
         );
         assert_eq!(c.book().quote(1).unwrap().bid, bid, "fills follow the tick");
-        assert!(spot.timestamp.unwrap() > bar.time_ms);
+        assert!(spot.timestamp.unwrap() > open_ms(&bar));
     }
 
     #[test]
