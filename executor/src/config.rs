@@ -523,7 +523,7 @@ impl Walker {
             Ok(_) => {
                 self.problem(
                     field,
-                    format!("{s} has no fixed length, so staleness cannot be judged"),
+                    format!("{s} has no fixed length: the live bar builder (and the CSV replay) close bars by a fixed period"),
                     "use M1..W1",
                 );
                 default

@@ -422,8 +422,7 @@ impl Executor {
 
     fn apply_bar_to_books(&mut self, bar: &BarLine) {
         self.bar_published(bar);
-        let close_time =
-            bar.time.unix_seconds() + bar.timeframe.duration_secs().unwrap_or(0) as i64;
+        let close_time = bar_close(bar);
         if let Some(f) = &self.feed_clock
             && let Some(t) = chrono::DateTime::from_timestamp(close_time, 0)
         {
@@ -1146,8 +1145,7 @@ impl Executor {
         if let (Some(s), Some(last)) = (&mut self.shadow, &a.last)
             && s.broker.snapshot_sync(&a.symbol).quote.is_none()
         {
-            let close_time =
-                last.time.unix_seconds() + last.timeframe.duration_secs().unwrap_or(0) as i64;
+            let close_time = bar_close(last);
             s.broker
                 .on_bar_close(&last.symbol, last.close.to_f64(), close_time);
         }
@@ -1242,6 +1240,13 @@ fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
         C::AuthorizationLost { .. } => Some("unauthorized"),
         _ => None,
     }
+}
+
+/// When a published bar closes (Unix s): the next bar's open, by the calendar for MN1.
+fn bar_close(bar: &BarLine) -> i64 {
+    bar.to_bar()
+        .close_time(bar.timeframe)
+        .unwrap_or(protocol::BarTime::MAX_UNIX)
 }
 
 /// A bar from the broker's history as a BAR line (`None` if a price does not fit `digits`).

@@ -50,7 +50,6 @@ impl CtraderBroker {
     ) -> Result<HistoryRequest, BrokerError> {
         let inst_id = self.instrument(symbol)?.id;
         let client = self.client.clone();
-        let period = timeframe.duration_secs().unwrap_or(60) as i64;
         // No lower bound: a stock CFD has ~7 H1 bars a day, a symbol may have halted for weeks.
         // The client pages back in windows the server accepts until it has `count` bars or the
         // broker has no more (see `ctrader::client::history`).
@@ -59,7 +58,8 @@ impl CtraderBroker {
                 .get_trendbars(inst_id, timeframe, 0, now * 1000, Some(count + 1))
                 .await
                 .map_err(map_error)?;
-            bars.retain(|b| b.time + period <= now);
+            // Closed bars only; an MN1 bar closes at the next month's start.
+            bars.retain(|b| b.close_time(timeframe).is_some_and(|c| c <= now));
             let skip = bars.len().saturating_sub(count);
             Ok(bars.split_off(skip))
         }))
