@@ -19,7 +19,7 @@ cargo test --locked --workspace --doc
 EXECUTOR_BIN="$root/target/debug/executor" scripts/test_browser.sh
 
 py_tests=()
-for d in scripts/tests ctrader/tests/python; do
+for d in scripts/tests ctrader-sim/tests/python; do
   [ -d "$d" ] && py_tests+=("$d")
 done
 if [ ${#py_tests[@]} -gt 0 ]; then

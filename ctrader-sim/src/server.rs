@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::core::{ConnId, Outgoing, SimCore};
 use super::faults::{ControlCommand, FaultAction};
 use super::latency::LatencyReport;
-use crate::codec::FrameCodec;
-use crate::messages::{OpenApiMessage, ProtoHeartbeatEvent, ProtoMessage};
+use ctrader::codec::FrameCodec;
+use ctrader::messages::{OpenApiMessage, ProtoHeartbeatEvent, ProtoMessage};
 
 /// How the I/O shell runs.
 #[derive(Debug, Clone)]

@@ -265,7 +265,7 @@ pub fn market_time_ms(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::bars::parse_bars;
+    use crate::bars::parse_bars;
     use std::path::Path;
 
     fn series(name: &str, times: &[i64]) -> BarSeries {

@@ -1,4 +1,4 @@
-//! `ctrader-sim`: a protocol-faithful cTrader Open API simulator (see `ctrader/SIM.md`).
+//! `ctrader-sim`: a protocol-faithful cTrader Open API simulator (see `ctrader-sim/SIM.md`).
 //!
 //! Pure, synchronous decision logic, each tested on its own:
 //! - [`bars`]: `<SYMBOL>.csv` loading and the shared [`bars::Timeline`] of bar open times.

@@ -1,4 +1,4 @@
-//! The client against the real simulator (`ctrader::sim::server::run`, TLS listener and control
+//! The client against the real simulator (`ctrader_sim::server::run`, TLS listener and control
 //! socket, in-process): session flow, an order round trip, token refresh, reconnect with
 //! re-subscription and reconcile, and each injected fault.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
