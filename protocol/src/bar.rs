@@ -11,7 +11,7 @@
 //! carry it: a fractional volume cannot occur live, so a file that has one is refused rather than
 //! decided differently in a backtest.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
 use crate::error::ValueError;
 use crate::lines::BarLine;
@@ -221,6 +221,11 @@ pub fn parse_time(text: &str) -> Option<i64> {
 /// time chrono cannot represent.
 pub fn format_time(unix: i64) -> String {
     match DateTime::<Utc>::from_timestamp(unix, 0) {
+        // The same text as the format string below for four-digit years, without interpreting a
+        // format string per call (a backtest writes one time per decision).
+        Some(dt) if (0..=9999).contains(&dt.year()) => {
+            dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
         Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         None => format!("@{unix}"),
     }

@@ -37,6 +37,16 @@ pub struct AtomicWriteError {
 
 /// Replaces `path` with `bytes` atomically and durably (see the module documentation).
 pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), AtomicWriteError> {
+    write_atomic_with(path, access, |out| out.write_all(bytes))
+}
+
+/// As [`write_atomic`], the content streamed by `write` (through a buffer) instead of held whole
+/// in memory: for files too large to build first, such as a rotated journal. An error from `write`
+/// leaves the target unchanged (`op` is `write temp file`).
+pub fn write_atomic_with<F>(path: &Path, access: Access, write: F) -> Result<(), AtomicWriteError>
+where
+    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
+{
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -57,17 +67,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), Ato
         Access::Private => 0o600,
         Access::Shared => 0o666,
     };
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(fail("create temp file", dir))?;
-    tmp.write_all(bytes)
-        .map_err(fail("write temp file", tmp.path()))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let mut out = std::io::BufWriter::new(tmp);
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(fail("write temp file", &tmp_path))?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| fail("write temp file", &tmp_path)(e.into_error()))?;
     tmp.as_file()
         .sync_all()
-        .map_err(fail("fsync temp file", tmp.path()))?;
+        .map_err(fail("fsync temp file", &tmp_path))?;
     tmp.persist(path)
         .map_err(|e| fail("rename temp file", path)(e.error))?;
     sync_dir(dir).map_err(fail("fsync directory", dir))
@@ -101,6 +117,23 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_failed_stream_leaves_the_old_file_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        write_atomic(&p, b"old", Access::Shared).unwrap();
+        let err = write_atomic_with(&p, Access::Shared, |out| {
+            out.write_all(b"half of the new")?;
+            Err(std::io::Error::other("the source ran dry"))
+        })
+        .unwrap_err();
+        assert_eq!(err.op, "write temp file");
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        assert_eq!(names(dir.path()), vec!["journal.jsonl"]);
+        write_atomic_with(&p, Access::Shared, |out| out.write_all(b"new")).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
     }
 
     #[test]

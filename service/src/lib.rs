@@ -13,7 +13,7 @@ pub mod backoff;
 pub mod notify;
 pub mod secret;
 
-pub use atomic::{Access, AtomicWriteError, write_atomic};
+pub use atomic::{Access, AtomicWriteError, write_atomic, write_atomic_with};
 pub use backoff::Backoff;
 pub use notify::{SystemdNotifier, WatchdogGate};
 pub use secret::{SecretError, read_secret};

@@ -49,8 +49,11 @@ impl SimCore {
         let mut out = Vec::new();
         for s in steps {
             let spec = self.specs[s.symbol].clone();
-            if s.closed.is_some() {
-                self.latency.bar_closed(&spec.name, now);
+            match (s.closed, s.opened) {
+                (Some(_), Some(_)) => self.latency.bar_closed(&spec.name, now),
+                // No new bar tells a client this one is over (latency.rs): not timed.
+                (Some(_), None) => self.latency.bar_closed_before_gap(&spec.name),
+                _ => {}
             }
             let quote = match (s.opened, s.closed) {
                 (Some(b), _) => Some(self.quote_at(s.symbol, b.open)),
