@@ -158,7 +158,7 @@ impl Executor {
     }
 
     /// A bar went to the books (the status's last bar per symbol).
-    pub(super) fn note_bar(&mut self, bar: &protocol::Bar) {
+    pub(super) fn note_bar(&mut self, bar: &protocol::BarLine) {
         self.ops.last_bars.insert(
             bar.symbol.clone(),
             LastBar {
