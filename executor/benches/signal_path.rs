@@ -118,11 +118,13 @@ fn main() {
             }
             let start = Instant::now();
             let snap = paper.snapshot_sync(&sig.symbol);
-            if let Decision::Execute(plan) = engine.decide(&sig, now, &snap, false) {
+            if let Decision::Execute(mut plan) = engine.decide(&sig, now, &snap, false) {
                 let mut exec = Execution::default();
                 for c in &plan.closes {
                     exec.closes.push(paper.close_sync(c));
                 }
+                let after = paper.snapshot_sync(&sig.symbol);
+                engine.approve_after_closes(&mut plan, now, &after, false);
                 if let OpenStep::Open(a) = &plan.open {
                     exec.open = Some(paper.open_sync(a));
                 }

@@ -319,8 +319,10 @@ impl<B: Broker> Desk<B> {
     ///
     /// Every signal is decided first, then all intents go to the journal behind one fsync, then
     /// every order is on the wire before the first answer is awaited: closes (and opens with
-    /// nothing to close) in a first wave, the opens that waited for their closes in a second. A
-    /// symbol that appears twice starts a new batch, so its second signal sees the first's fills.
+    /// nothing to close) in a first wave, the opens that waited for their closes in a second, each
+    /// put to the risk guard once its closes are confirmed (so at the position limit a reversal
+    /// takes the slot its own close freed). A symbol that appears twice starts a new batch, so its
+    /// second signal sees the first's fills.
     ///
     /// Every signal gets an outcome, and an ACK says what happened at the broker: a disk failure
     /// after orders were sent (results, ACKs or the desk state not saved) is logged and retried,
@@ -361,10 +363,11 @@ impl<B: Broker> Desk<B> {
         kill_file_present: bool,
         journal: &mut Journal,
     ) -> Vec<DeskOutcome> {
-        // Decide every signal. Each sees the opens approved before it in this batch as positions
-        // (count, lots, margin), and not the positions this batch closes for other symbols: until
-        // a close is confirmed its margin is still held, so a batch never exceeds a risk limit even
-        // if some of its closes fail.
+        // Decide every signal. An open with nothing to close sees the opens approved before it in
+        // this batch as positions (count, lots, margin), and not the positions this batch closes:
+        // until a close is confirmed its margin is still held, so a batch never exceeds a risk
+        // limit even if some of its closes fail. An open that waits for its own symbol's closes is
+        // decided once they are confirmed (wave 2, see `execute`).
         let mut provisional: Vec<BrokerPosition> = Vec::new();
         let mut decisions = Vec::with_capacity(sigs.len());
         for sig in sigs {
@@ -378,8 +381,8 @@ impl<B: Broker> Desk<B> {
             }
             decisions.push(decision);
         }
-        let plans: Vec<&Plan> = decisions
-            .iter()
+        let mut plans: Vec<&mut Plan> = decisions
+            .iter_mut()
             .filter_map(|d| match d {
                 Decision::Execute(p) => Some(p),
                 Decision::Reply(_) => None,
@@ -392,7 +395,10 @@ impl<B: Broker> Desk<B> {
             self.journal_guard_lazily(journal, now);
         }
         // `None`: the intents could not be journaled, so no order was sent.
-        let mut execs = match self.execute(&plans, journal, now).await {
+        let mut execs = match self
+            .execute(&mut plans, journal, now, kill_file_present)
+            .await
+        {
             Ok(execs) => Some(execs.into_iter()),
             Err(e) => {
                 tracing::error!(book = self.name, error = %e, signals = plans.len(),
@@ -495,17 +501,24 @@ impl<B: Broker> Desk<B> {
 
     /// Runs the plans of one batch; one [`Execution`] per plan, in order. `Err` only when the
     /// intents could not be journaled, before any order was sent.
+    ///
+    /// Wave 1 sends every close, and the opens of plans with nothing to close. Wave 2 sends the
+    /// opens that waited for their own symbol's closes ([`OpenStep::AfterCloses`]): each is put to
+    /// the risk guard once its closes are confirmed, on the book after wave 1 (the confirmed
+    /// closes freed their slots, lots and margin) plus the wave-2 opens approved before it.
     async fn execute(
         &mut self,
-        plans: &[&Plan],
+        plans: &mut [&mut Plan],
         journal: &mut Journal,
         now: DateTime<Utc>,
+        kill_file_present: bool,
     ) -> Result<Vec<Execution>, JournalError> {
         let mut execs: Vec<Execution> = plans.iter().map(|_| Execution::default()).collect();
         if plans.is_empty() {
             return Ok(execs);
         }
-        // Every intent of the batch is on disk (one fsync) before the first order goes out.
+        // Every intent of the batch is on disk (one fsync) before the first order goes out, the
+        // opens of wave 2 too: recovery looks any of them up by label rather than guess.
         let intents: Vec<Entry> = plans
             .iter()
             .flat_map(|plan| {
@@ -522,23 +535,22 @@ impl<B: Broker> Desk<B> {
                     position_id: Some(c.position_id),
                 });
                 let open = match &plan.open {
-                    OpenStep::Open(approved) => {
-                        let o = approved.item();
-                        Some(Entry::Intent {
-                            t: stamp(now),
-                            book: self.name.to_string(),
-                            coid: o.client_order_id.clone(),
-                            leg: Leg::Open,
-                            symbol: o.symbol.to_string(),
-                            bar: o.bar.unix_seconds(),
-                            action: o.action.to_string(),
-                            side: Some(o.side),
-                            lots: o.lots,
-                            position_id: None,
-                        })
-                    }
+                    OpenStep::Open(approved) => Some(approved.item()),
+                    OpenStep::AfterCloses(o) => Some(o),
                     _ => None,
-                };
+                }
+                .map(|o| Entry::Intent {
+                    t: stamp(now),
+                    book: self.name.to_string(),
+                    coid: o.client_order_id.clone(),
+                    leg: Leg::Open,
+                    symbol: o.symbol.to_string(),
+                    bar: o.bar.unix_seconds(),
+                    action: o.action.to_string(),
+                    side: Some(o.side),
+                    lots: o.lots,
+                    position_id: None,
+                });
                 closes.chain(open).collect::<Vec<_>>()
             })
             .collect();
@@ -577,24 +589,50 @@ impl<B: Broker> Desk<B> {
             }
         }
 
-        // Second wave: opens whose closes all went through. An open behind a failed close is
-        // journaled as never sent, so recovery has nothing to guess.
-        let mut wave = Vec::new();
+        // Second wave: the opens whose closes all went through, each decided now. An open that is
+        // not sent (a close failed, or the guard refused it) is journaled as such, so recovery has
+        // nothing to guess.
+        // A wave-1 open of unknown fate may still fill: it keeps its slot.
+        let mut provisional: Vec<BrokerPosition> = Vec::new();
         for (i, plan) in plans.iter().enumerate() {
-            let OpenStep::Open(approved) = &plan.open else {
+            if let (OpenStep::Open(a), Some(Err(e))) = (&plan.open, &execs[i].open)
+                && e.is_ambiguous()
+            {
+                let snap = self.broker.snapshot(&plan.symbol);
+                provisional.push(self.provisional(a.item(), &snap));
+            }
+        }
+        for (i, plan) in plans.iter_mut().enumerate() {
+            let OpenStep::AfterCloses(intent) = &plan.open else {
                 continue;
             };
-            if plan.closes.is_empty() {
+            let coid = intent.client_order_id.clone();
+            if !execs[i].closes.iter().all(|r| r.is_ok()) {
+                let not_sent = BrokerError::NotSent("a close of this plan failed first".into());
+                results.push((coid, Err(not_sent)));
                 continue;
             }
-            if execs[i].closes.iter().all(|r| r.is_ok()) {
+            let mut snap = self.broker.snapshot(&plan.symbol);
+            snap.positions.extend(provisional.iter().cloned());
+            self.engine
+                .approve_after_closes(plan, now, &snap, kill_file_present);
+            match &plan.open {
+                OpenStep::Open(approved) => {
+                    provisional.push(self.provisional(approved.item(), &snap));
+                }
+                OpenStep::Refused(reason) => {
+                    let why = format!("refused by the risk guard after the closes: {reason}");
+                    results.push((coid, Err(BrokerError::NotSent(why))));
+                }
+                _ => {}
+            }
+        }
+        let mut wave = Vec::new();
+        for (i, plan) in plans.iter().enumerate() {
+            if !plan.closes.is_empty()
+                && let OpenStep::Open(approved) = &plan.open
+            {
                 wave.push((i, Order::Open(approved)));
-            } else {
-                let not_sent = Err(BrokerError::Rejected {
-                    code: "NOT_SENT".into(),
-                    description: "a close of this plan failed first".into(),
-                });
-                results.push((approved.item().client_order_id.clone(), not_sent));
             }
         }
         for ((i, order), r) in wave.iter().zip(self.run_wave(&wave).await) {

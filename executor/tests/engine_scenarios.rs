@@ -73,7 +73,7 @@ impl World {
         let snap = self.paper.snapshot_sync(&sig.symbol);
         match self.engine.decide(&sig, self.now, &snap, self.kill_file) {
             Decision::Reply(r) => r.ack,
-            Decision::Execute(plan) => {
+            Decision::Execute(mut plan) => {
                 let mut exec = Execution::default();
                 for c in &plan.closes {
                     let r = self.paper.close_sync(c);
@@ -83,6 +83,10 @@ impl World {
                         break;
                     }
                 }
+                // The desk decides an open that waited for its closes once they are done.
+                let after = self.paper.snapshot_sync(&sig.symbol);
+                self.engine
+                    .approve_after_closes(&mut plan, self.now, &after, self.kill_file);
                 if exec.closes.iter().all(Result::is_ok)
                     && let OpenStep::Open(approved) = &plan.open
                 {

@@ -43,6 +43,10 @@ pub enum BrokerError {
     Rejected { code: String, description: String },
     #[error("state file: {0}")]
     Persist(String),
+    /// The desk never sent the order: a close of its plan failed first, or the risk guard refused
+    /// it once the closes were confirmed. Its intent was journaled, so this is its result.
+    #[error("not sent (NOT_SENT): {0}")]
+    NotSent(String),
 }
 
 impl BrokerError {
@@ -58,7 +62,8 @@ impl BrokerError {
             BrokerError::Cancelled(_) => Reason::Cancelled,
             BrokerError::PositionNotFound(_)
             | BrokerError::Rejected { .. }
-            | BrokerError::Persist(_) => Reason::BrokerError,
+            | BrokerError::Persist(_)
+            | BrokerError::NotSent(_) => Reason::BrokerError,
         }
     }
 
