@@ -17,7 +17,7 @@ use crate::journal::{Entry, Journal, JournalError, pending_intents};
 use crate::lots::TargetPosition;
 use crate::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
 use crate::reconcile::reconcile_due;
-use crate::resolve::{close_found, needs_lookup, open_found};
+use crate::resolve::{Lookup, Resolution, needs_lookup, resolve};
 use crate::risk::{RiskApproved, required_margin};
 use crate::state::{self, StateError};
 use std::time::Instant;
@@ -211,6 +211,7 @@ impl<B: Broker> Desk<B> {
                 coid,
                 leg,
                 position_id,
+                lots,
                 symbol,
                 bar,
                 action,
@@ -219,39 +220,31 @@ impl<B: Broker> Desk<B> {
             else {
                 continue;
             };
-            let (ok, pos, price, lots, missing) = match leg {
-                Leg::Open => match open_found(coid, &snap) {
-                    Some(f) => (true, Some(f.position_id), Some(f.price), Some(f.lots), None),
-                    None => (
-                        false,
-                        None,
-                        None,
-                        None,
-                        Some("not at the broker after restart: never filled"),
-                    ),
-                },
-                Leg::Close => {
-                    let held = position_id.is_some_and(|id| close_found(id, 0.0, &snap).is_none());
-                    (
-                        !held,
-                        *position_id,
-                        None,
-                        None,
-                        held.then_some("position still open after restart"),
-                    )
-                }
+            let lookup = match (leg, position_id) {
+                (Leg::Open, _) => Some(Lookup::Open { coid }),
+                (Leg::Close, Some(id)) => Some(Lookup::Close {
+                    position_id: *id,
+                    lots: *lots,
+                }),
+                // A close of no position: nothing was held, nothing to look up.
+                (Leg::Close, None) => None,
             };
-            let error = missing.map(str::to_string);
+            let resolution = lookup.map_or(Resolution::NotDone, |l| resolve(&l, &snap));
+            let (ok, fill, error) = match (&resolution, lookup) {
+                (Resolution::Done(f), _) => (true, Some(f), None),
+                (Resolution::NotDone, Some(l)) => (false, None, Some(l.not_done_after_restart())),
+                (Resolution::NotDone, None) => (true, None, None),
+            };
             tracing::warn!(book = self.name, coid = %coid, ok, "resolved an order left pending by a restart");
             journal.append(&Entry::Result {
                 t: stamp(now),
                 book: self.name.to_string(),
                 coid: coid.clone(),
                 ok,
-                position_id: pos,
-                price,
-                lots,
-                error,
+                position_id: fill.map(|f| f.position_id).or(*position_id),
+                price: fill.and_then(|f| f.price),
+                lots: fill.and_then(|f| f.lots),
+                error: error.map(str::to_string),
                 resolved_by: Some("reconcile".into()),
             })?;
             if matches!(leg, Leg::Open) && !ok {
@@ -493,7 +486,7 @@ impl<B: Broker> Desk<B> {
             symbol: o.symbol.to_string(),
             side: o.side,
             lots: o.lots,
-            entry_price: f64::NAN,
+            entry_price: None,
             margin,
             label: Some(o.client_order_id.clone()),
         }
@@ -698,14 +691,10 @@ impl<B: Broker> Desk<B> {
             if !needs_lookup(r) {
                 continue;
             }
-            let found = match order {
-                Order::Close(c) => close_found(c.position_id, c.lots, &snap),
-                Order::Open(a) => open_found(&a.item().client_order_id, &snap),
-            };
-            match found {
-                Some(f) => *r = Ok(f),
+            match resolve(&order.lookup(), &snap) {
+                Resolution::Done(f) => *r = Ok(f),
                 // It may still fill: the next decision waits for a fresh reconcile.
-                None => self
+                Resolution::NotDone => self
                     .broker
                     .distrust("an order's outcome is unknown after a reconcile".into()),
             }
@@ -726,8 +715,8 @@ impl<B: Broker> Desk<B> {
             coid: coid.to_string(),
             ok: r.is_ok(),
             position_id: r.as_ref().ok().map(|f| f.position_id),
-            price: r.as_ref().ok().map(|f| f.price).filter(|p| p.is_finite()),
-            lots: r.as_ref().ok().map(|f| f.lots).filter(|l| l.is_finite()),
+            price: r.as_ref().ok().and_then(|f| f.price),
+            lots: r.as_ref().ok().and_then(|f| f.lots),
             error: r.as_ref().err().map(|e| e.to_string()),
             resolved_by: None,
         }])?;
@@ -739,4 +728,19 @@ impl<B: Broker> Desk<B> {
 enum Order<'a> {
     Close(&'a CloseIntent),
     Open(&'a RiskApproved<OpenIntent>),
+}
+
+impl Order<'_> {
+    /// How to find it at the broker when its answer is unknown.
+    fn lookup(&self) -> Lookup<'_> {
+        match self {
+            Order::Close(c) => Lookup::Close {
+                position_id: c.position_id,
+                lots: c.lots,
+            },
+            Order::Open(a) => Lookup::Open {
+                coid: &a.item().client_order_id,
+            },
+        }
+    }
 }

@@ -429,7 +429,7 @@ fn outcome(plan: &Plan, exec: &Execution) -> Ack {
             sym.clone(),
             plan.action,
             last_close.map(|f| f.position_id),
-            last_close.and_then(|f| price(f.price, plan.digits)),
+            last_close.and_then(|f| price(f.price?, plan.digits)),
         ),
         OpenStep::Refused(reason) => fail(reason.clone()),
         OpenStep::MissedEntry => Ack::wait_sync(sym.clone(), plan.action, Reason::MissedEntry),
@@ -438,7 +438,7 @@ fn outcome(plan: &Plan, exec: &Execution) -> Ack {
                 sym.clone(),
                 plan.action,
                 Some(fill.position_id),
-                price(fill.price, plan.digits),
+                fill.price.and_then(|p| price(p, plan.digits)),
             ),
             Some(Err(e)) => fail(e.reason()),
             None => fail(Reason::BrokerError),
@@ -470,7 +470,7 @@ fn matching(
                 sig.symbol.clone(),
                 sig.action,
                 Some(p.position_id),
-                price(p.entry_price, digits),
+                p.entry_price.and_then(|e| price(e, digits)),
             ))
         }
         _ => None,

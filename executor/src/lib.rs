@@ -16,7 +16,8 @@
 //!   lock, the injected clock, the kernel's NTP status.
 //! - [`reconcile`]: the live book's positions from the broker's events (late, repeated and
 //!   reordered ones ignored) and reconciles, and when to reconcile.
-//! - [`resolve`]: orders of unknown fate looked up in the broker's positions.
+//! - [`resolve`]: the one rule that looks an order of unknown fate up in the broker's positions (in
+//!   the run and at startup), pure.
 //! - [`desk`]: one book (engine + broker + journal) executing plans; [`desk_state`]: what it
 //!   must not forget (risk baseline, kill switch), kept in its file and its journal.
 //! - [`session`]: one connection's pure line handling (HELLO/token, bad input, control lines).

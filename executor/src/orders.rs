@@ -98,7 +98,8 @@ pub struct BrokerPosition {
     pub symbol: String,
     pub side: Side,
     pub lots: f64,
-    pub entry_price: f64,
+    /// `None` when the broker did not report it (and for an open still on its way).
+    pub entry_price: Option<f64>,
     /// Margin the broker holds for it, in account currency.
     pub margin: f64,
     /// The label / client order id it was opened with, when the broker keeps one.
@@ -109,10 +110,13 @@ pub struct BrokerPosition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fill {
     pub position_id: u64,
-    pub price: f64,
-    pub lots: f64,
-    /// Fill price minus the reference price (bar close or quote), signed against us (> 0 = worse).
-    pub slippage: f64,
+    /// `None` when the broker's answer does not tell (a close found done by a reconcile).
+    pub price: Option<f64>,
+    /// `None` when the symbol's volume rules are unknown.
+    pub lots: Option<f64>,
+    /// Fill price minus the reference price (bar close or quote), signed against us (> 0 = worse);
+    /// `None` when either is unknown.
+    pub slippage: Option<f64>,
     /// Realised PnL in account currency (closing fills only).
     pub realized_pnl: Option<f64>,
 }

@@ -315,7 +315,7 @@ mod tests {
                     symbol: "EURUSD".into(),
                     side: Side::Buy,
                     lots: p.trade_data.volume as f64 / 10_000_000.0,
-                    entry_price: p.price.unwrap_or(0.0),
+                    entry_price: p.price,
                     margin: 0.0,
                     label: p.trade_data.label.clone(),
                 },

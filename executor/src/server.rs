@@ -880,12 +880,8 @@ impl Executor {
             let o = o?;
             Some(BookOutcome {
                 position: o.position_after.clone(),
-                fill: o.fill.as_ref().map(|f| f.price).filter(|p| p.is_finite()),
-                slippage: o
-                    .fill
-                    .as_ref()
-                    .map(|f| f.slippage)
-                    .filter(|s| s.is_finite()),
+                fill: o.fill.as_ref().and_then(|f| f.price),
+                slippage: o.fill.as_ref().and_then(|f| f.slippage),
                 outcome: o.ack.outcome.as_str().to_string(),
                 reason: ack_reason(&o.ack)
                     .map(|r| r.as_str().to_string())

@@ -423,8 +423,7 @@ impl CtraderBroker {
         let instrument = symbol_id
             .and_then(|id| self.by_id.get(&id))
             .and_then(|s| self.instruments.get(s));
-        let lots_of =
-            |volume: i64| instrument.map_or(f64::NAN, |i| i.volume.volume_to_lots(volume));
+        let lots_of = |volume: i64| instrument.map(|i| i.volume.volume_to_lots(volume));
         fill_of(
             order,
             &lots_of,
