@@ -140,7 +140,6 @@ fn main() {
         .build()
         .unwrap();
     let mut desk = Desk::new(
-        "paper",
         SignalEngine::new(rules, RiskGuard::new(cfg.risk.clone(), None)),
         new_paper(&cfg),
         None,

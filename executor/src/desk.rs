@@ -7,15 +7,15 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use protocol::{Ack, Action, BarTime, Reason, Signal, Symbol};
 
 use crate::broker::{Broker, BrokerError};
 use crate::desk_state::Guard;
 use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine};
-use crate::journal::{Entry, Journal, JournalError, pending_intents};
+use crate::journal::{Entry, Journal, JournalError, ResolvedBy, pending_intents};
 use crate::lots::TargetPosition;
-use crate::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
+use crate::orders::{Book, BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
 use crate::reconcile::reconcile_due;
 use crate::resolve::{Lookup, Resolution, needs_lookup, resolve};
 use crate::risk::{RiskApproved, required_margin};
@@ -40,7 +40,8 @@ pub struct DeskOutcome {
 
 #[derive(Debug)]
 pub struct Desk<B> {
-    pub name: &'static str,
+    /// The book it keeps (its broker's).
+    pub book: Book,
     pub engine: SignalEngine,
     pub broker: B,
     pub state: DeskState,
@@ -66,17 +67,13 @@ pub enum DeskError {
     #[error(
         "{book}: the desk state {path} is missing, but the journal shows this book has traded and holds no copy of its risk baseline (initial balance, the day's starting equity); starting afresh would reset the loss limits. Fix: restore {path} from a backup. To take a new baseline on purpose (a new account or challenge), use a new state_dir"
     )]
-    BaselineLost { book: &'static str, path: String },
+    BaselineLost { book: Book, path: String },
     #[error("{book}: reconcile failed: {source}")]
     Reconcile {
-        book: &'static str,
+        book: Book,
         #[source]
         source: BrokerError,
     },
-}
-
-pub(crate) fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// `LONG 0.01`, `SHORT 0.5`, `FLAT`; several positions are joined with `+`.
@@ -110,7 +107,6 @@ impl<B: Broker> Desk<B> {
     /// A desk whose state lives at `state_path` (loaded if present).
     /// A corrupt file is an error (see [`crate::desk_state`] for what a missing one means).
     pub fn new(
-        name: &'static str,
         mut engine: SignalEngine,
         broker: B,
         state_path: Option<PathBuf>,
@@ -126,7 +122,7 @@ impl<B: Broker> Desk<B> {
         }
         engine.risk.kill_switch |= state.kill_switch;
         Ok(Desk {
-            name,
+            book: broker.book(),
             engine,
             broker,
             state,
@@ -156,12 +152,12 @@ impl<B: Broker> Desk<B> {
                 let positions = snap.positions.len();
                 match suspect {
                     Some(why) => {
-                        tracing::warn!(book = self.name, %why, positions, "reconciled a book that contradicted the broker")
+                        tracing::warn!(book = %self.book, %why, positions, "reconciled a book that contradicted the broker")
                     }
-                    None => tracing::debug!(book = self.name, positions, "scheduled reconcile"),
+                    None => tracing::debug!(book = %self.book, positions, "scheduled reconcile"),
                 }
             }
-            Err(e) => tracing::warn!(book = self.name, error = %e, "reconcile failed"),
+            Err(e) => tracing::warn!(book = %self.book, error = %e, "reconcile failed"),
         }
     }
 
@@ -173,27 +169,20 @@ impl<B: Broker> Desk<B> {
         journal: &mut Journal,
         now: DateTime<Utc>,
     ) -> Result<usize, DeskError> {
-        for e in entries {
-            if let Entry::Ack { book, line, .. } = e
-                && book == self.name
-                && let Ok(protocol::Line::Ack(ack)) = line.parse::<protocol::Line>()
-                && let Some(bar) = ack.bar_time
-            {
-                let sym = ack.symbol.clone();
-                self.engine.remember(&sym, bar, ack);
-            }
-            // A bar with an order intent was published by the executor before the restart: the
-            // preditor's repeat of its signal is for a real bar.
-            if let Entry::Intent {
-                book, symbol, bar, ..
-            } = e
-                && book == self.name
-                && let (Ok(sym), Ok(bar)) = (symbol.parse::<Symbol>(), BarTime::from_unix(*bar))
-            {
-                self.engine.on_bar_journaled(&sym, bar);
+        for e in entries.iter().filter(|e| e.book() == self.book) {
+            match e {
+                Entry::Ack { line, .. } => {
+                    if let Some(bar) = line.bar_time {
+                        self.engine.remember(&line.symbol, bar, line.clone());
+                    }
+                }
+                // A bar with an order intent was published by the executor before the restart:
+                // the preditor's repeat of its signal is for a real bar.
+                Entry::Intent { symbol, bar, .. } => self.engine.on_bar_journaled(symbol, *bar),
+                Entry::Result { .. } | Entry::Guard { .. } => {}
             }
         }
-        let pending = pending_intents(entries, self.name);
+        let pending = pending_intents(entries, self.book);
         if pending.is_empty() {
             return Ok(0);
         }
@@ -202,7 +191,7 @@ impl<B: Broker> Desk<B> {
             .reconcile()
             .await
             .map_err(|source| DeskError::Reconcile {
-                book: self.name,
+                book: self.book,
                 source,
             })?;
         self.last_reconcile = Some(Instant::now());
@@ -235,62 +224,48 @@ impl<B: Broker> Desk<B> {
                 (Resolution::NotDone, Some(l)) => (false, None, Some(l.not_done_after_restart())),
                 (Resolution::NotDone, None) => (true, None, None),
             };
-            tracing::warn!(book = self.name, coid = %coid, ok, "resolved an order left pending by a restart");
+            tracing::warn!(book = %self.book, coid = %coid, ok, "resolved an order left pending by a restart");
             journal.append(&Entry::Result {
-                t: stamp(now),
-                book: self.name.to_string(),
+                t: now,
+                book: self.book,
                 coid: coid.clone(),
                 ok,
                 position_id: fill.map(|f| f.position_id).or(*position_id),
                 price: fill.and_then(|f| f.price),
                 lots: fill.and_then(|f| f.lots),
                 error: error.map(str::to_string),
-                resolved_by: Some("reconcile".into()),
+                resolved_by: Some(ResolvedBy::Reconcile),
             })?;
             if matches!(leg, Leg::Open) && !ok {
                 // The order may still be on its way to the broker (sent just before the crash).
                 // Answering the repeated signal with a new order under the same label could open
                 // the position twice, so the bar is answered FAIL — as a timeout that reconcile
                 // could not resolve is — and the order is never resent.
-                self.remember_unresolved_open(journal, now, symbol, *bar, action)?;
+                self.remember_unresolved_open(journal, now, symbol, *bar, *action)?;
             }
         }
         Ok(pending.len())
     }
 
     /// Journals and remembers `FAIL|BROKER_ERROR` for the bar of an open whose fate a restart
-    /// could not learn. An intent whose fields do not parse back is only logged.
+    /// could not learn.
     fn remember_unresolved_open(
         &mut self,
         journal: &mut Journal,
         now: DateTime<Utc>,
-        symbol: &str,
-        bar: i64,
-        action: &str,
+        symbol: &Symbol,
+        bar: BarTime,
+        action: Action,
     ) -> Result<(), DeskError> {
-        let (Ok(sym), Ok(bar_time), Ok(act)) = (
-            symbol.parse::<Symbol>(),
-            BarTime::from_unix(bar),
-            action.parse::<Action>(),
-        ) else {
-            tracing::warn!(
-                book = self.name,
-                symbol,
-                bar,
-                action,
-                "journaled intent does not parse back; its bar is not answered"
-            );
-            return Ok(());
-        };
-        let ack = Ack::fail(sym.clone(), act, Reason::BrokerError).with_bar_time(Some(bar_time));
+        let ack = Ack::fail(symbol.clone(), action, Reason::BrokerError).with_bar_time(Some(bar));
         journal.append(&Entry::Ack {
-            t: stamp(now),
-            book: self.name.to_string(),
-            symbol: sym.to_string(),
+            t: now,
+            book: self.book,
+            symbol: symbol.clone(),
             bar,
-            line: protocol::Line::Ack(ack.clone()).to_string(),
+            line: ack.clone(),
         })?;
-        self.engine.remember(&sym, bar_time, ack);
+        self.engine.remember(symbol, bar, ack);
         Ok(())
     }
 
@@ -394,7 +369,7 @@ impl<B: Broker> Desk<B> {
         {
             Ok(execs) => Some(execs.into_iter()),
             Err(e) => {
-                tracing::error!(book = self.name, error = %e, signals = plans.len(),
+                tracing::error!(book = %self.book, error = %e, signals = plans.len(),
                     "cannot journal the intents: no order was sent; answering JOURNAL_ERROR");
                 None
             }
@@ -429,16 +404,16 @@ impl<B: Broker> Desk<B> {
             if remembered
                 && let Some(bar) = ack.bar_time
                 && let Err(e) = journal.append_lazy(&[Entry::Ack {
-                    t: stamp(now),
-                    book: self.name.to_string(),
-                    symbol: sig.symbol.to_string(),
-                    bar: bar.unix_seconds(),
-                    line: protocol::Line::Ack(ack.clone()).to_string(),
+                    t: now,
+                    book: self.book,
+                    symbol: sig.symbol.clone(),
+                    bar,
+                    line: ack.clone(),
                 }])
             {
                 // Answered from memory until a restart; after one, the pending intent is
                 // reconciled with the broker instead.
-                tracing::error!(book = self.name, symbol = %sig.symbol, error = %e,
+                tracing::error!(book = %self.book, symbol = %sig.symbol, error = %e,
                     "cannot journal the ACK; it is sent as it is");
             }
             let after = self.broker.snapshot(&sig.symbol);
@@ -515,35 +490,16 @@ impl<B: Broker> Desk<B> {
         let intents: Vec<Entry> = plans
             .iter()
             .flat_map(|plan| {
-                let closes = plan.closes.iter().map(|c| Entry::Intent {
-                    t: stamp(now),
-                    book: self.name.to_string(),
-                    coid: c.client_order_id.clone(),
-                    leg: Leg::Close,
-                    symbol: c.symbol.to_string(),
-                    bar: c.bar.unix_seconds(),
-                    action: c.action.to_string(),
-                    side: None,
-                    lots: c.lots,
-                    position_id: Some(c.position_id),
-                });
+                let closes = plan
+                    .closes
+                    .iter()
+                    .map(|c| Entry::close_intent(self.book, now, c));
                 let open = match &plan.open {
                     OpenStep::Open(approved) => Some(approved.item()),
                     OpenStep::AfterCloses(o) => Some(o),
                     _ => None,
                 }
-                .map(|o| Entry::Intent {
-                    t: stamp(now),
-                    book: self.name.to_string(),
-                    coid: o.client_order_id.clone(),
-                    leg: Leg::Open,
-                    symbol: o.symbol.to_string(),
-                    bar: o.bar.unix_seconds(),
-                    action: o.action.to_string(),
-                    side: Some(o.side),
-                    lots: o.lots,
-                    position_id: None,
-                });
+                .map(|o| Entry::open_intent(self.book, now, o));
                 closes.chain(open).collect::<Vec<_>>()
             })
             .collect();
@@ -638,16 +594,16 @@ impl<B: Broker> Desk<B> {
         // The book is saved before the results are journaled: a crash in between leaves pending
         // intents, which recovery resolves against the saved book.
         if let Err(e) = self.broker.commit() {
-            tracing::error!(book = self.name, error = %e, "cannot save the book after its fills");
+            tracing::error!(book = %self.book, error = %e, "cannot save the book after its fills");
         }
         for (coid, r) in &results {
             if let Err(e) = r {
-                tracing::warn!(book = self.name, coid = %coid, error = %e, "order failed");
+                tracing::warn!(book = %self.book, coid = %coid, error = %e, "order failed");
             }
             // The order is at the broker whatever the disk says: a result that cannot be written
             // leaves its intent pending, and a restart reconciles it by label.
             if let Err(e) = self.journal_result(journal, now, coid, r) {
-                tracing::error!(book = self.name, coid = %coid, error = %e,
+                tracing::error!(book = %self.book, coid = %coid, error = %e,
                     "cannot journal an order's result; a restart reconciles it with the broker");
             }
         }
@@ -679,7 +635,7 @@ impl<B: Broker> Desk<B> {
         let snap = match self.broker.reconcile().await {
             Ok(snap) => snap,
             Err(e) => {
-                tracing::warn!(book = self.name, error = %e, "reconcile after an ambiguous order failed");
+                tracing::warn!(book = %self.book, error = %e, "reconcile after an ambiguous order failed");
                 self.broker.distrust(format!(
                     "orders of unknown outcome, and the reconcile failed: {e}"
                 ));
@@ -710,8 +666,8 @@ impl<B: Broker> Desk<B> {
         r: &Result<Fill, BrokerError>,
     ) -> Result<(), DeskError> {
         journal.append_lazy(&[Entry::Result {
-            t: stamp(now),
-            book: self.name.to_string(),
+            t: now,
+            book: self.book,
             coid: coid.to_string(),
             ok: r.is_ok(),
             position_id: r.as_ref().ok().map(|f| f.position_id),

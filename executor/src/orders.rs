@@ -31,6 +31,30 @@ pub fn parse_open_label(label: &str) -> Option<(Symbol, BarTime, Action)> {
     Some((symbol, bar, action))
 }
 
+/// Which book a desk keeps: the broker's real one or the simulated one. Its word (`live`,
+/// `paper`) names the book in the journal, the desk file and the drift log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Book {
+    Live,
+    Paper,
+}
+
+impl Book {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Book::Live => "live",
+            Book::Paper => "paper",
+        }
+    }
+}
+
+impl std::fmt::Display for Book {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Leg {
     Open,

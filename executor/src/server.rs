@@ -100,10 +100,10 @@ pub enum AnyBroker {
 impl Broker for AnyBroker {
     type Receipt = AnyReceipt;
 
-    fn name(&self) -> &'static str {
+    fn book(&self) -> crate::orders::Book {
         match self {
-            AnyBroker::Paper(b) => b.name(),
-            AnyBroker::Ctrader(b) => b.name(),
+            AnyBroker::Paper(b) => b.book(),
+            AnyBroker::Ctrader(b) => b.book(),
         }
     }
     fn snapshot(&self, symbol: &protocol::Symbol) -> BookSnapshot {
@@ -285,12 +285,7 @@ impl Executor {
         let (primary, shadow) = match (cfg.broker.mode, &cfg.broker.ctrader) {
             (Mode::Paper, _) => {
                 let b = AnyBroker::Paper(paper_broker()?);
-                let d = Desk::new(
-                    "paper",
-                    new_engine(),
-                    b,
-                    Some(cfg.state_dir.join("paper_desk.json")),
-                )?;
+                let d = Desk::new(new_engine(), b, Some(cfg.state_dir.join("paper_desk.json")))?;
                 (d, None)
             }
             (mode, Some(ct)) => {
@@ -299,14 +294,12 @@ impl Executor {
                     CtraderBroker::start(ct, cfg.symbols.clone(), Duration::from_secs(30)).await?;
                 ct_events = Some(events);
                 let d = Desk::new(
-                    "live",
                     new_engine(),
                     AnyBroker::Ctrader(Box::new(b)),
                     Some(cfg.state_dir.join("live_desk.json")),
                 )?;
                 let shadow = if mode == Mode::Shadow {
                     Some(Desk::new(
-                        "paper",
                         new_engine(),
                         paper_broker()?,
                         Some(cfg.state_dir.join("paper_desk.json")),
@@ -353,7 +346,7 @@ impl Executor {
             s.recover(&entries, &mut journal, now).await?;
         }
         tracing::info!(
-            book = ex_primary.name,
+            book = %ex_primary.book,
             resolved = n,
             "reconciled with the broker before serving signals"
         );
@@ -688,7 +681,7 @@ impl Executor {
         tracing::info!("shutting down");
         if let Some((_, tx)) = self.active.take() {
             let _ = tx.send(Outbound::Close(ErrorLine::new(
-                ErrorCode::Other("SHUTDOWN".into()),
+                ErrorCode::Shutdown,
                 "executor stopping",
             )));
         }
@@ -756,7 +749,7 @@ impl Executor {
                         "a newer preditor connection authenticated; closing the old one"
                     );
                     let _ = old_tx.send(Outbound::Close(ErrorLine::new(
-                        ErrorCode::Other("REPLACED".into()),
+                        ErrorCode::Replaced,
                         "a newer authenticated preditor connection took over",
                     )));
                 }
@@ -896,9 +889,9 @@ impl Executor {
             .map(|c| describe_target(&c.lots.target(sig.action)))
             .unwrap_or_default();
         let (mut live, mut paper) = (None, None);
-        match self.primary.name {
-            "live" => live = book(primary),
-            _ => paper = book(primary),
+        match self.primary.book {
+            crate::orders::Book::Live => live = book(primary),
+            crate::orders::Book::Paper => paper = book(primary),
         }
         if self.shadow.is_some() {
             paper = book(shadow);

@@ -17,7 +17,7 @@ use executor::broker::paper::PaperBroker;
 use executor::broker::{Broker, BrokerError, Ticket};
 use executor::desk::{Desk, DeskOutcome};
 use executor::journal::{Entry, Journal};
-use executor::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent, Side};
+use executor::orders::{Book, BookSnapshot, CloseIntent, Fill, OpenIntent, Side};
 use executor::risk::RiskApproved;
 use protocol::{Line, Signal, Symbol};
 use tokio::sync::watch;
@@ -47,8 +47,8 @@ impl Gated {
 impl Broker for Gated {
     type Receipt = Fill;
 
-    fn name(&self) -> &'static str {
-        "live"
+    fn book(&self) -> Book {
+        Book::Live
     }
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
         self.inner.snapshot_sync(symbol)
@@ -98,7 +98,7 @@ fn setup(symbols: &[&str], risk: &str, release_at: usize) -> Setup {
         release_at,
     };
     Setup {
-        desk: Desk::new("live", p.engine, broker, None).unwrap(),
+        desk: Desk::new(p.engine, broker, None).unwrap(),
         journal: p.journal,
         journal_path: p.journal_path,
         now: NOW.parse().unwrap(),

@@ -8,7 +8,7 @@ mod common;
 
 use common::ws::{self, recv_until, send};
 use executor::config::ExecutorConfig;
-use executor::journal::{Entry, Journal};
+use executor::journal::{Entry, Journal, ResolvedBy};
 use protocol::Line;
 
 const T0: i64 = 1_770_112_800; // 2026-02-03T10:00:00Z
@@ -131,7 +131,14 @@ async fn an_executor_resumes_from_an_older_state_directory() {
         .collect();
     assert_eq!(results.len(), 1, "{results:?}");
     assert!(
-        matches!(results[0], Entry::Result { ok: false, resolved_by: Some(r), .. } if r == "reconcile"),
+        matches!(
+            results[0],
+            Entry::Result {
+                ok: false,
+                resolved_by: Some(ResolvedBy::Reconcile),
+                ..
+            }
+        ),
         "{results:?}"
     );
     let book: serde_json::Value = serde_json::from_str(

@@ -27,7 +27,9 @@ use super::outcome::fill_of;
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{CtraderConfig, SymbolConfig};
 use crate::onboarding::accounts::explain;
-use crate::orders::{AccountSnapshot, BookSnapshot, CloseIntent, Fill, OpenIntent, Quote, Side};
+use crate::orders::{
+    AccountSnapshot, Book, BookSnapshot, CloseIntent, Fill, OpenIntent, Quote, Side,
+};
 use crate::reconcile::{Effect, LiveBook, RECONCILE_EVERY};
 use crate::risk::RiskApproved;
 use crate::secrets::read_secret;
@@ -471,8 +473,8 @@ fn ticket(
 impl Broker for CtraderBroker {
     type Receipt = Execution;
 
-    fn name(&self) -> &'static str {
-        "live"
+    fn book(&self) -> Book {
+        Book::Live
     }
 
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {

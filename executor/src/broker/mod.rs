@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use protocol::Reason;
 
-use crate::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent};
+use crate::orders::{Book, BookSnapshot, CloseIntent, Fill, OpenIntent};
 use crate::risk::RiskApproved;
 
 /// A broker failure, cloneable so it can travel into journals and drift rows.
@@ -89,8 +89,8 @@ pub trait Broker {
     /// What a ticket yields before it is booked (a fill for paper, an execution event for cTrader).
     type Receipt: Send + 'static;
 
-    /// Short name for logs and the drift log (`paper`, `live`).
-    fn name(&self) -> &'static str;
+    /// The book it keeps (names it in the journal, the desk file and the drift log).
+    fn book(&self) -> Book;
 
     /// Account, positions and the symbol's quote, as known now.
     fn snapshot(&self, symbol: &protocol::Symbol) -> BookSnapshot;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{QuoteConversion, SymbolConfig};
 use crate::orders::{
-    AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
+    AccountSnapshot, Book, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
 };
 use crate::risk::{RiskApproved, required_margin};
 use crate::state;
@@ -235,8 +235,8 @@ impl PaperBroker {
 impl Broker for PaperBroker {
     type Receipt = Fill;
 
-    fn name(&self) -> &'static str {
-        "paper"
+    fn book(&self) -> Book {
+        Book::Paper
     }
 
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
