@@ -13,9 +13,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::config::ExecutorConfig;
 use executor::desk::Desk;
-use executor::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
+use executor::desk::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
+use executor::desk::risk::RiskGuard;
 use executor::journal::Journal;
-use executor::risk::RiskGuard;
 use protocol::{Action, BarTime, Decimal, Signal, Symbol};
 
 const SYMS: [&str; 20] = [

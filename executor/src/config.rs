@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use protocol::{Mode, Symbol, Timeframe};
 use serde_json::{Map, Value};
 
-use crate::lots::LotMap;
+use crate::desk::lots::LotMap;
 use crate::secrets::{self, SecretError};
 
 /// Replay rates `broker.paper.replay_bars_per_second` accepts. The lower bound keeps the period

@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use protocol::{Ack, Action, BarTime, Symbol};
 use serde::{Deserialize, Serialize};
 
+use crate::desk::risk::RiskState;
 use crate::orders::{Book, CloseIntent, Leg, OpenIntent, Side};
-use crate::risk::RiskState;
 
 /// One journal line. Every field is typed and serialized through serde: protocol values as their
 /// wire text (`"EURUSD"`, `"LONG_WEAK"`, the ACK as its line), times as RFC 3339 with
@@ -91,7 +91,7 @@ pub enum Entry {
 #[serde(rename_all = "lowercase")]
 pub enum ResolvedBy {
     /// Looked up in the broker's positions after a timeout, a lost link or a crash
-    /// ([`crate::resolve`]).
+    /// ([`crate::desk::resolve`]).
     Reconcile,
 }
 

@@ -26,31 +26,19 @@
 //! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
 //!   refused connection setup means.
 //! - [`server`]: startup, the loopback WebSocket server, and the core loop that owns the books.
-pub mod admission;
-pub mod bar_memory;
 pub mod barfeed;
 pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod desk;
-pub mod desk_state;
 pub mod drift;
-pub mod engine;
 pub mod ipc;
 pub mod journal;
 pub mod json_keys;
-pub mod lots;
 pub use service::notify;
 pub mod ntp;
 pub mod onboarding;
 pub mod orders;
-pub mod reconcile;
-pub mod report;
-pub mod resolve;
-pub mod risk;
 pub mod secrets;
 pub mod server;
-pub mod session;
-pub mod signals_log;
 pub mod state;
-pub mod warmup;

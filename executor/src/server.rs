@@ -28,19 +28,19 @@ use crate::broker::paper::PaperBroker;
 use crate::broker::{Broker, BrokerError, Ticket, answered};
 use crate::clock::{Clock, FeedClock, SystemClock};
 use crate::config::{ClockSource, ExecutorConfig};
+use crate::desk::engine::{EngineRules, SignalEngine, ack_reason};
+use crate::desk::risk::{RiskApproved, RiskGuard};
 use crate::desk::{Desk, DeskError, DeskOutcome, describe_target};
 use crate::drift::{BookOutcome, DriftLog, DriftRow};
-use crate::engine::{EngineRules, SignalEngine, ack_reason};
+use crate::ipc::signals_log::{Dir, SignalsLog};
+use crate::ipc::warmup::{Fetch, HistoryAnswer, Warming};
 use crate::ipc::{ConnEvent, Outbound, accept_loop};
 use crate::journal::{Journal, JournalError};
 use crate::notify::SystemdNotifier;
 use crate::ntp::{NtpStatus, kernel_ntp_status};
 use crate::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent};
-use crate::risk::{RiskApproved, RiskGuard};
 use crate::secrets::{SecretError, read_secret};
-use crate::signals_log::{Dir, SignalsLog};
 use crate::state::{StateError, StateLock};
-use crate::warmup::{Fetch, HistoryAnswer, Warming};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use crate::ipc::{MAX_MESSAGE_BYTES, WS_PING_PERIOD};
@@ -1119,7 +1119,7 @@ impl Executor {
                     .and_then(|src| src.history(&w.symbol, w.timeframe, w.count as usize)),
             ),
         };
-        crate::warmup::serve(conn, w.clone(), fetch, self.log.clone(), answers);
+        crate::ipc::warmup::serve(conn, w.clone(), fetch, self.log.clone(), answers);
     }
 
     /// A HISTORY block is ready: its bars are published (SIGNALs may be for them), it goes out,
@@ -1270,7 +1270,7 @@ fn rotate_if_large(journal: &mut Journal) {
     }
     // Wall-clock time names the archive (the feed's clock may repeat in a replay).
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
-    match journal.rotate(crate::engine::ANSWERED_PER_SYMBOL, &stamp) {
+    match journal.rotate(crate::desk::engine::ANSWERED_PER_SYMBOL, &stamp) {
         Ok((archive, kept)) => {
             tracing::info!(archive = %archive.display(), kept, "journal rotated")
         }

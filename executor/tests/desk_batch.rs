@@ -15,10 +15,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::broker::{Broker, BrokerError, Ticket};
+use executor::desk::risk::RiskApproved;
 use executor::desk::{Desk, DeskOutcome};
 use executor::journal::{Entry, Journal};
 use executor::orders::{Book, BookSnapshot, CloseIntent, Fill, OpenIntent, Side};
-use executor::risk::RiskApproved;
 use protocol::{Line, Signal, Symbol};
 use tokio::sync::watch;
 

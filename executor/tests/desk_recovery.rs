@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::broker::{Broker, BrokerError, Ticket, answered};
 use executor::desk::Desk;
+use executor::desk::risk::RiskApproved;
 use executor::journal::{Entry, Journal, ResolvedBy};
 use executor::orders::{
     Book, BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side,
 };
-use executor::risk::RiskApproved;
 use protocol::{Line, Signal, Symbol};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -267,11 +267,12 @@ async fn pending_intents_from_a_crash_are_resolved_by_reconcile_at_startup() {
     let sig = signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1");
     let snap = s.desk.broker.inner.snapshot_sync(&sym);
     common::publish(&mut s.desk.engine, &sig);
-    let executor::engine::Decision::Execute(plan) = s.desk.engine.decide(&sig, s.now, &snap, false)
+    let executor::desk::engine::Decision::Execute(plan) =
+        s.desk.engine.decide(&sig, s.now, &snap, false)
     else {
         panic!("expected a plan")
     };
-    let executor::engine::OpenStep::Open(approved) = &plan.open else {
+    let executor::desk::engine::OpenStep::Open(approved) = &plan.open else {
         panic!()
     };
     s.desk.broker.inner.open_sync(approved).unwrap();

@@ -7,8 +7,8 @@ mod common;
 use chrono::{DateTime, TimeDelta, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::config::ExecutorConfig;
-use executor::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
-use executor::risk::RiskGuard;
+use executor::desk::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
+use executor::desk::risk::RiskGuard;
 use protocol::{Ack, AckOutcome, BarTime, Line, Reason, Symbol};
 
 const B0: &str = "2026-02-03T10:00:00Z";

@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::desk::Desk;
-use executor::engine::{EngineRules, SignalEngine};
+use executor::desk::engine::{EngineRules, SignalEngine};
+use executor::desk::risk::RiskGuard;
 use executor::journal::{Entry, Journal};
-use executor::risk::RiskGuard;
 use proptest::prelude::*;
 use protocol::{Action, BarTime, Signal, Symbol, Timeframe};
 

@@ -25,13 +25,13 @@ use protocol::{Symbol, Timeframe};
 use super::account::{AccountRefused, BrokerAccount, check_tradable};
 use super::outcome::fill_of;
 use super::{Broker, BrokerError, Ticket, answered};
+use crate::broker::live_book::{Effect, LiveBook, RECONCILE_EVERY};
 use crate::config::{CtraderConfig, SymbolConfig};
+use crate::desk::risk::RiskApproved;
 use crate::onboarding::accounts::explain;
 use crate::orders::{
     AccountSnapshot, Book, BookSnapshot, CloseIntent, Fill, OpenIntent, Quote, Side,
 };
-use crate::reconcile::{Effect, LiveBook, RECONCILE_EVERY};
-use crate::risk::RiskApproved;
 use crate::secrets::read_secret;
 
 mod errors;
@@ -372,7 +372,7 @@ impl CtraderBroker {
     }
 
     /// An execution event no request was waiting for: applied only if it is news (see
-    /// [`crate::reconcile`]).
+    /// [`crate::broker::live_book`]).
     fn apply_execution(&mut self, e: &ProtoOaExecutionEvent) {
         let (terms, account) = (&self.terms, &self.account);
         let effect = self

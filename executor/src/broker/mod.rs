@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod ctrader;
+pub mod live_book;
 pub mod outcome;
 pub mod paper;
 
@@ -13,8 +14,8 @@ use std::time::Duration;
 
 use protocol::Reason;
 
+use crate::desk::risk::RiskApproved;
 use crate::orders::{Book, BookSnapshot, CloseIntent, Fill, OpenIntent};
-use crate::risk::RiskApproved;
 
 /// A broker failure, cloneable so it can travel into journals and drift rows.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

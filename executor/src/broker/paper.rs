@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{QuoteConversion, SymbolConfig};
+use crate::desk::risk::{RiskApproved, required_margin};
 use crate::orders::{
     AccountSnapshot, Book, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
 };
-use crate::risk::{RiskApproved, required_margin};
 use crate::state;
 
 /// The persisted part of a paper book.

@@ -1,5 +1,5 @@
 //! History from the broker: the bars a lost link kept from the live feed, and WARMUP's last
-//! `count` closed bars (as a request a task of its own can run, `crate::warmup`).
+//! `count` closed bars (as a request a task of its own can run, `crate::ipc::warmup`).
 
 use std::future::Future;
 

@@ -4,32 +4,39 @@
 //! It also reconciles before deciding whenever the book contradicted the broker, and on a schedule
 //! the executor's loop keeps ([`Desk::reconcile_if_due`]).
 
+pub mod bar_memory;
+pub mod engine;
+pub mod lots;
+pub mod persisted;
+pub mod resolve;
+pub mod risk;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use protocol::{Ack, Action, BarTime, Reason, Signal, Symbol};
 
+use crate::broker::live_book::reconcile_due;
 use crate::broker::{Broker, BrokerError};
-use crate::desk_state::Guard;
-use crate::engine::{Decision, Execution, OpenStep, Plan, SignalEngine};
+use crate::desk::engine::{Decision, Execution, OpenStep, Plan, SignalEngine};
+use crate::desk::lots::TargetPosition;
+use crate::desk::persisted::Guard;
+use crate::desk::resolve::{Lookup, Resolution, needs_lookup, resolve};
+use crate::desk::risk::{RiskApproved, required_margin};
 use crate::journal::{Entry, Journal, JournalError, ResolvedBy, pending_intents};
-use crate::lots::TargetPosition;
 use crate::orders::{Book, BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
-use crate::reconcile::reconcile_due;
-use crate::resolve::{Lookup, Resolution, needs_lookup, resolve};
-use crate::risk::{RiskApproved, required_margin};
 use crate::state::{self, StateError};
 use std::time::Instant;
 
-pub use crate::desk_state::DeskState;
+pub use crate::desk::persisted::DeskState;
 
 /// What one desk did with one signal (for the ACK, signals.log and drift.csv).
 #[derive(Debug, Clone)]
 pub struct DeskOutcome {
     pub ack: Ack,
     pub duplicate: bool,
-    /// The answer is remembered for its bar and journaled (see [`crate::engine::Reply`]).
+    /// The answer is remembered for its bar and journaled (see [`crate::desk::engine::Reply`]).
     pub remembered: bool,
     /// The open's fill, or the last close's when nothing was opened.
     pub fill: Option<Fill>,
@@ -105,7 +112,7 @@ pub fn describe_target(t: &TargetPosition) -> String {
 
 impl<B: Broker> Desk<B> {
     /// A desk whose state lives at `state_path` (loaded if present).
-    /// A corrupt file is an error (see [`crate::desk_state`] for what a missing one means).
+    /// A corrupt file is an error (see [`crate::desk::persisted`] for what a missing one means).
     pub fn new(
         mut engine: SignalEngine,
         broker: B,
@@ -135,7 +142,7 @@ impl<B: Broker> Desk<B> {
     }
 
     /// Reconciles the book if it contradicted the broker, or (`now` given: the executor's timer)
-    /// if its last reconcile is old (see [`crate::reconcile`]). A book that is its own truth
+    /// if its last reconcile is old (see [`crate::broker::live_book`]). A book that is its own truth
     /// (paper) never needs it. A failure is logged: orders decided meanwhile meet the same broker.
     pub async fn reconcile_if_due(&mut self, now: Option<Instant>) {
         let suspect = self.broker.suspect();

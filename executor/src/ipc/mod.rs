@@ -1,6 +1,11 @@
 //! The executor's IPC connections: the accept loop and one task per connection that moves bytes,
 //! runs the pure [`Session`] and hands valid lines to the core (`server.rs`) as [`ConnEvent`]s.
-//! What a connection may cost before it authenticates is bounded by [`crate::admission`].
+//! What a connection may cost before it authenticates is bounded by [`crate::ipc::admission`].
+
+pub mod admission;
+pub mod session;
+pub mod signals_log;
+pub mod warmup;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +18,10 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::admission::{Admission, Ticket};
+use crate::ipc::admission::{Admission, Ticket};
+use crate::ipc::session::{Session, SessionAction};
+use crate::ipc::signals_log::{Dir, SignalsLog};
 use crate::server::VERSION;
-use crate::session::{Session, SessionAction};
-use crate::signals_log::{Dir, SignalsLog};
 
 /// Largest WebSocket message accepted; a HISTORY-sized burst from the preditor is never needed, so
 /// anything bigger is hostile and the connection is dropped by the WebSocket layer.

@@ -25,25 +25,25 @@
 //!
 //! Only answers about a published bar of a configured symbol are remembered (and journaled): the
 //! others depend on nothing but the config, the clock and the line, and remembering them would let
-//! any input grow memory or push real bars out (see [`crate::bar_memory`]).
+//! any input grow memory or push real bars out (see [`crate::desk::bar_memory`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use protocol::{Ack, AckOutcome, Action, BarTime, Decimal, Reason, Signal, Symbol, Timeframe};
 
-use crate::bar_memory::{BarMemory, Earlier};
+use crate::desk::bar_memory::{BarMemory, Earlier};
 
 use crate::broker::BrokerError;
 use crate::config::SymbolConfig;
-use crate::lots::{LotMap, TargetPosition, same_lots};
+use crate::desk::lots::{LotMap, TargetPosition, same_lots};
+use crate::desk::risk::{RiskApproved, RiskContext, RiskGuard};
 use crate::orders::{
     BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side, client_order_id,
     parse_open_label,
 };
-use crate::risk::{RiskApproved, RiskContext, RiskGuard};
 
-pub use crate::bar_memory::ANSWERED_PER_SYMBOL;
+pub use crate::desk::bar_memory::ANSWERED_PER_SYMBOL;
 
 /// What the engine needs from the config (replaced as a whole on SIGHUP).
 #[derive(Debug, Clone)]

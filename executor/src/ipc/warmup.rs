@@ -12,9 +12,9 @@ use protocol::{
 };
 use tokio::sync::mpsc;
 
-use crate::bar_memory::PUBLISHED_PER_SYMBOL;
 use crate::broker::ctrader::HistoryRequest;
-use crate::signals_log::{Dir, SignalsLog};
+use crate::desk::bar_memory::PUBLISHED_PER_SYMBOL;
+use crate::ipc::signals_log::{Dir, SignalsLog};
 
 /// Where a WARMUP's bars come from.
 pub enum Fetch {

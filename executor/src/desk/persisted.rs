@@ -21,10 +21,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::Broker;
+use crate::desk::risk::RiskState;
 use crate::desk::{Desk, DeskError};
 use crate::journal::{Entry, Journal};
 use crate::orders::{Book, Leg};
-use crate::risk::RiskState;
 use crate::state;
 
 /// What a desk persists besides its broker's own state.
