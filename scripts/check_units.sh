@@ -3,7 +3,7 @@
 # `systemd-analyze security --offline`. Exits non-zero if verify prints anything (warnings included)
 # or an exposure score exceeds the threshold.
 #
-# The units name /usr/local/bin/{executor,preditor}, which need not exist here (CI), so they are
+# The units name /usr/local/bin/{executor,preditor,hub}, which need not exist here (CI), so they are
 # copied into a temp dir with ExecStart rewritten to dummy executables; nothing else is changed.
 #
 # Usage: scripts/check_units.sh [--threshold N] [--units DIR]
@@ -38,7 +38,7 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bin" "$work/units"
-for b in executor preditor ctrader-sim; do
+for b in executor preditor ctrader-sim hub; do
     printf '#!/bin/sh\nexit 0\n' >"$work/bin/$b"
     chmod 0755 "$work/bin/$b"
 done

@@ -6,11 +6,14 @@
 #
 #   --bars N         replay N bars once the twins are warm (default 2000)
 #   --speed S        replay S bars per second (default 4: the pipeline answers every bar well within
-#                    one step and the live book stays under the simulator's 50 requests/s; above
-#                    about 8 it does not, and signals are answered FAIL|STALE)
+#                    one step and the live book stays under the simulator's 50 requests/s). A signal
+#                    is STALE more than half a bar after its bar closed (executor_config.json:
+#                    stale_signal_max_age_secs 1800, market time), i.e. half a step of wall time:
+#                    125 ms at 4 bars/s, 5 ms at 100; a high --speed (e.g. 100) shows STALE whenever
+#                    the pipeline or the simulator's request limit holds a signal up that long
 #   --no-wait        start the replay at once instead of holding it until the twins are warm: the
 #                    bars that close during the warm-up are answered STALE, and the model positions
-#                    that follow are answered WAIT_SYNC|MISSED_ENTRY (shows what those look like)
+#                    that follow are answered WAIT_SYNC|MISSED_ENTRY (the sure way to see both)
 #   --profile P      cargo profile to build (default demo: no LTO, the first build is quick;
 #                    release is the small fast deployment build and takes much longer cold)
 #   --fresh          delete run/ first (the books and twin states always restart anyway)
@@ -154,48 +157,11 @@ ot_start preditor run/log/preditor.log "$bin/preditor" run --executor "ws://$ipc
   --token-file run/secrets/ipc.token --models models --state-dir run/preditor
 
 # --- the conversation ---------------------------------------------------------------------------
-# signals.log holds every line both ways; the digest shows each symbol's SIGNAL when the model's
-# action changes, next to the live book's ACK for that same symbol and bar (the ACK of a bar can
-# arrive after the next bar's SIGNAL, so they are paired by symbol and B:, never by arrival), and a
-# tally every 100 bars.
+# signals.log holds every line both ways; the digest (scripts/lib/digest.awk) shows each symbol's
+# SIGNAL when the model's action changes, next to the live book's ACK for that same symbol and bar
+# and what it did (opened, closed, held which position), and a tally every 100 bars.
 show_stream() {
-  tail -n +1 -F run/log/signals.log 2>/dev/null | awk -v quiet="$quiet" '
-    function header() {
-      if (quiet) return
-      printf "%-8s  %-7s  %-14s  %6s  %12s  %-20s    %s\n", "time", "symbol", "model action", \
-        "regime", "virtual PnL", "bar (open, UTC)", "live book ACK"
-      fflush()
-    }
-    function flush_tally() {
-      printf "  -- bars %d-%d (to %s): %d signals, live ACK", nbars - 99, nbars, bar, nsig
-      for (k in tally) printf " %s=%d", k, tally[k]
-      printf "\n"; fflush(); delete tally; nsig = 0; header()
-    }
-    function field(line, key,    r) {
-      if (!match(line, "\\|" key ":[^|]*")) return ""
-      return substr(line, RSTART + length(key) + 2, RLENGTH - length(key) - 2)
-    }
-    BEGIN { header() }
-    $3 == "<" && $4 ~ /^SIGNAL\|/ {
-      split($4, f, "|"); sym = f[2]; act = f[3]; b = field($4, "B"); nsig++
-      if (b != bar) { if (bar != "") { nbars++; if (nbars % 100 == 0) flush_tally() } bar = b }
-      if (act != last[sym]) shown[sym "|" b] = sprintf("%-8s  %-7s  %-14s  %6s  %12s  %-20s", \
-        substr($1, 12, 8), sym, act, f[4], f[5], b)
-      last[sym] = act; next
-    }
-    $3 == ">" && $4 ~ /^ACK\|/ {
-      split($4, f, "|"); sym = f[2]; key = sym "|" field($4, "B")
-      st = f[4] (f[4] == "OK" ? "" : "|" f[5]); tally[st]++
-      if (!quiet && (key in shown)) {
-        if (f[4] == "OK") {
-          t = field($4, "T"); p = field($4, "P")
-          what = "OK" (t != "" ? " position " t : "") (p != "" ? " at " p : "")
-        } else what = f[4] " " f[5]
-        printf "%s →  %s\n", shown[key], what; fflush()
-      }
-      delete shown[key]
-    }
-    $3 == ">" && $4 ~ /^ERROR\|/ { print "  executor: " $4; fflush() }'
+  tail -n +1 -F run/log/signals.log 2>/dev/null | awk -v quiet="$quiet" -f scripts/lib/digest.awk
 }
 setsid bash -c "$(declare -f show_stream); quiet=$quiet; show_stream" &
 display_pid=$!
@@ -262,8 +228,9 @@ if [ -s run/sim/stats.json ]; then
   overall="$(tr -d ' \n' <run/sim/stats.json | sed -nE 's/.*"overall":(\{[^}]*\}).*/\1/p')"
   num() { sed -nE "s/.*\"$1\":([0-9]+).*/\1/p" <<<"$overall"; }
   if [ -n "$overall" ]; then
-    latency="$(awk -v n="$(num count)" -v a="$(num p50_us)" -v b="$(num p99_us)" -v c="$(num max_us)" \
-      'BEGIN { printf "p50 %.2f ms, p99 %.2f ms, max %.2f ms (n = %d orders, measured at the simulator)", a / 1000, b / 1000, c / 1000, n }')"
+    untimed="$(tr -d ' \n' <run/sim/stats.json | sed -nE 's/.*"untimed_closes":([0-9]+).*/\1/p')"
+    latency="$(awk -v n="$(num count)" -v a="$(num p50_us)" -v b="$(num p99_us)" -v c="$(num max_us)" -v u="${untimed:-0}" \
+      'BEGIN { printf "p50 %.2f ms, p99 %.2f ms, max %.2f ms (n = %d orders, measured at the simulator; %d bar closes before a weekend, which no new bar announces, not timed: ctrader/SIM.md)", a / 1000, b / 1000, c / 1000, n, u }')"
   else
     latency="(no order was sent)"
   fi

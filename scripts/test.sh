@@ -6,6 +6,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 scripts/setup_venv.sh
+# The hub's tests start a real Mosquitto and a private PostgreSQL cluster.
+scripts/hub_test_deps.sh
 # Rust tests that talk to the reference implementations (onnxruntime, Spotware's message classes)
 # find the interpreter here.
 export ORACLE_PYTHON="$root/scripts/.venv/bin/python"
@@ -15,8 +17,10 @@ export ORACLE_PYTHON="$root/scripts/.venv/bin/python"
 cargo test --locked --workspace --all-targets
 cargo test --locked --workspace --doc
 
-# The HTML drift report in headless Chromium (installs Chromium and playwright-core if missing).
-EXECUTOR_BIN="$root/target/debug/executor" scripts/test_browser.sh
+# The HTML drift report and the hub's dashboard in headless Chromium (installs Chromium and
+# playwright-core if missing).
+EXECUTOR_BIN="$root/target/debug/executor" HUB_BIN="$root/target/debug/hub" \
+  FLEET_SIM_BIN="$root/target/debug/fleet-sim" scripts/test_browser.sh
 
 py_tests=()
 for d in scripts/tests ctrader/tests/python; do

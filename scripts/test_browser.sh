@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Headless-Chromium checks of the HTML drift report (scripts/browser/*.test.mjs, node's test runner).
+# Headless-Chromium checks of the HTML drift report and the hub's dashboard
+# (scripts/browser/*.test.mjs, node's test runner).
 # Installs what they need through the ordinary clients when it is missing: Debian's `chromium`
 # (apt-get, as root) and `playwright-core` (npm ci, pinned in scripts/browser/package-lock.json).
-# Needs the executor binary: EXECUTOR_BIN, else target/debug/executor (scripts/test.sh builds it).
+# Needs the executor binary: EXECUTOR_BIN, else target/debug/executor, and the hub's: HUB_BIN and
+# FLEET_SIM_BIN, else target/debug/{hub,fleet-sim} (scripts/test.sh builds them); Mosquitto
+# (scripts/hub_test_deps.sh installs it).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -23,4 +26,7 @@ if [ ! -d scripts/browser/node_modules/playwright-core ]; then
 fi
 export EXECUTOR_BIN="${EXECUTOR_BIN:-$root/target/debug/executor}"
 [ -x "$EXECUTOR_BIN" ] || die "$EXECUTOR_BIN is missing: cargo build -p executor"
+export HUB_BIN="${HUB_BIN:-$root/target/debug/hub}" FLEET_SIM_BIN="${FLEET_SIM_BIN:-$root/target/debug/fleet-sim}"
+[ -x "$HUB_BIN" ] && [ -x "$FLEET_SIM_BIN" ] || die "$HUB_BIN or $FLEET_SIM_BIN is missing: cargo build -p hub"
+scripts/hub_test_deps.sh
 node --test scripts/browser/

@@ -343,60 +343,117 @@ pub fn load_csv(
     timeframe: Timeframe,
     digits: usize,
 ) -> Result<Vec<Bar>, BarsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| BarsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut out: Vec<Bar> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let raw = raw.trim();
-        if raw.is_empty() || (i == 0 && raw.starts_with("time")) {
-            continue;
-        }
-        let row = |field, why: String| BarsError::Row {
+    let series = Series::load(path, symbol, timeframe, digits)?;
+    Ok((0..series.rows.len())
+        .filter_map(|i| series.bar(i))
+        .collect())
+}
+
+/// One CSV row as read, before it is made a [`Bar`] (48 bytes instead of a `Bar`'s ~320: its symbol
+/// and four prices are strings).
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    time: i64,
+    ohlc: [f64; 4],
+    volume: u64,
+}
+
+/// One symbol's replay: its rows, made [`Bar`]s by [`to_bar`] as they are published. A replay of
+/// 20 symbols × 21,350 bars held as `Bar`s took 137 MB of the executor's RSS; as rows, 20 MB.
+#[derive(Debug, Clone)]
+struct Series {
+    symbol: Symbol,
+    timeframe: Timeframe,
+    digits: usize,
+    rows: Vec<Row>,
+}
+
+impl Series {
+    fn load(
+        path: &Path,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        digits: usize,
+    ) -> Result<Self, BarsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BarsError::Io {
             path: path.to_path_buf(),
-            line,
-            field,
-            why,
-        };
-        let cols: Vec<&str> = raw.split(',').map(str::trim).collect();
-        if cols.len() < 6 {
-            return Err(row("row", format!("{} columns, expected 6", cols.len())));
-        }
-        let t = parse_time(cols[0]).ok_or_else(|| row("time", format!("{:?}", cols[0])))?;
-        let mut ohlc = [0.0; 4];
-        for (k, name) in ["open", "high", "low", "close"].into_iter().enumerate() {
-            let v: f64 = cols[k + 1]
-                .parse()
-                .map_err(|_| row(name, format!("{:?}", cols[k + 1])))?;
-            if !v.is_finite() || v <= 0.0 {
-                return Err(row(name, format!("{v} is not a positive price")));
+            source,
+        })?;
+        let mut rows: Vec<Row> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let raw = raw.trim();
+            if raw.is_empty() || (i == 0 && raw.starts_with("time")) {
+                continue;
             }
-            ohlc[k] = v;
-        }
-        let volume = cols[5]
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| row("volume", format!("{:?}", cols[5])))? as u64;
-        if out.last().is_some_and(|b| b.time.unix_seconds() >= t) {
-            return Err(BarsError::Order {
+            let row = |field, why: String| BarsError::Row {
                 path: path.to_path_buf(),
                 line,
+                field,
+                why,
+            };
+            let cols: Vec<&str> = raw.split(',').map(str::trim).collect();
+            if cols.len() < 6 {
+                return Err(row("row", format!("{} columns, expected 6", cols.len())));
+            }
+            let t = parse_time(cols[0]).ok_or_else(|| row("time", format!("{:?}", cols[0])))?;
+            let mut ohlc = [0.0; 4];
+            for (k, name) in ["open", "high", "low", "close"].into_iter().enumerate() {
+                let v: f64 = cols[k + 1]
+                    .parse()
+                    .map_err(|_| row(name, format!("{:?}", cols[k + 1])))?;
+                if !v.is_finite() || v <= 0.0 {
+                    return Err(row(name, format!("{v} is not a positive price")));
+                }
+                ohlc[k] = v;
+            }
+            let volume = cols[5]
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| row("volume", format!("{:?}", cols[5])))?
+                as u64;
+            if rows.last().is_some_and(|r| r.time >= t) {
+                return Err(BarsError::Order {
+                    path: path.to_path_buf(),
+                    line,
+                });
+            }
+            // Every row must make a bar now, so that publishing it later cannot fail.
+            to_bar(symbol, timeframe, digits, t, ohlc, volume)
+                .ok_or_else(|| row("time", format!("{t} is out of range")))?;
+            rows.push(Row {
+                time: t,
+                ohlc,
+                volume,
             });
         }
-        let bar = to_bar(symbol, timeframe, digits, t, ohlc, volume)
-            .ok_or_else(|| row("time", format!("{t} is out of range")))?;
-        out.push(bar);
+        rows.shrink_to_fit();
+        Ok(Series {
+            symbol: symbol.clone(),
+            timeframe,
+            digits,
+            rows,
+        })
     }
-    Ok(out)
+
+    fn bar(&self, i: usize) -> Option<Bar> {
+        let r = self.rows.get(i)?;
+        to_bar(
+            &self.symbol,
+            self.timeframe,
+            self.digits,
+            r.time,
+            r.ohlc,
+            r.volume,
+        )
+    }
 }
 
 /// Replays CSV bars: every step publishes the next timestamp's bars of all symbols together.
 #[derive(Debug, Clone)]
 pub struct CsvBarSource {
-    series: BTreeMap<Symbol, Vec<Bar>>,
+    series: BTreeMap<Symbol, Series>,
     /// Index of the next bar to publish, per symbol.
     next: BTreeMap<Symbol, usize>,
 }
@@ -415,9 +472,9 @@ impl CsvBarSource {
             if !path.is_file() {
                 continue;
             }
-            let bars = load_csv(&path, sym, *tf, *digits)?;
-            next.insert(sym.clone(), start_bar.min(bars.len()));
-            series.insert(sym.clone(), bars);
+            let s = Series::load(&path, sym, *tf, *digits)?;
+            next.insert(sym.clone(), start_bar.min(s.rows.len()));
+            series.insert(sym.clone(), s);
         }
         Ok(CsvBarSource { series, next })
     }
@@ -431,18 +488,16 @@ impl CsvBarSource {
         let earliest = self
             .series
             .iter()
-            .filter_map(|(s, bars)| bars.get(*self.next.get(s)?).map(|b| b.time))
+            .filter_map(|(s, series)| series.rows.get(*self.next.get(s)?).map(|r| r.time))
             .min();
         let Some(t) = earliest else { return Vec::new() };
         let mut out = Vec::new();
-        for (s, bars) in &self.series {
+        for (s, series) in &self.series {
             let Some(i) = self.next.get_mut(s) else {
                 continue;
             };
-            if let Some(b) = bars.get(*i)
-                && b.time == t
-            {
-                out.push(b.clone());
+            if series.rows.get(*i).is_some_and(|r| r.time == t) {
+                out.extend(series.bar(*i));
                 *i += 1;
             }
         }
@@ -451,18 +506,22 @@ impl CsvBarSource {
 
     /// The last `count` published (closed) bars of a symbol, oldest first.
     pub fn history(&self, symbol: &Symbol, timeframe: Timeframe, count: usize) -> Option<Vec<Bar>> {
-        let bars = self.series.get(symbol)?;
-        if bars.first().is_some_and(|b| b.timeframe != timeframe) {
+        let series = self.series.get(symbol)?;
+        if !series.rows.is_empty() && series.timeframe != timeframe {
             return None;
         }
         let end = *self.next.get(symbol)?;
-        Some(bars[end.saturating_sub(count)..end].to_vec())
+        Some(
+            (end.saturating_sub(count)..end)
+                .filter_map(|i| series.bar(i))
+                .collect(),
+        )
     }
 
     pub fn is_finished(&self) -> bool {
         self.series
             .iter()
-            .all(|(s, bars)| self.next.get(s).is_none_or(|i| *i >= bars.len()))
+            .all(|(s, series)| self.next.get(s).is_none_or(|i| *i >= series.rows.len()))
     }
 }
 

@@ -1,15 +1,14 @@
-//! Backtest: the same pure step over a whole bars series, from FLAT at the first decision bar.
+//! Backtest: the twin over a whole bars series, from FLAT at the first decision bar.
 //!
-//! Live and backtest share [`crate::twin::step_with`], so the only way they can disagree is through
-//! the bars they are fed; the parity tests check that they are not.
+//! [`run`] is the series pass the twin also replays its history with ([`crate::series`]); [`run_traced`]
+//! is the per-window reference path ([`crate::twin::step_with`]) with every intermediate value, which the
+//! parity tests compare with the Python reference and `tests/series.rs` with [`run`], bit for bit.
 
 use std::io::Write;
 
 use crate::bars::{Bar, format_time};
 use crate::model::{ACTION_TABLE, EnvSpec, InferenceError};
-use crate::twin::{
-    Decision, EmissionCache, Inference, StepTrace, TwinState, Window, step_cached, step_with,
-};
+use crate::twin::{Decision, Inference, StepTrace, TwinState, Window, step_with};
 
 /// Runs the twin over `bars` from `state`; one decision per bar `t ≥ W−1`.
 pub fn run<I: Inference + ?Sized>(
@@ -20,13 +19,7 @@ pub fn run<I: Inference + ?Sized>(
 ) -> Result<(Vec<Decision>, TwinState), InferenceError> {
     let mut out = Vec::with_capacity(bars.len().saturating_sub(spec.window - 1));
     let mut state = state;
-    let mut cache = EmissionCache::new();
-    for end in spec.window..=bars.len() {
-        let window = window_of(&bars[end - spec.window..end], spec);
-        let (d, next, _) = step_cached(spec, inference, &window, &state, &mut cache)?;
-        out.push(d);
-        state = next;
-    }
+    crate::series::run(spec, inference, bars, spec.window - 1, &mut state, &mut out)?;
     Ok((out, state))
 }
 
@@ -112,7 +105,17 @@ pub fn fmt_f64(v: f64) -> String {
 pub fn write_csv<W: Write>(mut w: W, decisions: &[Decision]) -> std::io::Result<()> {
     writeln!(w, "{CSV_HEADER}")?;
     for d in decisions {
-        writeln!(w, "{}", csv_row(d))?;
+        // `csv_row`'s fields, written straight into `w` (no String per row).
+        writeln!(
+            w,
+            "{},{},{},{},{},{}",
+            format_time(d.time),
+            d.regime,
+            ACTION_TABLE[usize::from(d.action)].0,
+            d.direction,
+            d.intensity,
+            fmt_f64(d.realised_pnl)
+        )?;
     }
     w.flush()
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 
 /// One closed bar. `time` is the bar's **open** time, in Unix seconds (UTC).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -185,6 +185,11 @@ pub fn parse_time(text: &str) -> Option<i64> {
 /// Canonical text of a bar time: `YYYY-MM-DDTHH:MM:SSZ` (the wire's `B:` form).
 pub fn format_time(unix: i64) -> String {
     match DateTime::<Utc>::from_timestamp(unix, 0) {
+        // The same text as the format string below for four-digit years, without interpreting a
+        // format string per call (a backtest writes one time per decision).
+        Some(dt) if (0..=9999).contains(&dt.year()) => {
+            dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }
         Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         None => format!("@{unix}"),
     }

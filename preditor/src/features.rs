@@ -77,6 +77,19 @@ pub fn ema_close(window: &[Bar], period: usize) -> f64 {
 /// The five policy features of the window ending at its last bar. `window` must hold `W` bars and every
 /// period must be `< W` (the model loader guarantees both).
 pub fn policy_features(window: &[Bar], p: &PolicyPeriods) -> PolicyFeatures {
+    let atr = wilder_atr(window, p.atr);
+    let ema = ema_close(window, p.ema);
+    policy_features_with(window, atr, ema, p)
+}
+
+/// [`policy_features`] given the window's `ATR_{W−1}` and `E_{W−1}` (computed by [`wilder_atr`] and
+/// [`ema_close`], or by the incremental forms below, which give the same bits).
+pub fn policy_features_with(
+    window: &[Bar],
+    atr: f64,
+    ema: f64,
+    p: &PolicyPeriods,
+) -> PolicyFeatures {
     let n = window.len();
     let last = n - 1;
     let c = window[last].close;
@@ -84,10 +97,8 @@ pub fn policy_features(window: &[Bar], p: &PolicyPeriods) -> PolicyFeatures {
     let c_ref = window[last - p.roc].close;
     let roc = if c_ref > 0.0 { c / c_ref - 1.0 } else { 0.0 };
 
-    let atr = wilder_atr(window, p.atr);
     let atr_pct = if c > 0.0 { atr / c } else { 0.0 };
 
-    let ema = ema_close(window, p.ema);
     let ema_dist = if atr > 0.0 { (c - ema) / atr } else { 0.0 };
 
     let recent = &window[n - p.range..];
@@ -112,6 +123,119 @@ pub fn policy_features(window: &[Bar], p: &PolicyPeriods) -> PolicyFeatures {
     PolicyFeatures {
         raw: [roc, atr_pct, ema_dist, range_pos, vol_ratio],
         atr,
+    }
+}
+
+/// `TR_j` for `j ≥ 1` (ENV.md §4.2): depends only on the bar and the close before it.
+fn true_range(bar: &Bar, prev_close: f64) -> f64 {
+    (bar.high - bar.low)
+        .max((bar.high - prev_close).abs())
+        .max((bar.low - prev_close).abs())
+}
+
+/// `(ATR_{m−1}, E_{m−1})` of the window positions `0 … m−1` held in `head` (`m = head.len() ≥ P_atr`):
+/// the first `m` steps of [`wilder_atr`] and [`ema_close`], in their order. [`atr_ema_step`] adds a bar.
+pub fn atr_ema_head(head: &[Bar], p: &PolicyPeriods) -> (f64, f64) {
+    let period = p.atr as f64;
+    // From 0.0 as in `wilder_atr` (0.0 + x is not x for x = −0.0).
+    let mut sum = 0.0;
+    sum += head[0].high - head[0].low;
+    for j in 1..p.atr {
+        sum += true_range(&head[j], head[j - 1].close);
+    }
+    let mut atr = sum / period;
+    for j in p.atr..head.len() {
+        atr += (true_range(&head[j], head[j - 1].close) - atr) / period;
+    }
+    let alpha = 2.0 / (p.ema as f64 + 1.0);
+    let mut e = head[0].close;
+    for b in &head[1..] {
+        e += alpha * (b.close - e);
+    }
+    (atr, e)
+}
+
+/// One more window position (`j ≥ P_atr`, `j ≥ 1`) of the ATR and EMA recursions.
+pub fn atr_ema_step(
+    (atr, ema): (f64, f64),
+    bar: &Bar,
+    prev_close: f64,
+    p: &PolicyPeriods,
+) -> (f64, f64) {
+    let alpha = 2.0 / (p.ema as f64 + 1.0);
+    (
+        atr + (true_range(bar, prev_close) - atr) / p.atr as f64,
+        ema + alpha * (bar.close - ema),
+    )
+}
+
+/// Windows evaluated together by [`atr_ema_windows`]: independent recursions side by side, so the
+/// divisions and adds of eight windows overlap instead of waiting on one another.
+const LANES: usize = 8;
+
+/// `(ATR_{W−1}, E_{W−1})` of every window of `w` bars over `bars` (window `i` = `bars[i … i+w−1]`,
+/// `i = 0 … len−w`), appended to `out`: the same operations as [`wilder_atr`] and [`ema_close`] on each
+/// window, in the same order (each lane is one window), so the same bits.
+pub fn atr_ema_windows(bars: &[Bar], w: usize, p: &PolicyPeriods, out: &mut Vec<(f64, f64)>) {
+    if bars.len() < w || w == 0 {
+        return;
+    }
+    let windows = bars.len() - w + 1;
+    // Per-bar inputs, padded so the last lanes may read past the end (their results are dropped).
+    let pad = LANES - 1;
+    let mut hl = Vec::with_capacity(bars.len() + pad);
+    let mut tr = Vec::with_capacity(bars.len() + pad);
+    let mut close = Vec::with_capacity(bars.len() + pad);
+    for (i, b) in bars.iter().enumerate() {
+        hl.push(b.high - b.low);
+        tr.push(if i == 0 {
+            0.0
+        } else {
+            true_range(b, bars[i - 1].close)
+        });
+        close.push(b.close);
+    }
+    for v in [&mut hl, &mut tr, &mut close] {
+        let last = v[v.len() - 1];
+        v.resize(v.len() + pad, last);
+    }
+    let lanes = |v: &[f64], at: usize| -> [f64; LANES] {
+        let mut a = [0.0; LANES];
+        a.copy_from_slice(&v[at..at + LANES]);
+        a
+    };
+    let period = p.atr as f64;
+    let alpha = 2.0 / (p.ema as f64 + 1.0);
+    out.reserve(windows);
+    for base in (0..windows).step_by(LANES) {
+        let mut sum = [0.0; LANES];
+        let first = lanes(&hl, base);
+        for l in 0..LANES {
+            sum[l] += first[l];
+        }
+        for j in 1..p.atr {
+            let t = lanes(&tr, base + j);
+            for l in 0..LANES {
+                sum[l] += t[l];
+            }
+        }
+        let mut atr = sum.map(|s| s / period);
+        let mut ema = lanes(&close, base);
+        for j in 1..w {
+            let c = lanes(&close, base + j);
+            for l in 0..LANES {
+                ema[l] += alpha * (c[l] - ema[l]);
+            }
+            if j >= p.atr {
+                let t = lanes(&tr, base + j);
+                for l in 0..LANES {
+                    atr[l] += (t[l] - atr[l]) / period;
+                }
+            }
+        }
+        for l in 0..LANES.min(windows - base) {
+            out.push((atr[l], ema[l]));
+        }
     }
 }
 

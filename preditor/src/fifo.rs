@@ -1,9 +1,9 @@
 //! The per-symbol bar FIFO: the last `W` closed bars, oldest first.
 //!
-//! A ring buffer (`VecDeque` of fixed capacity) so a new bar costs O(1); the window is handed out as one
-//! contiguous slice (`make_contiguous` only moves memory when the ring has wrapped).
-
-use std::collections::VecDeque;
+//! The window is handed out as one contiguous slice on every bar, so the bars live in a `Vec` of room
+//! `2W` and slide: a new bar is appended after the window, and once the room is used up the window is
+//! moved back to the start, one copy of `W` bars every `W` bars (a ring buffer would have to be made
+//! contiguous, a copy of the whole window, on most bars once it has wrapped).
 
 use crate::bars::{Bar, format_time};
 
@@ -31,7 +31,9 @@ pub enum Push {
 /// Fixed-capacity FIFO of the last `capacity` bars.
 #[derive(Debug, Clone)]
 pub struct BarFifo {
-    bars: VecDeque<Bar>,
+    /// `bars[start..]` is the window.
+    bars: Vec<Bar>,
+    start: usize,
     capacity: usize,
     /// Bar spacing in seconds, if known, to recognise gaps.
     step_secs: Option<i64>,
@@ -40,7 +42,8 @@ pub struct BarFifo {
 impl BarFifo {
     pub fn new(capacity: usize, step_secs: Option<i64>) -> Self {
         Self {
-            bars: VecDeque::with_capacity(capacity),
+            bars: Vec::with_capacity(2 * capacity.max(1)),
+            start: 0,
             capacity,
             step_secs,
         }
@@ -49,7 +52,7 @@ impl BarFifo {
     /// Appends a bar; refuses duplicates and bars older than the last one.
     pub fn push(&mut self, bar: Bar) -> Result<Push, FifoError> {
         let mut outcome = Push::Next;
-        if let Some(last) = self.bars.back() {
+        if let Some(last) = self.bars.last() {
             if bar.time == last.time {
                 return Err(FifoError::Duplicate {
                     time: format_time(bar.time),
@@ -70,37 +73,42 @@ impl BarFifo {
                 };
             }
         }
-        if self.bars.len() == self.capacity {
-            self.bars.pop_front();
+        if self.len() == self.capacity {
+            self.start += 1;
         }
-        self.bars.push_back(bar);
+        if self.bars.len() == self.bars.capacity() && self.start > 0 {
+            self.bars.drain(..self.start);
+            self.start = 0;
+        }
+        self.bars.push(bar);
         Ok(outcome)
     }
 
     pub fn len(&self) -> usize {
-        self.bars.len()
+        self.bars.len() - self.start
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bars.is_empty()
+        self.len() == 0
     }
 
     /// True once `capacity` bars are held: a decision can be taken.
     pub fn is_full(&self) -> bool {
-        self.bars.len() == self.capacity
+        self.len() == self.capacity
     }
 
     pub fn last(&self) -> Option<&Bar> {
-        self.bars.back()
+        self.bars.last()
     }
 
     /// The held bars, oldest first, as one slice.
-    pub fn as_slice(&mut self) -> &[Bar] {
-        self.bars.make_contiguous()
+    pub fn as_slice(&self) -> &[Bar] {
+        &self.bars[self.start..]
     }
 
     pub fn clear(&mut self) {
         self.bars.clear();
+        self.start = 0;
     }
 }
 
@@ -128,6 +136,23 @@ mod tests {
         assert!(f.is_full());
         let times: Vec<i64> = f.as_slice().iter().map(|b| b.time).collect();
         assert_eq!(times, vec![240, 300, 360]);
+    }
+
+    /// The slide never lets the window grow past `capacity` nor the room past `2 · capacity`.
+    #[test]
+    fn a_long_run_keeps_the_window_and_the_room_bounded() {
+        let mut f = BarFifo::new(5, None);
+        for t in 0..1000 {
+            f.push(bar(t)).unwrap();
+            let times: Vec<i64> = f.as_slice().iter().map(|b| b.time).collect();
+            let expected: Vec<i64> = ((t - 4).max(0)..=t).collect();
+            assert_eq!(times, expected);
+            assert!(
+                f.bars.capacity() <= 10,
+                "room grew to {}",
+                f.bars.capacity()
+            );
+        }
     }
 
     #[test]

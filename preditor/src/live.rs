@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::handshake::{IpcKey, PreditorHandshake};
-use protocol::{Action, BarTime, Decimal, Hello, Line, Signal, Symbol, Timeframe, Warmup};
+use protocol::{
+    Action, BarTime, Decimal, ErrorCode, ErrorLine, Hello, Line, Signal, Symbol, Timeframe, Warmup,
+};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::bars::{Bar, format_time};
@@ -30,6 +32,7 @@ use crate::notify::SystemdNotifier;
 use crate::session::{BarOutcome, SymbolTwin};
 use crate::state::StateStore;
 use crate::twin::Decision;
+use crate::warmup_retry::{WarmupRetry, named_pair};
 
 /// How long to wait for the executor's HELLO before giving up on a connection.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,6 +146,8 @@ struct Slot {
     early: Vec<Bar>,
     /// The twin decided (and signalled) bars whose state is not yet on disk.
     unsaved: bool,
+    /// When to ask WARMUP again after the executor could not serve it (`HISTORY_UNAVAILABLE`).
+    retry: WarmupRetry,
 }
 
 /// The running preditor: every symbol's twin and the state store.
@@ -204,6 +209,7 @@ impl Preditor {
                 history: None,
                 early: Vec::new(),
                 unsaved: false,
+                retry: WarmupRetry::default(),
             });
         }
         Ok(Self {
@@ -369,14 +375,8 @@ impl Preditor {
         *backoff = BACKOFF_MIN;
         self.report_sync();
         for i in 0..self.slots.len() {
-            let slot = &self.slots[i];
-            let count = u32::try_from(slot.twin.warmup_count()).unwrap_or(u32::MAX);
-            let w = Line::Warmup(Warmup {
-                symbol: slot.symbol.clone(),
-                timeframe: slot.timeframe,
-                count,
-            });
-            send(&mut ws, &w).await?;
+            self.slots[i].retry.reset();
+            send(&mut ws, &self.warmup(i)).await?;
         }
         let mut since_save = 0;
         loop {
@@ -390,6 +390,13 @@ impl Preditor {
                 since_save = 0;
             }
             let quiet = tokio::time::sleep(SAVE_AFTER_QUIET);
+            let retry_at = self.slots.iter().filter_map(|s| s.retry.due()).min();
+            let retry = async move {
+                match retry_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             let mut msg = tokio::select! {
                 () = &mut shutdown => {
                     self.notifier.stopping();
@@ -400,6 +407,17 @@ impl Preditor {
                 () = quiet, if unsaved => {
                     self.persist_unsaved();
                     since_save = 0;
+                    continue;
+                }
+                () = retry => {
+                    let now = tokio::time::Instant::now();
+                    let mut due = Vec::new();
+                    for i in 0..self.slots.len() {
+                        if self.slots[i].retry.take_due(now) && self.waiting(i) {
+                            due.push(self.warmup(i));
+                        }
+                    }
+                    send_all(&mut ws, &due).await?;
                     continue;
                 }
                 m = ws.next() => m,
@@ -520,6 +538,9 @@ impl Preditor {
             Line::Ack(_) | Line::Hello(_) | Line::Auth(_) => Vec::new(),
             Line::Error(e) => {
                 tracing::warn!(code = %e.code, text = %e.text, "executor reported an error");
+                if e.code == ErrorCode::HistoryUnavailable {
+                    self.history_unavailable(&e);
+                }
                 Vec::new()
             }
             Line::Warmup(_) | Line::Signal(_) => {
@@ -529,10 +550,45 @@ impl Preditor {
         }
     }
 
+    /// The WARMUP for slot `i`.
+    fn warmup(&self, i: usize) -> Line {
+        let slot = &self.slots[i];
+        Line::Warmup(Warmup {
+            symbol: slot.symbol.clone(),
+            timeframe: slot.timeframe,
+            count: u32::try_from(slot.twin.warmup_count()).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Slot `i` still waits for its history: not synced, no block open.
+    fn waiting(&self, i: usize) -> bool {
+        let slot = &self.slots[i];
+        !slot.twin.is_synced() && slot.history.is_none()
+    }
+
+    /// The executor could not serve a WARMUP this time: ask again after a backoff, for the pair
+    /// the text names, or for every pair still waiting when it names none.
+    fn history_unavailable(&mut self, e: &ErrorLine) {
+        let now = tokio::time::Instant::now();
+        let named = named_pair(&e.text).and_then(|pair| self.index.get(&pair).copied());
+        let slots: Vec<usize> = match named {
+            Some(i) => vec![i],
+            None => (0..self.slots.len()).collect(),
+        };
+        for i in slots {
+            if self.waiting(i) {
+                let slot = &mut self.slots[i];
+                slot.retry.failed(now);
+                tracing::info!(symbol = %slot.symbol, "asking WARMUP again after HISTORY_UNAVAILABLE");
+            }
+        }
+    }
+
     /// Rebuilds a twin from history bars, then applies the live bars that arrived meanwhile.
     fn consume_history(&mut self, i: usize, bars: &[Bar]) -> Vec<Line> {
         let mut out = Vec::new();
         self.persist_if_unsaved(i);
+        self.slots[i].retry.reset();
         let slot = &mut self.slots[i];
         match slot.twin.on_history(bars) {
             Ok(outcome) => {
@@ -593,6 +649,8 @@ impl Preditor {
         if let Err(e) = self.store.save(&slot.twin.persisted()) {
             tracing::error!(symbol = %slot.symbol, error = %e, "could not persist the twin state");
         }
+        // Off the signal path too: the next bar's recursions, so that bar costs one step of each.
+        slot.twin.prepare_next();
     }
 
     /// Saves every twin with unsaved decisions (once each).

@@ -52,7 +52,9 @@ enum Command {
     },
     /// Load and validate model zips (a file or a directory) and print what was found.
     Check { path: PathBuf },
-    /// Print the figures of DESIGN.md §8 (use a release build).
+    /// Print the in-process figures of BENCHMARKS.md: load, warm-up, resume, one bar across the
+    /// symbols, backtest, and where one decision's time goes (use a release build). Logs default to
+    /// `warn` so that no log line is timed.
     Bench {
         /// Directory of model zips; fewer than 20 are loaded repeatedly to make 20 twins.
         #[arg(long)]
@@ -64,9 +66,9 @@ enum Command {
     },
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tract_linalg=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -76,7 +78,10 @@ fn init_logging() {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(match cli.command {
+        Command::Bench { .. } => "warn",
+        _ => "info,tract_linalg=warn",
+    });
     match cli.command {
         Command::Backtest { model, bars, out } => {
             let model = Model::load(&model)?;

@@ -1,5 +1,5 @@
-//! The atomic model (`models/<SYM>_<TF>.zip`, DESIGN.md §5, ENV.md §8): load, validate, and prepare both
-//! ONNX graphs as optimised tract plans with concrete input shapes.
+//! The atomic model (`models/<SYM>_<TF>.zip`, ENV.md §8): load, validate, and prepare both ONNX graphs
+//! ([`crate::plans`]).
 //!
 //! Validation happens once at load so the per-bar path cannot meet a malformed model: every length and
 //! period the twin indexes with is checked here.
@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tract_onnx::prelude::*;
 
 use crate::features::{HmmPeriods, PolicyPeriods};
+use crate::plans::Plans;
 
 /// The action table every model must carry (ENV.md §6): name, direction, intensity.
 pub const ACTION_TABLE: [(&str, i8, u8); 7] = [
@@ -34,7 +34,7 @@ pub struct ModelError {
 }
 
 impl ModelError {
-    fn new(path: &Path, what: impl Into<String>) -> Self {
+    pub(crate) fn new(path: &Path, what: impl Into<String>) -> Self {
         Self {
             path: path.to_path_buf(),
             what: what.into(),
@@ -205,9 +205,7 @@ impl EnvSpec {
     }
 }
 
-type Plan = TypedRunnableModel<TypedModel>;
-
-/// A loaded, validated model: metadata, the twin's parameters and both inference plans.
+/// A loaded, validated model: metadata, the twin's parameters and both graphs ready to run.
 pub struct Model {
     pub path: PathBuf,
     /// Hex sha256 of the zip bytes: the persisted twin state is only valid for the same model.
@@ -216,10 +214,7 @@ pub struct Model {
     pub timeframe: String,
     pub meta: Metadata,
     pub spec: EnvSpec,
-    policy: Plan,
-    hmm: Plan,
-    /// The same HMM graph for one observation `[1, 3]`: per-bar emissions for the live cache.
-    hmm_row: Plan,
+    plans: Plans,
 }
 
 impl std::fmt::Debug for Model {
@@ -287,88 +282,60 @@ impl Model {
 
         let ppo_bytes = read_member(&mut archive, &meta.ppo.onnx.member, path)?;
         let hmm_bytes = read_member(&mut archive, &meta.hmm.onnx.member, path)?;
-        let d = spec.obs_dim();
-        let s = spec.hmm_len();
-        let policy = build_plan(
-            &ppo_bytes,
-            &meta.ppo.onnx,
-            f32::fact([1, d]).into(),
-            &[1, 7],
+        let plans = Plans::build(
             path,
-        )?;
-        let hmm = build_plan(
-            &hmm_bytes,
-            &meta.hmm.onnx,
-            f64::fact([s, 3]).into(),
-            &[s, spec.n_states],
-            path,
-        )?;
-        let hmm_row = build_plan(
-            &hmm_bytes,
-            &meta.hmm.onnx,
-            f64::fact([1, 3]).into(),
-            &[1, spec.n_states],
-            path,
+            &meta.symbol.name,
+            spec.obs_dim(),
+            spec.n_states,
+            (&ppo_bytes, &meta.ppo.onnx),
+            (&hmm_bytes, &meta.hmm.onnx),
         )?;
         Ok(Self {
             path: path.to_path_buf(),
-            hmm_row,
             fingerprint,
             symbol: meta.symbol.name.clone(),
             timeframe: meta.symbol.timeframe.clone(),
             meta,
             spec,
-            policy,
-            hmm,
+            plans,
         })
     }
 
     /// The policy's 7 logits for one observation (`obs` has `5 + K + 3` values).
     pub fn logits(&self, obs: &[f32]) -> Result<[f32; 7], InferenceError> {
-        let err = |m: String| InferenceError {
+        let mut out = Vec::with_capacity(1);
+        self.plans.logits_rows(obs, &mut out)?;
+        out.first().copied().ok_or_else(|| InferenceError {
             symbol: self.symbol.clone(),
             stage: "policy",
-            message: m,
-        };
-        let input = Tensor::from_shape(&[1, obs.len()], obs).map_err(|e| err(e.to_string()))?;
-        let out = self
-            .policy
-            .run(tvec!(input.into_tvalue()))
-            .map_err(|e| err(e.to_string()))?;
-        let view = out[0].as_slice::<f32>().map_err(|e| err(e.to_string()))?;
-        let mut logits = [0.0f32; 7];
-        if view.len() != 7 {
-            return Err(err(format!("expected 7 logits, got {}", view.len())));
-        }
-        logits.copy_from_slice(view);
-        Ok(logits)
+            message: format!("{} values are not one observation", obs.len()),
+        })
+    }
+
+    /// The policy's logits for several observations (row-major, `5 + K + 3` values each), appended to
+    /// `out`; each row's logits are the bits [`Model::logits`] gives for it alone.
+    pub fn logits_rows(&self, obs: &[f32], out: &mut Vec<[f32; 7]>) -> Result<(), InferenceError> {
+        self.plans.logits_rows(obs, out)
+    }
+
+    /// Rows one policy call evaluates.
+    pub fn policy_rows(&self) -> usize {
+        self.plans.policy_rows()
     }
 
     /// Log emission densities `[S, K]` (row-major) for the scaled HMM observations `x` (`[S, 3]`).
     pub fn log_emissions(&self, x: &[f64]) -> Result<Vec<f64>, InferenceError> {
-        self.run_hmm(&self.hmm, &[x.len() / 3, 3], x)
+        self.plans.log_emissions(x)
     }
 
-    /// Log emission densities `[K]` of one scaled HMM observation (the `[1, 3]` plan).
-    pub fn log_emission_row(&self, x: &[f64; 3]) -> Result<Vec<f64>, InferenceError> {
-        self.run_hmm(&self.hmm_row, &[1, 3], x)
+    /// Log emission densities `[K]` of one scaled HMM observation into `out`.
+    pub fn log_emission_row(&self, x: &[f64; 3], out: &mut [f64]) -> Result<(), InferenceError> {
+        self.plans.log_emission_row(x, out)
     }
 
-    /// Runs one of the HMM emission plans on `x` shaped as `shape`.
-    fn run_hmm(&self, plan: &Plan, shape: &[usize], x: &[f64]) -> Result<Vec<f64>, InferenceError> {
-        let err = |m: String| InferenceError {
-            symbol: self.symbol.clone(),
-            stage: "hmm",
-            message: m,
-        };
-        let input = Tensor::from_shape(shape, x).map_err(|e| err(e.to_string()))?;
-        let out = plan
-            .run(tvec!(input.into_tvalue()))
-            .map_err(|e| err(e.to_string()))?;
-        Ok(out[0]
-            .as_slice::<f64>()
-            .map_err(|e| err(e.to_string()))?
-            .to_vec())
+    /// `"native"` (the export.py graph, evaluated with tract's arithmetic) or `"tract"`.
+    pub fn emission_evaluator(&self) -> &'static str {
+        self.plans.emission_evaluator()
     }
 }
 
@@ -388,69 +355,6 @@ fn read_member(
     file.read_to_end(&mut buf)
         .map_err(|e| ModelError::new(path, format!("member `{name}` unreadable: {e}")))?;
     Ok(buf)
-}
-
-fn build_plan(
-    bytes: &[u8],
-    onnx: &OnnxMeta,
-    input_fact: InferenceFact,
-    expect_out: &[usize],
-    path: &Path,
-) -> Result<Plan, ModelError> {
-    let member = &onnx.member;
-    let fail = |stage: &str, e: TractError| {
-        ModelError::new(path, format!("member `{member}`: {stage}: {e:#}"))
-    };
-    let mut model = tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(bytes))
-        .map_err(|e| fail("not a loadable ONNX graph", e))?;
-    let inputs = model
-        .input_outlets()
-        .map_err(|e| fail("inputs", e))?
-        .to_vec();
-    if inputs.len() != 1 {
-        return Err(ModelError::new(
-            path,
-            format!(
-                "member `{member}`: expected 1 input, found {}",
-                inputs.len()
-            ),
-        ));
-    }
-    let input_name = model.node(inputs[0].node).name.clone();
-    if input_name != onnx.input {
-        return Err(ModelError::new(
-            path,
-            format!(
-                "member `{member}`: input is named `{input_name}`, metadata says `{}`",
-                onnx.input
-            ),
-        ));
-    }
-    model
-        .set_output_names([onnx.output.as_str()])
-        .map_err(|e| fail(&format!("output `{}`", onnx.output), e))?;
-    let model = model
-        .with_input_fact(0, input_fact)
-        .map_err(|e| fail("input fact", e))?
-        .into_optimized()
-        .map_err(|e| fail("optimisation (an op tract does not support?)", e))?;
-    let shape = model
-        .output_fact(0)
-        .map_err(|e| fail("output fact", e))?
-        .shape
-        .as_concrete()
-        .map(<[usize]>::to_vec);
-    if shape.as_deref() != Some(expect_out) {
-        return Err(ModelError::new(
-            path,
-            format!(
-                "member `{member}`: output `{}` has shape {shape:?}, expected {expect_out:?}",
-                onnx.output
-            ),
-        ));
-    }
-    model.into_runnable().map_err(|e| fail("plan", e))
 }
 
 /// Longest `env.window` accepted. A twin decides only with a full window and warms up from

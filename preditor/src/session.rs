@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::bars::{Bar, BarError, format_time};
 use crate::fifo::{BarFifo, FifoError, Push};
+use crate::live_window::LiveWindow;
 use crate::model::{InferenceError, Model};
 use crate::state::{PersistedState, StateError, StateStore};
-use crate::twin::{Decision, EmissionCache, TwinState, Window, step_cached};
+use crate::twin::{Decision, TwinState, Window};
 
 /// Bars replayed from FLAT before the first live decision when there is no usable persisted state.
 ///
@@ -101,7 +102,8 @@ pub struct SymbolTwin {
     mode: StartMode,
     /// Set once a HISTORY block has been consumed; live bars wait for it.
     synced: bool,
-    emissions: EmissionCache,
+    /// Cached emission rows and the next bar's prepared recursions.
+    live: LiveWindow,
     clock: Clock,
 }
 
@@ -181,13 +183,14 @@ impl SymbolTwin {
             _ => (TwinState::START, StartMode::FastForward),
         };
         let fifo = BarFifo::new(model.spec.window, timeframe_secs(&model.timeframe));
+        let live = LiveWindow::new(&model.spec);
         Self {
+            live,
             model,
             fifo,
             state,
             mode,
             synced: false,
-            emissions: EmissionCache::new(),
             clock: system_clock(),
         }
     }
@@ -228,7 +231,7 @@ impl SymbolTwin {
     /// persisted last bar (resume) or every decidable bar from FLAT (fast-forward).
     pub fn on_history(&mut self, bars: &[Bar]) -> Result<HistoryOutcome, SessionError> {
         self.fifo.clear();
-        self.emissions.clear();
+        self.live.clear();
         let w = self.model.spec.window;
         let mut decided = Vec::new();
         let last_done = self.state.last_bar_time;
@@ -247,17 +250,47 @@ impl SymbolTwin {
                 "missed more bars than the history holds; resuming from the persisted state"
             );
         }
+        // The FIFO takes the bars in order (a repeated bar is skipped); a bar is decided once its window
+        // is full and if it lies after the persisted last bar. The decided bars are a suffix of the
+        // accepted ones (times increase), replayed in one pass (crate::series).
+        let mut accepted = Vec::with_capacity(bars.len());
+        let mut refused = None;
         for bar in bars {
             match self.fifo.push(*bar) {
-                Ok(_) => {}
-                Err(FifoError::Duplicate { .. }) => continue,
-                Err(e) => return Err(e.into()),
+                Ok(_) => accepted.push(*bar),
+                Err(FifoError::Duplicate { .. }) => {}
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
             }
-            if !self.fifo.is_full() || last_done.is_some_and(|t| bar.time <= t) {
-                continue;
-            }
-            decided.push(self.decide()?);
         }
+        let first_end = accepted
+            .iter()
+            .position(|b| last_done.is_none_or(|t| b.time > t))
+            .unwrap_or(accepted.len())
+            .max(w - 1);
+        let model = Arc::clone(&self.model);
+        let rows = crate::series::run(
+            &model.spec,
+            model.as_ref(),
+            &accepted,
+            first_end,
+            &mut self.state,
+            &mut decided,
+        )?;
+        if let Some(e) = refused {
+            return Err(e.into());
+        }
+        // The last window's rows from the pass, and the first live bar's recursions prepared.
+        let (s, k) = (model.spec.hmm_len(), model.spec.n_states);
+        let reaches_the_end = rows.rows.len() == accepted.len().saturating_sub(rows.first_bar) * k;
+        if self.fifo.is_full() && reaches_the_end && rows.first_bar + s <= accepted.len() {
+            let from = (accepted.len() - s - rows.first_bar) * k;
+            self.live
+                .seed(&model.spec, self.fifo.as_slice(), &rows.rows[from..]);
+        }
+        self.prepare_next();
         let signals = match self.mode {
             StartMode::Resume if decided.is_empty() => {
                 self.state.last_decision().into_iter().collect()
@@ -305,20 +338,30 @@ impl SymbolTwin {
         Ok(BarOutcome::Decided(self.decide()?))
     }
 
+    /// Runs the next bar's recursions ahead (see [`LiveWindow`]); call it once the current bar's signal
+    /// is out. Skipping it costs only time on the next bar.
+    pub fn prepare_next(&mut self) {
+        if !self.fifo.is_full() {
+            return;
+        }
+        let window = self.fifo.as_slice();
+        if let Err(e) = self
+            .live
+            .prepare(&self.model.spec, self.model.as_ref(), window)
+        {
+            tracing::warn!(symbol = %self.model.symbol, error = %e, "preparing the next bar failed; it will be computed in full");
+        }
+    }
+
     fn decide(&mut self) -> Result<Decision, SessionError> {
-        let model = Arc::clone(&self.model);
         let bars = self.fifo.as_slice();
-        let window = match Window::new(bars, &model.spec) {
+        let window = match Window::new(bars, &self.model.spec) {
             Ok(w) => w,
             Err(e) => unreachable!("the FIFO is full: {e}"),
         };
-        let (decision, next, _) = step_cached(
-            &model.spec,
-            model.as_ref(),
-            &window,
-            &self.state,
-            &mut self.emissions,
-        )?;
+        let (decision, next, _) =
+            self.live
+                .decide(&self.model.spec, self.model.as_ref(), &window, &self.state)?;
         self.state = next;
         Ok(decision)
     }

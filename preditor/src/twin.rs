@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bars::Bar;
-use crate::features::{hmm_observations, normalise, policy_features};
+use crate::features::{ema_close, hmm_observations, normalise, policy_features_with, wilder_atr};
 use crate::hmm::{argmax_f64, forward_filter, scaled_emission_row};
 use crate::model::{ACTION_TABLE, Costs, EnvSpec, InferenceError, Model};
 
@@ -166,15 +166,41 @@ impl<'a> Window<'a> {
     }
 }
 
-/// The inference the step needs; [`Model`] implements it with tract, tests with closed forms.
+/// The inference the step needs; [`Model`] implements it with its plans, tests with closed forms.
 pub trait Inference {
     /// `[S, K]` log emissions of `S` scaled observations (`x` is `[S, 3]`).
     fn log_emissions(&self, x: &[f64]) -> Result<Vec<f64>, InferenceError>;
     fn logits(&self, obs: &[f32]) -> Result<[f32; 7], InferenceError>;
-    /// `[K]` log emissions of one observation; must equal the matching row of `log_emissions` bit for
-    /// bit (tests/emission_rows.rs checks it for the tract plans).
-    fn log_emission_row(&self, x: &[f64; 3]) -> Result<Vec<f64>, InferenceError> {
-        self.log_emissions(x)
+    /// `[K]` log emissions of one observation into `out`; must equal the matching row of
+    /// `log_emissions` bit for bit (tests/emission_rows.rs checks it for the shipped models).
+    fn log_emission_row(&self, x: &[f64; 3], out: &mut [f64]) -> Result<(), InferenceError> {
+        let row = self.log_emissions(x)?;
+        if row.len() != out.len() {
+            return Err(InferenceError {
+                symbol: String::new(),
+                stage: "hmm",
+                message: format!("{} log emissions for {} states", row.len(), out.len()),
+            });
+        }
+        out.copy_from_slice(&row);
+        Ok(())
+    }
+    /// Observations one [`Inference::logits_rows`] call evaluates for about the price of one.
+    fn policy_rows(&self) -> usize {
+        1
+    }
+    /// Logits of consecutive observations of `d` values each, appended to `out`; each row must get the
+    /// bits [`Inference::logits`] gives it alone.
+    fn logits_rows(
+        &self,
+        obs: &[f32],
+        d: usize,
+        out: &mut Vec<[f32; 7]>,
+    ) -> Result<(), InferenceError> {
+        for row in obs.chunks(d) {
+            out.push(self.logits(row)?);
+        }
+        Ok(())
     }
 }
 
@@ -182,11 +208,22 @@ impl Inference for Model {
     fn log_emissions(&self, x: &[f64]) -> Result<Vec<f64>, InferenceError> {
         Model::log_emissions(self, x)
     }
-    fn log_emission_row(&self, x: &[f64; 3]) -> Result<Vec<f64>, InferenceError> {
-        Model::log_emission_row(self, x)
+    fn log_emission_row(&self, x: &[f64; 3], out: &mut [f64]) -> Result<(), InferenceError> {
+        Model::log_emission_row(self, x, out)
     }
     fn logits(&self, obs: &[f32]) -> Result<[f32; 7], InferenceError> {
         Model::logits(self, obs)
+    }
+    fn policy_rows(&self) -> usize {
+        Model::policy_rows(self)
+    }
+    fn logits_rows(
+        &self,
+        obs: &[f32],
+        _: usize,
+        out: &mut Vec<[f32; 7]>,
+    ) -> Result<(), InferenceError> {
+        Model::logits_rows(self, obs, out)
     }
 }
 
@@ -213,6 +250,22 @@ pub fn observation(
     uclip: f64,
 ) -> Vec<f32> {
     let mut obs = Vec::with_capacity(5 + k + 3);
+    push_observation(&mut obs, z, regime, k, pos, close, atr, uclip);
+    obs
+}
+
+/// [`observation`] appended to `obs` (no allocation once `obs` has the room).
+#[allow(clippy::too_many_arguments)]
+pub fn push_observation(
+    obs: &mut Vec<f32>,
+    z: &[f64; 5],
+    regime: usize,
+    k: usize,
+    pos: &VirtualPosition,
+    close: f64,
+    atr: f64,
+    uclip: f64,
+) {
     obs.extend(z.iter().map(|v| *v as f32));
     obs.extend((0..k).map(|i| if i == regime { 1.0f32 } else { 0.0 }));
     let d = f64::from(pos.direction);
@@ -224,7 +277,89 @@ pub fn observation(
     obs.push(d as f32);
     obs.push((f64::from(pos.intensity) / 3.0) as f32);
     obs.push(u as f32);
-    obs
+}
+
+/// What a window alone determines (ENV.md §4-§5), before the position enters the observation (§7).
+/// Every path to a decision (the per-window reference, the live twin, the series) builds one of these
+/// and hands it to [`WindowFacts::observe`] and [`act`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowFacts {
+    /// The decision bar's open time and close.
+    pub time: i64,
+    pub close: f64,
+    pub raw: [f64; 5],
+    pub z: [f64; 5],
+    pub atr: f64,
+    pub regime: u16,
+}
+
+impl WindowFacts {
+    /// From the window's bars, its `ATR_{W−1}` and `E_{W−1}` ([`wilder_atr`], [`ema_close`] or their
+    /// incremental forms) and its regime.
+    pub fn new(spec: &EnvSpec, bars: &[Bar], atr: f64, ema: f64, regime: u16) -> Self {
+        let pf = policy_features_with(bars, atr, ema, &spec.policy);
+        let last = &bars[bars.len() - 1];
+        Self {
+            time: last.time,
+            close: last.close,
+            raw: pf.raw,
+            z: normalise(&pf.raw, &spec.norm_mean, &spec.norm_std, spec.norm_clip),
+            atr: pf.atr,
+            regime,
+        }
+    }
+
+    /// Appends the observation with `pos` held before the action (ENV.md §7).
+    pub fn observe(&self, spec: &EnvSpec, pos: &VirtualPosition, obs: &mut Vec<f32>) {
+        push_observation(
+            obs,
+            &self.z,
+            usize::from(self.regime),
+            spec.n_states,
+            pos,
+            self.close,
+            self.atr,
+            spec.unrealized_clip,
+        );
+    }
+}
+
+/// The action of the logits, executed at the decision bar's close (ENV.md §6-§7): the decision and the
+/// state after it.
+pub fn act(
+    spec: &EnvSpec,
+    facts: &WindowFacts,
+    state: &TwinState,
+    logits: &[f32; 7],
+) -> (Decision, TwinState) {
+    let action = argmax_logits(logits);
+    let (_, direction, intensity) = ACTION_TABLE[usize::from(action)];
+    let mut next = *state;
+    execute_action(
+        &mut next.position,
+        &mut next.realised_pnl,
+        direction,
+        intensity,
+        facts.close,
+        &spec.costs,
+    );
+    next.held = match state.last_action {
+        Some(prev) if prev == action => state.held.saturating_add(1),
+        _ => 1,
+    };
+    next.last_action = Some(action);
+    next.last_bar_time = Some(facts.time);
+    next.last_regime = Some(facts.regime);
+    let decision = Decision {
+        time: facts.time,
+        regime: facts.regime,
+        action,
+        direction: next.position.direction,
+        intensity: next.position.intensity,
+        realised_pnl: next.realised_pnl,
+        held: next.held,
+    };
+    (decision, next)
 }
 
 /// One decision bar, pure: `(window, state) → (decision, next state)` (ENV.md §7, order of operations).
@@ -234,83 +369,6 @@ pub fn step(
     state: &TwinState,
 ) -> Result<(Decision, TwinState), InferenceError> {
     step_with(&model.spec, model, window, state).map(|(d, s, _)| (d, s))
-}
-
-/// Per-bar scaled HMM emission rows `e_s` of the current window (ENV.md §5), oldest first, keyed by
-/// bar time.
-///
-/// Row `j` of a window depends only on bars `j−H … j` (ENV.md §5), so consecutive windows share all
-/// but one row: caching them saves the HMM features, the emission graph and the `exp` of 329 of 330
-/// rows. The forward recursion itself still restarts at every window start (that is the definition).
-#[derive(Debug, Clone, Default)]
-pub struct EmissionCache {
-    times: std::collections::VecDeque<i64>,
-    rows: std::collections::VecDeque<Vec<f64>>,
-}
-
-impl EmissionCache {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn clear(&mut self) {
-        self.times.clear();
-        self.rows.clear();
-    }
-
-    /// The `[S, K]` scaled emissions of `window`, reusing the rows of earlier windows.
-    fn emissions<I: Inference + ?Sized>(
-        &mut self,
-        spec: &EnvSpec,
-        inference: &I,
-        bars: &[Bar],
-    ) -> Result<Vec<f64>, InferenceError> {
-        let h = spec.hmm_periods.lookback();
-        let first = bars[h].time;
-        while self.times.front().is_some_and(|t| *t < first) {
-            self.times.pop_front();
-            self.rows.pop_front();
-        }
-        // Cached rows must be exactly the window's leading rows; anything else (a gap in the
-        // sequence, a restart) recomputes the window in one run.
-        let usable = self.times.front() == Some(&first)
-            && self.times.iter().zip(&bars[h..]).all(|(t, b)| *t == b.time)
-            && self.times.len() <= bars.len() - h;
-        if !usable {
-            self.clear();
-            let x = hmm_observations(bars, &spec.hmm_periods, &spec.hmm_mean, &spec.hmm_std);
-            let all = inference.log_emissions(&x)?;
-            for (j, row) in all.chunks(spec.n_states).enumerate() {
-                self.times.push_back(bars[h + j].time);
-                self.rows.push_back(scaled_emission_row(row));
-            }
-        } else {
-            for j in h + self.times.len()..bars.len() {
-                let f = crate::features::hmm_features_at(bars, j, &spec.hmm_periods);
-                let mut x = [0.0; 3];
-                for d in 0..3 {
-                    x[d] = (f[d] - spec.hmm_mean[d]) / spec.hmm_std[d];
-                }
-                self.times.push_back(bars[j].time);
-                self.rows
-                    .push_back(scaled_emission_row(&inference.log_emission_row(&x)?));
-            }
-        }
-        Ok(self.rows.iter().flatten().copied().collect())
-    }
-}
-
-/// [`step`] with per-bar emission caching: the same decision, bit for bit (the backtest and the live
-/// twin use it; tests compare it with [`step_with`]).
-pub fn step_cached<I: Inference + ?Sized>(
-    spec: &EnvSpec,
-    inference: &I,
-    window: &Window<'_>,
-    state: &TwinState,
-    cache: &mut EmissionCache,
-) -> Result<(Decision, TwinState, StepTrace), InferenceError> {
-    let emissions = cache.emissions(spec, inference, window.bars())?;
-    decide(spec, inference, window, state, emissions)
 }
 
 /// [`step`] over any [`Inference`], also returning the intermediate values.
@@ -342,12 +400,6 @@ fn decide<I: Inference + ?Sized>(
     scaled_emissions: Vec<f64>,
 ) -> Result<(Decision, TwinState, StepTrace), InferenceError> {
     let bars = window.bars();
-    let bar = window.last();
-    let c = bar.close;
-
-    let pf = policy_features(bars, &spec.policy);
-    let z = normalise(&pf.raw, &spec.norm_mean, &spec.norm_std, spec.norm_clip);
-
     let k = spec.n_states;
     if scaled_emissions.len() != spec.hmm_len() * k {
         return Err(InferenceError {
@@ -361,53 +413,24 @@ fn decide<I: Inference + ?Sized>(
         });
     }
     let posterior = forward_filter(&scaled_emissions, k, &spec.startprob, &spec.transmat);
-    let regime = argmax_f64(&posterior);
-
-    let obs = observation(
-        &z,
+    let regime = argmax_f64(&posterior) as u16;
+    let facts = WindowFacts::new(
+        spec,
+        bars,
+        wilder_atr(bars, spec.policy.atr),
+        ema_close(bars, spec.policy.ema),
         regime,
-        k,
-        &state.position,
-        c,
-        pf.atr,
-        spec.unrealized_clip,
     );
+    let mut obs = Vec::with_capacity(spec.obs_dim());
+    facts.observe(spec, &state.position, &mut obs);
     let logits = inference.logits(&obs)?;
-    let action = argmax_logits(&logits);
-    let (_, direction, intensity) = ACTION_TABLE[usize::from(action)];
-
-    let mut next = *state;
-    execute_action(
-        &mut next.position,
-        &mut next.realised_pnl,
-        direction,
-        intensity,
-        c,
-        &spec.costs,
-    );
-    next.held = match state.last_action {
-        Some(prev) if prev == action => state.held.saturating_add(1),
-        _ => 1,
-    };
-    next.last_action = Some(action);
-    next.last_bar_time = Some(bar.time);
-    next.last_regime = Some(regime as u16);
-
-    let decision = Decision {
-        time: bar.time,
-        regime: regime as u16,
-        action,
-        direction: next.position.direction,
-        intensity: next.position.intensity,
-        realised_pnl: next.realised_pnl,
-        held: next.held,
-    };
+    let (decision, next) = act(spec, &facts, state, &logits);
     let trace = StepTrace {
-        raw: pf.raw,
-        z,
-        atr: pf.atr,
+        raw: facts.raw,
+        z: facts.z,
+        atr: facts.atr,
         hmm_last: crate::features::hmm_features_at(bars, bars.len() - 1, &spec.hmm_periods),
-        regime: regime as u16,
+        regime,
         obs,
         logits,
     };
@@ -508,10 +531,11 @@ mod tests {
         }
     }
 
-    /// The per-bar cache of scaled emissions hands the filter exactly (bit for bit) the matrix the
-    /// uncached path builds, across consecutive windows, a gap (cache rebuilt) and a restart.
+    /// The live step (cached rows, recursions prepared between bars) decides exactly (bit for bit) as
+    /// the per-window path, across consecutive windows with and without preparation, a gap (rows
+    /// rebuilt) and a jump back to an earlier window (a restart).
     #[test]
-    fn cached_scaled_emissions_are_bit_identical_to_uncached() {
+    fn live_window_is_bit_identical_to_the_per_window_step() {
         let mut spec = spec();
         spec.transmat = vec![0.9, 0.1, 0.3, 0.7];
         spec.startprob = vec![0.2, 0.8];
@@ -524,42 +548,43 @@ mod tests {
                     high: c + 0.002,
                     low: c - 0.001 * (1 + i % 3) as f64,
                     close: c,
-                    volume: 10.0,
+                    volume: 10.0 + (i % 4) as f64,
                 }
             })
             .collect();
-        let mut cache = EmissionCache::new();
+        let mut live = crate::live_window::LiveWindow::new(&spec);
         // 8..20 consecutive, then a jump (20 → 27), then back to an earlier window (restart).
         let ends: Vec<usize> = (8..=20).chain(27..=40).chain([15, 16]).collect();
         let mut regimes = std::collections::BTreeSet::new();
-        for end in ends {
+        let mut prepared = 0;
+        let mut state = TwinState::START;
+        for (n, end) in ends.into_iter().enumerate() {
             let w = Window::new(&bars[end - 8..end], &spec).unwrap();
-            let cached = cache
-                .emissions(&spec, &ObservationDependent, w.bars())
+            let (dl, sl, facts) = live
+                .decide(&spec, &ObservationDependent, &w, &state)
                 .unwrap();
-            let x = hmm_observations(w.bars(), &spec.hmm_periods, &spec.hmm_mean, &spec.hmm_std);
-            let uncached: Vec<f64> = ObservationDependent
-                .log_emissions(&x)
-                .unwrap()
-                .chunks(2)
-                .flat_map(scaled_emission_row)
-                .collect();
+            let (du, su, tu) = step_with(&spec, &ObservationDependent, &w, &state).unwrap();
+            assert_eq!((dl, sl), (du, su), "window ending {end}");
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&cached), bits(&uncached), "window ending {end}");
-            let (dc, _, tc) = step_cached(
-                &spec,
-                &ObservationDependent,
-                &w,
-                &TwinState::START,
-                &mut cache,
-            )
-            .unwrap();
-            let (du, _, tu) =
-                step_with(&spec, &ObservationDependent, &w, &TwinState::START).unwrap();
-            assert_eq!((dc, &tc), (du, &tu), "window ending {end}");
-            regimes.insert(tc.regime);
+            assert_eq!(bits(&facts.raw), bits(&tu.raw), "window ending {end}");
+            assert_eq!(bits(&facts.z), bits(&tu.z), "window ending {end}");
+            assert_eq!(facts.atr.to_bits(), tu.atr.to_bits(), "window ending {end}");
+            assert_eq!(facts.regime, tu.regime, "window ending {end}");
+            regimes.insert(tu.regime);
+            state = su;
+            // Prepare after most bars, as the live loop does; skip some to take the full path too.
+            if n % 5 != 3 {
+                live.prepare(&spec, &ObservationDependent, w.bars())
+                    .unwrap();
+                prepared += 1;
+            }
         }
         assert_eq!(regimes.len(), 2, "the data must exercise both states");
+        assert!(prepared > 10);
+        assert!(
+            state.position.direction != 0,
+            "the position must enter the observation"
+        );
     }
 
     fn spec() -> EnvSpec {

@@ -89,6 +89,10 @@ struct Book {
     generation: usize,
     /// Cursor values at which the executor drops the connection (once each) instead of sending a bar.
     drop_at: Vec<usize>,
+    /// WARMUPs still to answer `ERROR|HISTORY_UNAVAILABLE` (a broker timeout) before serving one.
+    unavailable: usize,
+    /// When each WARMUP arrived.
+    warmups: Vec<std::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -149,9 +153,26 @@ impl FakeExecutor {
             self.book.lock().unwrap().bad_hello += 1;
             return Ok(());
         }
-        let warmup = next_text(&mut ws).await?;
-        let Line::Warmup(w) = warmup.parse::<Line>()? else {
-            return Err(format!("expected WARMUP, got {warmup}").into());
+        let w = loop {
+            let warmup = next_text(&mut ws).await?;
+            let Line::Warmup(w) = warmup.parse::<Line>()? else {
+                return Err(format!("expected WARMUP, got {warmup}").into());
+            };
+            let refuse = {
+                let mut b = self.book.lock().unwrap();
+                b.warmups.push(std::time::Instant::now());
+                let refuse = b.unavailable > 0;
+                b.unavailable = b.unavailable.saturating_sub(1);
+                refuse
+            };
+            self.progress.notify_waiters();
+            if !refuse {
+                break w;
+            }
+            ws.send(Message::text(
+                "ERROR|HISTORY_UNAVAILABLE|EURUSD H1: the broker's history request failed (timeout); send WARMUP again",
+            ))
+            .await?;
         };
         let cursor = self.book.lock().unwrap().cursor;
         let n = (w.count as usize).min(self.history_cap).min(cursor);
@@ -409,6 +430,51 @@ async fn live_signals_equal_the_backtest_at_every_bar_across_reconnects() {
     );
     assert_eq!(book.connections, 3);
     assert!(book.drop_at.is_empty());
+}
+
+/// Issue 19: a WARMUP the executor could not serve this time (its broker request failed) is asked
+/// again on the same connection, after 200 ms then 400 ms, until the history comes; the twin then
+/// signals exactly as the backtest. Before, the preditor never asked again: the twin waited for 350
+/// live bars (a held replay sends none) and missed the model's entries meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warmup_answered_history_unavailable_is_asked_again_with_backoff() {
+    let case = common::case("EURUSD_H1");
+    let bars = golden_bars(&case.dir);
+    let expected = expected_signals(&case.dir);
+    let (exec, port) = start(bars, W, 100_000).await;
+    exec.book.lock().unwrap().unavailable = 2;
+    let s = setup();
+    let mut child = spawn(&s, port);
+    wait_until(&exec, 60, "the history served and 20 live bars", |b| {
+        b.cursor >= W + 20 && b.signals.contains_key(&exec.bars[W + 19].time)
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let book = exec.book.lock().unwrap();
+    assert_eq!(book.connections, 1, "asked again, not reconnected");
+    assert_eq!(book.warmups.len(), 3, "two refusals, then served");
+    let gaps: Vec<Duration> = book.warmups.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[0] >= Duration::from_millis(190) && gaps[1] >= Duration::from_millis(390),
+        "backoff 200 ms, then 400 ms: {gaps:?}"
+    );
+    assert!(gaps.iter().all(|g| *g < Duration::from_secs(3)), "{gaps:?}");
+    // Every bar from the first decision bar on, each signal the reference's.
+    for bar in &exec.bars[W - 1..W + 20] {
+        let got = book.signals.get(&bar.time);
+        assert!(
+            got.is_some_and(|g| g.iter().all(|g| Some(g) == expected.get(&bar.time))),
+            "{}: got {got:?}, expected {:?}",
+            bar.time,
+            expected.get(&bar.time)
+        );
+    }
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(
+        !log.contains("warming up from live bars"),
+        "the twin warmed up from its history"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

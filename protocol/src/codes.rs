@@ -109,6 +109,10 @@ wire_codes! {
         UnknownType = "UNKNOWN_TYPE",
         /// A WARMUP for a symbol the executor cannot serve.
         UnknownSymbol = "UNKNOWN_SYMBOL",
+        /// A WARMUP the executor could not answer this time (the broker's history request failed:
+        /// timeout, lost link, refusal); the text starts with the symbol and timeframe. Send the
+        /// WARMUP again later.
+        HistoryUnavailable = "HISTORY_UNAVAILABLE",
         /// The line is longer than MAX_LINE_LEN.
         TooLong = "TOO_LONG",
         /// The receiver failed while handling a valid line.

@@ -51,7 +51,8 @@ pub enum ClientError {
         /// End of a maintenance window announced with the error, Unix ms.
         maintenance_end_ms: Option<i64>,
     },
-    /// The request could not be paced within its timeout.
+    /// An ordinary request could not be paced within its timeout (historical requests wait their
+    /// turn instead).
     #[error(
         "{request} not sent: the {class:?} rate limit needs {wait:?} more, beyond the request timeout"
     )]

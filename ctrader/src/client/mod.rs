@@ -13,7 +13,8 @@
 //! - `session`: the socket task.
 //!
 //! Requests made while connecting wait (up to their timeout); requests made while disconnected fail
-//! at once, so an order is never sent late. After a timeout or disconnect the outcome of an order
+//! at once, so an order is never sent late. Historical requests wait their turn under the rate
+//! limit however long the queue, and their timeout starts when they are sent. After a timeout or disconnect the outcome of an order
 //! is unknown: reconcile before retrying.
 
 pub mod accounts;
@@ -48,7 +49,7 @@ use crate::messages::*;
 use events::EventSink;
 use history::TrendbarPager;
 use requests::{Answer, Completion};
-use session::{Command, Shared, Subscriptions, expect, lock, pace};
+use session::{Command, Shared, Subscriptions, expect, lock, pace, wait_historical_turn};
 
 /// A handle to the session. Cheap to clone; the session stops when the last handle is dropped.
 #[derive(Clone)]
@@ -113,6 +114,7 @@ pub fn connect(config: ClientConfig) -> Result<(Client, EventStream), ClientErro
             config.normal_rate_per_sec,
             config.historical_rate_per_sec,
         )),
+        historical_queue: tokio::sync::Mutex::new(()),
         tokens: Mutex::new(config.tokens.clone()),
         subs: Mutex::new(Subscriptions::default()),
         config,
@@ -195,14 +197,19 @@ impl Client {
         completion: Completion,
     ) -> Result<Answer, ClientError> {
         let timeout = self.shared.config.request_timeout;
-        let deadline = Instant::now() + timeout;
-        pace(
-            &self.shared,
-            RequestClass::of(M::PAYLOAD_TYPE),
-            M::NAME,
-            deadline,
-        )
-        .await?;
+        let deadline = match RequestClass::of(M::PAYLOAD_TYPE) {
+            // Queued behind the historical limit, then the timeout is for the server's answer.
+            RequestClass::Historical => {
+                wait_historical_turn(&self.shared).await;
+                Instant::now() + timeout
+            }
+            // An order that cannot go out within its timeout is refused rather than sent late.
+            class => {
+                let deadline = Instant::now() + timeout;
+                pace(&self.shared, class, M::NAME, deadline).await?;
+                deadline
+            }
+        };
         let (reply, rx) = oneshot::channel();
         let cmd = Command {
             envelope: msg.wrap(None),

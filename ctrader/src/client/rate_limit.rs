@@ -1,6 +1,9 @@
 //! Client-side request pacing. The server allows 50 requests/s for ordinary requests and 5/s for
-//! historical data per connection and answers excess with REQUEST_FREQUENCY_EXCEEDED; pacing here
-//! keeps us under that. Pure: the caller passes `now`.
+//! historical data per connection (help.ctrader.com/open-api, Getting started, "Rate limiting"; the
+//! older FAQ at spotware-open-api.readthedocs.io/en/latest/faq names the historical ones:
+//! "ProtoOAGetTrendbarsReq, ProtoOAGetTickDataReq, ProtoOADealListReq: 5 requests/second") and
+//! answers excess with REQUEST_FREQUENCY_EXCEEDED; pacing here keeps us under that. Pure: the
+//! caller passes `now`.
 
 use std::collections::VecDeque;
 use std::time::Duration;

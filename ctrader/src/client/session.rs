@@ -74,6 +74,10 @@ pub(crate) struct Shared {
     pub(crate) subs: Mutex<Subscriptions>,
     pub(crate) tokens: Mutex<Tokens>,
     pub(crate) limiter: Mutex<RateLimiter>,
+    /// The queue of historical requests waiting for their turn under the limit: tokio's mutex hands
+    /// itself out in FIFO order ("Tokio's Mutex operates on a guaranteed FIFO basis", tokio
+    /// `sync/mutex.rs`), so every request is sent in the order it was made and none starves.
+    pub(crate) historical_queue: tokio::sync::Mutex<()>,
     pub(crate) state: watch::Sender<LinkState>,
     pub(crate) events: EventSink,
     /// The last attempt's setup failure (step and error), cleared once a setup succeeds; set before
@@ -85,6 +89,21 @@ pub(crate) struct Shared {
 /// critical section here is a single assignment or set operation.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits for a historical request's turn under the limit, however long the queue. A historical
+/// request (trendbars, deals, orders) is never an order: sent late it is still the right request,
+/// and refusing it because 20 WARMUPs queued ahead of it (60 pages at 4 per 1.05 s: ~16 s) turned
+/// a pacing wait into a failed warmup. The request timeout then counts from the send.
+pub(crate) async fn wait_historical_turn(shared: &Shared) {
+    let _turn = shared.historical_queue.lock().await;
+    loop {
+        let taken = lock(&shared.limiter).try_take(RequestClass::Historical, Instant::now());
+        match taken {
+            Ok(()) => return,
+            Err(wait) => tokio::time::sleep(wait).await,
+        }
+    }
 }
 
 /// Waits for a rate-limit slot of `class`, or fails if none frees up before `deadline`.

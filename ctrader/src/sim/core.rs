@@ -455,8 +455,11 @@ impl SimCore {
         let mut out = Vec::new();
         for s in steps {
             let spec = self.specs[s.symbol].clone();
-            if s.closed.is_some() {
-                self.latency.bar_closed(&spec.name, now);
+            match (s.closed, s.opened) {
+                (Some(_), Some(_)) => self.latency.bar_closed(&spec.name, now),
+                // No new bar tells a client this one is over (latency.rs): not timed.
+                (Some(_), None) => self.latency.bar_closed_before_gap(&spec.name),
+                _ => {}
             }
             let quote = match (s.opened, s.closed) {
                 (Some(b), _) => Some(self.quote_at(s.symbol, b.open)),
@@ -1484,6 +1487,30 @@ mod tests {
         let id = c.specs()[0].id;
         let q = c.book().quote(id).expect("still quoted in the gap");
         assert!((q.bid - 1.103).abs() < 1e-9, "the last close: {q:?}");
+    }
+
+    /// The demo's New Bar → Order Sent max of 2.2 s was Friday's last bar: the simulator started
+    /// the clock at that close, but no new bar followed it, and the executor closed the bar on its
+    /// own clock (its end plus one second, after the last spot's whole second) at wall speed.
+    #[test]
+    fn an_order_for_the_bar_before_a_gap_is_not_timed_as_new_bar_latency() {
+        let mut text = String::from("time,open,high,low,close,volume\n");
+        for (i, t) in [0i64, 3600, 7200, 10800, 25200, 28800].iter().enumerate() {
+            let p = 1.1 + i as f64 / 1000.0;
+            text.push_str(&format!("{t},{p},{},{},{p},10\n", p + 0.0005, p - 0.0005));
+        }
+        let series = parse_bars("EURUSD", Path::new("x.csv"), &text).unwrap();
+        let mut c = core_from(vec![series], 3);
+        let t0 = Instant::now();
+        let a = login(&mut c, t0);
+        c.step(t0); // opens 03:00
+        c.step(t0 + Duration::from_millis(100)); // closes 03:00; a gap begins
+        assert!(c.replay().in_gap());
+        let at = t0 + Duration::from_millis(2_300);
+        send(&mut c, a, &market(1, 100_000), "late", at);
+        let rep = c.latency().report();
+        assert_eq!(rep.overall, None, "{rep:?}");
+        assert_eq!(rep.untimed_closes, 1);
     }
 
     #[test]

@@ -1,8 +1,15 @@
-//! Bar-close → order latency, measured where it matters: at the simulator.
+//! New Bar → Order Sent latency, measured where it matters: at the simulator.
 //!
-//! For each symbol, the clock starts when the simulator publishes a bar's close (the first spot of
-//! the next bar) and stops at the first NewOrderReq or ClosePositionReq it receives for that symbol
-//! afterwards. Bars with no order produce no sample.
+//! For each symbol, the clock starts when the simulator publishes a new bar (the closing spot of
+//! the bar before and the opening spot of the new one, in one step) and stops at the first
+//! NewOrderReq or ClosePositionReq it receives for that symbol afterwards. Bars with no order
+//! produce no sample.
+//!
+//! A close with no new bar after it (the last bar before a gap in the data, a weekend, or the end
+//! of a symbol's session) is not timed: nothing tells a client that bar is over but its own clock,
+//! which the accelerated replay does not speed up (the executor closes such a bar one second past
+//! its end on its clock, after the last spot's whole second: about 2 s of wall time), so its
+//! orders would measure that rule, not the pipeline. Those closes are counted instead.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +20,7 @@ use serde::Serialize;
 struct SymbolLatency {
     pending_close: Option<Instant>,
     samples_us: Vec<u64>,
+    untimed_closes: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -33,6 +41,8 @@ pub struct LatencySummary {
 pub struct LatencyReport {
     pub overall: Option<LatencySummary>,
     pub per_symbol: BTreeMap<String, LatencySummary>,
+    /// Bar closes with no new bar after them (a gap in the data): not timed.
+    pub untimed_closes: u64,
 }
 
 /// Nearest-rank percentile of sorted samples.
@@ -63,12 +73,20 @@ impl LatencyRecorder {
         Self::default()
     }
 
-    /// The simulator published `symbol`'s bar close at `at`.
+    /// The simulator published a new bar of `symbol` at `at` (the one before it closed).
     pub fn bar_closed(&mut self, symbol: &str, at: Instant) {
         self.symbols
             .entry(symbol.to_string())
             .or_default()
             .pending_close = Some(at);
+    }
+
+    /// The simulator published `symbol`'s bar close with no new bar after it (a gap begins): the
+    /// orders that follow are not timed.
+    pub fn bar_closed_before_gap(&mut self, symbol: &str) {
+        let entry = self.symbols.entry(symbol.to_string()).or_default();
+        entry.pending_close = None;
+        entry.untimed_closes += 1;
     }
 
     /// An order for `symbol` arrived at `at`; returns the latency when it is the first since a close.
@@ -95,6 +113,7 @@ impl LatencyRecorder {
                 .iter()
                 .filter_map(|(name, s)| summarize(&s.samples_us).map(|sum| (name.clone(), sum)))
                 .collect(),
+            untimed_closes: self.symbols.values().map(|s| s.untimed_closes).sum(),
         }
     }
 }
@@ -114,8 +133,12 @@ impl LatencyReport {
         let mut out: Vec<String> = self.per_symbol.iter().map(|(n, s)| line(n, s)).collect();
         match &self.overall {
             Some(s) => out.push(line("ALL", s)),
-            None => out.push("no bar-close -> order samples yet".to_string()),
+            None => out.push("no new bar -> order samples yet".to_string()),
         }
+        out.push(format!(
+            "{} bar closes before a gap in the data (no new bar after them) not timed",
+            self.untimed_closes
+        ));
         out.join("\n")
     }
 }
@@ -146,6 +169,27 @@ mod tests {
         assert_eq!(rep.per_symbol["USDJPY"].max_us, 2_000);
         assert_eq!(rep.overall.as_ref().unwrap().count, 2);
         assert!(rep.to_text().contains("ALL"));
+    }
+
+    #[test]
+    fn a_close_before_a_gap_is_not_timed() {
+        let t0 = Instant::now();
+        let mut r = LatencyRecorder::new();
+        r.bar_closed("EURUSD", t0);
+        r.bar_closed_before_gap("EURUSD");
+        // The client closes the bar on its own clock, seconds later: not a pipeline latency.
+        assert_eq!(
+            r.order_received("EURUSD", t0 + Duration::from_secs(2)),
+            None
+        );
+        r.bar_closed("EURUSD", t0 + Duration::from_secs(3));
+        assert_eq!(
+            r.order_received("EURUSD", t0 + Duration::from_millis(3_004)),
+            Some(Duration::from_millis(4))
+        );
+        let rep = r.report();
+        assert_eq!(rep.untimed_closes, 1);
+        assert_eq!(rep.overall.unwrap().max_us, 4_000);
     }
 
     #[test]

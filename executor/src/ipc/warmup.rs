@@ -60,10 +60,11 @@ pub fn serve(
     answers: mpsc::UnboundedSender<HistoryAnswer>,
 ) {
     tokio::spawn(async move {
-        let bars = match fetch {
-            Fetch::Ready(bars) => bars,
+        let served = match fetch {
+            Fetch::Ready(Some(bars)) => Served::Bars(bars),
+            Fetch::Ready(None) => Served::NoSuchPair,
             Fetch::Broker { request, digits } => match request.await {
-                Ok(bars) => Some(
+                Ok(bars) => Served::Bars(
                     bars.iter()
                         .filter_map(|x| {
                             crate::server::history_bar(&w.symbol, w.timeframe, digits, x)
@@ -71,30 +72,56 @@ pub fn serve(
                         .collect(),
                 ),
                 Err(e) => {
-                    tracing::warn!(symbol = %w.symbol, error = %e, "history request failed");
-                    None
+                    tracing::warn!(symbol = %w.symbol, error = %e, "history request failed; answered HISTORY_UNAVAILABLE (the preditor asks again)");
+                    Served::Unavailable(e.to_string())
                 }
             },
         };
-        let answer = block(conn, &w, bars);
+        let answer = block(conn, &w, served);
         log.record_all(conn, Dir::Out, answer.text.split('\n'));
         let _ = answers.send(answer);
     });
 }
 
-/// The HISTORY block for `bars` (or the refusal when there are none to serve).
-fn block(conn: u64, w: &Warmup, bars: Option<Vec<Bar>>) -> HistoryAnswer {
-    let last = bars.as_ref().and_then(|b| b.last().cloned());
-    let (text, newest) = match bars {
-        None => (
-            Line::Error(ErrorLine::new(
-                ErrorCode::UnknownSymbol,
-                format!("no {} {} bars to serve", w.symbol, w.timeframe.as_str()),
-            ))
-            .to_string(),
+/// What a WARMUP gets.
+#[derive(Debug)]
+enum Served {
+    /// The block's bars, oldest first (possibly none: the broker has no history).
+    Bars(Vec<Bar>),
+    /// Nothing to serve for this pair, ever: `UNKNOWN_SYMBOL`.
+    NoSuchPair,
+    /// The broker's history request failed this time (why): `HISTORY_UNAVAILABLE`, which the
+    /// preditor answers by asking again. Not `UNKNOWN_SYMBOL`: a timeout or a lost link says
+    /// nothing about the symbol, and a preditor told the symbol is unknown would not ask again.
+    Unavailable(String),
+}
+
+/// The HISTORY block for `served` (or the ERROR line when there is none).
+fn block(conn: u64, w: &Warmup, served: Served) -> HistoryAnswer {
+    let (symbol, tf) = (&w.symbol, w.timeframe.as_str());
+    let refusal = |code, text: String| {
+        (
+            Line::Error(ErrorLine::new(code, text)).to_string(),
             Vec::new(),
+        )
+    };
+    let last = match &served {
+        Served::Bars(b) => b.last().cloned(),
+        _ => None,
+    };
+    let (text, newest) = match served {
+        Served::NoSuchPair => refusal(
+            ErrorCode::UnknownSymbol,
+            format!("no {symbol} {tf} bars to serve"),
         ),
-        Some(bars) => {
+        // The pair first, as PROTOCOL.md §6 says: the preditor reads which WARMUP to repeat.
+        Served::Unavailable(why) => refusal(
+            ErrorCode::HistoryUnavailable,
+            format!(
+                "{symbol} {tf}: the broker's history request failed ({why}); send WARMUP again"
+            ),
+        ),
+        Served::Bars(bars) => {
             let mut lines = Vec::with_capacity(bars.len() + 2);
             lines.push(
                 Line::History(History {
@@ -229,16 +256,22 @@ mod tests {
             timeframe: Timeframe::H1,
             count: 3,
         };
-        let a = block(7, &w, Some(vec![bar(0), bar(1)]));
+        let a = block(7, &w, Served::Bars(vec![bar(0), bar(1)]));
         let lines: Vec<&str> = a.text.split('\n').collect();
         assert_eq!(lines[0], "HISTORY|EURUSD|H1|2");
         assert!(lines[1].starts_with("BAR|EURUSD|H1|2026-02-03T10:00:00Z|"));
         assert_eq!(lines[3], "HISTORY_END|EURUSD|H1");
         assert_eq!(a.newest, vec![bar(1).time, bar(0).time]);
-        let refused = block(7, &w, None);
+        let refused = block(7, &w, Served::NoSuchPair);
         assert_eq!(
             refused.text,
             "ERROR|UNKNOWN_SYMBOL|no EURUSD H1 bars to serve"
         );
+        let failed = block(7, &w, Served::Unavailable("timeout".into()));
+        assert_eq!(
+            failed.text,
+            "ERROR|HISTORY_UNAVAILABLE|EURUSD H1: the broker's history request failed (timeout); send WARMUP again"
+        );
+        assert!(failed.newest.is_empty() && failed.last.is_none());
     }
 }

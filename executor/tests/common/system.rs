@@ -335,7 +335,9 @@ impl System {
                 .to_string(),
         );
 
-        // Rate limits lifted as in scripts/demo.sh (the client bursts history requests at WARMUP).
+        // Rate limits lifted: these tests are about orders and recovery, and at the simulator's 5
+        // historical requests/s every preditor start would wait for its WARMUP pages
+        // (tests/warmup_pacing.rs runs the warm-up at the default limits).
         let sim = Sim::start(
             &d.join("simdata"),
             &d.join("sim-ca.pem"),
