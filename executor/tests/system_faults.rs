@@ -314,7 +314,7 @@ fn garbage_oversized_and_unauthenticated_websocket_input_gets_errors_and_trading
         assert!(r.starts_with("ERROR|"), "a 4097-byte line -> {r}");
         // Over the message limit: that connection only is dropped.
         let _ = c
-            .send(Message::text("X".repeat(executor::server::MAX_MESSAGE_BYTES + 1)))
+            .send(Message::text("X".repeat(executor::ipc::MAX_MESSAGE_BYTES + 1)))
             .await;
         assert_eq!(recv(&mut c).await, None, "oversized message: connection dropped");
 

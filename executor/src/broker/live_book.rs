@@ -19,7 +19,9 @@
 //! ([`reconcile_due`], in wall-clock time: a replay's fast market clock must not multiply it).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use ctrader::domain::{Applied, OrderProgress};
 use ctrader::messages::{

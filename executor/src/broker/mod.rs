@@ -1,6 +1,8 @@
-//! Brokers behind one trait: [`paper::PaperBroker`] (simulated fills, persisted book) and, when the
-//! cTrader client is available, a cTrader adapter. The engine never talks to a broker directly; the
-//! desk ([`crate::desk`]) executes the engine's plans through this trait.
+//! Brokers behind one trait: [`paper::PaperBroker`] (simulated fills, persisted book) and
+//! [`ctrader::CtraderBroker`] (the live book over the cTrader client). The engine never talks to a
+//! broker directly; the desk ([`crate::desk`]) executes the engine's plans through this trait, and
+//! the core loop ([`crate::core`]) hands it what its link pushes and the bars that closed, without
+//! asking which broker it is.
 
 pub mod account;
 pub mod ctrader;
@@ -8,14 +10,26 @@ pub mod live_book;
 pub mod outcome;
 pub mod paper;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use protocol::Reason;
+use protocol::{Reason, Symbol};
 
+use crate::config::SymbolConfig;
 use crate::desk::risk::RiskApproved;
 use crate::orders::{Book, BookSnapshot, CloseIntent, Fill, OpenIntent};
+
+/// The account figures a broker reports on request ([`Broker::account_request`]).
+pub use self::ctrader::AccountRefresh as AccountFigures;
+/// What a broker's own link pushes: market data, executions, connection steps (the cTrader
+/// client's events). A paper book has no link.
+pub use ::ctrader::client::ClientEvent as BrokerEvent;
+
+/// A request for the account figures, running off the core loop.
+pub type AccountRequest =
+    Pin<Box<dyn Future<Output = Result<AccountFigures, BrokerError>> + Send + 'static>>;
 
 /// A broker failure, cloneable so it can travel into journals and drift rows.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -130,4 +144,28 @@ pub trait Broker {
     fn commit(&mut self) -> Result<(), BrokerError> {
         Ok(())
     }
+
+    /// The symbols' specs after a config reload (open positions keep what they were opened with).
+    fn set_specs(&mut self, _specs: BTreeMap<Symbol, SymbolConfig>) {}
+
+    /// A bar closed at `close` (its close time `time`, Unix seconds): a book priced from bars
+    /// quotes it.
+    fn on_bar_close(&mut self, _symbol: &Symbol, _close: f64, _time: i64) {}
+
+    /// An event of the broker's link (`now`: Unix seconds, for a quote without a server time).
+    fn on_event(&mut self, _ev: &BrokerEvent, _now: i64) {}
+
+    /// Anything the book must ask the broker after a burst of link events (the volume rules of a
+    /// symbol that appeared in a position). Failures are the book's to log.
+    fn after_events(&mut self) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
+
+    /// A request for the account figures to run off the loop, if there is an account to ask now.
+    fn account_request(&self) -> Option<AccountRequest> {
+        None
+    }
+
+    /// Books the figures an [`Broker::account_request`] brought back.
+    fn apply_account(&mut self, _figures: &AccountFigures) {}
 }

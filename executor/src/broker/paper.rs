@@ -239,6 +239,14 @@ impl Broker for PaperBroker {
         Book::Paper
     }
 
+    fn set_specs(&mut self, specs: BTreeMap<Symbol, SymbolConfig>) {
+        PaperBroker::set_specs(self, specs);
+    }
+
+    fn on_bar_close(&mut self, symbol: &Symbol, close: f64, time: i64) {
+        PaperBroker::on_bar_close(self, symbol, close, time);
+    }
+
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
         self.snapshot_sync(symbol)
     }

@@ -27,7 +27,7 @@ use crate::desk::risk::{RiskApproved, required_margin};
 use crate::journal::{Entry, Journal, JournalError, ResolvedBy, pending_intents};
 use crate::orders::{Book, BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
 use crate::state::{self, StateError};
-use std::time::Instant;
+use tokio::time::Instant;
 
 pub use crate::desk::persisted::DeskState;
 

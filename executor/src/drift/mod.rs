@@ -2,6 +2,7 @@
 //! (live, paper), appended and flushed at once so `tail -f` follows it. `executor drift-report`
 //! reads it back ([`crate::drift::report`]).
 
+pub mod record;
 pub mod report;
 
 use std::fs::{File, OpenOptions};

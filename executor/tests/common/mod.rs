@@ -137,8 +137,8 @@ pub mod ws {
     use std::net::SocketAddr;
     use std::time::Duration;
 
+    use executor::Executor;
     use executor::config::ExecutorConfig;
-    use executor::server::Executor;
     use futures_util::{SinkExt, StreamExt};
     use tokio::net::TcpStream;
     use tokio::sync::{mpsc, oneshot};
