@@ -636,6 +636,27 @@ async fn a_netted_account_is_refused_at_startup() {
     );
 }
 
+/// Issue 13: a started executor's `Debug` (what a test's panic or a `{:?}` in a log prints) shows
+/// none of its secrets: the IPC token, the cTrader client secret, the access and refresh tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_executors_debug_shows_no_secret() {
+    let (_dir, _sim, cfg) = prepare_env(EnvSpec::default_with(5000));
+    let exec = executor::Executor::start(cfg, None).await.unwrap();
+    let shown = format!("{exec:?}");
+    assert!(
+        shown.contains("CtraderBroker"),
+        "the live book is in it: {shown}"
+    );
+    for secret in [
+        common::TOKEN,
+        "sim-client-secret",
+        "sim-access-token",
+        "sim-refresh-token",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in Debug: {shown}");
+    }
+}
+
 /// TLS sessions the simulator has accepted so far (its log line per connection).
 fn sim_connections(env: &Env) -> usize {
     std::fs::read_to_string(env.dir.path().join("sim.log"))
