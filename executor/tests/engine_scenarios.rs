@@ -1,4 +1,4 @@
-//! Scenario tests of the pure signal logic (DESIGN.md §6 "Executor") with an injected clock and the
+//! Scenario tests of the pure signal logic (docs/ARCHITECTURE.md §5 "Executor") with an injected clock and the
 //! real paper book, driven synchronously: every ACK kind and every reason the engine can produce.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
