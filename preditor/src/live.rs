@@ -1,4 +1,4 @@
-//! The live shell: a WebSocket client to the executor (DESIGN.md §4).
+//! The live shell: a WebSocket client to the executor (protocol/PROTOCOL.md).
 //!
 //! Thin async I/O around [`crate::session::SymbolTwin`]: the handshake (HELLO, the executor's proof
 //! checked before anything else is sent, AUTH), WARMUP per model, HISTORY → replay, BAR → step →

@@ -13,7 +13,7 @@ use fleet::{
 };
 use protocol::{Signal, Symbol};
 
-use super::{AnyBroker, Executor, engine_rules};
+use super::Core;
 use crate::broker::Broker;
 use crate::desk::DeskOutcome;
 use crate::journal::Entry;
@@ -37,6 +37,26 @@ pub(crate) struct Operations {
     pub ctl_listener: Option<tokio::net::UnixListener>,
 }
 
+impl Operations {
+    pub(crate) fn new(
+        metrics: Arc<ExecutorMetrics>,
+        overlay: Overlay,
+        commands: CommandDesk,
+        ctl: tokio::net::UnixListener,
+    ) -> Self {
+        Operations {
+            metrics,
+            overlay,
+            commands,
+            started_ms: chrono::Utc::now().timestamp_millis(),
+            last_signals: BTreeMap::new(),
+            last_acks: BTreeMap::new(),
+            last_bars: BTreeMap::new(),
+            ctl_listener: Some(ctl),
+        }
+    }
+}
+
 /// The commands of a journal with their answers, oldest first (for [`CommandDesk::restore`]).
 pub(crate) fn journaled_commands(entries: &[Entry]) -> CommandDesk {
     let mut results: BTreeMap<&CommandId, &CommandResult> = BTreeMap::new();
@@ -51,11 +71,31 @@ pub(crate) fn journaled_commands(entries: &[Entry]) -> CommandDesk {
     }))
 }
 
-pub(crate) fn book_of(name: &str) -> Book {
-    if name == "live" {
-        Book::Live
-    } else {
-        Book::Paper
+pub(crate) fn fleet_book(b: crate::orders::Book) -> Book {
+    match b {
+        crate::orders::Book::Live => Book::Live,
+        crate::orders::Book::Paper => Book::Paper,
+    }
+}
+
+/// One desk as the status document shows it.
+fn book_view<D: Broker>(
+    desk: &crate::desk::Desk<D>,
+    any: &Symbol,
+    last_acks: Option<&BTreeMap<Symbol, String>>,
+) -> BookView {
+    let snap = desk.broker.snapshot(any);
+    BookView {
+        book: fleet_book(desk.book),
+        account: snap.account,
+        pnl: snap
+            .positions
+            .iter()
+            .filter_map(|p| Some((p.position_id, desk.broker.open_pnl(p)?)))
+            .collect(),
+        positions: snap.positions,
+        guard: desk.engine.risk.clone(),
+        last_acks: last_acks.cloned().unwrap_or_default(),
     }
 }
 
@@ -69,7 +109,7 @@ fn refused(code: RefusalCode, message: String) -> CommandResult {
     CommandResult::Refused(Refusal::new(code, message))
 }
 
-impl Executor {
+impl<B: Broker> Core<B> {
     /// The metrics this executor feeds (for the `/metrics` listener).
     pub fn metrics(&self) -> Arc<ExecutorMetrics> {
         self.ops.metrics.clone()
@@ -78,15 +118,15 @@ impl Executor {
     fn kill(&self) -> KillSwitch {
         KillSwitch {
             file: self.cfg.risk.kill_switch_file.exists(),
-            control: self.primary.engine.risk.kill_switch,
+            control: self.books.primary.engine.risk.kill_switch,
         }
     }
 
     fn link(&self) -> BrokerLink {
-        match (&self.primary.broker, self.broker_link) {
-            (AnyBroker::Paper(_), _) => BrokerLink::None,
-            (_, "connected") => BrokerLink::Up,
-            _ => BrokerLink::Down,
+        match self.feed.link_up() {
+            None => BrokerLink::None,
+            Some(true) => BrokerLink::Up,
+            Some(false) => BrokerLink::Down,
         }
     }
 
@@ -94,43 +134,13 @@ impl Executor {
         let Some(any) = self.cfg.symbols.keys().next() else {
             return Vec::new();
         };
-        let primary = self.primary.broker.snapshot(any);
-        let pnl = |p: &crate::orders::BrokerPosition| match &self.primary.broker {
-            AnyBroker::Paper(b) => b.position_pnl(p),
-            AnyBroker::Ctrader(b) => b.position_pnl(p.position_id),
-        };
-        let book = book_of(self.primary.name);
-        let mut views = vec![BookView {
-            book,
-            account: primary.account,
-            pnl: primary
-                .positions
-                .iter()
-                .filter_map(|p| Some((p.position_id, pnl(p)?)))
-                .collect(),
-            positions: primary.positions,
-            guard: self.primary.engine.risk.clone(),
-            last_acks: self.ops.last_acks.get(&book).cloned().unwrap_or_default(),
-        }];
-        if let Some(s) = &self.shadow {
-            let snap = s.broker.snapshot_sync(any);
-            views.push(BookView {
-                book: Book::Paper,
-                account: snap.account,
-                pnl: snap
-                    .positions
-                    .iter()
-                    .filter_map(|p| Some((p.position_id, s.broker.position_pnl(p)?)))
-                    .collect(),
-                positions: snap.positions,
-                guard: s.engine.risk.clone(),
-                last_acks: self
-                    .ops
-                    .last_acks
-                    .get(&Book::Paper)
-                    .cloned()
-                    .unwrap_or_default(),
-            });
+        let mut views = vec![book_view(
+            &self.books.primary,
+            any,
+            self.ops.last_acks.get(&fleet_book(self.books.primary.book)),
+        )];
+        if let Some(s) = &self.books.shadow {
+            views.push(book_view(s, any, self.ops.last_acks.get(&Book::Paper)));
         }
         views
     }
@@ -140,7 +150,7 @@ impl Executor {
         let books = self.book_views();
         build(&StatusInputs {
             mode: self.cfg.broker.mode,
-            version: super::VERSION,
+            version: crate::VERSION,
             started_ms: self.ops.started_ms,
             paused: self.ops.overlay.paused,
             kill_switch: self.kill().on(),
@@ -169,46 +179,48 @@ impl Executor {
         );
     }
 
-    /// What a batch of signals did, for status and metrics.
+    /// What a batch of signals did on every book, for status and metrics.
     pub(super) fn note_signals(
         &mut self,
         sigs: &[Signal],
-        primary: &[Option<DeskOutcome>],
-        shadow: &[Option<DeskOutcome>],
+        outcomes: &[Vec<(crate::orders::Book, DeskOutcome)>],
     ) {
         self.ops.metrics.on_signals(sigs);
-        let pbook = book_of(self.primary.name);
-        for ((sig, p), s) in sigs.iter().zip(primary).zip(shadow) {
+        for (sig, books) in sigs.iter().zip(outcomes) {
             if !self.cfg.symbols.contains_key(&sig.symbol) {
                 continue; // bounded by the config
             }
             self.ops
                 .last_signals
                 .insert(sig.symbol.clone(), sig.clone());
-            for (book, o) in [(pbook, p), (Book::Paper, s)] {
-                if let Some(o) = o {
-                    self.ops.last_acks.entry(book).or_default().insert(
+            for (book, o) in books {
+                self.ops
+                    .last_acks
+                    .entry(fleet_book(*book))
+                    .or_default()
+                    .insert(
                         sig.symbol.clone(),
                         protocol::Line::Ack(o.ack.clone()).to_string(),
                     );
-                }
             }
         }
     }
 
     /// One drift row's books, for the drift counters.
-    pub(super) fn note_drift(&self, book: &'static str, target: &str, o: &DeskOutcome) {
-        self.ops.metrics.on_drift(
-            book_of(book),
-            o.position_after == target,
-            crate::engine::ack_reason(&o.ack),
-        );
+    pub(super) fn note_drift(&self, target: &str, books: &[(crate::orders::Book, DeskOutcome)]) {
+        for (book, o) in books {
+            self.ops.metrics.on_drift(
+                fleet_book(*book),
+                o.position_after == target,
+                crate::desk::engine::ack_reason(&o.ack),
+            );
+        }
     }
 
     pub(super) async fn on_ctl(&mut self, call: CtlCall) {
         let outcome = match call.ask {
             Ask::Command { command, confirm } => {
-                self.command(&call.id, Origin::Local, &command, confirm.as_ref())
+                self.operator_command(&call.id, Origin::Local, &command, confirm.as_ref())
                     .await
             }
             Ask::Snapshot(dir) => CommandOutcome {
@@ -228,22 +240,20 @@ impl Executor {
 
     /// Decides and runs one operator command: journaled before it acts, answered once, its
     /// answer remembered under its id.
-    pub async fn command(
+    pub async fn operator_command(
         &mut self,
         id: &CommandId,
         origin: Origin,
         command: &Command,
         confirm: Option<&Nonce>,
     ) -> CommandOutcome {
-        let volume_rules = match &self.primary.broker {
-            AnyBroker::Ctrader(b) => b.volume_rules(),
-            AnyBroker::Paper(_) => BTreeMap::new(),
-        };
+        let volume_rules = self.books.primary.broker.volume_rules();
+        let primary = self.books.primary.book;
         let view = View {
             symbols: &self.cfg.symbols,
             volume_rules: &volume_rules,
-            live: self.primary.name == "live",
-            paper: self.primary.name == "paper" || self.shadow.is_some(),
+            live: primary == crate::orders::Book::Live,
+            paper: primary == crate::orders::Book::Paper || self.books.shadow.is_some(),
             kill: self.kill(),
             paused: self.ops.overlay.paused,
             now_ms: chrono::Utc::now().timestamp_millis(),
@@ -257,8 +267,8 @@ impl Executor {
             Step::Run(effect) => {
                 let now = self.clock.now();
                 if journaled(command)
-                    && let Err(e) = self.journal.append(&Entry::Command {
-                        t: crate::desk::stamp(now),
+                    && let Err(e) = self.books.journal.append(&Entry::Command {
+                        t: now,
                         id: id.clone(),
                         origin,
                         command: command.clone(),
@@ -278,8 +288,8 @@ impl Executor {
                 tracing::info!(%id, ?origin, op = command.op(), "operator command");
                 let result = self.apply(effect, id, command).await;
                 if journaled(command)
-                    && let Err(e) = self.journal.append_lazy(&[Entry::CommandResult {
-                        t: crate::desk::stamp(now),
+                    && let Err(e) = self.books.journal.append_lazy(&[Entry::CommandResult {
+                        t: now,
                         id: id.clone(),
                         result: result.clone(),
                     }])
@@ -304,14 +314,14 @@ impl Executor {
     async fn apply(&mut self, effect: Effect, id: &CommandId, command: &Command) -> CommandResult {
         match effect {
             Effect::Status => CommandResult::Status(Box::new(self.status_document())),
-            Effect::Reload => match self.reload_config() {
-                Ok(n) => CommandResult::Ok {
-                    detail: Some(format!("config reloaded: {n} symbols")),
+            Effect::Reload => match self.command(super::event::Command::Reload) {
+                super::event::CommandOutcome::Done => CommandResult::Ok {
+                    detail: Some(format!(
+                        "config reloaded: {} symbols",
+                        self.cfg.symbols.len()
+                    )),
                 },
-                Err(e) => refused(
-                    RefusalCode::Failed,
-                    format!("the config was refused, the running one is kept: {e}"),
-                ),
+                super::event::CommandOutcome::Failed(e) => refused(RefusalCode::Failed, e),
             },
             Effect::Pause => match self.change_overlay(id, command) {
                 Ok(()) => CommandResult::Ok {
@@ -349,7 +359,10 @@ impl Executor {
     /// when it cannot be saved (it only reduces risk); anything else is applied only once saved.
     fn change_overlay(&mut self, id: &CommandId, command: &Command) -> Result<(), String> {
         let mut next = self.ops.overlay.clone();
-        let t = crate::desk::stamp(self.clock.now());
+        let t = self
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         next.record(id, command, &t);
         let saved = next.save(&self.cfg.state_dir).map_err(|e| e.to_string());
         let reduces_risk = next.paused && !self.ops.overlay.paused;
@@ -365,20 +378,11 @@ impl Executor {
         for n in self.ops.overlay.apply_to(&mut self.cfg) {
             tracing::warn!("{n}");
         }
-        let rules = engine_rules(&self.cfg);
+        self.books.reload(&self.cfg);
         let paused = self.ops.overlay.paused;
-        self.primary
-            .engine
-            .set_rules(rules.clone(), self.cfg.risk.clone());
-        self.primary.engine.risk.paused = paused;
-        match &mut self.primary.broker {
-            AnyBroker::Paper(p) => p.set_specs(self.cfg.symbols.clone()),
-            AnyBroker::Ctrader(c) => c.set_specs(self.cfg.symbols.clone()),
-        }
-        if let Some(s) = &mut self.shadow {
-            s.engine.set_rules(rules, self.cfg.risk.clone());
+        self.books.primary.engine.risk.paused = paused;
+        if let Some(s) = &mut self.books.shadow {
             s.engine.risk.paused = paused;
-            s.broker.set_specs(self.cfg.symbols.clone());
         }
         self.ops.metrics.set_symbols(self.cfg.symbols.keys());
     }
@@ -394,7 +398,7 @@ impl Executor {
             None => self.cfg.symbols.keys().cloned().collect(),
         };
         let now = self.clock.now();
-        let pbook = book_of(self.primary.name);
+        let pbook = fleet_book(self.books.primary.book);
         let primary_chosen = matches!(
             (books, pbook),
             (Books::All, _) | (Books::Live, Book::Live) | (Books::Paper, Book::Paper)
@@ -403,13 +407,14 @@ impl Executor {
         let mut outcomes = Vec::new();
         if primary_chosen {
             let r = self
+                .books
                 .primary
-                .flatten(&symbols, id, &mut self.journal, now)
+                .flatten(&symbols, id, &mut self.books.journal, now)
                 .await;
             outcomes.push((pbook, r));
         }
-        if shadow_chosen && let Some(s) = &mut self.shadow {
-            let r = s.flatten(&symbols, id, &mut self.journal, now).await;
+        if shadow_chosen && let Some(s) = &mut self.books.shadow {
+            let r = s.flatten(&symbols, id, &mut self.books.journal, now).await;
             outcomes.push((Book::Paper, r));
         }
         let (mut closed, mut failed) = (Vec::new(), Vec::new());
@@ -439,11 +444,7 @@ impl Executor {
                             crate::orders::Side::Buy => Side::Long,
                             crate::orders::Side::Sell => Side::Short,
                         },
-                        lots: if fill.lots.is_finite() {
-                            fill.lots
-                        } else {
-                            p.lots
-                        },
+                        lots: fill.lots.unwrap_or(p.lots),
                         price: fill.price,
                     }),
                     Err(e) => failed.push(FailedClose {

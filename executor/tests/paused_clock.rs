@@ -1,0 +1,165 @@
+//! One clock: a paper-mode executor built with a [`TokioClock`] under a paused tokio runtime judges
+//! staleness and paces its replay by tokio's time alone. The test moves that time with
+//! `tokio::time::advance`; no wall time passes (a real minute would be needed otherwise). The
+//! preditor's connection is played by the test through the core loop's own event channel.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use executor::clock::TokioClock;
+use executor::ipc::{ConnEvent, Outbound};
+use protocol::BarTime;
+use tokio::sync::mpsc;
+
+const T0: i64 = 1_770_112_800; // 2026-02-03T10:00:00Z
+/// The replay's period: 0.01 bars per second.
+const PERIOD: Duration = Duration::from_secs(100);
+const MAX_AGE_SECS: u64 = 600;
+
+fn write_bars(dir: &std::path::Path) {
+    for sym in ["EURUSD", "GBPUSD"] {
+        let mut csv = String::from("time,open,high,low,close,volume\n");
+        for i in 0..8i64 {
+            let c = 1.1 + 0.001 * i as f64;
+            csv.push_str(&format!(
+                "{},{c:.5},{:.5},{:.5},{c:.5},{}\n",
+                T0 + i * 3600,
+                c + 0.0005,
+                c - 0.0005,
+                100 + i
+            ));
+        }
+        std::fs::write(dir.join(format!("bars/{sym}.csv")), csv).unwrap();
+    }
+}
+
+const SYMBOLS: &str = r#"{
+  "EURUSD": { "enabled": true, "digits": 5, "spread": 0.0001, "contract_size": 100000 },
+  "GBPUSD": { "enabled": true, "digits": 5, "spread": 0.0001, "contract_size": 100000 }
+}"#;
+
+/// The lines of every message waiting on `rx`, without waiting.
+fn drain(rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        if let Outbound::Line(text) = m {
+            lines.extend(text.split('\n').map(str::to_string));
+        }
+    }
+    lines
+}
+
+/// Waits for the next message and returns its lines.
+async fn next_lines(rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<String> {
+    match rx.recv().await.expect("the executor closed the connection") {
+        Outbound::Line(text) => text.split('\n').map(str::to_string).collect(),
+        Outbound::Close(e) => panic!("closed: {e:?}"),
+    }
+}
+
+fn signal(id: u64, symbol: &str, bar: BarTime) -> ConnEvent {
+    ConnEvent::Line {
+        id,
+        line: format!("SIGNAL|{symbol}|LONG_WEAK|1|0.00|B:{bar}|N:1")
+            .parse()
+            .unwrap(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn staleness_and_the_replay_follow_the_paused_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = common::paper_config(SYMBOLS, "{}", "")
+        .replace("\"clock\": \"feed\"", "\"clock\": \"system\"")
+        .replace(
+            "\"stale_signal_max_age_secs\": 60",
+            &format!("\"stale_signal_max_age_secs\": {MAX_AGE_SECS}"),
+        )
+        .replace(
+            "\"replay_bars_per_second\": 20",
+            "\"replay_bars_per_second\": 0.01",
+        );
+    let cfg = common::load(dir.path(), &body);
+    write_bars(dir.path());
+    // The clock starts at the close of the first replayed bar (start_bar 3: 13:00, closed 14:00).
+    let first_close = chrono::DateTime::from_timestamp(T0 + 4 * 3600, 0).unwrap();
+    let clock = std::sync::Arc::new(TokioClock::new(first_close));
+    let exec = executor::Executor::start(cfg, Some(clock)).await.unwrap();
+
+    let (conn_tx, conn_rx) = mpsc::channel(64);
+    let (_reload_tx, reload_rx) = mpsc::channel(1);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(exec.serve(
+        conn_rx,
+        async {
+            let _ = stop_rx.await;
+        },
+        reload_rx,
+    ));
+    let (out_tx, mut out) = mpsc::unbounded_channel();
+    let started = tokio::time::Instant::now();
+    conn_tx
+        .send(ConnEvent::Authenticated {
+            id: 1,
+            version: "test".into(),
+            tx: out_tx,
+        })
+        .await
+        .unwrap();
+
+    // The first replayed bar: on the first tick (or the next, a period later, if the loop took
+    // the tick before the connection).
+    let bars = next_lines(&mut out).await;
+    let waited = started.elapsed();
+    assert!(waited <= PERIOD, "first bar after {waited:?} of tokio time");
+    let bar3 = BarTime::from_unix(T0 + 3 * 3600).unwrap();
+    assert!(
+        bars.iter()
+            .any(|l| l.starts_with(&format!("BAR|EURUSD|H1|{bar3}|"))),
+        "{bars:?}"
+    );
+
+    // The replay steps only when tokio's time reaches its next tick.
+    tokio::task::yield_now().await;
+    assert!(drain(&mut out).is_empty(), "a bar before the next tick");
+    tokio::time::advance(PERIOD).await;
+    tokio::task::yield_now().await;
+    let bar4 = BarTime::from_unix(T0 + 4 * 3600).unwrap();
+    let next = drain(&mut out);
+    assert!(
+        next.iter()
+            .any(|l| l.starts_with(&format!("BAR|EURUSD|H1|{bar4}|"))),
+        "the next bar one period later: {next:?}"
+    );
+
+    // Fresh by the paused clock: followed.
+    conn_tx.send(signal(1, "EURUSD", bar3)).await.unwrap();
+    let ack = loop {
+        let lines = next_lines(&mut out).await;
+        if let Some(a) = lines.into_iter().find(|l| l.starts_with("ACK|")) {
+            break a;
+        }
+    };
+    assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{ack}");
+
+    // Past the allowed age once tokio's time has moved on (no wall time has).
+    let age = started.elapsed();
+    tokio::time::advance(Duration::from_secs(MAX_AGE_SECS + 1) - age).await;
+    conn_tx.send(signal(1, "GBPUSD", bar3)).await.unwrap();
+    let ack = loop {
+        let lines = next_lines(&mut out).await;
+        if let Some(a) = lines.into_iter().find(|l| l.starts_with("ACK|")) {
+            break a;
+        }
+    };
+    assert_eq!(
+        ack,
+        format!("ACK|GBPUSD|LONG_WEAK|FAIL|STALE|B:{bar3}"),
+        "a signal {MAX_AGE_SECS} s + 1 s after its bar's close by the paused clock"
+    );
+
+    stop_tx.send(()).unwrap();
+    served.await.unwrap();
+}
