@@ -63,9 +63,9 @@ pub enum Tick {
     Metrics,
 }
 
-/// What an operator can ask of the running executor. Today: the config reload (SIGHUP) and the
-/// kill switch (the preditor's `CONTROL|KILL_SWITCH|ON/OFF`); `executor ctl` and the hub bring
-/// theirs through the same variant of [`Event`], so every command reaches the books by one path.
+/// What the daemon itself asks of the core: the config reload (SIGHUP, and the operator's Reload)
+/// and the kill switch (the preditor's `CONTROL|KILL_SWITCH|ON/OFF`). The operator's typed
+/// commands (`executor ctl`, later the hub) come as [`Event::Operator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Re-read the config file (symbols, risk limits, staleness).

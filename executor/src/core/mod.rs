@@ -8,7 +8,8 @@
 //! - [`run`]: the sources and the loop.
 //! - [`books`]: the primary desk, the shadow desk, the journal.
 //! - [`sink`]: where happenings are reported besides the preditor (drift.csv, systemd, …).
-//! - `signals`, `bars`, `link`, `commands`: the handlers, by what the event is about.
+//! - `signals`, `bars`, `link`, `commands`: the handlers, by what the event is about; `operate`: the
+//!   operator commands of `executor ctl` (`Event::Operator`), the status document and `/metrics`.
 //!
 //! From `main()` to the signal decision: [`crate::startup`] builds an [`Executor`] (a [`Core`] and
 //! its sources), [`Executor::run`] starts the IPC server and [`run::serve`]s; a SIGNAL line is an
