@@ -501,7 +501,7 @@ impl Book {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::symbols::catalog_spec;
+    use crate::symbols::catalog_spec;
 
     fn book(balance_cents: i64) -> Book {
         let specs = ["EURUSD", "USDJPY", "GER40"].map(|s| catalog_spec(s).unwrap());
@@ -695,7 +695,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use crate::sim::symbols::catalog_spec;
+    use crate::symbols::catalog_spec;
     use proptest::prelude::*;
 
     #[derive(Debug, Clone)]

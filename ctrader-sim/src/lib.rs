@@ -1,4 +1,4 @@
-//! `ctrader-sim`: a protocol-faithful cTrader Open API simulator (see `ctrader/SIM.md`).
+//! `ctrader-sim`: a protocol-faithful cTrader Open API simulator (see `ctrader-sim/SIM.md`).
 //!
 //! Pure, synchronous decision logic, each tested on its own:
 //! - [`bars`]: `<SYMBOL>.csv` loading and the shared [`bars::Timeline`] of bar open times.
@@ -41,13 +41,10 @@ pub enum SimError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}, line {line}, field `{field}`: {reason}", file.display())]
-    BadBar {
-        file: PathBuf,
-        line: usize,
-        field: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Bars(#[from] protocol::bars_file::BarsFileError),
+    #[error("{}: the file holds no bars", .0.display())]
+    NoBars(PathBuf),
     #[error("no `<SYMBOL>.csv` bar files in {} (pass --data DIR with files like EURUSD.csv)", .0.display())]
     NoBarFiles(PathBuf),
     #[error("every bars file has fewer than 2 bars: the bar period cannot be inferred")]

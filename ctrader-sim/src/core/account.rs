@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{ConnId, Kind, Outgoing, Session, SimCore};
-use crate::messages::*;
-use crate::sim::symbols::asset_id;
+use crate::symbols::asset_id;
+use ctrader::messages::*;
 
 impl SimCore {
     /// Events produced by the last control commands, to deliver before acting on their
