@@ -197,6 +197,10 @@ fn prepare(cfg: &ExecutorConfig, clock: Option<Arc<dyn Clock>>) -> Result<Common
 }
 
 /// The books' guards and journal recovery, the logs, and the core over them.
+/// Operator commands that may wait for the loop at once; a sender past it waits its turn (an
+/// operator's command is small and rare: this bounds memory, it never drops one).
+const COMMAND_QUEUE: usize = 64;
+
 async fn assemble<B: Broker>(
     cfg: ExecutorConfig,
     common: Common,
@@ -246,9 +250,12 @@ async fn assemble<B: Broker>(
         answers_tx,
         common.lock,
     );
+    let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
     Ok(Started {
         core,
         answers,
+        commands,
+        commands_tx,
         broker,
         key: common.key,
     })

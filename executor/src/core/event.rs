@@ -59,8 +59,10 @@ pub enum Tick {
 }
 
 /// What an operator can ask of the running executor. Today: the config reload (SIGHUP) and the
-/// kill switch (the preditor's `CONTROL|KILL_SWITCH|ON/OFF`); `executor ctl` and the hub bring
-/// theirs through the same variant of [`Event`], so every command reaches the books by one path.
+/// kill switch (the preditor's `CONTROL|KILL_SWITCH|ON/OFF`). `executor ctl` and the hub bring
+/// theirs through the same variant of [`Event`] (sent on `Executor::commands`), so every command
+/// reaches the books by one path: a new command is a variant here and an arm of
+/// `Core::command` (`commands.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Re-read the config file (symbols, risk limits, staleness).
@@ -77,11 +79,22 @@ pub struct CommandRequest {
 }
 
 impl CommandRequest {
+    /// A command nobody waits on.
     pub fn new(command: Command) -> Self {
         CommandRequest {
             command,
             reply: None,
         }
+    }
+
+    /// A command, and where its outcome will arrive.
+    pub fn asking(command: Command) -> (Self, oneshot::Receiver<CommandOutcome>) {
+        let (tx, rx) = oneshot::channel();
+        let req = CommandRequest {
+            command,
+            reply: Some(tx),
+        };
+        (req, rx)
     }
 }
 

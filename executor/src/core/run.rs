@@ -4,7 +4,9 @@
 //!
 //! Sources only turn I/O into [`Event`]s ([`Source`]): the preditor's connections (the accept loop's
 //! channel), the broker's link (the cTrader client's event stream), the answers of tasks the loop
-//! started, the operator's commands, and the timers the feed asked for.
+//! started, the operator's commands (SIGHUP's reloads, and the channel `Executor::commands` hands
+//! out), and the timers the feed asked for. A new source is a type that implements [`Source`] and
+//! a field of [`Sources`]; what its events mean is decided in `Core::handle`, never here.
 
 use std::future::Future;
 use std::time::Duration;
@@ -66,6 +68,16 @@ impl Source for Reloads {
     fn ready(&mut self) -> Option<Event> {
         self.0.try_recv().ok()?;
         Some(Event::Command(CommandRequest::new(Command::Reload)))
+    }
+}
+
+/// Operator commands (`Executor::commands`).
+impl Source for mpsc::Receiver<CommandRequest> {
+    async fn next(&mut self) -> Option<Event> {
+        self.recv().await.map(Event::Command)
+    }
+    fn ready(&mut self) -> Option<Event> {
+        self.try_recv().ok().map(Event::Command)
     }
 }
 
@@ -201,6 +213,7 @@ pub struct Sources {
     preditor: Live<mpsc::Receiver<ConnEvent>>,
     answers: Live<mpsc::UnboundedReceiver<Event>>,
     reloads: Live<Reloads>,
+    commands: Live<mpsc::Receiver<CommandRequest>>,
     broker: Live<BrokerLink>,
     timers: Live<Timers>,
 }
@@ -210,6 +223,7 @@ impl Sources {
         preditor: mpsc::Receiver<ConnEvent>,
         answers: mpsc::UnboundedReceiver<Event>,
         reloads: mpsc::Receiver<()>,
+        commands: mpsc::Receiver<CommandRequest>,
         broker: Option<BrokerLink>,
         timers: Timers,
     ) -> Self {
@@ -217,6 +231,7 @@ impl Sources {
             preditor: Live(Some(preditor)),
             answers: Live(Some(answers)),
             reloads: Live(Some(Reloads(reloads))),
+            commands: Live(Some(commands)),
             broker: Live(broker),
             timers: Live(Some(timers)),
         }
@@ -239,6 +254,7 @@ impl Sources {
                 self.answers.drain(&mut batch).await;
             }
             e = self.reloads.next() => batch.push(e),
+            e = self.commands.next() => batch.push(e),
             e = self.timers.next() => batch.push(e),
         }
         batch
