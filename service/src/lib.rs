@@ -5,7 +5,8 @@
 //! - [`notify`]: the systemd notification protocol ([`SystemdNotifier`]) and the pure rule that
 //!   decides when progress may feed the watchdog ([`WatchdogGate`]).
 //! - [`secret`]: secret files readable by their owner only ([`read_secret`]).
-//! - [`atomic`]: replacing a file so a crash leaves the old or the new content ([`write_atomic`]).
+//! - [`atomic`]: replacing a file so a crash leaves the old or the new content ([`write_atomic`];
+//!   [`write_atomic_with`] streams content too large to build in memory first).
 //! - [`backoff`]: exponential reconnect backoff with jitter ([`Backoff`]).
 
 pub mod atomic;

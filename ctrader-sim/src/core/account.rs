@@ -10,7 +10,7 @@ use ctrader::messages::*;
 
 impl SimCore {
     /// Events produced by the last control commands, to deliver before acting on their
-    /// [`FaultAction`].
+    /// [`FaultAction`](crate::faults::FaultAction).
     pub fn take_events(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.control_events)
     }
