@@ -1,6 +1,6 @@
 //! One preditor connection's line handling, pure and synchronous: the handshake, framing of a
 //! WebSocket message into lines, and what to answer to bad input. The socket task
-//! ([`crate::server`]) only moves bytes and acts on the [`SessionAction`]s.
+//! ([`crate::ipc`]) only moves bytes and acts on the [`SessionAction`]s.
 //!
 //! Rules: the first line must be `HELLO|preditor|<version>|<nonce>`; it is answered with the
 //! executor's HELLO carrying our nonce and our proof (PROTOCOL.md §7), then the preditor's

@@ -1,6 +1,9 @@
 //! `drift.csv`: one row per SIGNAL with what the model wanted (virtual) and what each book did
 //! (live, paper), appended and flushed at once so `tail -f` follows it. `executor drift-report`
-//! reads it back ([`crate::report`]).
+//! reads it back ([`crate::drift::report`]).
+
+pub mod record;
+pub mod report;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -109,8 +112,8 @@ impl DriftLog {
     }
 }
 
-// The reading side (`executor drift-report`) lives in `crate::report`.
-pub use crate::report::{BookSummary, DriftReport, ReportError, SymbolSummary};
+// The reading side (`executor drift-report`) lives in `crate::drift::report`.
+pub use crate::drift::report::{BookSummary, DriftReport, ReportError, SymbolSummary};
 
 #[cfg(test)]
 mod tests {

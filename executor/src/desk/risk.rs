@@ -18,7 +18,7 @@ use crate::orders::{AccountSnapshot, BrokerPosition, OpenIntent, Quote};
 /// private, so code outside this module cannot forge an approval.
 ///
 /// ```compile_fail
-/// use executor::risk::RiskApproved;
+/// use executor::desk::risk::RiskApproved;
 /// let forged = RiskApproved(0u8); // error: the constructor is private
 /// ```
 #[derive(Debug, Clone, PartialEq)]

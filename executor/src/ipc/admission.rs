@@ -4,7 +4,7 @@
 //! being refused, so connections left idle (or trickling bytes) cannot lock the real preditor out,
 //! whose handshake takes a few milliseconds. Each waits at most `ipc.hello_timeout_secs` from its
 //! accept. An authenticated connection leaves this set; there is one active preditor at a time
-//! (a newer one replaces it, see `server.rs`), so every connection is bounded.
+//! (a newer one replaces it, see `preditor.rs`), so every connection is bounded.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

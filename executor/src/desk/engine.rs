@@ -18,29 +18,32 @@
 //!    goes when the action changes. (A lot size lowered by a config reload is held the same way.)
 //! 7. `N:` > 1 (the virtual entry is on an earlier bar): close a mismatching real position (closing is
 //!    always allowed) but never open: WAIT_SYNC|MISSED_ENTRY;
-//! 8. otherwise close whatever does not match, then open through the risk guard.
+//! 8. otherwise close whatever does not match, then open through the risk guard: at once when there
+//!    is nothing to close, and after the closes are confirmed otherwise
+//!    ([`SignalEngine::approve_after_closes`]), so a reversal's new position is judged on the book
+//!    its own close freed.
 //!
 //! Only answers about a published bar of a configured symbol are remembered (and journaled): the
 //! others depend on nothing but the config, the clock and the line, and remembering them would let
-//! any input grow memory or push real bars out (see [`crate::bar_memory`]).
+//! any input grow memory or push real bars out (see [`crate::desk::bar_memory`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use protocol::{Ack, AckOutcome, Action, BarTime, Decimal, Reason, Signal, Symbol, Timeframe};
 
-use crate::bar_memory::{BarMemory, Earlier};
+use crate::desk::bar_memory::{BarMemory, Earlier};
 
 use crate::broker::BrokerError;
 use crate::config::SymbolConfig;
-use crate::lots::{LotMap, TargetPosition, same_lots};
+use crate::desk::lots::{LotMap, TargetPosition, same_lots};
+use crate::desk::risk::{RiskApproved, RiskContext, RiskGuard};
 use crate::orders::{
     BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side, client_order_id,
     parse_open_label,
 };
-use crate::risk::{RiskApproved, RiskContext, RiskGuard};
 
-pub use crate::bar_memory::ANSWERED_PER_SYMBOL;
+pub use crate::desk::bar_memory::ANSWERED_PER_SYMBOL;
 
 /// What the engine needs from the config (replaced as a whole on SIGHUP).
 #[derive(Debug, Clone)]
@@ -88,6 +91,10 @@ pub enum OpenStep {
     Nothing,
     /// Open this (only after every close succeeded).
     Open(RiskApproved<OpenIntent>),
+    /// Open this if the risk guard approves it once every close of the plan is confirmed: the
+    /// desk asks [`SignalEngine::approve_after_closes`] then. Until a close is confirmed its
+    /// position is still held, so judging the open before it would count the position twice.
+    AfterCloses(OpenIntent),
     /// The risk guard refused the open: ACK FAIL with this reason after the closes.
     Refused(Reason),
     /// `N:` > 1 and the real position was not the target: WAIT_SYNC|MISSED_ENTRY after the closes.
@@ -284,29 +291,18 @@ impl SignalEngine {
                 action: sig.action,
                 client_order_id: client_order_id(&sig.symbol, bar, sig.action, Leg::Open),
             };
-            match book.account {
-                None => OpenStep::Refused(Reason::NotConnected),
-                Some(account) => {
-                    let closing: BTreeSet<u64> = closes.iter().map(|c| c.position_id).collect();
-                    let remaining: Vec<BrokerPosition> = book
-                        .positions
-                        .iter()
-                        .filter(|p| !closing.contains(&p.position_id))
-                        .cloned()
-                        .collect();
-                    let ctx = RiskContext {
-                        now,
-                        account,
-                        remaining_positions: &remaining,
-                        quote: book.quote,
-                        symbol: &rules,
-                        kill_file_present,
-                    };
-                    match self.risk.check_open(intent, &ctx) {
-                        Ok(approved) => OpenStep::Open(approved),
-                        Err(refused) => OpenStep::Refused(refused.reason),
-                    }
-                }
+            if closes.is_empty() {
+                approve(
+                    &self.risk,
+                    intent,
+                    now,
+                    book,
+                    &rules,
+                    kill_file_present,
+                    &[],
+                )
+            } else {
+                OpenStep::AfterCloses(intent)
             }
         } else {
             OpenStep::Nothing
@@ -330,7 +326,7 @@ impl SignalEngine {
                         Ack::ok(sig.symbol.clone(), sig.action, None, None),
                     );
                 }
-                OpenStep::Open(_) => {}
+                OpenStep::Open(_) | OpenStep::AfterCloses(_) => {}
             }
         }
         Decision::Execute(Plan {
@@ -344,12 +340,75 @@ impl SignalEngine {
         })
     }
 
+    /// Decides the open a plan kept for after its closes ([`OpenStep::AfterCloses`]), now that
+    /// they are confirmed: `book` is the book after them (the positions they closed are not
+    /// counted even if it still lists one). Any other open step is left as it is.
+    pub fn approve_after_closes(
+        &self,
+        plan: &mut Plan,
+        now: DateTime<Utc>,
+        book: &BookSnapshot,
+        kill_file_present: bool,
+    ) {
+        let OpenStep::AfterCloses(intent) = &plan.open else {
+            return;
+        };
+        let Some(rules) = self.rules.symbols.get(&plan.symbol) else {
+            plan.open = OpenStep::Refused(Reason::UnknownSymbol);
+            return;
+        };
+        let closed: Vec<u64> = plan.closes.iter().map(|c| c.position_id).collect();
+        plan.open = approve(
+            &self.risk,
+            intent.clone(),
+            now,
+            book,
+            rules,
+            kill_file_present,
+            &closed,
+        );
+    }
+
     /// The ACK for an executed plan; remembered so a repeat of the signal gets it again.
     pub fn complete(&mut self, plan: &Plan, exec: &Execution) -> Ack {
         let ack = outcome(plan, exec);
         let ack = ack.with_bar_time(Some(plan.bar));
         self.remember(&plan.symbol, plan.bar, ack.clone());
         ack
+    }
+}
+
+/// The risk guard's verdict on an open, on `book` without the positions `closing` (they are being
+/// or have been closed).
+fn approve(
+    risk: &RiskGuard,
+    intent: OpenIntent,
+    now: DateTime<Utc>,
+    book: &BookSnapshot,
+    rules: &SymbolConfig,
+    kill_file_present: bool,
+    closing: &[u64],
+) -> OpenStep {
+    let Some(account) = book.account else {
+        return OpenStep::Refused(Reason::NotConnected);
+    };
+    let remaining: Vec<BrokerPosition> = book
+        .positions
+        .iter()
+        .filter(|p| !closing.contains(&p.position_id))
+        .cloned()
+        .collect();
+    let ctx = RiskContext {
+        now,
+        account,
+        remaining_positions: &remaining,
+        quote: book.quote,
+        symbol: rules,
+        kill_file_present,
+    };
+    match risk.check_open(intent, &ctx) {
+        Ok(approved) => OpenStep::Open(approved),
+        Err(refused) => OpenStep::Refused(refused.reason),
     }
 }
 
@@ -372,7 +431,7 @@ fn outcome(plan: &Plan, exec: &Execution) -> Ack {
             sym.clone(),
             plan.action,
             last_close.map(|f| f.position_id),
-            last_close.and_then(|f| price(f.price, plan.digits)),
+            last_close.and_then(|f| price(f.price?, plan.digits)),
         ),
         OpenStep::Refused(reason) => fail(reason.clone()),
         OpenStep::MissedEntry => Ack::wait_sync(sym.clone(), plan.action, Reason::MissedEntry),
@@ -381,11 +440,13 @@ fn outcome(plan: &Plan, exec: &Execution) -> Ack {
                 sym.clone(),
                 plan.action,
                 Some(fill.position_id),
-                price(fill.price, plan.digits),
+                fill.price.and_then(|p| price(p, plan.digits)),
             ),
             Some(Err(e)) => fail(e.reason()),
             None => fail(Reason::BrokerError),
         },
+        // The desk did not decide it after the closes (it stopped without saying why).
+        OpenStep::AfterCloses(_) => fail(Reason::BrokerError),
     }
 }
 
@@ -411,7 +472,7 @@ fn matching(
                 sig.symbol.clone(),
                 sig.action,
                 Some(p.position_id),
-                price(p.entry_price, digits),
+                p.entry_price.and_then(|e| price(e, digits)),
             ))
         }
         _ => None,

@@ -19,7 +19,9 @@
 //! ([`reconcile_due`], in wall-clock time: a replay's fast market clock must not multiply it).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use ctrader::domain::{Applied, OrderProgress};
 use ctrader::messages::{
@@ -315,7 +317,7 @@ mod tests {
                     symbol: "EURUSD".into(),
                     side: Side::Buy,
                     lots: p.trade_data.volume as f64 / 10_000_000.0,
-                    entry_price: p.price.unwrap_or(0.0),
+                    entry_price: p.price,
                     margin: 0.0,
                     label: p.trade_data.label.clone(),
                 },

@@ -1,6 +1,18 @@
-//! The executor's IPC connections: the accept loop and one task per connection that moves bytes,
-//! runs the pure [`Session`] and hands valid lines to the core (`server.rs`) as [`ConnEvent`]s.
-//! What a connection may cost before it authenticates is bounded by [`crate::admission`].
+//! The preditor link: the loopback WebSocket server. The accept loop and one task per connection
+//! move bytes, run the pure [`Session`] and hand valid lines to the core loop as [`ConnEvent`]s;
+//! [`Preditor`] is the core's side (the one active connection, what it is sent).
+//!
+//! - [`session`]: one connection's pure line handling (handshake, bad input, control lines).
+//! - [`admission`]: what connections may cost before they authenticate.
+//! - [`warmup`]: WARMUPs answered in tasks of their own, live bars held back meanwhile.
+//! - [`signals_log`]: the tail-able `signals.log` of every line in and out.
+//! - [`preditor`]: the active connection, replaced by a newer authenticated one.
+
+pub mod admission;
+pub mod preditor;
+pub mod session;
+pub mod signals_log;
+pub mod warmup;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +25,12 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::admission::{Admission, Ticket};
-use crate::server::VERSION;
-use crate::session::{Session, SessionAction};
-use crate::signals_log::{Dir, SignalsLog};
+use crate::VERSION;
+use crate::ipc::admission::{Admission, Ticket};
+use crate::ipc::session::{Session, SessionAction};
+use crate::ipc::signals_log::{Dir, SignalsLog};
+
+pub use self::preditor::Preditor;
 
 /// Largest WebSocket message accepted; a HISTORY-sized burst from the preditor is never needed, so
 /// anything bigger is hostile and the connection is dropped by the WebSocket layer.
@@ -25,14 +39,19 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// without these a quiet link (bars only every M15/H1) would give the preditor nothing to feed its
 /// own watchdog with, and a half-open connection would go unnoticed.
 pub const WS_PING_PERIOD: Duration = Duration::from_secs(15);
+/// What the core sends a connection.
 #[derive(Debug)]
-pub(crate) enum Outbound {
+pub enum Outbound {
+    /// One WebSocket message (one or more lines, already in signals.log).
     Line(String),
+    /// Send this ERROR line, then close.
     Close(ErrorLine),
 }
 
+/// What a connection tells the core loop.
 #[derive(Debug)]
-pub(crate) enum ConnEvent {
+pub enum ConnEvent {
+    /// The preditor proved it holds the token; `tx` reaches its connection.
     Authenticated {
         id: u64,
         version: String,
@@ -65,7 +84,9 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
-pub(crate) async fn accept_loop(
+/// Accepts loopback connections on `listener` for ever, one task each (non-loopback peers are
+/// refused at once).
+pub async fn accept_loop(
     listener: TcpListener,
     events: mpsc::Sender<ConnEvent>,
     key: IpcKey,

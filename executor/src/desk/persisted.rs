@@ -21,10 +21,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::Broker;
-use crate::desk::{Desk, DeskError, stamp};
+use crate::desk::risk::RiskState;
+use crate::desk::{Desk, DeskError};
 use crate::journal::{Entry, Journal};
-use crate::orders::Leg;
-use crate::risk::RiskState;
+use crate::orders::{Book, Leg};
 use crate::state;
 
 /// What a desk persists besides its broker's own state.
@@ -54,10 +54,10 @@ impl Guard {
         }
     }
 
-    fn entry(&self, book: &str, now: DateTime<Utc>) -> Entry {
+    fn entry(&self, book: Book, now: DateTime<Utc>) -> Entry {
         Entry::Guard {
-            t: stamp(now),
-            book: book.to_string(),
+            t: now,
+            book,
             risk: self.risk.clone(),
             kill_switch: self.kill_switch,
         }
@@ -68,7 +68,7 @@ impl Guard {
 /// the risk guard's approval, hence a baseline, and the desk journals a new baseline ahead of the
 /// first intent that relies on it: an open without any guard entry means the baseline was lost
 /// (or kept only by a version that did not journal it).
-pub fn last_guard(entries: &[Entry], book: &str) -> (Option<Guard>, bool) {
+pub fn last_guard(entries: &[Entry], book: Book) -> (Option<Guard>, bool) {
     let mut last = None;
     let mut opened = false;
     for e in entries {
@@ -78,7 +78,7 @@ pub fn last_guard(entries: &[Entry], book: &str) -> (Option<Guard>, bool) {
                 risk,
                 kill_switch,
                 ..
-            } if b == book => {
+            } if *b == book => {
                 last = Some(Guard {
                     risk: risk.clone(),
                     kill_switch: *kill_switch,
@@ -88,7 +88,7 @@ pub fn last_guard(entries: &[Entry], book: &str) -> (Option<Guard>, bool) {
                 book: b,
                 leg: Leg::Open,
                 ..
-            } if b == book => opened = true,
+            } if *b == book => opened = true,
             _ => {}
         }
     }
@@ -149,20 +149,20 @@ impl<B: Broker> Desk<B> {
         journal: &mut Journal,
         now: DateTime<Utc>,
     ) -> Result<(), DeskError> {
-        let (journaled, has_run) = last_guard(entries, self.name);
+        let (journaled, has_run) = last_guard(entries, self.book);
         let before = self.state.clone();
         let file = self.state_file_found.then_some(&before);
         match restore(file, journaled.as_ref(), has_run) {
             Restore::File | Restore::Fresh => {}
             Restore::Journal(g) => {
-                tracing::warn!(book = self.name, file_found = self.state_file_found, risk = ?g.risk,
+                tracing::warn!(book = %self.book, file_found = self.state_file_found, risk = ?g.risk,
                     kill_switch = g.kill_switch, "risk baseline and kill switch restored from the journal");
                 self.state.risk = g.risk;
                 self.state.kill_switch = g.kill_switch;
             }
             Restore::Lost => {
                 return Err(DeskError::BaselineLost {
-                    book: self.name,
+                    book: self.book,
                     path: self
                         .state_path
                         .as_deref()
@@ -176,7 +176,7 @@ impl<B: Broker> Desk<B> {
         self.engine.risk.kill_switch = self.state.kill_switch;
         if self.state.kill_switch {
             tracing::warn!(
-                book = self.name,
+                book = %self.book,
                 "kill switch ON (set by a control line before the restart): no new opens until CONTROL|KILL_SWITCH|OFF"
             );
         }
@@ -215,7 +215,7 @@ impl<B: Broker> Desk<B> {
         let journaled = if self.journaled_guard.as_ref() == Some(&guard) {
             Ok(())
         } else {
-            journal.append(&guard.entry(self.name, now)).map(|()| {
+            journal.append(&guard.entry(self.book, now)).map(|()| {
                 self.journaled_guard = Some(guard);
             })
         };
@@ -241,10 +241,10 @@ impl<B: Broker> Desk<B> {
         if self.journaled_guard.as_ref() == Some(&guard) {
             return;
         }
-        match journal.append_lazy(&[guard.entry(self.name, now)]) {
+        match journal.append_lazy(&[guard.entry(self.book, now)]) {
             Ok(()) => self.journaled_guard = Some(guard),
             Err(e) => {
-                tracing::error!(book = self.name, error = %e, "cannot journal the risk baseline")
+                tracing::error!(book = %self.book, error = %e, "cannot journal the risk baseline")
             }
         }
     }
@@ -256,7 +256,7 @@ impl<B: Broker> Desk<B> {
             Ok(()) => self.save_due = false,
             Err(e) => {
                 self.save_due = true;
-                tracing::error!(book = self.name, error = %e,
+                tracing::error!(book = %self.book, error = %e,
                     "cannot save the desk state (risk baseline, realised PnL) after the orders; the ACKs report the broker's results; retrying after the next signal");
             }
         }

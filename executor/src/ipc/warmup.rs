@@ -10,11 +10,10 @@ use std::sync::Arc;
 use protocol::{
     BarLine, BarTime, ErrorCode, ErrorLine, History, HistoryEnd, Line, Symbol, Timeframe, Warmup,
 };
-use tokio::sync::mpsc;
 
-use crate::bar_memory::PUBLISHED_PER_SYMBOL;
-use crate::broker::ctrader::HistoryRequest;
-use crate::signals_log::{Dir, SignalsLog};
+use crate::desk::bar_memory::PUBLISHED_PER_SYMBOL;
+use crate::feed::ctrader::{HistoryRequest, history_bar};
+use crate::ipc::signals_log::{Dir, SignalsLog};
 
 /// Where a WARMUP's bars come from.
 pub enum Fetch {
@@ -51,13 +50,14 @@ pub struct HistoryAnswer {
     pub last: Option<BarLine>,
 }
 
-/// Starts answering `w` for connection `conn`: the answer comes back on `answers`.
+/// Starts answering `w` for connection `conn` in a task of its own: the answer is handed to
+/// `deliver` (which sends it back to the core loop).
 pub fn serve(
     conn: u64,
     w: Warmup,
     fetch: Fetch,
     log: Arc<SignalsLog>,
-    answers: mpsc::UnboundedSender<HistoryAnswer>,
+    deliver: impl FnOnce(HistoryAnswer) + Send + 'static,
 ) {
     tokio::spawn(async move {
         let served = match fetch {
@@ -66,9 +66,7 @@ pub fn serve(
             Fetch::Broker { request, digits } => match request.await {
                 Ok(bars) => Served::Bars(
                     bars.iter()
-                        .filter_map(|x| {
-                            crate::server::history_bar(&w.symbol, w.timeframe, digits, x)
-                        })
+                        .filter_map(|x| history_bar(&w.symbol, w.timeframe, digits, x))
                         .collect(),
                 ),
                 Err(e) => {
@@ -79,7 +77,7 @@ pub fn serve(
         };
         let answer = block(conn, &w, served);
         log.record_all(conn, Dir::Out, answer.text.split('\n'));
-        let _ = answers.send(answer);
+        deliver(answer);
     });
 }
 
