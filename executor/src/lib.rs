@@ -27,8 +27,8 @@
 //! - [`config`]: `executor_config.json` — per-symbol lots/enablement, risk limits, broker and IPC
 //!   settings; validation that reports every problem at once. [`json_keys`]: keys a JSON text
 //!   repeats (the config refuses them).
-//! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
-//!   lock, the one injected clock, the kernel's NTP status.
+//! - [`secrets`] (the shared `service::secret`), [`state`], [`clock`], [`ntp`]: 0600 secret files,
+//!   atomic state and the state-dir lock, the one injected clock, the kernel's NTP status.
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
 //! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
 //!   refused connection setup means.
@@ -50,7 +50,7 @@ pub mod ntp;
 pub mod onboarding;
 pub mod ops;
 pub mod orders;
-pub mod secrets;
+pub use service::secret as secrets;
 pub mod startup;
 pub mod state;
 

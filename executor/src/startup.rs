@@ -227,6 +227,10 @@ fn prepare(cfg: &mut ExecutorConfig, clock: Option<Arc<dyn Clock>>) -> Result<Co
 }
 
 /// The books' guards and journal recovery, the logs, and the core over them.
+/// Operator commands that may wait for the loop at once; a sender past it waits its turn (an
+/// operator's command is small and rare: this bounds memory, it never drops one).
+const COMMAND_QUEUE: usize = 64;
+
 async fn assemble<B: Broker>(
     cfg: ExecutorConfig,
     common: Common,
@@ -298,9 +302,12 @@ async fn assemble<B: Broker>(
         crate::core::Operations::new(common.metrics, common.overlay, commands, common.ctl),
         common.lock,
     );
+    let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
     Ok(Started {
         core,
         answers,
+        commands,
+        commands_tx,
         broker,
         key: common.key,
     })

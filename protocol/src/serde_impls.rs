@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::{
-    Ack, Action, Auth, Bar, BarTime, Decimal, ErrorCode, ErrorLine, Hello, History, HistoryEnd,
+    Ack, Action, Auth, BarLine, BarTime, Decimal, ErrorCode, ErrorLine, Hello, History, HistoryEnd,
     Line, Mode, Reason, Signal, Symbol, Timeframe, Warmup,
 };
 
@@ -76,7 +76,7 @@ macro_rules! as_line {
 as_line!(
     Hello(Hello) = "HELLO",
     Auth(Auth) = "AUTH",
-    Bar(Bar) = "BAR",
+    Bar(BarLine) = "BAR",
     Warmup(Warmup) = "WARMUP",
     History(History) = "HISTORY",
     HistoryEnd(HistoryEnd) = "HISTORY_END",

@@ -10,7 +10,9 @@
 //!   injected time.
 //! - [`token_store`]: atomic 0600 persistence of single-use refresh tokens.
 //! - [`accounts`]: the accounts an access token reaches, on a connection of its own.
-//! - `session`: the socket task.
+//! - `session`: the socket task — the reconnect loop and shared state (`session/mod.rs`), a new
+//!   connection's setup (`setup`), the ready connection's read/write loop (`serve`), an incoming
+//!   message to its request or the event stream (`dispatch`).
 //!
 //! Requests made while connecting wait (up to their timeout); requests made while disconnected fail
 //! at once, so an order is never sent late. Historical requests wait their turn under the rate
@@ -44,10 +46,11 @@ pub use rate_limit::RequestClass;
 pub use session::LinkState;
 pub use token_store::{TokenStore, TokenStoreError, Tokens};
 
-use crate::domain::{Bar, ErrorCode, OrderEnd, OrderProgress, Timeframe, TrendbarPeriod};
+use crate::domain::{ErrorCode, OrderEnd, OrderProgress, Timeframe, TrendbarPeriod, closed_bar};
 use crate::messages::*;
 use events::EventSink;
 use history::TrendbarPager;
+use protocol::Bar;
 use requests::{Answer, Completion};
 use session::{Command, Shared, Subscriptions, expect, lock, pace, wait_historical_turn};
 
@@ -450,7 +453,7 @@ impl Client {
             let bars = res
                 .trendbar
                 .iter()
-                .map(|tb| Bar::from_proto(tb, timeframe))
+                .map(closed_bar)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
                     ClientError::Protocol(format!("symbol {symbol_id} {timeframe}: {e}"))

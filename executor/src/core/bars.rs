@@ -2,16 +2,18 @@
 //! them), then to the preditor; WARMUPs are answered from the feed's history in tasks of their
 //! own, and their HISTORY blocks go out when ready.
 
-use protocol::{Bar, ErrorCode, ErrorLine, Line, Warmup};
+use protocol::{BarLine, ErrorCode, ErrorLine, Line, Warmup};
 
 use super::Core;
 use super::event::Event;
 use crate::broker::{Broker, BrokerEvent};
 use crate::ipc::warmup::HistoryAnswer;
 
-/// A bar's close time, Unix seconds.
-fn close_time(bar: &Bar) -> i64 {
-    bar.time.unix_seconds() + bar.timeframe.duration_secs().unwrap_or(0) as i64
+/// When a published bar closes (Unix s): the next bar's open, by the calendar for MN1.
+fn close_time(bar: &BarLine) -> i64 {
+    bar.to_bar()
+        .close_time(bar.timeframe)
+        .unwrap_or(protocol::BarTime::MAX_UNIX)
 }
 
 impl<B: Broker> Core<B> {
@@ -24,7 +26,7 @@ impl<B: Broker> Core<B> {
         }
     }
 
-    fn apply_bar_to_books(&mut self, bar: &Bar) {
+    fn apply_bar_to_books(&mut self, bar: &BarLine) {
         self.books
             .bar_published(&bar.symbol, bar.timeframe, bar.time);
         let close = close_time(bar);
@@ -36,7 +38,7 @@ impl<B: Broker> Core<B> {
 
     /// Closed bars go to the books, then to the preditor in one message (except those of a pair
     /// being warmed up, held back until its HISTORY_END).
-    pub(super) fn publish_bars(&mut self, bars: Vec<Bar>) {
+    pub(super) fn publish_bars(&mut self, bars: Vec<BarLine>) {
         for b in &bars {
             self.apply_bar_to_books(b);
             self.note_bar(b);
@@ -48,7 +50,7 @@ impl<B: Broker> Core<B> {
     /// book (quotes, executions). Every one is progress: market data, account events, and each
     /// step of a reconnect (so a broker outage does not turn into a restart loop). Returns the bar
     /// it closed, for the batch to publish.
-    pub(super) fn on_broker_event(&mut self, ev: &BrokerEvent) -> Option<Bar> {
+    pub(super) fn on_broker_event(&mut self, ev: &BrokerEvent) -> Option<BarLine> {
         let now = self.clock.now().timestamp();
         let heard = self.feed.on_broker_event(ev, now, self.clock.instant());
         if heard.link_changed

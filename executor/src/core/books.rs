@@ -3,7 +3,7 @@
 //! closed prices both; a kill switch or a reload reaches both.
 
 use chrono::{DateTime, Utc};
-use protocol::{Bar, BarTime, Signal, Symbol, Timeframe};
+use protocol::{BarLine, BarTime, Signal, Symbol, Timeframe};
 
 use crate::broker::Broker;
 use crate::broker::paper::PaperBroker;
@@ -40,7 +40,7 @@ impl<B: Broker> Books<B> {
     }
 
     /// A bar closed: books priced from bars quote its close (`close_time` Unix seconds).
-    pub fn bar_closed(&mut self, bar: &Bar, close_time: i64) {
+    pub fn bar_closed(&mut self, bar: &BarLine, close_time: i64) {
         let close = bar.close.to_f64();
         self.primary
             .broker

@@ -63,9 +63,12 @@ pub enum Tick {
     Metrics,
 }
 
-/// What the daemon itself asks of the core: the config reload (SIGHUP, and the operator's Reload)
-/// and the kill switch (the preditor's `CONTROL|KILL_SWITCH|ON/OFF`). The operator's typed
-/// commands (`executor ctl`, later the hub) come as [`Event::Operator`].
+/// What an operator can ask of the running executor. Today: the config reload (SIGHUP, and the
+/// operator's Reload) and the kill switch (the preditor's `CONTROL|KILL_SWITCH|ON/OFF`), sent on
+/// `Executor::commands`, so every command reaches the books by one path: a new command is a
+/// variant here and an arm of `Core::command` (`commands.rs`). The typed operator commands of
+/// `executor ctl` (`fleet::Command`, with an id, journaled before they act) come as
+/// [`Event::Operator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Re-read the config file (symbols, risk limits, staleness).
@@ -82,11 +85,22 @@ pub struct CommandRequest {
 }
 
 impl CommandRequest {
+    /// A command nobody waits on.
     pub fn new(command: Command) -> Self {
         CommandRequest {
             command,
             reply: None,
         }
+    }
+
+    /// A command, and where its outcome will arrive.
+    pub fn asking(command: Command) -> (Self, oneshot::Receiver<CommandOutcome>) {
+        let (tx, rx) = oneshot::channel();
+        let req = CommandRequest {
+            command,
+            reply: Some(tx),
+        };
+        (req, rx)
     }
 }
 

@@ -11,6 +11,14 @@
 //! - `signals`, `bars`, `link`, `commands`: the handlers, by what the event is about; `operate`: the
 //!   operator commands of `executor ctl` (`Event::Operator`), the status document and `/metrics`.
 //!
+//! What plugs in, without touching the loop's logic:
+//! - a command: a [`event::Command`] variant and its arm in `Core::command` (`commands.rs`); it is
+//!   sent as a [`event::CommandRequest`] (with a reply) on [`Executor::commands`], from any task;
+//! - an output (a hub publisher, `/metrics`): a [`sink::Sink`] given to [`Executor::with_sink`],
+//!   told every [`sink::Report`] on the loop; it must return at once (bounded queue, drop when full);
+//! - an input: a [`run::Source`] and a field of [`run::Sources`]; `Core::handle` decides what its
+//!   events mean.
+//!
 //! From `main()` to the signal decision: [`crate::startup`] builds an [`Executor`] (a [`Core`] and
 //! its sources), [`Executor::run`] starts the IPC server and [`run::serve`]s; a SIGNAL line is an
 //! `Event::Preditor`, which `Core::handle` batches into `Core::on_signals`, which runs
@@ -38,7 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use self::books::Books;
-use self::event::{Event, Tick};
+use self::event::{CommandRequest, Event, Tick};
 use self::run::{BrokerLink, Sources, Timers};
 use self::sink::{Report, Sink};
 use crate::broker::Broker;
@@ -88,6 +96,9 @@ pub enum Executor {
 pub struct Started<B> {
     pub(crate) core: Core<B>,
     pub(crate) answers: mpsc::UnboundedReceiver<Event>,
+    /// Operator commands (`Executor::commands`), and the sender handed out.
+    pub(crate) commands: mpsc::Receiver<CommandRequest>,
+    pub(crate) commands_tx: mpsc::Sender<CommandRequest>,
     pub(crate) broker: Option<BrokerLink>,
     pub(crate) key: IpcKey,
 }
@@ -110,13 +121,28 @@ impl Executor {
 
     /// Reports readiness, status and watchdog progress to systemd through `notify` (without it
     /// nothing is sent).
-    pub fn with_notifier(mut self, notify: SystemdNotifier) -> Self {
-        let sink: Box<dyn Sink> = Box::new(notify);
+    pub fn with_notifier(self, notify: SystemdNotifier) -> Self {
+        self.with_sink(Box::new(notify))
+    }
+
+    /// Reports every happening ([`Report`]) to `sink` too, on the loop: it must return at once
+    /// (append, or send on a bounded channel and drop when full), never wait on a peer.
+    pub fn with_sink(mut self, sink: Box<dyn Sink>) -> Self {
         match &mut self {
             Executor::Paper(s) => s.core.sinks.push(sink),
             Executor::Live(s) => s.core.sinks.push(sink),
         }
         self
+    }
+
+    /// Where operator commands go (an `executor ctl` socket, the hub's link): each reaches the
+    /// books as [`Event::Command`], by the same path as SIGHUP's reload and the preditor's kill
+    /// switch, and its outcome comes back on the request's `reply`. Clone it freely.
+    pub fn commands(&self) -> mpsc::Sender<CommandRequest> {
+        match self {
+            Executor::Paper(s) => s.commands_tx.clone(),
+            Executor::Live(s) => s.commands_tx.clone(),
+        }
     }
 
     /// Serves the preditor on `listener` until `shutdown` resolves. Each message on `reload`
@@ -177,6 +203,8 @@ impl<B: Broker> Started<B> {
         let mut ticks = self.core.feed.ticks();
         ticks.push((Tick::Metrics, METRICS_PERIOD, METRICS_PERIOD));
         let timers = Timers::new(ticks);
+        // The loop's own sender goes: the commands source ends when every handed-out one has.
+        drop(self.commands_tx);
         let (ctl_tx, ctl_rx) = mpsc::channel::<crate::ops::ctl::CtlCall>(16);
         let mut core = self.core;
         let ctl = core.ops.ctl_listener.take().map(|l| {
@@ -187,8 +215,15 @@ impl<B: Broker> Started<B> {
             ))
         });
         let socket = crate::ops::ctl::socket_path(&core.cfg.state_dir);
-        let sources =
-            Sources::new(preditor, self.answers, reload, self.broker, timers).with_operator(ctl_rx);
+        let sources = Sources::new(
+            preditor,
+            self.answers,
+            reload,
+            self.commands,
+            self.broker,
+            timers,
+        )
+        .with_operator(ctl_rx);
         run::serve(core, sources, shutdown).await;
         if let Some(c) = ctl {
             c.abort();

@@ -168,7 +168,7 @@ impl<B: Broker> Core<B> {
     }
 
     /// A bar went to the books (the status's last bar per symbol).
-    pub(super) fn note_bar(&mut self, bar: &protocol::Bar) {
+    pub(super) fn note_bar(&mut self, bar: &protocol::BarLine) {
         self.ops.last_bars.insert(
             bar.symbol.clone(),
             LastBar {

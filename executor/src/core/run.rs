@@ -4,7 +4,9 @@
 //!
 //! Sources only turn I/O into [`Event`]s ([`Source`]): the preditor's connections (the accept loop's
 //! channel), the broker's link (the cTrader client's event stream), the answers of tasks the loop
-//! started, the operator's commands, and the timers the feed asked for.
+//! started, the operator's commands (SIGHUP's reloads, and the channel `Executor::commands` hands
+//! out), and the timers the feed asked for. A new source is a type that implements [`Source`] and
+//! a field of [`Sources`]; what its events mean is decided in `Core::handle`, never here.
 
 use std::future::Future;
 use std::time::Duration;
@@ -76,6 +78,16 @@ impl Source for Reloads {
     fn ready(&mut self) -> Option<Event> {
         self.0.try_recv().ok()?;
         Some(Event::Command(CommandRequest::new(Command::Reload)))
+    }
+}
+
+/// Operator commands (`Executor::commands`).
+impl Source for mpsc::Receiver<CommandRequest> {
+    async fn next(&mut self) -> Option<Event> {
+        self.recv().await.map(Event::Command)
+    }
+    fn ready(&mut self) -> Option<Event> {
+        self.try_recv().ok().map(Event::Command)
     }
 }
 
@@ -212,6 +224,7 @@ pub struct Sources {
     answers: Live<mpsc::UnboundedReceiver<Event>>,
     reloads: Live<Reloads>,
     operator: Live<mpsc::Receiver<crate::ops::ctl::CtlCall>>,
+    commands: Live<mpsc::Receiver<CommandRequest>>,
     broker: Live<BrokerLink>,
     timers: Live<Timers>,
 }
@@ -221,6 +234,7 @@ impl Sources {
         preditor: mpsc::Receiver<ConnEvent>,
         answers: mpsc::UnboundedReceiver<Event>,
         reloads: mpsc::Receiver<()>,
+        commands: mpsc::Receiver<CommandRequest>,
         broker: Option<BrokerLink>,
         timers: Timers,
     ) -> Self {
@@ -229,6 +243,7 @@ impl Sources {
             answers: Live(Some(answers)),
             reloads: Live(Some(Reloads(reloads))),
             operator: Live(None),
+            commands: Live(Some(commands)),
             broker: Live(broker),
             timers: Live(Some(timers)),
         }
@@ -259,6 +274,7 @@ impl Sources {
             e = self.reloads.next() => batch.push(e),
             // One command a turn: each is handled between batches, like a signal.
             e = self.operator.next() => batch.push(e),
+            e = self.commands.next() => batch.push(e),
             e = self.timers.next() => batch.push(e),
         }
         batch

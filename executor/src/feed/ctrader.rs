@@ -8,10 +8,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use ctrader::client::{Client, ClientError, ClientEvent, ConnectionEvent};
-use protocol::{Bar, Symbol, Timeframe};
+use protocol::{BarLine, Symbol, Timeframe};
 use tokio::time::Instant;
 
-use crate::barfeed::{BarBuilder, LiveBar};
+use crate::barfeed::BarBuilder;
 use crate::broker::BrokerError;
 use crate::broker::ctrader::map_error;
 
@@ -24,7 +24,7 @@ const MAINTENANCE_GRACE_MS: i64 = 5 * 60 * 1000;
 
 /// A history fetch that can run in a task of its own.
 pub type HistoryRequest = std::pin::Pin<
-    Box<dyn Future<Output = Result<Vec<ctrader::domain::Bar>, BrokerError>> + Send + 'static>,
+    Box<dyn Future<Output = Result<Vec<protocol::Bar>, BrokerError>> + Send + 'static>,
 >;
 
 /// One symbol the feed follows.
@@ -41,7 +41,7 @@ pub struct Instrument {
 #[derive(Debug, Default)]
 pub struct Heard {
     /// The bar it closed.
-    pub closed: Option<Bar>,
+    pub closed: Option<BarLine>,
     /// The market time it carried (a spot's server time), Unix seconds.
     pub market_time: Option<i64>,
     /// The link's state word changed (`STATUS=` says it).
@@ -155,14 +155,7 @@ impl LiveFeed {
                     // Only the configured timeframe's trendbar is this symbol's bar.
                     .filter(|b| b.timeframe() == bar.timeframe);
                 if let Some(b) = builder {
-                    let live = LiveBar {
-                        open_time: bar.open_time,
-                        open: bar.open,
-                        high: bar.high,
-                        low: bar.low,
-                        volume: bar.volume.max(0) as u64,
-                    };
-                    heard.closed = b.on_trendbar(live, *bid);
+                    heard.closed = b.on_trendbar(bar, *bid);
                 }
             }
             ClientEvent::Connection(c) => {
@@ -209,7 +202,7 @@ impl LiveFeed {
     }
 
     /// Bars whose period (plus the grace second) has passed by the clock, `now` Unix seconds.
-    pub fn on_clock(&mut self, now: i64) -> Vec<Bar> {
+    pub fn on_clock(&mut self, now: i64) -> Vec<BarLine> {
         self.builders
             .values_mut()
             .filter_map(|b| b.on_clock(now))
@@ -219,7 +212,7 @@ impl LiveFeed {
     /// Bars a lost link kept from the live feed (see `barfeed.rs`), fetched from the broker's
     /// history, in order and only those still news. A failed fetch is logged: the preditor then
     /// sees a gap (and logs it) rather than a wrong bar.
-    pub async fn fill_gaps(&mut self) -> Vec<Bar> {
+    pub async fn fill_gaps(&mut self) -> Vec<BarLine> {
         let gaps: Vec<(Symbol, i64, i64)> = self
             .builders
             .iter_mut()
@@ -259,13 +252,13 @@ impl LiveFeed {
         timeframe: Timeframe,
         from: i64,
         to: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
+    ) -> Result<Vec<protocol::Bar>, BrokerError> {
         let mut bars = self
             .client
             .get_trendbars(id, timeframe, from * 1000, to * 1000, None)
             .await
             .map_err(map_error)?;
-        bars.retain(|b| (from..to).contains(&b.open_time));
+        bars.retain(|b| (from..to).contains(&b.time));
         Ok(bars)
     }
 
@@ -288,7 +281,6 @@ impl LiveFeed {
             })?
             .id;
         let client = self.client.clone();
-        let period = timeframe.duration_secs().unwrap_or(60) as i64;
         // No lower bound: a stock CFD has ~7 H1 bars a day, a symbol may have halted for weeks.
         // The client pages back in windows the server accepts until it has `count` bars or the
         // broker has no more (see `ctrader::client::history`).
@@ -297,7 +289,8 @@ impl LiveFeed {
                 .get_trendbars(id, timeframe, 0, now * 1000, Some(count + 1))
                 .await
                 .map_err(map_error)?;
-            bars.retain(|b| b.open_time + period <= now);
+            // Closed bars only; an MN1 bar closes at the next month's start.
+            bars.retain(|b| b.close_time(timeframe).is_some_and(|c| c <= now));
             let skip = bars.len().saturating_sub(count);
             Ok(bars.split_off(skip))
         }))
@@ -371,24 +364,14 @@ fn waiting_out_maintenance(until_ms: Option<i64>, now_ms: i64) -> bool {
     until_ms.is_some_and(|end| now_ms <= end.saturating_add(MAINTENANCE_GRACE_MS))
 }
 
-/// A bar from the broker's history as a BAR line's bar (`None` if a price does not fit `digits`).
+/// A bar from the broker's history as a BAR line (`None` if a price does not fit `digits`).
 pub fn history_bar(
     symbol: &Symbol,
     timeframe: Timeframe,
     digits: usize,
-    x: &ctrader::domain::Bar,
-) -> Option<Bar> {
-    let d = |v: f64| protocol::Decimal::from_f64(v, digits).ok();
-    Some(Bar {
-        symbol: symbol.clone(),
-        timeframe,
-        time: protocol::BarTime::from_unix(x.open_time).ok()?,
-        open: d(x.open)?,
-        high: d(x.high)?,
-        low: d(x.low)?,
-        close: d(x.close)?,
-        volume: x.volume.max(0) as u64,
-    })
+    x: &protocol::Bar,
+) -> Option<BarLine> {
+    x.to_line(symbol, timeframe, digits).ok()
 }
 
 #[cfg(test)]

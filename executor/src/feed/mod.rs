@@ -11,7 +11,7 @@ pub mod replay;
 
 use std::time::Duration;
 
-use protocol::{Bar, Symbol, Timeframe, Warmup};
+use protocol::{BarLine, Symbol, Timeframe, Warmup};
 use tokio::time::Instant;
 
 use crate::broker::BrokerEvent;
@@ -72,7 +72,7 @@ impl Feed {
 
     /// A tick of the feed's own timers: the replay's next step, or the bars the clock closed
     /// (`now` Unix seconds).
-    pub fn on_tick(&mut self, tick: Tick, now: i64) -> Vec<Bar> {
+    pub fn on_tick(&mut self, tick: Tick, now: i64) -> Vec<BarLine> {
         match (self, tick) {
             (Feed::Replay(r), Tick::Replay) => r.step(),
             (Feed::Ctrader(l), Tick::BarClock) => l.on_clock(now),
@@ -96,7 +96,7 @@ impl Feed {
     }
 
     /// Bars a lost link kept from the feed, fetched from history.
-    pub async fn fill_gaps(&mut self) -> Vec<Bar> {
+    pub async fn fill_gaps(&mut self) -> Vec<BarLine> {
         match self {
             Feed::Ctrader(l) => l.fill_gaps().await,
             Feed::Replay(_) => Vec::new(),
@@ -127,7 +127,7 @@ impl Feed {
     }
 
     /// Each symbol's last history bar, to price the paper books before the first new bar.
-    pub fn last_bars(&self, timeframe_of: impl Fn(&Symbol) -> Option<Timeframe>) -> Vec<Bar> {
+    pub fn last_bars(&self, timeframe_of: impl Fn(&Symbol) -> Option<Timeframe>) -> Vec<BarLine> {
         match self {
             Feed::Replay(r) => r.last_bars(timeframe_of),
             Feed::Ctrader(_) => Vec::new(),

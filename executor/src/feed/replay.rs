@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use protocol::{Bar, Symbol, Timeframe};
+use protocol::{BarLine, Symbol, Timeframe};
 
 use crate::barfeed::CsvBarSource;
 
@@ -38,7 +38,7 @@ impl Replay {
     }
 
     /// The next timestamp's bars; none once the files are exhausted.
-    pub fn step(&mut self) -> Vec<Bar> {
+    pub fn step(&mut self) -> Vec<BarLine> {
         let Some(src) = &mut self.source else {
             return Vec::new();
         };
@@ -51,13 +51,18 @@ impl Replay {
     }
 
     /// The last `count` bars published so far, oldest first.
-    pub fn history(&self, symbol: &Symbol, timeframe: Timeframe, count: usize) -> Option<Vec<Bar>> {
+    pub fn history(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        count: usize,
+    ) -> Option<Vec<BarLine>> {
         self.source.as_ref()?.history(symbol, timeframe, count)
     }
 
     /// Each symbol's last history bar (its close prices the paper books until the replay
     /// publishes a newer one).
-    pub fn last_bars(&self, timeframe_of: impl Fn(&Symbol) -> Option<Timeframe>) -> Vec<Bar> {
+    pub fn last_bars(&self, timeframe_of: impl Fn(&Symbol) -> Option<Timeframe>) -> Vec<BarLine> {
         let Some(src) = &self.source else {
             return Vec::new();
         };

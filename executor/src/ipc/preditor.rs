@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use protocol::{Bar, ErrorCode, ErrorLine, Line};
+use protocol::{BarLine, ErrorCode, ErrorLine, Line};
 use tokio::sync::mpsc;
 
 use super::Outbound;
@@ -107,7 +107,7 @@ impl Preditor {
     }
 
     /// Closed bars to the preditor in one message, except those of a pair being warmed up.
-    pub fn publish(&mut self, bars: Vec<Bar>) {
+    pub fn publish(&mut self, bars: Vec<BarLine>) {
         let lines: Vec<Line> = bars
             .into_iter()
             .filter_map(|b| self.warming.hold(b))
