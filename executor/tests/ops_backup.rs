@@ -147,7 +147,7 @@ fn assert_consistent(unpacked: &Path) -> usize {
         } = e
         {
             last_guard.insert(
-                book,
+                book.to_string(),
                 serde_json::json!({"risk": risk, "kill_switch": kill_switch}),
             );
         }

@@ -225,7 +225,11 @@ async fn every_operator_command_works_against_the_simulator_and_bad_input_change
     assert_eq!(live_closed, positions, "closed what the broker held");
     assert!(!live_closed.is_empty());
     assert!(status(&sys).paused, "a flatten pauses first");
-    assert!(closed.iter().all(|c| c.price > 0.0 && c.lots > 0.0));
+    assert!(
+        closed
+            .iter()
+            .all(|c| c.price.is_some_and(|p| p > 0.0) && c.lots > 0.0)
+    );
     assert!(
         held(&sys).await.is_empty(),
         "the broker holds nothing of ours after a flatten"

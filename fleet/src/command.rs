@@ -416,7 +416,10 @@ pub struct ClosedPosition {
     pub position_id: u64,
     pub side: Side,
     pub lots: f64,
-    pub price: f64,
+    /// The fill price; absent when the broker's answer did not say (a close found done by a
+    /// lookup after its answer was lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
 }
 
 /// A close a Flatten sent that did not go through (the position is still open).
@@ -677,7 +680,7 @@ mod tests {
                     position_id: 7,
                     side: Side::Long,
                     lots: 0.01,
-                    price: 1.08542,
+                    price: Some(1.08542),
                 }],
                 failed: vec![FailedClose {
                     book: Book::Paper,

@@ -244,6 +244,8 @@ pub fn render(o: &CommandOutcome) -> String {
                     c.side,
                     c.lots,
                     c.price
+                        .map_or("an unknown price (found closed by a lookup)".into(), |p| p
+                            .to_string())
                 ));
             }
             for f in failed {

@@ -23,7 +23,7 @@ use prometheus::{
 };
 use protocol::{Line, Reason};
 
-use crate::signals_log::Dir;
+use crate::ipc::signals_log::Dir;
 
 /// Latency buckets, seconds: sub-millisecond (paper fills) to the 10 s of a slow broker.
 const LATENCY_BUCKETS: &[f64] = &[

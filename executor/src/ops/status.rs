@@ -10,8 +10,8 @@ use fleet::{
 use protocol::{Direction, Mode, Signal, Symbol};
 
 use crate::config::SymbolConfig;
+use crate::desk::risk::RiskGuard;
 use crate::orders::{AccountSnapshot, BrokerPosition};
-use crate::risk::RiskGuard;
 
 /// One book as the core loop sees it.
 #[derive(Debug, Clone)]
@@ -240,7 +240,7 @@ pub fn build(i: &StatusInputs<'_>) -> StatusDocument {
                             position_id: p.position_id,
                             side: side(p),
                             lots: p.lots,
-                            entry_price: Some(p.entry_price).filter(|x| x.is_finite()),
+                            entry_price: p.entry_price.filter(|x| x.is_finite()),
                             pnl: v.pnl.get(&p.position_id).copied(),
                         })
                         .collect(),

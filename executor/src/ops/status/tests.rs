@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::{RiskConfig, SymbolConfig};
-use crate::risk::RiskState;
+use crate::desk::risk::RiskState;
 use fleet::record::Validate;
 use protocol::Timeframe;
 
@@ -51,7 +51,7 @@ fn view() -> BookView {
             symbol: "EURUSD".into(),
             side: crate::orders::Side::Buy,
             lots: 0.01,
-            entry_price: 1.08542,
+            entry_price: Some(1.08542),
             margin: 36.0,
             label: None,
         }],
