@@ -248,16 +248,12 @@ fn every_record_refusal() {
     );
     // The bar rules of scripts/ENV.md §1, as every bars file is read: a tick volume is whole, and
     // no price lies beyond ±1e9.
-    invalid(
-        Stream::Bars,
-        encode(1, bar(1.0, 1.1, 0.9, 1.0, 1.5)),
-        "volume",
-    );
-    invalid(
-        Stream::Bars,
-        encode(1, bar(1.0, 2e9, 0.9, 1.0, 1.0)),
-        "high",
-    );
+    for (b, field) in [
+        (bar(1.0, 1.1, 0.9, 1.0, 1.5), "volume"),
+        (bar(1.0, 2e9, 0.9, 1.0, 1.0), "high"),
+    ] {
+        invalid(Stream::Bars, encode(1, b), field);
+    }
     let mut t = telemetry(1);
     t.symbols[0].live = Some(pos(Side::Flat, 2.0, 0.0));
     invalid(Stream::Telemetry, encode(1, &t), "symbols[].live");
