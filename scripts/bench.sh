@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The figures of BENCHMARKS.md, measured end to end: 20 symbols, ctrader-sim + executor + preditor.
+# The docs/ARCHITECTURE.md §7 figures, measured end to end: 20 symbols, ctrader-sim + executor + preditor.
 #
 #   scripts/bench.sh [--bars N] [--speed BARS_PER_SEC] [--state disk|tmpfs] [--skip-preditor-bench]
 #
@@ -146,7 +146,7 @@ combined_max() {
 }
 lat="$(tr -d ' \n' <"$dir/sim/stats.json" | sed -nE 's/.*"overall":\{"count":([0-9]+),"p50_us":([0-9]+),"p99_us":([0-9]+),"max_us":([0-9]+)\}.*/\1 \2 \3 \4/p')"
 read -r lat_n lat_p50 lat_p99 lat_max <<<"${lat:-- - - -}"
-# Closes no new bar announced (before a weekend or a session's end): counted, not timed (ctrader/SIM.md).
+# Closes no new bar announced (before a weekend or a session's end): counted, not timed (ctrader-sim/SIM.md).
 untimed="$(tr -d ' \n' <"$dir/sim/stats.json" | sed -nE 's/.*"untimed_closes":([0-9]+).*/\1/p')"
 fmt_ms() { [ "$1" = - ] && echo - || awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 warm_start="$(grep -m1 'wire: > WARMUP' "$dir/log/preditor.log" | awk '{print $1}')"
@@ -226,7 +226,7 @@ fi
   echo "machine: $(nproc) cores, $(sed -nE 's/^model name[[:space:]]*: (.*)/\1/p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ { printf "%.1f GiB", $2/1048576 }' /proc/meminfo) RAM, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "run: $bars bars after warmup at $speed bars/s, 20 symbols, state on $state, binaries $bin"
   echo
-  printf '| %-44s | %-62s | %s\n' "figure" "measured" "target"
+  printf '| %-44s | %-62s | %s\n' "figure" "measured" "target (ARCHITECTURE.md §7)"
   printf '|%s|%s|%s\n' "----------------------------------------------" "----------------------------------------------------------------" "---------"
   printf '| %-44s | %-62s | %s\n' "executor RSS start/middle/end" "$(rss_row executor)" ""
   printf '| %-44s | %-62s | %s\n' "preditor RSS start/middle/end" "$(rss_row preditor)" ""

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use executor::Executor;
 use executor::config::{ConfigError, ExecutorConfig};
 use executor::drift::DriftReport;
 use executor::notify::SystemdNotifier;
 use executor::onboarding::auth::{self, AuthRequest};
 use executor::onboarding::{accounts, describe_error};
-use executor::server::Executor;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]
@@ -193,9 +193,7 @@ fn drift_report(
     }
     if let Some(path) = html {
         // Written whole to a temporary name and renamed, so a browser never shows half a page.
-        let tmp = path.with_extension("html.tmp");
-        std::fs::write(&tmp, report.to_html())
-            .and_then(|()| std::fs::rename(&tmp, path))
+        service::write_atomic(path, report.to_html().as_bytes(), service::Access::Shared)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Scenario tests of the pure signal logic (DESIGN.md §6 "Executor") with an injected clock and the
+//! Scenario tests of the pure signal logic (docs/ARCHITECTURE.md §5 "Executor") with an injected clock and the
 //! real paper book, driven synchronously: every ACK kind and every reason the engine can produce.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,8 +7,8 @@ mod common;
 use chrono::{DateTime, TimeDelta, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::config::ExecutorConfig;
-use executor::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
-use executor::risk::RiskGuard;
+use executor::desk::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
+use executor::desk::risk::RiskGuard;
 use protocol::{Ack, AckOutcome, BarTime, Line, Reason, Symbol};
 
 const B0: &str = "2026-02-03T10:00:00Z";
@@ -73,7 +73,7 @@ impl World {
         let snap = self.paper.snapshot_sync(&sig.symbol);
         match self.engine.decide(&sig, self.now, &snap, self.kill_file) {
             Decision::Reply(r) => r.ack,
-            Decision::Execute(plan) => {
+            Decision::Execute(mut plan) => {
                 let mut exec = Execution::default();
                 for c in &plan.closes {
                     let r = self.paper.close_sync(c);
@@ -83,6 +83,10 @@ impl World {
                         break;
                     }
                 }
+                // The desk decides an open that waited for its closes once they are done.
+                let after = self.paper.snapshot_sync(&sig.symbol);
+                self.engine
+                    .approve_after_closes(&mut plan, self.now, &after, self.kill_file);
                 if exec.closes.iter().all(Result::is_ok)
                     && let OpenStep::Open(approved) = &plan.open
                 {
@@ -176,6 +180,45 @@ fn stale_after_bar_close_plus_max_age() {
     w.now = t("2026-02-03T11:01:00Z");
     let a = w.signal(&sig("EURUSD", "LONG_WEAK", "2026-02-03T10:00:01Z", 1));
     ok(&a);
+}
+
+/// A week or month bar closes at its end, not at its open: MN1 by the calendar (`BarTime::bar_close`).
+#[test]
+fn week_and_month_bars_are_stale_only_after_their_close() {
+    for (tf, open, fresh, stale) in [
+        // February 2026 closes on 1 March.
+        (
+            protocol::Timeframe::MN1,
+            "2026-02-01T00:00:00Z",
+            "2026-03-01T00:01:00Z",
+            "2026-03-01T00:01:01Z",
+        ),
+        // The week from Sunday 1 February closes on Sunday 8 February.
+        (
+            protocol::Timeframe::W1,
+            "2026-02-01T00:00:00Z",
+            "2026-02-08T00:01:00Z",
+            "2026-02-08T00:01:01Z",
+        ),
+    ] {
+        let mut w = World::new(RISK);
+        let mut rules = w.engine.rules().clone();
+        rules.symbols.get_mut(&sym("EURUSD")).unwrap().timeframe = tf;
+        w.engine.set_rules(rules, w.cfg.risk.clone());
+        w.now = t(stale);
+        assert_eq!(
+            fail_reason(&w.signal(&sig("EURUSD", "LONG_WEAK", open, 1))),
+            Reason::Stale,
+            "{tf}"
+        );
+        // Mid-period and up to close + max age, the signal is fresh.
+        let mut w = World::new(RISK);
+        let mut rules = w.engine.rules().clone();
+        rules.symbols.get_mut(&sym("EURUSD")).unwrap().timeframe = tf;
+        w.engine.set_rules(rules, w.cfg.risk.clone());
+        w.now = t(fresh);
+        ok(&w.signal(&sig("EURUSD", "LONG_WEAK", open, 1)));
+    }
 }
 
 #[test]

@@ -37,10 +37,11 @@ async fn the_handshake_authenticates_both_sides_without_the_token_on_the_wire() 
     // Handshake values never reach the log, and the token is nowhere.
     let log = std::fs::read_to_string(dir.path().join("log/signals.log")).unwrap();
     assert!(log.contains("< HELLO|preditor|0.1.0|***"), "{log}");
+    // The executor's HELLO keeps its mode (a log reader wants it) and stars its nonce and proof.
     assert!(
         log.contains(&format!(
-            "> HELLO|executor|{}|***",
-            executor::server::VERSION
+            "> HELLO|executor|{}|paper|***|***\n",
+            executor::VERSION
         )),
         "{log}"
     );
@@ -151,7 +152,7 @@ async fn oversized_line_gets_too_long_and_oversized_message_drops_only_that_conn
     .await;
     assert!(recv(&mut c).await.unwrap().starts_with("ERROR|TOO_LONG|"));
     // a message over the WebSocket limit: the connection is dropped, the process survives
-    let huge = "X".repeat(executor::server::MAX_MESSAGE_BYTES + 1);
+    let huge = "X".repeat(executor::ipc::MAX_MESSAGE_BYTES + 1);
     let _ = c.send(Message::text(huge)).await;
     assert_eq!(recv(&mut c).await, None);
     let _again = ws::hello(run.addr).await;
