@@ -201,7 +201,17 @@ function readPage() {
         warmup: Number(cell("warmup-signals")),
       };
     }
-    sections[sec.dataset.symbol] = { charts, bars, maxWidth, rows };
+    const attribution = {};
+    for (const tr of sec.querySelectorAll("tr[data-attribution]")) {
+      const cell = (f) => Number(tr.querySelector(`[data-field="${f}"]`)?.textContent);
+      attribution[tr.dataset.attribution] = {
+        gap: cell("gap"),
+        missed: cell("missed"),
+        execution: cell("execution"),
+        other: cell("other"),
+      };
+    }
+    sections[sec.dataset.symbol] = { charts, bars, maxWidth, rows, attribution };
   }
   return { sections, summary: document.querySelector("#summary")?.textContent ?? "" };
 }
@@ -265,6 +275,18 @@ function checkSection(name, sec, want, isTotal) {
   const max = Math.max(1, ...sec.bars.map((b) => b.count));
   for (const b of sec.bars) {
     assert.ok(close(b.width, (sec.maxWidth * b.count) / max, 0.01), `${name}: bar ${b.key} width`);
+  }
+  // The PnL attribution: book − virtual as the CSV has it, and its parts add up to it (to the
+  // cents each part is printed with).
+  for (const book of ["live", "paper"]) {
+    const eqBook = want.equity[book];
+    if (eqBook.length === 0) continue;
+    const a = sec.attribution[book];
+    assert.ok(a, `${name}: attribution of ${book}`);
+    const last = (pts) => (pts.length ? pts[pts.length - 1][1] : 0);
+    const gap = last(eqBook) - last(want.equity.virtual);
+    assert.ok(close(a.gap, gap, 0.006), `${name}: ${book} − virtual ${a.gap} vs ${gap}`);
+    assert.ok(close(a.missed + a.execution + a.other, a.gap, 0.016), `${name}: ${book} parts add up`);
   }
   for (const book of ["live", "paper"]) {
     const [inSync, signals] = want.steady[book];

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::attribution::{self, Attribution};
 use super::svg::{Bar, Series, StepChart, bar_chart, esc, shared_domain, step_chart};
 use super::{BookSummary, DriftReport, Record, SymbolSummary, text};
 
@@ -142,6 +143,38 @@ fn book_row(name: &str, s: &SymbolSummary, b: &BookSummary) -> String {
     )
 }
 
+/// The PnL attribution of each book against the model: the parts add up to the gap.
+fn attribution_table(books: &[(&str, &Attribution)]) -> String {
+    if books.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from(
+        "<h3>PnL against the model (account currency): book − virtual = missed entries + execution + other</h3><table class=\"attribution\"><tr><th>book</th><th>book − virtual</th><th>missed entries</th><th>model trades not entered</th><th>execution</th><th>trades both held</th><th>model's costs on them</th><th>book's fills vs the bar closes</th><th>other</th></tr>",
+    );
+    let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+    for (name, a) in books {
+        let _ = write!(
+            t,
+            r#"<tr data-attribution="{name}"><td>{name}</td><td data-field="gap">{:.2}</td><td data-field="missed">{:.2}</td><td>{}</td><td data-field="execution">{:.2}</td><td>{}</td><td data-field="twin-costs">{}</td><td data-field="book-costs">{}</td><td data-field="other">{:.2}</td></tr>"#,
+            a.gap(),
+            a.missed,
+            a.missed_trades,
+            a.execution,
+            a.followed_trades,
+            cell(a.twin_costs.map(|c| c.total())),
+            cell(a.book_costs()),
+            a.other
+        );
+    }
+    t.push_str("</table><ul>");
+    for (name, a) in books {
+        let _ = write!(t, "<li>{name}: {}</li>", esc(&attribution::explain(a)));
+    }
+    t.push_str("</ul>");
+    t
+}
+
+#[allow(clippy::too_many_arguments)]
 fn section(
     out: &mut String,
     id: &str,
@@ -150,6 +183,7 @@ fn section(
     c: &Curves,
     x_range: (i64, i64),
     total: bool,
+    attr: &[(&str, &Attribution)],
 ) {
     let _ = write!(
         out,
@@ -172,6 +206,7 @@ fn section(
         book_row("live", s, &s.live),
         book_row("paper", s, &s.paper)
     );
+    out.push_str(&attribution_table(attr));
     let eq: Vec<&Series> = c.equity.iter().filter(|s| !s.points.is_empty()).collect();
     let dom = shared_domain(&eq);
     out.push_str("<h3>Equity: realised PnL since the first signal</h3>");
@@ -354,6 +389,12 @@ impl DriftReport {
             let _ = write!(o, r##"<a href="#{}">{}</a>"##, anchor(sym), esc(sym));
         }
         o.push_str("</nav>");
+        let attr: Vec<_> = self
+            .book_kinds()
+            .into_iter()
+            .map(|(name, kind)| (name, self.attribution(kind)))
+            .collect();
+        let totals: Vec<(&str, &Attribution)> = attr.iter().map(|(n, (_, t))| (*n, t)).collect();
         section(
             &mut o,
             "total",
@@ -362,10 +403,15 @@ impl DriftReport {
             &total,
             x_range,
             true,
+            &totals,
         );
         for (sym, s) in &self.symbols {
             if let Some(c) = per.get(sym) {
-                section(&mut o, &anchor(sym), sym, s, c, x_range, false);
+                let mine: Vec<(&str, &Attribution)> = attr
+                    .iter()
+                    .filter_map(|(n, (p, _))| Some((*n, p.get(sym)?)))
+                    .collect();
+                section(&mut o, &anchor(sym), sym, s, c, x_range, false, &mine);
             }
         }
         o.push_str("</body></html>\n");

@@ -11,6 +11,8 @@
 //!   closed while it started. The rules make them `STALE`. From the symbol's first signal answered
 //!   in time on, everything is **steady state**, late signals included (an outage counts).
 
+pub mod attribution;
+pub mod costs;
 pub mod html;
 mod svg;
 pub mod text;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::drift::HEADER;
+use attribution::{Attribution, BookKind, TwinCosts, attribute_all};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -398,6 +401,10 @@ pub struct DriftReport {
     pub last_bar: Option<i64>,
     pub records: Vec<Record>,
     pub digits_source: DigitsSource,
+    /// The twins' cost models (the models' training_config), for the PnL attribution.
+    pub twin_costs: BTreeMap<String, TwinCosts>,
+    /// Where they came from (`None`: no config given, so no models read).
+    pub costs_source: Option<PathBuf>,
 }
 
 /// Decimal places of a number as the log prints it (at most 8).
@@ -485,7 +492,14 @@ impl DriftReport {
             } else {
                 DigitsSource::FillPrices
             },
+            twin_costs: BTreeMap::new(),
+            costs_source: None,
         }
+    }
+
+    /// Each book's PnL against the model's, per symbol and in total.
+    pub fn attribution(&self, book: BookKind) -> (BTreeMap<String, Attribution>, Attribution) {
+        attribute_all(&self.records, book, &self.twin_costs)
     }
 
     /// Reads the log and takes each symbol's `digits` from the executor config at `config`.
@@ -495,7 +509,12 @@ impl DriftReport {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(Self::from_records(path, parse(path, &text)?, Some(&digits)))
+        let mut report = Self::from_records(path, parse(path, &text)?, Some(&digits));
+        if let Some(dir) = config_models_dir(config)? {
+            report.twin_costs = costs::load_twin_costs(&dir).0;
+            report.costs_source = Some(dir);
+        }
+        Ok(report)
     }
 
     /// True when a book ran at all in this log.
@@ -535,4 +554,21 @@ pub fn config_digits(path: &Path) -> Result<BTreeMap<String, u32>, ReportError> 
         }
     }
     Ok(out)
+}
+
+/// `models_dir` of an executor config, resolved against the config's directory as the executor
+/// does; `None` when the config names none.
+pub fn config_models_dir(path: &Path) -> Result<Option<PathBuf>, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ReportError::Config {
+        path: path.to_path_buf(),
+        why: format!("not JSON: {e}"),
+    })?;
+    Ok(v.get("models_dir").and_then(|d| d.as_str()).map(|d| {
+        let base = path.parent().unwrap_or(Path::new("."));
+        base.join(d)
+    }))
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
+use super::attribution::{self, Attribution, BookKind};
 use super::{BookSummary, DigitsSource, DriftReport, PhaseSummary, SymbolSummary};
 
 /// What a reason means for the trader (PROTOCOL.md §5, executor/README.md), in plain words.
@@ -170,8 +171,67 @@ impl DriftReport {
             "{:<24} {pnl} (account currency, closed trades only)",
             "realised PnL"
         );
+        for (name, kind) in self.book_kinds() {
+            let (_, total) = self.attribution(kind);
+            let _ = writeln!(
+                out,
+                "{:<24} {}",
+                format!("PnL vs model, {name}"),
+                attribution_line(name, &total)
+            );
+            let _ = writeln!(out, "{:<24} {}", "", attribution::explain(&total));
+        }
+        if self.has_live() || self.has_paper() {
+            let _ = writeln!(
+                out,
+                "{:<24} {}",
+                "",
+                match &self.costs_source {
+                    Some(d) if !self.twin_costs.is_empty() => format!(
+                        "the model's costs: each twin's training_config (ENV.md §6: half the spread and the slippage per side, the round-turn commission, on the twin's lots), read from {}",
+                        d.display()
+                    ),
+                    _ => "the model's costs are unknown (pass --config with a models_dir holding the model zips to split execution into costs)".to_string(),
+                }
+            );
+        }
         out
     }
+
+    pub(super) fn book_kinds(&self) -> Vec<(&'static str, BookKind)> {
+        let mut v = Vec::new();
+        if self.has_live() {
+            v.push(("live", BookKind::Live));
+        }
+        if self.has_paper() {
+            v.push(("paper", BookKind::Paper));
+        }
+        v
+    }
+}
+
+/// `live − virtual = … ` with every part in account currency; the parts add up to the gap.
+pub fn attribution_line(book: &str, a: &Attribution) -> String {
+    let exec = match (a.twin_costs, a.book_costs()) {
+        (Some(t), Some(b)) => format!(
+            " (the model charges itself {:.2}: spread {:.2}, slippage {:.2}, commission {:.2}; the book's fills cost {:.2} against the bar closes)",
+            t.total(),
+            t.spread,
+            t.slippage,
+            t.commission,
+            b
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{book} − virtual = {} = missed entries {} ({} model trade(s) not entered) + execution {} on {} trade(s) both held{exec} + other {}",
+        money(a.gap()),
+        money(a.missed),
+        a.missed_trades,
+        money(a.execution),
+        a.followed_trades,
+        money(a.other)
+    )
 }
 
 fn fmt_book(
@@ -234,6 +294,11 @@ impl fmt::Display for DriftReport {
             )?;
             fmt_book(f, "live", s, &s.live)?;
             fmt_book(f, "paper", s, &s.paper)?;
+            for (name, kind) in self.book_kinds() {
+                if let Some(a) = self.attribution(kind).0.get(sym) {
+                    writeln!(f, "  {name:5} {}", attribution_line(name, a))?;
+                }
+            }
         }
         Ok(())
     }
