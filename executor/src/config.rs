@@ -111,6 +111,9 @@ pub struct SymbolConfig {
     /// Paper fills: modeled spread and slippage in price units.
     pub spread: f64,
     pub slippage: f64,
+    /// Paper closes: round-turn commission per lot, account currency (the model's
+    /// `training_config.commission_per_lot`, so the paper book pays what the twin charges).
+    pub commission_per_lot: f64,
     pub quote_to_account: QuoteConversion,
     /// Decimal places of the symbol's prices (ACK `P:` and paper fills).
     pub digits: usize,
@@ -129,6 +132,7 @@ impl SymbolConfig {
             contract_size: 100_000.0,
             spread: 0.0,
             slippage: 0.0,
+            commission_per_lot: 0.0,
             quote_to_account: QuoteConversion::Fixed(1.0),
             digits: 5,
             enabled_defaulted: true,
@@ -708,6 +712,7 @@ impl Walker {
                 "contract_size",
                 "spread",
                 "slippage",
+                "commission_per_lot",
                 "quote_to_account",
                 "digits",
                 "_comment",
@@ -762,6 +767,14 @@ impl Walker {
         );
         sc.spread = self.f64_field(m, prefix, "spread", 0.0, |x| x >= 0.0, "a price >= 0");
         sc.slippage = self.f64_field(m, prefix, "slippage", 0.0, |x| x >= 0.0, "a price >= 0");
+        sc.commission_per_lot = self.f64_field(
+            m,
+            prefix,
+            "commission_per_lot",
+            0.0,
+            |x| x >= 0.0,
+            "an amount >= 0 in account currency per lot, round turn (e.g. 7 for FX)",
+        );
         let digits = self.u64_field(m, prefix, "digits", 5);
         if digits > 10 {
             self.problem(
