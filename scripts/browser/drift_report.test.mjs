@@ -114,6 +114,7 @@ function expected(rows) {
   const first = new Map();
   const latest = new Map();
   const inTime = new Set();
+  const joined = new Set();
   for (const r of rows) {
     const x = r.bar ?? r.time;
     const t = tf.get(r.symbol);
@@ -143,8 +144,12 @@ function expected(rows) {
       if (!b) continue;
       setPoint(s.positions[k], x, b.lots);
       setPoint(s.driftPnl[k], x, l[k] - l.virtual);
-      const phase = warm ? "warmup" : "steady";
-      if (!warm) {
+      // Start-up: after the warm-up, the book's MISSED_ENTRY answers until its first signal in sync.
+      const jk = `${r.symbol}|${k}`;
+      const startup = !warm && !joined.has(jk) && !b.inSync && b.reason === "MISSED_ENTRY";
+      if (!warm && !startup) joined.add(jk);
+      const phase = warm ? "warmup" : startup ? "startup" : "steady";
+      if (phase === "steady") {
         for (const acc of [s, total]) {
           acc.steady[k][1]++;
           if (b.inSync) acc.steady[k][0]++;

@@ -403,6 +403,55 @@ mod tests {
         assert_eq!(a.book_costs(), None);
     }
 
+    /// The demo's first screen: MISSED_ENTRY until the book's first entry with the model is
+    /// start-up, counted apart from the steady state (which it made look out of sync); a later
+    /// MISSED_ENTRY (after a refused open) is steady state again.
+    #[test]
+    fn leading_missed_entries_are_start_up_not_steady_state() {
+        let recs = records(&[
+            row(
+                0,
+                "LONG_WEAK",
+                0.0,
+                "LONG 0.01",
+                "FLAT",
+                "MISSED_ENTRY",
+                0.0,
+            ),
+            row(
+                1,
+                "LONG_WEAK",
+                0.0,
+                "LONG 0.01",
+                "FLAT",
+                "MISSED_ENTRY",
+                0.0,
+            ),
+            row(2, "WAIT", 1.0, "FLAT", "FLAT", "", 0.0),
+            row(3, "LONG_WEAK", 1.0, "LONG 0.01", "LONG 0.01", "", 0.0),
+            row(
+                4,
+                "LONG_WEAK",
+                1.0,
+                "LONG 0.01",
+                "FLAT",
+                "MISSED_ENTRY",
+                0.0,
+            ),
+        ]);
+        let report = crate::report::DriftReport::from_records(Path::new("d.csv"), recs, None);
+        let live = &report.total.live;
+        assert_eq!((live.startup.signals, live.startup_symbols), (2, 1));
+        assert_eq!((live.steady.signals, live.steady.in_sync), (3, 2));
+        assert_eq!(live.steady.not_followed.get("MISSED_ENTRY"), Some(&1));
+        let summary = report.summary();
+        assert!(
+            summary.contains("start-up: live 2 on 1 symbol(s)"),
+            "{summary}"
+        );
+        assert!(summary.contains("2/3 steady-state signals"), "{summary}");
+    }
+
     /// Per symbol and in total from a drift report, for each book.
     #[test]
     fn totals_are_the_sum_of_the_symbols() {

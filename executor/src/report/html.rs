@@ -133,10 +133,11 @@ fn book_row(name: &str, s: &SymbolSummary, b: &BookSummary) -> String {
         .map_or("-".into(), |p| format!("{p:.1}"));
     let pct = |p: &super::PhaseSummary| p.in_sync_pct().map_or("-".into(), |v| format!("{v:.2}%"));
     format!(
-        r#"<tr data-book="{name}"><td>{name}</td><td data-field="steady-in-sync">{}</td><td data-field="steady-signals">{}</td><td>{}</td><td data-field="warmup-signals">{}</td><td data-field="fills">{}</td><td data-field="slippage-points">{slip}</td><td data-field="pnl">{:.2}</td></tr>"#,
+        r#"<tr data-book="{name}"><td>{name}</td><td data-field="steady-in-sync">{}</td><td data-field="steady-signals">{}</td><td>{}</td><td data-field="startup-signals">{}</td><td data-field="warmup-signals">{}</td><td data-field="fills">{}</td><td data-field="slippage-points">{slip}</td><td data-field="pnl">{:.2}</td></tr>"#,
         b.steady.in_sync,
         b.steady.signals,
         pct(&b.steady),
+        b.startup.signals,
         b.warmup.signals,
         b.fills(),
         b.pnl()
@@ -202,7 +203,7 @@ fn section(
     );
     let _ = write!(
         out,
-        "<table><tr><th>book</th><th>in sync (steady)</th><th>of</th><th>%</th><th>warm-up signals</th><th>fills</th><th>avg slippage (points)</th><th>realised PnL</th></tr>{}{}</table>",
+        "<table><tr><th>book</th><th>in sync (steady)</th><th>of</th><th>%</th><th>start-up signals</th><th>warm-up signals</th><th>fills</th><th>avg slippage (points)</th><th>realised PnL</th></tr>{}{}</table>",
         book_row("live", s, &s.live),
         book_row("paper", s, &s.paper)
     );
@@ -291,15 +292,19 @@ fn section(
     out.push_str("<h3>Signals not followed, by reason</h3>");
     let mut bars = Vec::new();
     for (book, b) in [("live", &s.live), ("paper", &s.paper)] {
-        for (phase, p) in [("steady", &b.steady), ("warmup", &b.warmup)] {
+        for (phase, p) in [
+            ("steady", &b.steady),
+            ("startup", &b.startup),
+            ("warmup", &b.warmup),
+        ] {
             for (reason, n) in &p.not_followed {
                 bars.push(Bar {
                     label: format!(
                         "{book} · {reason} ({})",
-                        if phase == "steady" {
-                            "steady state"
-                        } else {
-                            "warm-up"
+                        match phase {
+                            "steady" => "steady state",
+                            "startup" => "start-up",
+                            _ => "warm-up",
                         }
                     ),
                     attrs: format!(
@@ -365,7 +370,7 @@ impl DriftReport {
             r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"><meta name="viewport" content="width=device-width"><title>{t}</title><style>{STYLE}</style></head><body><h1>{t}</h1>"#,
             t = esc(&title)
         );
-        o.push_str("<p><b>In sync</b>: after the executor handled the signal, the book held exactly the position the model's action maps to (same direction and lots; flat for WAIT). <b>Warm-up</b>: a symbol's first signals as long as each was answered one bar or more after its bar closed (the twin catching up on the bars that closed while it started); from its first signal answered in time on, everything is <b>steady state</b>, late signals included. Equity curves are realised PnL since the first signal in the log (open positions are not marked). Grey: the model's virtual position; blue: the paper book; red: the live book.</p>");
+        o.push_str("<p><b>In sync</b>: after the executor handled the signal, the book held exactly the position the model's action maps to (same direction and lots; flat for WAIT). <b>Warm-up</b>: a symbol's first signals as long as each was answered one bar or more after its bar closed (the twin catching up on the bars that closed while it started); then, per book, <b>start-up</b>: the signals answered MISSED_ENTRY until the book's first entry with the model (the twins' positions come from history; the executor never enters late, at a price the model did not get, and joins at the model's next entry); everything after is <b>steady state</b>, late signals included. Equity curves are realised PnL since the first signal in the log (open positions are not marked). Grey: the model's virtual position; blue: the paper book; red: the live book.</p>");
         let _ = write!(o, r#"<pre id="summary">{}</pre>"#, esc(&self.summary()));
         let reasons: BTreeMap<&str, ()> = [&self.total.live, &self.total.paper]
             .iter()
@@ -373,6 +378,7 @@ impl DriftReport {
                 b.steady
                     .not_followed
                     .keys()
+                    .chain(b.startup.not_followed.keys())
                     .chain(b.warmup.not_followed.keys())
             })
             .map(|r| (r.as_str(), ()))

@@ -8,8 +8,10 @@
 //!   model's action maps to (same direction and lots, `FLAT` for `WAIT`).
 //! - **warm-up**: a symbol's first signals, as long as each was answered one timeframe or more
 //!   after its bar closed (after the next bar had closed too): a twin catching up on the bars that
-//!   closed while it started. The rules make them `STALE`. From the symbol's first signal answered
-//!   in time on, everything is **steady state**, late signals included (an outage counts).
+//!   closed while it started. The rules make them `STALE`.
+//! - **start-up** (per book): then, the book's `MISSED_ENTRY` answers until its first signal in
+//!   sync: the twin holds a position from history, and the book joins at the model's next entry.
+//!   Everything after is **steady state**, late signals included (an outage counts).
 
 pub mod attribution;
 pub mod costs;
@@ -64,6 +66,8 @@ pub struct BookRecord {
     pub pnl: f64,
     /// The position equals the model's target.
     pub in_sync: bool,
+    /// One of this book's start-up signals on the symbol (see [`classify_startup`]).
+    pub startup: bool,
 }
 
 impl BookRecord {
@@ -155,6 +159,7 @@ fn book(c: &[&str], target: &str) -> Result<Option<BookRecord>, String> {
         reason: c[4].to_string(),
         pnl: opt_f64(c[5], "pnl")?.ok_or_else(|| "empty pnl".to_string())?,
         in_sync: c[0] == target,
+        startup: false,
     }))
 }
 
@@ -206,7 +211,34 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Record>, ReportError> {
         out.push(row);
     }
     classify_warmup(&mut out);
+    classify_startup(&mut out);
     Ok(out)
+}
+
+/// A book's **start-up** on a symbol: its first signals after the warm-up answered
+/// `MISSED_ENTRY`, up to the first one it is in sync with. The twin's position comes from history,
+/// the book starts flat, and the executor never enters late at a price the model did not get: it
+/// joins at the model's next entry. Any other answer ends the start-up (and counts as steady
+/// state).
+fn classify_startup(rows: &mut [Record]) {
+    let mut joined: std::collections::BTreeSet<(String, bool)> = Default::default();
+    for r in rows.iter_mut() {
+        if r.warmup {
+            continue;
+        }
+        for (is_live, b) in [(true, r.live.as_mut()), (false, r.paper.as_mut())] {
+            let Some(b) = b else { continue };
+            let key = (r.symbol.clone(), is_live);
+            if joined.contains(&key) {
+                continue;
+            }
+            if !b.in_sync && b.reason == "MISSED_ENTRY" {
+                b.startup = true;
+            } else {
+                joined.insert(key);
+            }
+        }
+    }
 }
 
 /// The cTrader timeframes that have a fixed length, in seconds (MN1 has none).
@@ -295,6 +327,10 @@ pub struct BookSummary {
     /// FAIL answers by reason, whole log.
     pub refusals: BTreeMap<String, usize>,
     pub warmup: PhaseSummary,
+    /// The book's start-up missed entries (waiting for the model's next entry).
+    pub startup: PhaseSummary,
+    /// Symbols with a start-up.
+    pub startup_symbols: usize,
     pub steady: PhaseSummary,
     slippage_sum: f64,
     slippage_n: usize,
@@ -324,6 +360,11 @@ impl BookSummary {
         self.pnl += pnl_change;
         if warmup {
             self.warmup.add(b);
+        } else if b.startup {
+            if self.startup.signals == 0 {
+                self.startup_symbols = 1;
+            }
+            self.startup.add(b);
         } else {
             self.steady.add(b);
         }
@@ -347,7 +388,12 @@ impl BookSummary {
         for (k, v) in &o.refusals {
             *self.refusals.entry(k.clone()).or_insert(0) += v;
         }
-        for (mine, theirs) in [(&mut self.warmup, &o.warmup), (&mut self.steady, &o.steady)] {
+        self.startup_symbols += o.startup_symbols;
+        for (mine, theirs) in [
+            (&mut self.warmup, &o.warmup),
+            (&mut self.startup, &o.startup),
+            (&mut self.steady, &o.steady),
+        ] {
             mine.signals += theirs.signals;
             mine.in_sync += theirs.in_sync;
             for (k, v) in &theirs.not_followed {

@@ -111,16 +111,36 @@ impl DriftReport {
         );
         let _ = writeln!(
             out,
-            "{:<24} {} warm-up (a symbol's first signals, each answered a bar or more after its bar closed: the twin catching up), {} steady state",
-            "",
-            t.warmup_signals,
-            t.signals - t.warmup_signals
+            "{:<24} {} warm-up (a symbol's first signals, each answered a bar or more after its bar closed: the twin catching up)",
+            "", t.warmup_signals,
         );
+        let mut startup = Vec::new();
+        for (name, b) in self.books() {
+            startup.push(format!(
+                "{} {} on {} symbol(s)",
+                name.trim_end_matches(" book"),
+                b.startup.signals,
+                b.startup_symbols
+            ));
+        }
+        if !startup.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<24} start-up: {} (a symbol's first signals answered MISSED_ENTRY until the book's first entry with the model: the twins' positions come from history, the executor never enters late at a price the model did not get, and joins at the model's next entry)",
+                "",
+                startup.join(", ")
+            );
+            let _ = writeln!(
+                out,
+                "{:<24} steady state: everything after (late signals and refusals included)",
+                ""
+            );
+        }
         for (name, b) in self.books() {
             let s = &b.steady;
             let _ = writeln!(
                 out,
-                "{:<24} {}/{} steady-state signals ({}), {}/{} over the whole log",
+                "{:<24} {}/{} steady-state signals ({}), {}/{} over the whole log (start-up and warm-up included)",
                 format!("in sync, {name}"),
                 s.in_sync,
                 s.signals,
@@ -132,9 +152,10 @@ impl DriftReport {
         for (name, b) in self.books() {
             let _ = writeln!(
                 out,
-                "{:<24} steady state {}; warm-up {}",
+                "{:<24} steady state {}; start-up {}; warm-up {}",
                 format!("not followed, {name}"),
                 reasons(&b.steady.not_followed),
+                reasons(&b.startup.not_followed),
                 reasons(&b.warmup.not_followed)
             );
         }
@@ -144,6 +165,7 @@ impl DriftReport {
                 .steady
                 .not_followed
                 .keys()
+                .chain(b.startup.not_followed.keys())
                 .chain(b.warmup.not_followed.keys())
             {
                 all.insert(r, ());
@@ -250,7 +272,7 @@ fn fmt_book(
     };
     writeln!(
         f,
-        "  {name:5} in sync {}/{} ({:.1}%), steady state {}/{} ({}), missed entries {}, refusals {}, avg slippage {slip} over {} fills, pnl {}",
+        "  {name:5} in sync {}/{} ({:.1}%), steady state {}/{} ({}), missed entries {} ({} at start-up), refusals {}, avg slippage {slip} over {} fills, pnl {}",
         b.in_sync,
         b.signals,
         100.0 * b.in_sync as f64 / b.signals as f64,
@@ -258,6 +280,7 @@ fn fmt_book(
         b.steady.signals,
         pct(b.steady.in_sync, b.steady.signals),
         b.missed_entries,
+        b.startup.signals,
         reasons(&b.refusals),
         b.fills(),
         money(b.pnl())
