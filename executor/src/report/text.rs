@@ -261,12 +261,16 @@ fn fmt_book(
     name: &str,
     s: &SymbolSummary,
     b: &BookSummary,
+    model_slippage: Option<f64>,
 ) -> fmt::Result {
     if b.signals == 0 {
         return Ok(());
     }
     let slip = match (s.slippage_points(b), b.avg_slippage()) {
-        (Some(p), _) => format!("{p:.1} points"),
+        (Some(p), _) => match model_slippage {
+            Some(m) => format!("{p:.1} points (the model charges {m} per fill)"),
+            None => format!("{p:.1} points"),
+        },
         (None, Some(x)) => format!("{x:.6} (price units)"),
         (None, None) => "-".into(),
     };
@@ -315,8 +319,9 @@ impl fmt::Display for DriftReport {
                 s.bars,
                 money(s.virtual_pnl())
             )?;
-            fmt_book(f, "live", s, &s.live)?;
-            fmt_book(f, "paper", s, &s.paper)?;
+            let model_slip = self.twin_costs.get(sym).map(|c| c.slippage_points);
+            fmt_book(f, "live", s, &s.live, model_slip)?;
+            fmt_book(f, "paper", s, &s.paper, model_slip)?;
             for (name, kind) in self.book_kinds() {
                 if let Some(a) = self.attribution(kind).0.get(sym) {
                     writeln!(f, "  {name:5} {}", attribution_line(name, a))?;
