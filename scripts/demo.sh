@@ -233,7 +233,7 @@ if [ -s run/sim/stats.json ]; then
   if [ -n "$overall" ]; then
     untimed="$(tr -d ' \n' <run/sim/stats.json | sed -nE 's/.*"untimed_closes":([0-9]+).*/\1/p')"
     latency="$(awk -v n="$(num count)" -v a="$(num p50_us)" -v b="$(num p99_us)" -v c="$(num max_us)" -v u="${untimed:-0}" \
-      'BEGIN { printf "p50 %.2f ms, p99 %.2f ms, max %.2f ms (n = %d orders, measured at the simulator; %d bar closes before a weekend, which no new bar announces, not timed: ctrader/SIM.md)", a / 1000, b / 1000, c / 1000, n, u }')"
+      'BEGIN { printf "p50 %.2f ms, p99 %.2f ms, max %.2f ms (n = %d orders, measured at the simulator; %d bar closes before a weekend, which no new bar announces, not timed: ctrader-sim/SIM.md)", a / 1000, b / 1000, c / 1000, n, u }')"
   else
     latency="(no order was sent)"
   fi

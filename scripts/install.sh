@@ -107,7 +107,7 @@ put_replace() {
 # --- 1. binaries -------------------------------------------------------------------------------
 if [ -z "$bin_dir" ]; then
     command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) or pass --bin-dir with prebuilt binaries"
-    run cargo build --release --locked --manifest-path "$repo/Cargo.toml" -p preditor -p executor -p ctrader --bins
+    run cargo build --release --locked --manifest-path "$repo/Cargo.toml" -p preditor -p executor -p ctrader-sim --bins
     bin_dir="${CARGO_TARGET_DIR:-$repo/target}/release"
 fi
 for b in preditor executor; do

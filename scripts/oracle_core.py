@@ -68,8 +68,10 @@ UTC = dt.timezone.utc
 
 
 def parse_time(text: str) -> int:
-    """RFC 3339 / ISO 8601 time (naive = UTC) to whole epoch seconds."""
+    """RFC 3339 / ISO 8601 time (naive = UTC), or integer Unix seconds, to whole epoch seconds."""
     s = text.strip()
+    if s.isascii() and s.isdigit():
+        return int(s)
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
     stamp = dt.datetime.fromisoformat(s)
@@ -163,6 +165,12 @@ def load_bars(path: str | Path) -> Bars:
                 raise BarsError(f"{path}: line {line}: field 'low' = {lo!r} is above min(open, close); fix the bar")
             if v < 0:
                 raise BarsError(f"{path}: line {line}: field 'volume' = {v!r} is negative")
+            if v != int(v):
+                raise BarsError(
+                    f"{path}: line {line}: field 'volume' = {row[5]!r} is not a whole number of ticks (tick volume)"
+                )
+            if not 0 <= t <= 253_402_300_799:
+                raise BarsError(f"{path}: line {line}: field 'time' = {row[0]!r} is outside 1970..=9999")
             if times and t <= times[-1]:
                 raise BarsError(
                     f"{path}: line {line}: time {row[0]!r} is not after the previous bar's; bars must be strictly increasing"

@@ -23,7 +23,7 @@ EXECUTOR_BIN="$root/target/debug/executor" HUB_BIN="$root/target/debug/hub" \
   FLEET_SIM_BIN="$root/target/debug/fleet-sim" scripts/test_browser.sh
 
 py_tests=()
-for d in scripts/tests ctrader/tests/python; do
+for d in scripts/tests ctrader-sim/tests/python; do
   [ -d "$d" ] && py_tests+=("$d")
 done
 if [ ${#py_tests[@]} -gt 0 ]; then

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ctrader::codec::FrameCodec;
-use ctrader::domain::{Bar, SpotQuote, Timeframe};
+use ctrader::domain::{SpotQuote, closed_bar};
 use ctrader::messages::*;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -86,7 +86,7 @@ fn main() {
             unreachable!("a spot event was encoded")
         };
         let quote = SpotQuote::from_event(&ev);
-        let bar = Bar::from_proto(&ev.trendbar[0], Timeframe::H1).expect("valid bar");
+        let bar = closed_bar(&ev.trendbar[0]).expect("valid bar");
         black_box((quote, bar));
     });
 }

@@ -1,5 +1,6 @@
-//! cTrader Open API: the wire format, the domain conversions and an async client, plus the
-//! `ctrader-sim` simulator that speaks the same protocol.
+//! cTrader Open API: the wire format, the domain conversions and an async client. The simulator
+//! that speaks the same protocol is a crate of its own (`ctrader-sim`), so its binary-only
+//! dependencies stay out of what the executor links.
 //!
 //! - [`messages`]: the generated Open API types (our own `.proto` subset of Spotware's public set in
 //!   `proto/`, compiled by prost), [`messages::OpenApiMessage`] to wrap a typed message into a
@@ -9,10 +10,8 @@
 //! - [`client`]: the async TLS client ([`client::connect`] → [`client::Client`] +
 //!   [`client::EventStream`]) with request matching, heartbeats, rate limits, reconnect and token
 //!   persistence.
-//! - [`sim`]: the protocol-faithful simulator (see SIM.md).
 
 pub mod client;
 pub mod codec;
 pub mod domain;
 pub mod messages;
-pub mod sim;

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use bytes::BytesMut;
 use ctrader::codec::FrameCodec;
-use ctrader::domain::{Bar, SpotQuote, Timeframe, TrendbarPeriod};
+use ctrader::domain::{SpotQuote, Timeframe, TrendbarPeriod, closed_bar};
 use ctrader::messages::*;
 use serde_json::Value;
 use tokio_util::codec::{Decoder, Encoder};
@@ -226,13 +226,16 @@ fn official_frames_decode_here() {
         (1, Some(1.08542), Some(1.0855), Some(1_770_000_123_456))
     );
     let tb = &spot.trendbar[0];
-    let bar = Bar::from_proto(tb, Timeframe::from_proto(tb.period.unwrap()).unwrap()).unwrap();
-    assert_eq!(bar.timeframe, Timeframe::M15);
+    assert_eq!(
+        Timeframe::from_proto(tb.period.unwrap()).unwrap(),
+        Timeframe::M15
+    );
+    let bar = closed_bar(tb).unwrap();
     assert_eq!(
         (bar.open, bar.high, bar.low, bar.close, bar.volume),
         (1.085, 1.0856, 1.0848, 1.08542, 1234)
     );
-    assert_eq!(bar.open_time, 29_500_000 * 60);
+    assert_eq!(bar.time, 29_500_000 * 60);
 
     let (id, p) = it.next().unwrap();
     let Payload::ExecutionEvent(ev) = p else {

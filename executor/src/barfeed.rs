@@ -17,13 +17,16 @@
 //! the feed missed); spot ticks alone cannot. When the feed moves past such bars, the builder
 //! reports them ([`BarBuilder::take_gap`]); the caller fetches them from the broker's history and
 //! hands them to [`BarBuilder::accept_backfill`], so the preditor sees the same bars as a backtest
-//! would. [`CsvBarSource`] replays `<SYMBOL>.csv` files so paper mode runs without cTrader.
+//! would. [`CsvBarSource`] replays `<SYMBOL>.csv` files so paper mode runs without cTrader; they are
+//! read by the workspace's one bars reader (`protocol::bars_file`), so a file `preditor backtest`
+//! takes is one paper mode takes too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime};
-use protocol::{Bar, BarTime, Decimal, Symbol, Timeframe};
+use ctrader::domain::LiveTrendbar;
+use protocol::bars_file::{BarsFileError, read_bars_csv};
+use protocol::{Bar, BarLine, Symbol, Timeframe};
 
 /// Seconds after the period boundary at which a bar with no newer tick is declared closed: the
 /// seed's "second 01", so the broker has finished the bar before we read it.
@@ -41,18 +44,6 @@ struct Forming {
     /// The feed covers the whole bar: it was live when the bar opened, or a live trendbar (the
     /// server's aggregate) describes it and the feed has been live since.
     whole: bool,
-}
-
-/// A live trendbar as the builder takes it: the forming bar without a close.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LiveBar {
-    /// Open time, Unix seconds.
-    pub open_time: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    /// Tick volume so far.
-    pub volume: u64,
 }
 
 /// Detects closed bars for one symbol and timeframe.
@@ -125,13 +116,13 @@ impl BarBuilder {
         self.last_emitted.is_some_and(|t| open_time <= t)
     }
 
-    fn emit(&mut self, f: Forming) -> Option<Bar> {
+    fn emit(&mut self, f: Forming) -> Option<BarLine> {
         let close = f.close?;
         if self.is_done(f.open_time) {
             return None;
         }
         self.last_emitted = Some(f.open_time);
-        to_bar(
+        bar_line(
             &self.symbol,
             self.timeframe,
             self.digits,
@@ -157,7 +148,7 @@ impl BarBuilder {
 
     /// Bars fetched from the broker for a gap: the ones after the last emitted bar, in order, are
     /// returned for publishing and count as emitted.
-    pub fn accept_backfill(&mut self, mut bars: Vec<Bar>) -> Vec<Bar> {
+    pub fn accept_backfill(&mut self, mut bars: Vec<BarLine>) -> Vec<BarLine> {
         bars.sort_by_key(|b| b.time.unix_seconds());
         bars.dedup_by_key(|b| b.time.unix_seconds());
         bars.retain(|b| !self.is_done(b.time.unix_seconds()));
@@ -171,7 +162,7 @@ impl BarBuilder {
     /// is whole (and, right after a start or a lost link, nothing is missing before it); otherwise
     /// it is dropped and the bars up to `next_open` become a gap to fetch, so bars still reach the
     /// preditor whole and in order.
-    fn finish(&mut self, next_open: i64) -> Option<Bar> {
+    fn finish(&mut self, next_open: i64) -> Option<BarLine> {
         let cur = self.current.take();
         let cur_open = cur.map(|c| c.open_time);
         let whole = cur.is_some_and(|c| c.whole && c.close.is_some());
@@ -199,7 +190,7 @@ impl BarBuilder {
 
     /// A live trendbar: the broker's view of the forming bar, without a close. `bid` is the bid of
     /// the spot event that carried it, if it changed (the latest bid seen is used otherwise).
-    pub fn on_trendbar(&mut self, bar: LiveBar, bid: Option<f64>) -> Option<Bar> {
+    pub fn on_trendbar(&mut self, bar: &LiveTrendbar, bid: Option<f64>) -> Option<BarLine> {
         self.resume();
         if let Some(b) = bid {
             self.last_bid = Some(b);
@@ -228,7 +219,7 @@ impl BarBuilder {
     }
 
     /// A spot tick (bid) at unix second `time`.
-    pub fn on_spot(&mut self, time: i64, bid: f64) -> Option<Bar> {
+    pub fn on_spot(&mut self, time: i64, bid: f64) -> Option<BarLine> {
         let open_time = time - time.rem_euclid(self.period);
         let was_live = self.resume();
         self.last_bid = Some(bid);
@@ -267,7 +258,7 @@ impl BarBuilder {
     }
 
     /// The clock ticked: close the forming bar once its period plus the grace second has passed.
-    pub fn on_clock(&mut self, now: i64) -> Option<Bar> {
+    pub fn on_clock(&mut self, now: i64) -> Option<BarLine> {
         let cur = self.current?;
         if self.stalled {
             return None; // the bar may be missing ticks: wait for the feed (see `finish`)
@@ -279,93 +270,65 @@ impl BarBuilder {
     }
 }
 
-fn to_bar(
+/// The BAR line of a bar the builder finished; high and low widen to the open and the close (a
+/// trendbar's range can lag the bid that closes it).
+fn bar_line(
     symbol: &Symbol,
     timeframe: Timeframe,
     digits: usize,
     open_time: i64,
     ohlc: [f64; 4],
     volume: u64,
-) -> Option<Bar> {
-    let d = |v: f64| Decimal::from_f64(v, digits).ok();
-    let [o, h, l, c] = ohlc;
-    Some(Bar {
-        symbol: symbol.clone(),
-        timeframe,
-        time: BarTime::from_unix(open_time).ok()?,
-        open: d(o)?,
-        high: d(h.max(o).max(c))?,
-        low: d(l.min(o).min(c))?,
-        close: d(c)?,
+) -> Option<BarLine> {
+    let [open, high, low, close] = ohlc;
+    let bar = Bar {
+        time: open_time,
+        open,
+        high: high.max(open).max(close),
+        low: low.min(open).min(close),
+        close,
         volume,
-    })
+    };
+    bar.to_line(symbol, timeframe, digits).ok()
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BarsError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] BarsFileError),
     #[error(
-        "{path}:{line}: bad {field}: {why} (fix: rows are time,open,high,low,close,volume with time as unix seconds or RFC 3339 UTC)"
+        "{path}: the bar opened at {time}: {why} (fix: the symbol's `digits` in the config, or the file's prices)"
     )]
-    Row {
+    Digits {
         path: PathBuf,
-        line: usize,
-        field: &'static str,
+        time: String,
         why: String,
     },
-    #[error(
-        "{path}: bars must be in increasing time order (line {line}); fix: sort the file by time"
-    )]
-    Order { path: PathBuf, line: usize },
 }
 
-fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(n) = s.parse::<i64>() {
-        return Some(n);
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp());
-    }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp())
-}
-
-/// Loads one `<SYMBOL>.csv` (header `time,open,high,low,close,volume`).
+/// Loads one `<SYMBOL>.csv` as BAR lines of `symbol`, prices written with `digits` decimals.
 pub fn load_csv(
     path: &Path,
     symbol: &Symbol,
     timeframe: Timeframe,
     digits: usize,
-) -> Result<Vec<Bar>, BarsError> {
+) -> Result<Vec<BarLine>, BarsError> {
     let series = Series::load(path, symbol, timeframe, digits)?;
-    Ok((0..series.rows.len())
-        .filter_map(|i| series.bar(i))
+    Ok((0..series.bars.len())
+        .filter_map(|i| series.line(i))
         .collect())
 }
 
-/// One CSV row as read, before it is made a [`Bar`] (48 bytes instead of a `Bar`'s ~320: its symbol
-/// and four prices are strings).
-#[derive(Debug, Clone, Copy)]
-struct Row {
-    time: i64,
-    ohlc: [f64; 4],
-    volume: u64,
-}
-
-/// One symbol's replay: its rows, made [`Bar`]s by [`to_bar`] as they are published. A replay of
-/// 20 symbols × 21,350 bars held as `Bar`s took 137 MB of the executor's RSS; as rows, 20 MB.
+/// One symbol's replay: its bars as read (the workspace's one [`Bar`], 48 bytes), made BAR lines
+/// as they are published (a [`BarLine`] is ~320 bytes: its symbol and four prices are strings). A
+/// replay of 20 symbols × 21,350 bars held as lines took 137 MB of the executor's RSS; as bars,
+/// 20 MB.
 #[derive(Debug, Clone)]
 struct Series {
     symbol: Symbol,
     timeframe: Timeframe,
     digits: usize,
-    rows: Vec<Row>,
+    bars: Vec<Bar>,
 }
 
 impl Series {
@@ -375,78 +338,30 @@ impl Series {
         timeframe: Timeframe,
         digits: usize,
     ) -> Result<Self, BarsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BarsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut rows: Vec<Row> = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let raw = raw.trim();
-            if raw.is_empty() || (i == 0 && raw.starts_with("time")) {
-                continue;
-            }
-            let row = |field, why: String| BarsError::Row {
-                path: path.to_path_buf(),
-                line,
-                field,
-                why,
-            };
-            let cols: Vec<&str> = raw.split(',').map(str::trim).collect();
-            if cols.len() < 6 {
-                return Err(row("row", format!("{} columns, expected 6", cols.len())));
-            }
-            let t = parse_time(cols[0]).ok_or_else(|| row("time", format!("{:?}", cols[0])))?;
-            let mut ohlc = [0.0; 4];
-            for (k, name) in ["open", "high", "low", "close"].into_iter().enumerate() {
-                let v: f64 = cols[k + 1]
-                    .parse()
-                    .map_err(|_| row(name, format!("{:?}", cols[k + 1])))?;
-                if !v.is_finite() || v <= 0.0 {
-                    return Err(row(name, format!("{v} is not a positive price")));
-                }
-                ohlc[k] = v;
-            }
-            let volume = cols[5]
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| row("volume", format!("{:?}", cols[5])))?
-                as u64;
-            if rows.last().is_some_and(|r| r.time >= t) {
-                return Err(BarsError::Order {
+        let mut bars = read_bars_csv(path)?;
+        // Every bar must make a line now, so that publishing it later cannot fail.
+        for bar in &bars {
+            bar.to_line(symbol, timeframe, digits)
+                .map_err(|e| BarsError::Digits {
                     path: path.to_path_buf(),
-                    line,
-                });
-            }
-            // Every row must make a bar now, so that publishing it later cannot fail.
-            to_bar(symbol, timeframe, digits, t, ohlc, volume)
-                .ok_or_else(|| row("time", format!("{t} is out of range")))?;
-            rows.push(Row {
-                time: t,
-                ohlc,
-                volume,
-            });
+                    time: protocol::bar::format_time(bar.time),
+                    why: e.to_string(),
+                })?;
         }
-        rows.shrink_to_fit();
+        bars.shrink_to_fit();
         Ok(Series {
             symbol: symbol.clone(),
             timeframe,
             digits,
-            rows,
+            bars,
         })
     }
 
-    fn bar(&self, i: usize) -> Option<Bar> {
-        let r = self.rows.get(i)?;
-        to_bar(
-            &self.symbol,
-            self.timeframe,
-            self.digits,
-            r.time,
-            r.ohlc,
-            r.volume,
-        )
+    fn line(&self, i: usize) -> Option<BarLine> {
+        self.bars
+            .get(i)?
+            .to_line(&self.symbol, self.timeframe, self.digits)
+            .ok()
     }
 }
 
@@ -473,7 +388,7 @@ impl CsvBarSource {
                 continue;
             }
             let s = Series::load(&path, sym, *tf, *digits)?;
-            next.insert(sym.clone(), start_bar.min(s.rows.len()));
+            next.insert(sym.clone(), start_bar.min(s.bars.len()));
             series.insert(sym.clone(), s);
         }
         Ok(CsvBarSource { series, next })
@@ -484,11 +399,11 @@ impl CsvBarSource {
     }
 
     /// The next step's bars (all symbols sharing the earliest pending open time); empty at the end.
-    pub fn step(&mut self) -> Vec<Bar> {
+    pub fn step(&mut self) -> Vec<BarLine> {
         let earliest = self
             .series
             .iter()
-            .filter_map(|(s, series)| series.rows.get(*self.next.get(s)?).map(|r| r.time))
+            .filter_map(|(s, series)| series.bars.get(*self.next.get(s)?).map(|b| b.time))
             .min();
         let Some(t) = earliest else { return Vec::new() };
         let mut out = Vec::new();
@@ -496,8 +411,8 @@ impl CsvBarSource {
             let Some(i) = self.next.get_mut(s) else {
                 continue;
             };
-            if series.rows.get(*i).is_some_and(|r| r.time == t) {
-                out.extend(series.bar(*i));
+            if series.bars.get(*i).is_some_and(|b| b.time == t) {
+                out.extend(series.line(*i));
                 *i += 1;
             }
         }
@@ -505,15 +420,20 @@ impl CsvBarSource {
     }
 
     /// The last `count` published (closed) bars of a symbol, oldest first.
-    pub fn history(&self, symbol: &Symbol, timeframe: Timeframe, count: usize) -> Option<Vec<Bar>> {
+    pub fn history(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        count: usize,
+    ) -> Option<Vec<BarLine>> {
         let series = self.series.get(symbol)?;
-        if !series.rows.is_empty() && series.timeframe != timeframe {
+        if !series.bars.is_empty() && series.timeframe != timeframe {
             return None;
         }
         let end = *self.next.get(symbol)?;
         Some(
             (end.saturating_sub(count)..end)
-                .filter_map(|i| series.bar(i))
+                .filter_map(|i| series.line(i))
                 .collect(),
         )
     }
@@ -521,7 +441,7 @@ impl CsvBarSource {
     pub fn is_finished(&self) -> bool {
         self.series
             .iter()
-            .all(|(s, series)| self.next.get(s).is_none_or(|i| *i >= series.rows.len()))
+            .all(|(s, series)| self.next.get(s).is_none_or(|i| *i >= series.bars.len()))
     }
 }
 
@@ -535,8 +455,9 @@ mod tests {
 
     const T0: i64 = 1_770_113_700; // 2026-02-03T10:15:00Z, a 15-minute boundary
 
-    fn live(open_time: i64, open: f64, high: f64, low: f64, volume: u64) -> LiveBar {
-        LiveBar {
+    fn live(open_time: i64, open: f64, high: f64, low: f64, volume: u64) -> LiveTrendbar {
+        LiveTrendbar {
+            timeframe: Timeframe::M15,
             open_time,
             open,
             high,
@@ -545,7 +466,7 @@ mod tests {
         }
     }
 
-    fn ohlc(bar: &Bar) -> (&str, &str, &str, &str) {
+    fn ohlc(bar: &BarLine) -> (&str, &str, &str, &str) {
         (
             bar.open.as_str(),
             bar.high.as_str(),
@@ -557,7 +478,10 @@ mod tests {
     #[test]
     fn clock_closes_bar_one_second_after_the_boundary() {
         let mut b = builder();
-        assert_eq!(b.on_trendbar(live(T0, 1.1, 1.2, 1.0, 10), Some(1.15)), None);
+        assert_eq!(
+            b.on_trendbar(&live(T0, 1.1, 1.2, 1.0, 10), Some(1.15)),
+            None
+        );
         assert_eq!(b.on_clock(T0 + 900), None, "not before boundary + 1 s");
         let bar = b.on_clock(T0 + 901).unwrap();
         assert_eq!(bar.time.unix_seconds(), T0);
@@ -569,13 +493,13 @@ mod tests {
     fn a_live_trendbar_closes_at_the_last_bid_not_at_its_low() {
         let mut b = builder();
         // The trendbar of a spot event: open, high, low, volume and no close; the bid moves on.
-        b.on_trendbar(live(T0, 1.1, 1.2, 1.0, 10), Some(1.17));
+        b.on_trendbar(&live(T0, 1.1, 1.2, 1.0, 10), Some(1.17));
         b.on_spot(T0 + 300, 1.16);
-        b.on_trendbar(live(T0, 1.1, 1.2, 1.0, 11), None);
+        b.on_trendbar(&live(T0, 1.1, 1.2, 1.0, 11), None);
         b.on_spot(T0 + 600, 1.18);
-        b.on_trendbar(live(T0, 1.1, 1.2, 1.0, 12), Some(1.18));
+        b.on_trendbar(&live(T0, 1.1, 1.2, 1.0, 12), Some(1.18));
         let bar = b
-            .on_trendbar(live(T0 + 900, 1.19, 1.19, 1.19, 1), Some(1.19))
+            .on_trendbar(&live(T0 + 900, 1.19, 1.19, 1.19, 1), Some(1.19))
             .unwrap();
         assert_eq!(ohlc(&bar), ("1.10000", "1.20000", "1.00000", "1.18000"));
         assert_eq!(bar.volume, 12, "the server's tick volume");
@@ -585,7 +509,7 @@ mod tests {
     fn a_trendbar_without_a_bid_takes_the_last_one_and_none_known_is_no_bar() {
         let mut b = builder();
         b.on_spot(T0 - 1, 1.13); // the feed is live before T0
-        b.on_trendbar(live(T0, 1.1, 1.2, 1.0, 5), None);
+        b.on_trendbar(&live(T0, 1.1, 1.2, 1.0, 5), None);
         let bar = b.on_clock(T0 + 901).unwrap();
         assert_eq!(bar.close.as_str(), "1.13000", "the latest bid");
         assert_eq!(
@@ -595,7 +519,7 @@ mod tests {
         );
         // After a lost link the old bid is forgotten: a trendbar alone cannot close the bar.
         b.on_link_lost();
-        b.on_trendbar(live(T0 + 900, 1.2, 1.3, 1.1, 5), None);
+        b.on_trendbar(&live(T0 + 900, 1.2, 1.3, 1.1, 5), None);
         assert_eq!(b.on_clock(T0 + 1801), None);
         assert_eq!(b.take_gap(), Some((T0 + 900, T0 + 1800)));
     }
@@ -630,19 +554,19 @@ mod tests {
         assert_eq!(b.on_clock(T0 + 5000), None);
         assert_eq!(b.take_gap(), None);
         // The first trendbar after it is whole and nothing is missing in between.
-        b.on_trendbar(live(T0 + 900, 1.1, 1.2, 1.0, 3), Some(1.15));
+        b.on_trendbar(&live(T0 + 900, 1.1, 1.2, 1.0, 3), Some(1.15));
         assert_eq!(b.on_clock(T0 + 1801).unwrap().time.unix_seconds(), T0 + 900);
     }
 
     #[test]
     fn a_late_trendbar_of_an_older_bar_does_not_replace_the_forming_one() {
         let mut b = builder();
-        b.on_trendbar(live(T0, 1.1, 1.2, 1.0, 10), Some(1.15));
+        b.on_trendbar(&live(T0, 1.1, 1.2, 1.0, 10), Some(1.15));
         let first = b
-            .on_trendbar(live(T0 + 900, 1.15, 1.16, 1.14, 2), Some(1.155))
+            .on_trendbar(&live(T0 + 900, 1.15, 1.16, 1.14, 2), Some(1.155))
             .unwrap();
         assert_eq!(first.time.unix_seconds(), T0);
-        assert_eq!(b.on_trendbar(live(T0, 1.1, 1.9, 1.0, 11), Some(1.5)), None);
+        assert_eq!(b.on_trendbar(&live(T0, 1.1, 1.9, 1.0, 11), Some(1.5)), None);
         let bar = b.on_clock(T0 + 1801).unwrap();
         assert_eq!(ohlc(&bar), ("1.15000", "1.16000", "1.14000", "1.15500"));
     }
@@ -665,29 +589,29 @@ mod tests {
     #[test]
     fn late_trendbar_update_of_an_emitted_bar_is_ignored() {
         let mut b = builder();
-        b.on_trendbar(live(T0, 1.1, 1.2, 1.0, 10), Some(1.15));
+        b.on_trendbar(&live(T0, 1.1, 1.2, 1.0, 10), Some(1.15));
         assert!(b.on_clock(T0 + 901).is_some());
         assert_eq!(
-            b.on_trendbar(live(T0, 1.1, 1.25, 1.0, 11), Some(1.16)),
+            b.on_trendbar(&live(T0, 1.1, 1.25, 1.0, 11), Some(1.16)),
             None
         );
         assert_eq!(b.on_clock(T0 + 2000), None);
         // next bar via trendbar roll-over
-        b.on_trendbar(live(T0 + 900, 1.16, 1.17, 1.15, 2), Some(1.16));
+        b.on_trendbar(&live(T0 + 900, 1.16, 1.17, 1.15, 2), Some(1.16));
         let bar = b
-            .on_trendbar(live(T0 + 1800, 1.16, 1.16, 1.16, 1), Some(1.16))
+            .on_trendbar(&live(T0 + 1800, 1.16, 1.16, 1.16, 1), Some(1.16))
             .unwrap();
         assert_eq!(bar.time.unix_seconds(), T0 + 900);
     }
 
-    fn fetched(b: &BarBuilder, opens: &[i64]) -> Vec<Bar> {
+    fn fetched(b: &BarBuilder, opens: &[i64]) -> Vec<BarLine> {
         opens
             .iter()
-            .map(|&t| to_bar(&b.symbol, b.timeframe, b.digits, t, [1.2; 4], 7).unwrap())
+            .map(|&t| bar_line(&b.symbol, b.timeframe, b.digits, t, [1.2; 4], 7).unwrap())
             .collect()
     }
 
-    fn times(bars: &[Bar]) -> Vec<i64> {
+    fn times(bars: &[BarLine]) -> Vec<i64> {
         bars.iter().map(|b| b.time.unix_seconds()).collect()
     }
 
@@ -730,12 +654,12 @@ mod tests {
     #[test]
     fn a_trendbar_after_an_outage_is_whole_and_no_history_is_needed() {
         let mut b = builder();
-        b.on_trendbar(live(T0, 1.1, 1.2, 1.0, 10), Some(1.15));
+        b.on_trendbar(&live(T0, 1.1, 1.2, 1.0, 10), Some(1.15));
         b.on_link_lost();
         // Back within the same bar: the broker's trendbar carries all of it.
-        b.on_trendbar(live(T0, 1.1, 1.3, 1.0, 25), Some(1.2));
+        b.on_trendbar(&live(T0, 1.1, 1.3, 1.0, 25), Some(1.2));
         let bar = b
-            .on_trendbar(live(T0 + 900, 1.2, 1.2, 1.2, 1), Some(1.2))
+            .on_trendbar(&live(T0 + 900, 1.2, 1.2, 1.2, 1), Some(1.2))
             .unwrap();
         assert_eq!((bar.high.as_str(), bar.volume), ("1.30000", 25));
         assert_eq!(b.take_gap(), None);
@@ -749,7 +673,7 @@ mod tests {
         let e = load_csv(&p, &"EURUSD".parse().unwrap(), Timeframe::H1, 5)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("EURUSD.csv:3") && e.contains("bad high"), "{e}");
+        assert!(e.contains("EURUSD.csv:3: high:"), "{e}");
     }
 
     #[test]
@@ -757,7 +681,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = String::from("time,open,high,low,close,volume\n");
         for i in 0..5 {
-            a.push_str(&format!("{},1.1,1.2,1.0,1.{i},1\n", T0 + i * 3600));
+            a.push_str(&format!("{},1.1,1.5,1.0,1.{i},1\n", T0 + i * 3600));
         }
         std::fs::write(dir.path().join("EURUSD.csv"), &a).unwrap();
         std::fs::write(

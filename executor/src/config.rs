@@ -527,7 +527,7 @@ impl Walker {
             Ok(_) => {
                 self.problem(
                     field,
-                    format!("{s} has no fixed length, so staleness cannot be judged"),
+                    format!("{s} has no fixed length: the live bar builder (and the CSV replay) close bars by a fixed period"),
                     "use M1..W1",
                 );
                 default
@@ -583,6 +583,12 @@ impl Walker {
             SecretError::Empty { .. } => format!("write the secret into {}", path.display()),
             SecretError::Read { .. } => {
                 format!("create {} with the secret and chmod 600 it", path.display())
+            }
+            SecretError::NotAFile { .. } => {
+                format!("point {field} at the file holding the secret")
+            }
+            SecretError::TooLarge { .. } => {
+                format!("put only the secret in {}", path.display())
             }
         };
         self.problem(field, e.to_string(), fix);

@@ -233,8 +233,10 @@ impl SignalEngine {
             return refuse(Some(bar), fail(Reason::Disabled));
         }
         let published = self.bars.is_published(&sig.symbol, bar);
-        let tf_secs = rules.timeframe.duration_secs().unwrap_or(0) as i64;
-        let bar_close = bar.unix_seconds() + tf_secs;
+        // An MN1 bar closes at the next month's start, not at its open.
+        let bar_close = bar
+            .bar_close(rules.timeframe)
+            .map_or(i64::MAX, |c| c.unix_seconds());
         if now.timestamp() > bar_close + self.rules.stale_max_age_secs {
             return if published {
                 reply(self, Some(bar), fail(Reason::Stale))

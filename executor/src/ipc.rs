@@ -214,19 +214,10 @@ async fn connection(
     let _ = sink.close().await;
 }
 
-/// Handshake values never reach a log (an older preditor sent its token where the nonce now is):
-/// `HELLO|preditor|<v>|<nonce>` is logged as `HELLO|preditor|<v>|***`, `AUTH|<proof>` as `AUTH|***`.
+/// What `signals.log` shows of a raw line: handshake values redacted ([`protocol::redact`]), and
+/// a line longer than 512 bytes cut there (the log is for reading, not for replaying floods).
 fn redact(raw: &str) -> String {
-    if let Some(rest) = raw.strip_prefix("HELLO|") {
-        let mut parts: Vec<&str> = rest.splitn(3, '|').collect();
-        if parts.len() == 3 {
-            parts[2] = "***";
-            return format!("HELLO|{}", parts.join("|"));
-        }
-    }
-    if raw.starts_with("AUTH|") {
-        return "AUTH|***".to_string();
-    }
+    let raw = protocol::redact(raw);
     if raw.len() > 512 {
         return format!(
             "{}... ({} bytes)",

@@ -247,15 +247,14 @@ impl Journal {
         let archive = dir.join(format!("journal-{stamp}.jsonl"));
         std::fs::hard_link(&self.path, &archive).map_err(io(&archive))?;
         // Pass 2: what `retained` keeps, in order: intents without a result, the last `keep_acks`
-        // ACKs of each book and symbol, each book's last guard.
-        let tmp = self.path.with_extension("jsonl.tmp");
+        // ACKs of each book and symbol, each book's last guard; streamed into the replacement.
         let mut kept = 0;
-        {
-            let mut out = std::io::BufWriter::new(File::create(&tmp).map_err(io(&tmp))?);
+        let mut read_failed = None;
+        let written = service::write_atomic_with(&self.path, service::Access::Shared, |out| {
             let mut acks_seen: HashMap<(String, String), usize> = HashMap::new();
             let mut guards_seen: HashMap<String, usize> = HashMap::new();
             let mut failed = None;
-            Self::for_each(&self.path, |e| {
+            let read = Self::for_each(&self.path, |e| {
                 let keep = match &e {
                     Entry::Intent { book, coid, .. } => {
                         !finished.contains(&(book.clone(), coid.clone()))
@@ -280,18 +279,20 @@ impl Journal {
                     failed = out.write_all(&line).err();
                     kept += 1;
                 }
-            })?;
-            if let Some(source) = failed {
-                return Err(io(&tmp)(source));
+            });
+            if let Err(e) = read {
+                read_failed = Some(e);
+                return Err(std::io::Error::other("the journal could not be read again"));
             }
-            let f = out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
-            f.sync_all().map_err(io(&tmp))?;
+            failed.map_or(Ok(()), Err)
+        });
+        if let Some(e) = read_failed {
+            return Err(e);
         }
-        std::fs::rename(&tmp, &self.path).map_err(io(&self.path))?;
-        if let Ok(d) = File::open(dir) {
-            // Best effort: some filesystems refuse fsync on a directory.
-            let _ = d.sync_all();
-        }
+        written.map_err(|e| JournalError::Io {
+            path: e.path,
+            source: std::io::Error::new(e.source.kind(), format!("{}: {}", e.op, e.source)),
+        })?;
         self.file = Box::new(
             OpenOptions::new()
                 .append(true)

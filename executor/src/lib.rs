@@ -12,8 +12,8 @@
 //! - [`json_keys`]: finds keys a JSON text repeats (the config refuses them).
 //! - [`drift`]: `drift.csv` rows; [`report`]: `executor drift-report` (text and HTML) from them.
 //! - [`barfeed`]: the pure closed-bar detector and the CSV bar source.
-//! - [`secrets`], [`state`], [`clock`], [`ntp`]: 0600 secret files, atomic state and the state-dir
-//!   lock, the injected clock, the kernel's NTP status.
+//! - [`secrets`] (the shared `service::secret`), [`state`], [`clock`], [`ntp`]: 0600 secret files,
+//!   atomic state and the state-dir lock, the injected clock, the kernel's NTP status.
 //! - [`reconcile`]: the live book's positions from the broker's events (late, repeated and
 //!   reordered ones ignored) and reconciles, and when to reconcile.
 //! - [`resolve`]: orders of unknown fate looked up in the broker's positions.
@@ -47,7 +47,7 @@ pub mod reconcile;
 pub mod report;
 pub mod resolve;
 pub mod risk;
-pub mod secrets;
+pub use service::secret as secrets;
 pub mod server;
 pub mod session;
 pub mod signals_log;

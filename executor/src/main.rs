@@ -193,9 +193,7 @@ fn drift_report(
     }
     if let Some(path) = html {
         // Written whole to a temporary name and renamed, so a browser never shows half a page.
-        let tmp = path.with_extension("html.tmp");
-        std::fs::write(&tmp, report.to_html())
-            .and_then(|()| std::fs::rename(&tmp, path))
+        service::write_atomic(path, report.to_html().as_bytes(), service::Access::Shared)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::handshake::{IpcKey, TokenError};
-use protocol::{Bar, ErrorCode, ErrorLine, Line, Mode, Signal, Warmup};
+use protocol::{BarLine, ErrorCode, ErrorLine, Line, Mode, Signal, Warmup};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -406,7 +406,7 @@ impl Executor {
     /// The paper books price from the last history bar until the replay publishes a new one.
     fn seed_quotes_from_history(&mut self) {
         let Some(src) = &self.bars else { return };
-        let mut last: Vec<Bar> = Vec::new();
+        let mut last: Vec<BarLine> = Vec::new();
         for sym in src.symbols() {
             if let Some(c) = self.cfg.symbols.get(sym)
                 && let Some(mut h) = src.history(sym, c.timeframe, 1)
@@ -420,10 +420,9 @@ impl Executor {
         }
     }
 
-    fn apply_bar_to_books(&mut self, bar: &Bar) {
+    fn apply_bar_to_books(&mut self, bar: &BarLine) {
         self.bar_published(bar);
-        let close_time =
-            bar.time.unix_seconds() + bar.timeframe.duration_secs().unwrap_or(0) as i64;
+        let close_time = bar_close(bar);
         if let Some(f) = &self.feed_clock
             && let Some(t) = chrono::DateTime::from_timestamp(close_time, 0)
         {
@@ -439,7 +438,7 @@ impl Executor {
     }
 
     /// SIGNALs may be for this bar from now on (see `bar_memory.rs`).
-    fn bar_published(&mut self, bar: &Bar) {
+    fn bar_published(&mut self, bar: &BarLine) {
         self.primary
             .engine
             .on_bar_published(&bar.symbol, bar.timeframe, bar.time);
@@ -595,7 +594,7 @@ impl Executor {
                     // The spots of one bar boundary arrive together: their BARs go out as one
                     // message, so the preditor decides every symbol in one go and its SIGNALs
                     // come back as one batch (one fsync, every order sent together).
-                    let mut closed: Vec<Bar> = self.on_ctrader_event(ev).into_iter().collect();
+                    let mut closed: Vec<BarLine> = self.on_ctrader_event(ev).into_iter().collect();
                     let mut handled = 1;
                     let mut yields = 0;
                     while handled < MAX_EVENTS_PER_TURN {
@@ -941,7 +940,7 @@ impl Executor {
 
     /// Market data and account events from the cTrader client.
     /// Returns the bar this event closed, if any, for the caller to publish.
-    fn on_ctrader_event(&mut self, ev: ctrader::client::ClientEvent) -> Option<Bar> {
+    fn on_ctrader_event(&mut self, ev: ctrader::client::ClientEvent) -> Option<BarLine> {
         use ctrader::client::ClientEvent;
         let now = self.clock.now().timestamp();
         let AnyBroker::Ctrader(b) = &mut self.primary.broker else {
@@ -969,16 +968,7 @@ impl Executor {
                     let builder = self.builders.get_mut(&s)?;
                     // Only the configured timeframe's trendbar is this symbol's bar.
                     (bar.timeframe == builder_timeframe(&self.cfg, &s)?).then_some(())?;
-                    builder.on_trendbar(
-                        crate::barfeed::LiveBar {
-                            open_time: bar.open_time,
-                            open: bar.open,
-                            high: bar.high,
-                            low: bar.low,
-                            volume: bar.volume.max(0) as u64,
-                        },
-                        *bid,
-                    )
+                    builder.on_trendbar(bar, *bid)
                 })
             }
             ClientEvent::Connection(c) => {
@@ -1068,7 +1058,7 @@ impl Executor {
 
     fn on_bar_clock(&mut self) {
         let now = self.clock.now().timestamp();
-        let closed: Vec<Bar> = self
+        let closed: Vec<BarLine> = self
             .builders
             .values_mut()
             .filter_map(|b| b.on_clock(now))
@@ -1078,7 +1068,7 @@ impl Executor {
 
     /// Closed bars go to the paper books, then to the preditor in one message (except those of a
     /// pair being warmed up, held back until its HISTORY_END).
-    fn publish_bars(&mut self, bars: Vec<Bar>) {
+    fn publish_bars(&mut self, bars: Vec<BarLine>) {
         for b in &bars {
             self.apply_bar_to_books(b);
         }
@@ -1155,8 +1145,7 @@ impl Executor {
         if let (Some(s), Some(last)) = (&mut self.shadow, &a.last)
             && s.broker.snapshot_sync(&a.symbol).quote.is_none()
         {
-            let close_time =
-                last.time.unix_seconds() + last.timeframe.duration_secs().unwrap_or(0) as i64;
+            let close_time = bar_close(last);
             s.broker
                 .on_bar_close(&last.symbol, last.close.to_f64(), close_time);
         }
@@ -1253,24 +1242,21 @@ fn link_state(ev: &ctrader::client::ConnectionEvent) -> Option<&'static str> {
     }
 }
 
-/// A bar from the broker's history as a BAR line's bar (`None` if a price does not fit `digits`).
+/// When a published bar closes (Unix s): the next bar's open, by the calendar for MN1.
+fn bar_close(bar: &BarLine) -> i64 {
+    bar.to_bar()
+        .close_time(bar.timeframe)
+        .unwrap_or(protocol::BarTime::MAX_UNIX)
+}
+
+/// A bar from the broker's history as a BAR line (`None` if a price does not fit `digits`).
 pub(crate) fn history_bar(
     symbol: &protocol::Symbol,
     timeframe: protocol::Timeframe,
     digits: usize,
-    x: &ctrader::domain::Bar,
-) -> Option<Bar> {
-    let d = |v: f64| protocol::Decimal::from_f64(v, digits).ok();
-    Some(Bar {
-        symbol: symbol.clone(),
-        timeframe,
-        time: protocol::BarTime::from_unix(x.open_time).ok()?,
-        open: d(x.open)?,
-        high: d(x.high)?,
-        low: d(x.low)?,
-        close: d(x.close)?,
-        volume: x.volume.max(0) as u64,
-    })
+    x: &protocol::Bar,
+) -> Option<BarLine> {
+    x.to_line(symbol, timeframe, digits).ok()
 }
 
 /// Archives the journal once it passes [`crate::journal::ROTATE_BYTES`] (see `journal.rs`). A failed

@@ -1,7 +1,6 @@
 //! Files under the state directory: atomic JSON writes, and the one-executor-per-account lock.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -24,6 +23,8 @@ pub enum StateError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Write(#[from] service::AtomicWriteError),
     #[error(
         "state directory {path} is locked by another executor (one executor per account); stop it first"
     )]
@@ -37,27 +38,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     }
 }
 
-/// Writes `value` as JSON to `path` so a crash leaves either the old or the new file, never half:
-/// temp file, fsync, rename, fsync of the directory.
+/// Writes `value` as JSON to `path` so a crash leaves either the old or the new file, never half
+/// ([`service::write_atomic`]: temp file, fsync, rename, fsync of the directory).
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|source| StateError::Json {
         path: path.to_path_buf(),
         source,
     })?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(dir)
-    {
-        // Best effort: some filesystems refuse fsync on a directory.
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(service::write_atomic(
+        path,
+        &bytes,
+        service::Access::Shared,
+    )?)
 }
 
 /// Reads JSON state; `Ok(None)` when the file does not exist yet.

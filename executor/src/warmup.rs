@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use protocol::{
-    Bar, BarTime, ErrorCode, ErrorLine, History, HistoryEnd, Line, Symbol, Timeframe, Warmup,
+    BarLine, BarTime, ErrorCode, ErrorLine, History, HistoryEnd, Line, Symbol, Timeframe, Warmup,
 };
 use tokio::sync::mpsc;
 
@@ -19,7 +19,7 @@ use crate::signals_log::{Dir, SignalsLog};
 /// Where a WARMUP's bars come from.
 pub enum Fetch {
     /// Already at hand (the paper replay's CSV); `None`: nothing to serve.
-    Ready(Option<Vec<Bar>>),
+    Ready(Option<Vec<BarLine>>),
     /// A broker request, and how to turn its bars into BAR lines.
     Broker {
         request: HistoryRequest,
@@ -48,7 +48,7 @@ pub struct HistoryAnswer {
     /// first.
     pub newest: Vec<BarTime>,
     /// The block's last bar (its close prices a paper book that has none yet).
-    pub last: Option<Bar>,
+    pub last: Option<BarLine>,
 }
 
 /// Starts answering `w` for connection `conn`: the answer comes back on `answers`.
@@ -87,7 +87,7 @@ pub fn serve(
 #[derive(Debug)]
 enum Served {
     /// The block's bars, oldest first (possibly none: the broker has no history).
-    Bars(Vec<Bar>),
+    Bars(Vec<BarLine>),
     /// Nothing to serve for this pair, ever: `UNKNOWN_SYMBOL`.
     NoSuchPair,
     /// The broker's history request failed this time (why): `HISTORY_UNAVAILABLE`, which the
@@ -163,7 +163,7 @@ fn block(conn: u64, w: &Warmup, served: Served) -> HistoryAnswer {
 /// arrive once per its timeframe.
 #[derive(Debug, Default)]
 pub struct Warming {
-    held: HashMap<(Symbol, Timeframe), Vec<Bar>>,
+    held: HashMap<(Symbol, Timeframe), Vec<BarLine>>,
 }
 
 impl Warming {
@@ -178,7 +178,7 @@ impl Warming {
     }
 
     /// Holds `bar` back if its pair is being warmed up; gives it back otherwise.
-    pub fn hold(&mut self, bar: Bar) -> Option<Bar> {
+    pub fn hold(&mut self, bar: BarLine) -> Option<BarLine> {
         match self.held.get_mut(&(bar.symbol.clone(), bar.timeframe)) {
             Some(held) => {
                 held.push(bar);
@@ -194,7 +194,7 @@ impl Warming {
         symbol: &Symbol,
         timeframe: Timeframe,
         newest: Option<BarTime>,
-    ) -> Vec<Bar> {
+    ) -> Vec<BarLine> {
         let mut held = self
             .held
             .remove(&(symbol.clone(), timeframe))
@@ -215,7 +215,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn bar(h: i64) -> Bar {
+    fn bar(h: i64) -> BarLine {
         format!(
             "BAR|EURUSD|H1|{}|1.1|1.1|1.1|1.1|1",
             BarTime::from_unix(1_770_112_800 + h * 3600).unwrap()

@@ -11,7 +11,7 @@
 //! of letting the repeated signal send the same order again.
 //!
 //! Needs the simulator binary next to the executor's (`cargo test --workspace`, as scripts/test.sh
-//! runs it, builds it; alone: `cargo build -p ctrader --bin ctrader-sim`).
+//! runs it, builds it; alone: `cargo build -p ctrader-sim --bin ctrader-sim`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

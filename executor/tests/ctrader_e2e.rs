@@ -4,7 +4,7 @@
 //! (the simulator) and the paper book side by side, logging both in drift.csv.
 //!
 //! Needs the simulator binary next to the executor's (`cargo test --workspace`, as scripts/test.sh
-//! runs it, builds it; alone: `cargo build -p ctrader --bin ctrader-sim`).
+//! runs it, builds it; alone: `cargo build -p ctrader-sim --bin ctrader-sim`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -542,7 +542,7 @@ fn write_eurusd_and_us30(dir: &Path) {
 
 const EURUSD_ONLY: &str =
     r#""EURUSD": { "enabled": true, "digits": 5, "spread": 0.00007, "slippage": 0.00001 }"#;
-/// The simulator's id for US30 (`ctrader/src/sim/symbols.rs`).
+/// The simulator's id for US30 (`ctrader-sim/src/symbols.rs`).
 const US30_ID: i64 = 10_015;
 
 /// Opens `volume` (0.01 units) of US30 at the simulator with a client of our own, as a trader

@@ -88,10 +88,11 @@ fn acks(out: &[executor::desk::DeskOutcome]) -> Vec<String> {
 #[tokio::test]
 async fn a_state_save_that_fails_after_the_fills_leaves_the_acks_true() {
     let mut s = setup();
-    // The atomic write goes through `paper_desk.tmp`: a directory there makes every save fail,
-    // as a full or read-only filesystem would.
-    let blocker = s.dir.path().join("paper_desk.tmp");
+    // A non-empty directory where the state file goes makes every save fail at its rename, as a
+    // full or read-only filesystem would (the temp file's name is random, so it cannot be blocked).
+    let blocker = s.dir.path().join("paper_desk.json");
     std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("x"), "x").unwrap();
     let sigs: Vec<Signal> = SYMBOLS.iter().map(|sym| signal(sym, "LONG_WEAK")).collect();
     let out = s.batch(&sigs, None).await;
     let lines = acks(&out);
@@ -108,10 +109,10 @@ async fn a_state_save_that_fails_after_the_fills_leaves_the_acks_true() {
         .filter(|e| matches!(e, Entry::Result { ok: true, .. }))
         .count();
     assert_eq!(results, 4, "every fill is journaled: {entries:?}");
-    assert!(!s.dir.path().join("paper_desk.json").exists());
+    assert!(blocker.is_dir(), "no state was saved over the blocker");
 
     // Space is back: the next signal saves the state it could not save before.
-    std::fs::remove_dir(&blocker).unwrap();
+    std::fs::remove_dir_all(&blocker).unwrap();
     let again = s.batch(&[signal("EURUSD", "LONG_WEAK")], None).await;
     assert!(again[0].duplicate, "a repeat is answered from memory");
     let saved: serde_json::Value = serde_json::from_str(

@@ -178,6 +178,45 @@ fn stale_after_bar_close_plus_max_age() {
     ok(&a);
 }
 
+/// A week or month bar closes at its end, not at its open: MN1 by the calendar (`BarTime::bar_close`).
+#[test]
+fn week_and_month_bars_are_stale_only_after_their_close() {
+    for (tf, open, fresh, stale) in [
+        // February 2026 closes on 1 March.
+        (
+            protocol::Timeframe::MN1,
+            "2026-02-01T00:00:00Z",
+            "2026-03-01T00:01:00Z",
+            "2026-03-01T00:01:01Z",
+        ),
+        // The week from Sunday 1 February closes on Sunday 8 February.
+        (
+            protocol::Timeframe::W1,
+            "2026-02-01T00:00:00Z",
+            "2026-02-08T00:01:00Z",
+            "2026-02-08T00:01:01Z",
+        ),
+    ] {
+        let mut w = World::new(RISK);
+        let mut rules = w.engine.rules().clone();
+        rules.symbols.get_mut(&sym("EURUSD")).unwrap().timeframe = tf;
+        w.engine.set_rules(rules, w.cfg.risk.clone());
+        w.now = t(stale);
+        assert_eq!(
+            fail_reason(&w.signal(&sig("EURUSD", "LONG_WEAK", open, 1))),
+            Reason::Stale,
+            "{tf}"
+        );
+        // Mid-period and up to close + max age, the signal is fresh.
+        let mut w = World::new(RISK);
+        let mut rules = w.engine.rules().clone();
+        rules.symbols.get_mut(&sym("EURUSD")).unwrap().timeframe = tf;
+        w.engine.set_rules(rules, w.cfg.risk.clone());
+        w.now = t(fresh);
+        ok(&w.signal(&sig("EURUSD", "LONG_WEAK", open, 1)));
+    }
+}
+
 #[test]
 fn open_fills_at_close_plus_spread_and_slippage_and_repeat_is_not_reexecuted() {
     let mut w = World::new(RISK);

@@ -470,14 +470,14 @@ fn accounts_lists_the_tokens_accounts_before_account_id_is_set() {
         .find(|l| l.starts_with(&ACCOUNT.to_string()))
         .unwrap_or_else(|| panic!("no row for {ACCOUNT}:\n{so}"));
     let cols: Vec<&str> = row.split_whitespace().collect();
-    let login = ctrader::sim::core::trader_login(ACCOUNT).to_string();
+    let login = ctrader_sim::core::trader_login(ACCOUNT).to_string();
     assert_eq!(
         cols[..4],
         [
             ACCOUNT.to_string().as_str(),
             "demo",
             login.as_str(),
-            ctrader::sim::core::BROKER_TITLE
+            ctrader_sim::core::BROKER_TITLE
         ]
     );
     assert_no_secret(

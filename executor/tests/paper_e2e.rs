@@ -43,7 +43,7 @@ const SYMBOLS: &str = r#"{
               "spread": 0.5, "contract_size": 1 }
 }"#;
 
-fn bar_of(line: &str) -> protocol::Bar {
+fn bar_of(line: &str) -> protocol::BarLine {
     match line.parse::<Line>().unwrap() {
         Line::Bar(b) => b,
         other => panic!("not a BAR: {other:?}"),

@@ -71,11 +71,14 @@ async fn stop(run: ws::Running, c: ws::Ws) {
 async fn an_ack_reports_the_fill_when_the_desk_state_cannot_be_saved() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = paper(dir.path(), "{}");
-    // Every atomic save of the desk goes through this path: a directory there fails it, as a full
-    // or read-only disk would, after the paper fill.
-    std::fs::create_dir_all(dir.path().join("state/paper_desk.tmp")).unwrap();
     let run = ws::start(cfg).await;
     let mut c = ws::hello(run.addr).await;
+    // Once started, a non-empty directory where the desk's state file goes fails every save at
+    // its rename, as a full or read-only disk would, after the paper fill.
+    let state = dir.path().join("state/paper_desk.json");
+    let _ = std::fs::remove_file(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("x"), "x").unwrap();
     let b = next_bar(&mut c).await;
     let ack = signal(&mut c, "LONG_WEAK", &b).await;
     assert!(
@@ -84,6 +87,7 @@ async fn an_ack_reports_the_fill_when_the_desk_state_cannot_be_saved() {
     );
     drop(c);
     run.stop().await;
+    assert!(state.is_dir(), "the save could not replace the blocker");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

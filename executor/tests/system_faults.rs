@@ -18,7 +18,7 @@
 //! its own three processes.
 //!
 //! Needs `ctrader-sim` and `preditor` built next to the executor (`cargo test --workspace`, as
-//! scripts/test.sh runs it; alone: `cargo build -p ctrader --bin ctrader-sim -p preditor --bin
+//! scripts/test.sh runs it; alone: `cargo build -p ctrader-sim --bin ctrader-sim -p preditor --bin
 //! preditor`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -37,9 +37,10 @@ async fn the_handshake_authenticates_both_sides_without_the_token_on_the_wire() 
     // Handshake values never reach the log, and the token is nowhere.
     let log = std::fs::read_to_string(dir.path().join("log/signals.log")).unwrap();
     assert!(log.contains("< HELLO|preditor|0.1.0|***"), "{log}");
+    // The executor's HELLO keeps its mode (a log reader wants it) and stars its nonce and proof.
     assert!(
         log.contains(&format!(
-            "> HELLO|executor|{}|***",
+            "> HELLO|executor|{}|paper|***|***\n",
             executor::server::VERSION
         )),
         "{log}"

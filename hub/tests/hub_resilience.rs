@@ -269,7 +269,7 @@ fn restart_loses_nothing(database: Option<String>) {
         assert_eq!(p.high, c["high"].as_f64().unwrap());
         assert_eq!(p.low, c["low"].as_f64().unwrap());
         assert_eq!(p.close, c["close"].as_f64().unwrap());
-        assert_eq!(p.volume, c["volume"].as_f64().unwrap());
+        assert_eq!(p.volume as f64, c["volume"].as_f64().unwrap());
     }
     let none = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
         .args(["export-bars", "--config"])

@@ -109,13 +109,14 @@ pub fn policy_features_with(
     let ll = recent.iter().map(|b| b.low).fold(f64::INFINITY, f64::min);
     let range_pos = if hh > ll { (c - ll) / (hh - ll) } else { 0.5 };
 
+    // Tick volumes are whole numbers, exact in f64 below 2^53.
     let mut vsum = 0.0;
     for b in &window[n - p.volume_ma..] {
-        vsum += b.volume;
+        vsum += b.volume as f64;
     }
     let m = vsum / p.volume_ma as f64;
     let vol_ratio = if m > 0.0 {
-        window[last].volume / m
+        window[last].volume as f64 / m
     } else {
         1.0
     };
@@ -316,7 +317,7 @@ mod tests {
             high: h,
             low: l,
             close: c,
-            volume: v,
+            volume: v as u64,
         }
     }
 

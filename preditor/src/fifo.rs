@@ -123,7 +123,7 @@ mod tests {
             high: 1.0,
             low: 1.0,
             close: t as f64,
-            volume: 0.0,
+            volume: 0,
         }
     }
 

@@ -24,6 +24,7 @@ use protocol::handshake::{IpcKey, PreditorHandshake};
 use protocol::{
     Action, BarTime, Decimal, ErrorCode, ErrorLine, Hello, Line, Signal, Symbol, Timeframe, Warmup,
 };
+use service::Backoff;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::bars::{Bar, format_time};
@@ -36,9 +37,11 @@ use crate::warmup_retry::{WarmupRetry, named_pair};
 
 /// How long to wait for the executor's HELLO before giving up on a connection.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Reconnect backoff: first retry after `BACKOFF_MIN`, doubling to `BACKOFF_MAX`.
+/// Reconnect backoff: first retry after `BACKOFF_MIN`, doubling to `BACKOFF_MAX`, each delay
+/// shortened by up to `BACKOFF_JITTER` of itself at random ([`service::Backoff`]).
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF_JITTER: f64 = 0.3;
 /// Most WebSocket messages handled before the pending states are saved (bounds the time between a
 /// decision and its fsync when the executor floods us).
 const MAX_BATCH: usize = 256;
@@ -50,6 +53,8 @@ const SAVE_AFTER_QUIET: Duration = Duration::from_millis(5);
 pub enum LiveError {
     #[error("token file {path}: {what}")]
     Token { path: PathBuf, what: String },
+    #[error(transparent)]
+    Secret(#[from] service::SecretError),
     #[error(
         "--executor {url}: {what}; the IPC never leaves the machine: use ws://127.0.0.1:PORT or ws://[::1]:PORT"
     )]
@@ -113,25 +118,7 @@ pub fn read_key(path: &Path) -> Result<IpcKey, LiveError> {
 
 /// Reads the IPC token; the file must not be readable by group or others (0600).
 pub fn read_token(path: &Path) -> Result<String, LiveError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |what: String| LiveError::Token {
-        path: path.to_path_buf(),
-        what,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot stat: {e}")))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(err(format!(
-            "permissions are {mode:o}; the token is a secret, run `chmod 600 {}`",
-            path.display()
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(err("is empty".into()));
-    }
-    Ok(token.to_string())
+    Ok(service::read_secret(path)?)
 }
 
 /// One loaded model wired to the protocol's symbol/timeframe.
@@ -260,7 +247,7 @@ impl Preditor {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), LiveError> {
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX, BACKOFF_JITTER);
         loop {
             tracing::info!(url, "connecting to the executor");
             // A reconnect attempt is progress: an executor outage must not become a restart loop.
@@ -288,14 +275,14 @@ impl Preditor {
                 slot.history = None;
                 slot.early.clear();
             }
-            tracing::info!(retry_in_ms = backoff.as_millis() as u64, "reconnecting");
+            let delay = backoff.next_random_delay();
+            tracing::info!(retry_in_ms = delay.as_millis() as u64, "reconnecting");
             self.notifier
                 .status("disconnected from the executor; reconnecting");
             tokio::select! {
                 () = &mut shutdown => { self.notifier.stopping(); return Ok(()); }
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(delay) => {}
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -304,7 +291,7 @@ impl Preditor {
         &mut self,
         mut ws: S,
         mut shutdown: Pin<&mut impl Future<Output = ()>>,
-        backoff: &mut Duration,
+        backoff: &mut Backoff,
     ) -> Result<(), LiveError>
     where
         S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
@@ -372,7 +359,7 @@ impl Preditor {
                 break;
             }
         }
-        *backoff = BACKOFF_MIN;
+        backoff.reset();
         self.report_sync();
         for i in 0..self.slots.len() {
             self.slots[i].retry.reset();
@@ -490,14 +477,7 @@ impl Preditor {
                     tracing::debug!(symbol = %b.symbol, "BAR for a symbol without a model; ignored");
                     return Vec::new();
                 };
-                let bar = Bar {
-                    time: b.time.unix_seconds(),
-                    open: b.open.to_f64(),
-                    high: b.high.to_f64(),
-                    low: b.low.to_f64(),
-                    close: b.close.to_f64(),
-                    volume: b.volume as f64,
-                };
+                let bar = b.to_bar();
                 let slot = &mut self.slots[i];
                 if let Err(e) = slot.twin.check_bar(&bar) {
                     tracing::warn!(symbol = %b.symbol, time = %b.time, error = %e, "bar refused");

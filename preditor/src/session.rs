@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use protocol::Timeframe;
+
 use crate::bars::{Bar, BarError, format_time};
 use crate::fifo::{BarFifo, FifoError, Push};
 use crate::live_window::LiveWindow;
@@ -23,26 +25,6 @@ use crate::twin::{Decision, TwinState, Window};
 /// (~3 s for 20 models in a release build; a resume from state replays only the missed bars).
 /// The realised PnL of a fast-forward starts at 0: only the position is reconstructed.
 pub const REPLAY_SPAN: usize = 1000;
-
-/// Seconds per bar for a cTrader timeframe name (`None` for MN1 or unknown: no gap detection).
-pub fn timeframe_secs(tf: &str) -> Option<i64> {
-    Some(match tf {
-        "M1" => 60,
-        "M2" => 120,
-        "M3" => 180,
-        "M4" => 240,
-        "M5" => 300,
-        "M10" => 600,
-        "M15" => 900,
-        "M30" => 1800,
-        "H1" => 3600,
-        "H4" => 14_400,
-        "H12" => 43_200,
-        "D1" => 86_400,
-        "W1" => 604_800,
-        _ => return None,
-    })
-}
 
 /// The wall clock in Unix seconds, injected so tests can stand at any time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -97,6 +79,9 @@ pub enum SessionError {
 /// One symbol's twin: model, FIFO, state.
 pub struct SymbolTwin {
     pub model: Arc<Model>,
+    /// The model's timeframe (`None` for a name that is not one: then only the bar itself is
+    /// checked, not its time).
+    timeframe: Option<Timeframe>,
     fifo: BarFifo,
     state: TwinState,
     mode: StartMode,
@@ -147,9 +132,11 @@ impl SymbolTwin {
     /// the clock, and in phase with the bars already held (a bar off the grid of the others is
     /// not one of this series).
     pub fn check_bar(&self, bar: &Bar) -> Result<(), BarError> {
-        let tf = timeframe_secs(&self.model.timeframe);
-        bar.validate_at(tf, (self.clock)())?;
-        if let (Some(tf), Some(last)) = (tf, self.fifo.last())
+        match self.timeframe {
+            Some(tf) => bar.validate_at(tf, (self.clock)())?,
+            None => bar.validate()?,
+        }
+        if let (Some(tf), Some(last)) = (self.bar_secs(), self.fifo.last())
             && (bar.time - last.time).rem_euclid(tf) != 0
         {
             return Err(BarError::Time {
@@ -182,17 +169,27 @@ impl SymbolTwin {
             }
             _ => (TwinState::START, StartMode::FastForward),
         };
-        let fifo = BarFifo::new(model.spec.window, timeframe_secs(&model.timeframe));
+        let timeframe = model.timeframe.parse::<Timeframe>().ok();
+        let bar_secs = timeframe
+            .and_then(|tf| tf.duration_secs())
+            .and_then(|s| i64::try_from(s).ok());
+        let fifo = BarFifo::new(model.spec.window, bar_secs);
         let live = LiveWindow::new(&model.spec);
         Self {
             live,
             model,
+            timeframe,
             fifo,
             state,
             mode,
             synced: false,
             clock: system_clock(),
         }
+    }
+
+    /// A bar's fixed length in seconds (`None` for MN1, whose months differ).
+    fn bar_secs(&self) -> Option<i64> {
+        self.timeframe?.duration_secs()?.try_into().ok()
     }
 
     pub fn state(&self) -> &TwinState {

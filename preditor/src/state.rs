@@ -1,18 +1,15 @@
 //! The twin's persisted state: one JSON file per symbol, written atomically after every bar.
 //!
-//! Atomic = write a temp file in the same directory, fsync it, rename over the old file, fsync the
-//! directory. A crash at any point leaves either the old or the new state, never a torn one, so a
-//! restart resumes exactly after the last bar that was fully decided.
+//! Atomic = [`service::write_atomic`]: a temp file in the same directory, fsynced, renamed over the
+//! old file, then the directory fsynced. A crash at any point leaves either the old or the new
+//! state, never a torn one, so a restart resumes exactly after the last bar that was fully decided.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bars::{MAX_PRICE, bar_time_ok, format_time};
+use crate::bars::{MAX_PRICE, check_bar_time, format_time};
 use crate::model::{ACTION_TABLE, EnvSpec};
-use crate::session::timeframe_secs;
 use crate::twin::TwinState;
 
 /// The on-disk record.
@@ -169,15 +166,14 @@ impl PersistedState {
                 format!("expected 0..{} (the model's n_states)", spec.n_states),
             );
         }
-        if let Some(bar) = t.last_bar_time {
-            let tf = timeframe_secs(timeframe);
-            if let Err(why) = bar_time_ok(bar, tf, now) {
-                return bad(
-                    "twin.last_bar_time",
-                    format!("{bar} ({})", format_time(bar)),
-                    why,
-                );
-            }
+        if let Some(bar) = t.last_bar_time
+            && let Err(why) = check_bar_time(bar, timeframe.parse().ok(), now)
+        {
+            return bad(
+                "twin.last_bar_time",
+                format!("{bar} ({})", format_time(bar)),
+                why,
+            );
         }
         Ok(())
     }
@@ -232,31 +228,17 @@ impl StateStore {
     /// Writes the state atomically (temp file, fsync, rename, fsync directory).
     pub fn save(&self, state: &PersistedState) -> Result<(), StateError> {
         let path = self.path_for(&state.symbol, &state.timeframe);
-        let tmp = path.with_extension("json.tmp");
-        let io = |op: &'static str, p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StateError::Io {
-                path: p,
-                op,
-                source,
-            }
-        };
         // serde_json writes f64 shortest-roundtrip, so a reloaded R is bit-identical.
         let body = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io {
             path: path.clone(),
             op: "serialise",
             source: std::io::Error::other(e),
         })?;
-        {
-            let mut f = File::create(&tmp).map_err(io("create temp file", &tmp))?;
-            f.write_all(&body).map_err(io("write temp file", &tmp))?;
-            f.sync_all().map_err(io("fsync temp file", &tmp))?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io("rename temp file", &path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("fsync state directory", &self.dir))?;
-        Ok(())
+        service::write_atomic(&path, &body, service::Access::Shared).map_err(|e| StateError::Io {
+            path: e.path,
+            op: e.op,
+            source: e.source,
+        })
     }
 }
 
@@ -289,12 +271,12 @@ mod tests {
         };
         store.save(&st).unwrap();
         assert_eq!(store.load("EURUSD", "H1").unwrap(), Some(st));
-        assert!(
-            !store
-                .path_for("EURUSD", "H1")
-                .with_extension("json.tmp")
-                .exists()
-        );
+        // Nothing but the state file: no temporary file is left behind.
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, vec![std::ffi::OsString::from("EURUSD_H1.json")]);
     }
 
     /// A spec of `k` states (the state check reads only `n_states`).
@@ -394,6 +376,41 @@ mod tests {
             assert_eq!(e.field, field, "{e}");
         }
         assert!(good.check("GBPUSD", "H1", &spec, now).is_err());
+    }
+
+    #[test]
+    fn a_month_bar_is_decided_only_once_the_month_is_over() {
+        let spec = spec_with_states(4);
+        const FEB1: i64 = 1_769_904_000; // 2026-02-01T00:00:00Z
+        const MAR1: i64 = 1_772_323_200; // 2026-03-01T00:00:00Z
+        let mut st = PersistedState {
+            symbol: "EURUSD".into(),
+            timeframe: "MN1".into(),
+            model_fingerprint: "ab".into(),
+            twin: TwinState {
+                position: crate::twin::VirtualPosition {
+                    direction: 1,
+                    intensity: 2,
+                    entry: 1.1,
+                },
+                realised_pnl: 0.0,
+                held: 1,
+                last_action: Some(2),
+                last_bar_time: Some(FEB1),
+                last_regime: Some(0),
+            },
+        };
+        // On 3 February the February bar is still forming: no twin can have decided it.
+        let e = st
+            .check("EURUSD", "MN1", &spec, FEB1 + 2 * 86_400)
+            .unwrap_err();
+        assert_eq!(e.field, "twin.last_bar_time");
+        assert!(e.rule.contains("from the future"), "{e}");
+        assert_eq!(st.check("EURUSD", "MN1", &spec, MAR1), Ok(()));
+        // W1 bars close a week after they open.
+        st.timeframe = "W1".into();
+        assert!(st.check("EURUSD", "W1", &spec, FEB1 + 6 * 86_400).is_err());
+        assert_eq!(st.check("EURUSD", "W1", &spec, FEB1 + 7 * 86_400), Ok(()));
     }
 
     #[test]

@@ -548,7 +548,7 @@ mod tests {
                     high: c + 0.002,
                     low: c - 0.001 * (1 + i % 3) as f64,
                     close: c,
-                    volume: 10.0 + (i % 4) as f64,
+                    volume: 10 + (i % 4) as u64,
                 }
             })
             .collect();
@@ -626,7 +626,7 @@ mod tests {
                 high: 1.11 + 0.001 * i as f64,
                 low: 1.09,
                 close: 1.1 + 0.001 * i as f64,
-                volume: 10.0,
+                volume: 10,
             })
             .collect();
         let w0 = Window::new(&bars[0..8], &spec).unwrap();
@@ -665,7 +665,7 @@ mod tests {
                 high: 1.0,
                 low: 1.0,
                 close: 1.0,
-                volume: 0.0,
+                volume: 0,
             })
             .collect();
         #[derive(Debug)]

@@ -304,7 +304,7 @@ fn arb_series() -> impl Strategy<Value = Vec<Bar>> {
                     high: price + spread,
                     low: price - spread / 2.0,
                     close: price,
-                    volume: f64::from(up),
+                    volume: u64::from(up),
                 }
             })
             .collect()

@@ -6,12 +6,17 @@
 //! - [`lines`]: [`Line`] and one type per line (`HELLO AUTH BAR WARMUP HISTORY HISTORY_END SIGNAL
 //!   ACK ERROR`); `FromStr` (strict, total, never panics) and `Display` (canonical text);
 //!   [`parse_message`] for a WebSocket message carrying several lines.
+//! - [`bar`]: the one [`Bar`] of the workspace (open time, OHLC in f64, tick volume), its rules
+//!   (ENV.md §1), its BAR line form ([`BarLine`]), and the parser of bar times in files.
+//! - `bars_file` (feature `csv`): the one reader of bars CSV files, for the backtest, the paper
+//!   replay and the simulator alike.
 //! - [`values`]: validated field values: [`Symbol`], [`Timeframe`], [`BarTime`], [`Decimal`], [`Mode`].
 //! - [`action`]: the policy's seven [`Action`]s and their [`Direction`] / [`Intensity`].
 //! - [`auth`]: the handshake's [`Nonce`] and [`Proof`] values; `handshake` (feature `handshake`):
 //!   the mutual HMAC challenge–response that computes and checks them.
 //! - [`codes`]: ACK [`Reason`]s and [`ErrorCode`]s, with forward-compatible `Other` codes.
 //! - [`error`]: [`ParseError`] (line type + field name + why) and the field-level [`ValueError`].
+//! - [`redact`]: what a log shows of a line, raw or parsed (handshake values as `***`).
 //!
 //! ```
 //! use protocol::{Action, Line};
@@ -24,23 +29,29 @@
 
 pub mod action;
 pub mod auth;
+pub mod bar;
+#[cfg(feature = "csv")]
+pub mod bars_file;
 pub mod codes;
 pub mod error;
 #[cfg(feature = "handshake")]
 pub mod handshake;
 pub mod lines;
+pub mod redact;
 #[cfg(feature = "serde")]
 mod serde_impls;
 pub mod values;
 
 pub use action::{Action, Direction, Intensity};
 pub use auth::{Nonce, Proof};
+pub use bar::{Bar, BarError};
 pub use codes::{ErrorCode, Reason};
 pub use error::{ParseError, ParseErrorKind, ValueError};
 pub use lines::{
-    Ack, AckOutcome, Auth, Bar, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line, Redacted,
-    Signal, Warmup, parse_message, signal_identity,
+    Ack, AckOutcome, Auth, BarLine, ErrorLine, Hello, History, HistoryEnd, LINE_TYPES, Line,
+    Redacted, Signal, Warmup, parse_message, signal_identity,
 };
+pub use redact::redact;
 pub use values::{BarTime, Decimal, Mode, Symbol, Timeframe};
 
 /// Longest accepted line in bytes (without the `\n` separator). Longer lines are refused with

@@ -32,7 +32,7 @@ pub const LINE_TYPES: [&str; 9] = [
 pub enum Line {
     Hello(Hello),
     Auth(Auth),
-    Bar(Bar),
+    Bar(BarLine),
     Warmup(Warmup),
     History(History),
     HistoryEnd(HistoryEnd),
@@ -58,8 +58,7 @@ impl Line {
     }
 
     /// The canonical text with the handshake's nonces and proofs replaced by `***`: what logs
-    /// should show. None of them is a secret, but an older preditor sent its token where the nonce
-    /// now is, and a log has no use for them.
+    /// should show ([`crate::redact`], which raw text that did not parse goes through too).
     pub fn redacted(&self) -> Redacted<'_> {
         Redacted(self)
     }
@@ -71,16 +70,7 @@ pub struct Redacted<'a>(&'a Line);
 
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Line::Hello(Hello::Preditor { version, .. }) => {
-                write!(f, "HELLO|preditor|{version}|***")
-            }
-            Line::Hello(Hello::Executor { version, mode, .. }) => {
-                write!(f, "HELLO|executor|{version}|{mode}|***|***")
-            }
-            Line::Auth(_) => f.write_str("AUTH|***"),
-            other => other.fmt(f),
-        }
+        f.write_str(&crate::redact::redact(&self.0.to_string()))
     }
 }
 
@@ -155,9 +145,11 @@ pub struct Auth {
     pub proof: Proof,
 }
 
-/// A closed bar: open time (UTC), OHLC, tick volume.
+/// `BAR`: a closed bar of one symbol and timeframe as the wire carries it: open time (UTC), OHLC as
+/// exact decimal text, tick volume. [`crate::Bar`] is the bar itself ([`crate::Bar::to_line`],
+/// [`BarLine::to_bar`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bar {
+pub struct BarLine {
     pub symbol: Symbol,
     pub timeframe: Timeframe,
     /// The bar's open time.
@@ -560,8 +552,8 @@ fn parse_hello(mut f: Fields<'_>) -> Result<Hello, ParseError> {
     Ok(hello)
 }
 
-fn parse_bar(mut f: Fields<'_>) -> Result<Bar, ParseError> {
-    let bar = Bar {
+fn parse_bar(mut f: Fields<'_>) -> Result<BarLine, ParseError> {
+    let bar = BarLine {
         symbol: f.next("symbol")?,
         timeframe: f.next("timeframe")?,
         time: f.next("time")?,
@@ -760,7 +752,7 @@ macro_rules! line_from {
 line_from!(
     Hello(Hello),
     Auth(Auth),
-    Bar(Bar),
+    Bar(BarLine),
     Warmup(Warmup),
     History(History),
     HistoryEnd(HistoryEnd),

@@ -76,7 +76,7 @@ fn hello() -> impl Strategy<Value = Hello> {
     ]
 }
 
-fn bar() -> impl Strategy<Value = Bar> {
+fn bar() -> impl Strategy<Value = BarLine> {
     (
         symbol(),
         timeframe(),
@@ -88,7 +88,7 @@ fn bar() -> impl Strategy<Value = Bar> {
             // Sorted, the four prices make a consistent bar: low <= open, close <= high.
             prices.sort_by(|a, b| a.to_f64().total_cmp(&b.to_f64()));
             let [low, open, close, high] = prices;
-            Bar {
+            BarLine {
                 symbol,
                 timeframe,
                 time,

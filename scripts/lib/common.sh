@@ -34,7 +34,7 @@ ot_build() {
   local profile="$1" dir
   command -v cargo >/dev/null || ot_die "cargo not found: install the Rust toolchain (https://rustup.rs)"
   ot_say "building ctrader-sim, executor, preditor (cargo --profile $profile; the first build takes minutes)"
-  (cd "$OT_ROOT" && cargo build --profile "$profile" -p ctrader -p executor -p preditor --bins) >&2 ||
+  (cd "$OT_ROOT" && cargo build --profile "$profile" -p ctrader-sim -p executor -p preditor --bins) >&2 ||
     ot_die "cargo build failed"
   case "$profile" in
   dev) dir=debug ;;

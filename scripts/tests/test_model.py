@@ -100,6 +100,8 @@ def test_both_bars_layouts_load_the_same(tmp_path: Path):
         ("2017-04-19T09:00:00Z,1.0,0.95,0.9,1.0,1\n", "line 2: field 'high'"),
         ("2017-04-19T09:00:00Z,1.0,1.1,1.01,1.0,1\n", "line 2: field 'low'"),
         ("2017-04-19T09:00:00Z,1.0,1.1,0.9,1.0,-1\n", "line 2: field 'volume'"),
+        ("2017-04-19T09:00:00Z,1.0,1.1,0.9,1.0,80.5\n", "line 2: field 'volume' = '80.5' is not a whole"),
+        ("1969-12-31T23:00:00Z,1.0,1.1,0.9,1.0,1\n", "line 2: field 'time'"),
         ("2017-04-19T09:00:00Z,abc,1.1,0.9,1.0,1\n", "line 2: field 'open'"),
         ("2017-04-19T09:00:00Z,nan,1.1,0.9,1.0,1\n", "line 2: field 'open'"),
         ("yesterday,1.0,1.1,0.9,1.0,1\n", "line 2: field 'time'"),
@@ -119,3 +121,12 @@ def test_unknown_header_is_refused(tmp_path: Path):
     p.write_text("date,o,h,l,c,v\n")
     with pytest.raises(BarsError, match="header"):
         load_bars(p)
+
+
+def test_unix_seconds_and_whole_decimal_volumes_read_like_the_rust_reader(tmp_path: Path):
+    # ENV.md §1: integer Unix seconds are a time; "10.0" is the volume 10 (protocol::bars_file agrees).
+    a = tmp_path / "a.csv"
+    a.write_text("time,open,high,low,close,volume\n2017-04-19T09:00:00Z,1.0,1.1,0.9,1.0,10\n")
+    b = tmp_path / "b.csv"
+    b.write_text("time,open,high,low,close,volume\n1492592400,1.0,1.1,0.9,1.0,10.0\n")
+    assert load_bars(a) == load_bars(b)

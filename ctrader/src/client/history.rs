@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use protocol::Bar;
+
 use crate::domain::{
-    Bar, MAX_TRENDBAR_TIMESTAMP_MS, Timeframe, TrendbarPeriod, max_trendbar_request_ms,
+    MAX_TRENDBAR_TIMESTAMP_MS, Timeframe, TrendbarPeriod, max_trendbar_request_ms,
 };
 
 /// Bars per window at most; keeps each response far below the frame limit, and each window inside
@@ -69,7 +71,7 @@ impl TrendbarPager {
     pub fn accept(&mut self, window_from_ms: i64, bars: impl IntoIterator<Item = Bar>) {
         let mut earliest: Option<i64> = None;
         for bar in bars {
-            let t = bar.open_time * 1000;
+            let t = bar.time * 1000;
             if t < self.from_ms || t > self.to_ms {
                 continue;
             }
@@ -106,10 +108,9 @@ impl TrendbarPager {
 mod tests {
     use super::*;
 
-    fn bar(open_time: i64) -> Bar {
+    fn bar(time: i64) -> Bar {
         Bar {
-            timeframe: Timeframe::M1,
-            open_time,
+            time,
             open: 1.0,
             high: 1.0,
             low: 1.0,
@@ -152,7 +153,7 @@ mod tests {
         let got = p.finish();
         assert_eq!(got.len(), 8_000);
         let want: Vec<i64> = all[all.len() - 8_000..].to_vec();
-        assert_eq!(got.iter().map(|b| b.open_time).collect::<Vec<_>>(), want);
+        assert_eq!(got.iter().map(|b| b.time).collect::<Vec<_>>(), want);
     }
 
     /// A stock CFD: 7 H1 bars on each weekday (14:00–20:00 UTC), none at weekends.
@@ -166,16 +167,12 @@ mod tests {
     #[test]
     fn a_session_limited_symbol_pages_back_to_the_count() {
         let all = session_hours(400);
-        let bar_h1 = |t| Bar {
-            timeframe: Timeframe::H1,
-            ..bar(t)
-        };
         let to_ms = 400 * 86_400 * 1000;
         let mut p = TrendbarPager::new(Timeframe::H1, 0, to_ms, Some(1_500));
         let mut windows = Vec::new();
         while let Some(w) = p.next_window() {
             assert!(w.1 - w.0 <= max_trendbar_request_ms(Timeframe::H1), "{w:?}");
-            p.accept(w.0, serve(w, &all).into_iter().map(|b| bar_h1(b.open_time)));
+            p.accept(w.0, serve(w, &all));
             windows.push(w);
             assert!(windows.len() < 20);
         }
@@ -186,7 +183,7 @@ mod tests {
             "1,500 session bars span more than one window"
         );
         assert_eq!(
-            got.iter().map(|b| b.open_time).collect::<Vec<_>>(),
+            got.iter().map(|b| b.time).collect::<Vec<_>>(),
             all[all.len() - 1_500..].to_vec()
         );
     }

@@ -44,10 +44,11 @@ pub use rate_limit::RequestClass;
 pub use session::LinkState;
 pub use token_store::{TokenStore, TokenStoreError, Tokens};
 
-use crate::domain::{Bar, ErrorCode, OrderEnd, OrderProgress, Timeframe, TrendbarPeriod};
+use crate::domain::{ErrorCode, OrderEnd, OrderProgress, Timeframe, TrendbarPeriod, closed_bar};
 use crate::messages::*;
 use events::EventSink;
 use history::TrendbarPager;
+use protocol::Bar;
 use requests::{Answer, Completion};
 use session::{Command, Shared, Subscriptions, expect, lock, pace, wait_historical_turn};
 
@@ -450,7 +451,7 @@ impl Client {
             let bars = res
                 .trendbar
                 .iter()
-                .map(|tb| Bar::from_proto(tb, timeframe))
+                .map(closed_bar)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
                     ClientError::Protocol(format!("symbol {symbol_id} {timeframe}: {e}"))

@@ -261,7 +261,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut cmds: mpsc::Receiver<Command>) 
 
         let attempt = backoff.attempt();
         let delay = reconnect_delay(
-            backoff.next_delay(rand::random::<f64>()),
+            backoff.next_random_delay(),
             maintenance_end,
             (cfg.wall_clock)(),
         );

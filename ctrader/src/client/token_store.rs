@@ -1,13 +1,13 @@
 //! OAuth tokens on disk. A refresh token is single-use: once the server has answered a refresh the
-//! old one is dead, so the new pair must be on disk before anything else can fail. Writes go to a
-//! temporary file (0600), are fsynced, then renamed over the old file, and the directory is fsynced,
-//! so a crash leaves either the old or the new pair, never a torn file.
+//! old one is dead, so the new pair must be on disk before anything else can fail. The file is
+//! replaced atomically and durably with mode 0600 ([`service::atomic`]), so a crash leaves either
+//! the old or the new pair, never a torn file; it is read as a secret ([`service::secret`]).
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use service::atomic::{Access, AtomicWriteError, write_atomic};
+use service::secret::{SecretError, read_private};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,21 +43,20 @@ impl fmt::Debug for Tokens {
 /// Why the token file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenStoreError {
-    /// Reading or writing failed.
+    /// The file is missing, unreadable, readable by group or others, or not a small regular file.
+    #[error("token file: {0}")]
+    Secret(#[from] SecretError),
+    /// Replacing the file failed (the old pair is still there unless the step was the
+    /// directory fsync).
+    #[error("token file: {0}")]
+    Write(#[from] AtomicWriteError),
+    /// Another I/O failure with the file or its directory.
     #[error("token file {path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
-    },
-    /// The file is readable by group or others.
-    #[error("token file {path} has mode {mode:o}; secrets must be private: chmod 600 {path}")]
-    Permissions {
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
     },
     /// The file is not the expected JSON.
     #[error(
@@ -88,24 +87,9 @@ impl TokenStore {
         &self.path
     }
 
-    fn io(&self, source: std::io::Error) -> TokenStoreError {
-        TokenStoreError::Io {
-            path: self.path.clone(),
-            source,
-        }
-    }
-
     /// Reads the tokens, refusing a file that group or others can read.
     pub fn load(&self) -> Result<Tokens, TokenStoreError> {
-        let meta = fs::metadata(&self.path).map_err(|e| self.io(e))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(TokenStoreError::Permissions {
-                path: self.path.clone(),
-                mode,
-            });
-        }
-        let text = fs::read_to_string(&self.path).map_err(|e| self.io(e))?;
+        let text = read_private(&self.path)?;
         let tokens: Tokens = serde_json::from_str(&text).map_err(|e| TokenStoreError::Format {
             path: self.path.clone(),
             reason: e.to_string(),
@@ -119,44 +103,21 @@ impl TokenStore {
         Ok(tokens)
     }
 
-    /// Replaces the tokens atomically (temp file 0600, fsync, rename, fsync directory).
+    /// Replaces the tokens atomically (0600, see the module documentation).
     pub fn save(&self, tokens: &Tokens) -> Result<(), TokenStoreError> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "tokens".into());
-        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
         let json = serde_json::to_vec_pretty(tokens).map_err(|e| TokenStoreError::Format {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
-        let write = || -> std::io::Result<()> {
-            let _ = fs::remove_file(&tmp);
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            File::open(&dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.io(e)
-        })
+        Ok(write_atomic(&self.path, &json, Access::Private)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn tokens(n: u32) -> Tokens {
         Tokens {
@@ -200,14 +161,17 @@ mod tests {
         let store = TokenStore::new(&path);
         assert!(matches!(
             store.load(),
-            Err(TokenStoreError::Permissions { mode: 0o644, .. })
+            Err(TokenStoreError::Secret(SecretError::LoosePermissions {
+                mode: 0o644,
+                ..
+            }))
         ));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
         let err = store.load().expect_err("missing fields");
         assert!(matches!(err, TokenStoreError::Format { .. }), "{err}");
         assert!(matches!(
             TokenStore::new(dir.path().join("absent")).load(),
-            Err(TokenStoreError::Io { .. })
+            Err(TokenStoreError::Secret(SecretError::Read { .. }))
         ));
     }
 

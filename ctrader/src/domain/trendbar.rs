@@ -1,15 +1,21 @@
 //! Trendbars: the server sends `low` and unsigned deltas to open, close and high, all in 1e-5
 //! units, plus the open time in Unix minutes.
 //!
-//! Two kinds, two types. A bar from `ProtoOAGetTrendbarsRes` is closed and complete: [`Bar`]. A
+//! Two kinds. A bar from `ProtoOAGetTrendbarsRes` is closed and complete: it decodes to the
+//! workspace's one [`Bar`] ([`closed_bar`]; [`encode_closed`] is the way back, for the simulator). A
 //! *live* trendbar inside `ProtoOASpotEvent` ("Returns live trend bar. Requires subscription on
 //! the trend bars", spotware/openapi-proto-messages `OpenApiMessages.proto`) is the bar still
 //! forming and carries `low`, `deltaOpen`, `deltaHigh`, `volume`, `period` and
 //! `utcTimestampInMinutes` but **no `deltaClose`**: its last price is the bid of the spot it came
 //! with. That is [`LiveTrendbar`], which has no close at all; [`LiveTrendbar::with_close`] makes a
 //! [`Bar`] only once the caller supplies the bid.
+//!
+//! `volume` is `required int64` on the wire (`OpenApiModelMessages.proto`, `ProtoOATrendbar`), a
+//! tick count; a negative one is refused ([`TrendbarError::NegativeVolume`]) rather than clamped.
 
-use crate::domain::price::PRICE_SCALE;
+use protocol::Bar;
+
+use crate::domain::price::{PRICE_SCALE, price_to_units};
 use crate::messages::{ProtoOaTrendbar, ProtoOaTrendbarPeriod};
 
 /// Why a trendbar could not be decoded.
@@ -39,6 +45,14 @@ pub enum TrendbarError {
     /// A period number outside `ProtoOATrendbarPeriod`.
     #[error("unknown trendbar period {0} (expected 1..=14, M1..MN1)")]
     UnknownPeriod(i32),
+    /// A tick count below zero.
+    #[error("trendbar at {minutes} min has a negative volume ({volume})")]
+    NegativeVolume {
+        /// The bar's open time in minutes.
+        minutes: u32,
+        /// The volume sent.
+        volume: i64,
+    },
 }
 
 /// The bar periods: the IPC protocol's [`Timeframe`] (cTrader's own names), re-exported so the client
@@ -122,25 +136,6 @@ pub fn max_trendbar_request_ms(timeframe: Timeframe) -> i64 {
 /// 2038)" (`OpenApiMessages.proto`, `ProtoOAGetTrendbarsReq`); `fromTimestamp` must be >= 0.
 pub const MAX_TRENDBAR_TIMESTAMP_MS: i64 = 2_147_483_646_000;
 
-/// A decoded bar. Prices are exact decimal values of the wire units (1e-5).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bar {
-    /// The bar's timeframe.
-    pub timeframe: Timeframe,
-    /// Open time, Unix seconds (the time of the bar's first tick, on the period boundary).
-    pub open_time: i64,
-    /// Open price.
-    pub open: f64,
-    /// High price, never below open or close.
-    pub high: f64,
-    /// Low price, never above open or close.
-    pub low: f64,
-    /// Close price (for a live bar: the last price so far).
-    pub close: f64,
-    /// Tick volume.
-    pub volume: i64,
-}
-
 /// `low` and `low + delta` of a wire trendbar, in wire units.
 struct WireBar {
     minutes: u32,
@@ -176,39 +171,61 @@ impl WireBar {
     fn open_time(&self) -> i64 {
         i64::from(self.minutes) * 60
     }
+
+    fn volume(&self, tb: &ProtoOaTrendbar) -> Result<u64, TrendbarError> {
+        u64::try_from(tb.volume).map_err(|_| TrendbarError::NegativeVolume {
+            minutes: self.minutes,
+            volume: tb.volume,
+        })
+    }
 }
 
 fn px(units: i64) -> f64 {
     units as f64 / PRICE_SCALE
 }
 
-impl Bar {
-    /// Decodes a *historical* trendbar (`ProtoOAGetTrendbarsRes`) of a known timeframe (history
-    /// responses do not repeat the period in each bar; the request's period is the authority).
-    /// Never use it for the trendbar of a spot event: that one has no close
-    /// ([`LiveTrendbar::from_proto`]).
-    ///
-    /// High and low are clamped so a bar is always well formed.
-    pub fn from_proto(tb: &ProtoOaTrendbar, timeframe: Timeframe) -> Result<Self, TrendbarError> {
-        let w = WireBar::of(tb)?;
-        let open = w.add("deltaOpen", tb.delta_open)?;
-        let close = w.add("deltaClose", tb.delta_close)?;
-        let high = w.add("deltaHigh", tb.delta_high)?.max(open).max(close);
-        let low = w.low.min(open).min(close);
-        Ok(Self {
-            timeframe,
-            open_time: w.open_time(),
-            open: px(open),
-            high: px(high),
-            low: px(low),
-            close: px(close),
-            volume: tb.volume,
-        })
-    }
+/// Decodes a *historical* trendbar (`ProtoOAGetTrendbarsRes`; history responses do not repeat the
+/// period in each bar, the request's period is the authority). Never use it for the trendbar of a
+/// spot event: that one has no close ([`LiveTrendbar::from_proto`]).
+///
+/// High and low are clamped so a bar is always well formed.
+pub fn closed_bar(tb: &ProtoOaTrendbar) -> Result<Bar, TrendbarError> {
+    let w = WireBar::of(tb)?;
+    let open = w.add("deltaOpen", tb.delta_open)?;
+    let close = w.add("deltaClose", tb.delta_close)?;
+    let high = w.add("deltaHigh", tb.delta_high)?.max(open).max(close);
+    let low = w.low.min(open).min(close);
+    Ok(Bar {
+        time: w.open_time(),
+        open: px(open),
+        high: px(high),
+        low: px(low),
+        close: px(close),
+        volume: w.volume(tb)?,
+    })
+}
 
-    /// The time the bar closes (open + period); `None` for MN1.
-    pub fn close_time(&self) -> Option<i64> {
-        Some(self.open_time + self.timeframe.seconds()?)
+/// A closed bar as the server encodes it: low plus unsigned deltas, in 1e-5 units (the inverse of
+/// [`closed_bar`] for prices on that grid).
+pub fn encode_closed(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
+    let low = price_to_units(bar.low);
+    let delta = |p: f64| u64::try_from(price_to_units(p) - low).unwrap_or(0);
+    ProtoOaTrendbar {
+        volume: i64::try_from(bar.volume).unwrap_or(i64::MAX),
+        period: Some(period as i32),
+        low: Some(low),
+        delta_open: Some(delta(bar.open)),
+        delta_close: Some(delta(bar.close)),
+        delta_high: Some(delta(bar.high)),
+        utc_timestamp_in_minutes: u32::try_from(bar.time.div_euclid(60)).ok(),
+    }
+}
+
+/// A live trendbar as a spot event carries it: [`encode_closed`] without `deltaClose`.
+pub fn encode_live(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
+    ProtoOaTrendbar {
+        delta_close: None,
+        ..encode_closed(bar, period)
     }
 }
 
@@ -227,7 +244,7 @@ pub struct LiveTrendbar {
     /// Lowest price so far.
     pub low: f64,
     /// Tick volume so far.
-    pub volume: i64,
+    pub volume: u64,
 }
 
 impl LiveTrendbar {
@@ -243,7 +260,7 @@ impl LiveTrendbar {
             open: px(open),
             high: px(high),
             low: px(w.low.min(open)),
-            volume: tb.volume,
+            volume: w.volume(tb)?,
         })
     }
 
@@ -251,8 +268,7 @@ impl LiveTrendbar {
     /// a spot can run ahead of the trendbar it travels with.
     pub fn with_close(&self, close: f64) -> Bar {
         Bar {
-            timeframe: self.timeframe,
-            open_time: self.open_time,
+            time: self.open_time,
             open: self.open,
             high: self.high.max(close),
             low: self.low.min(close),
@@ -261,16 +277,15 @@ impl LiveTrendbar {
         }
     }
 
-    /// The time the bar closes (open + period); `None` for MN1.
+    /// The time the bar closes (the next bar's open; by the calendar for MN1).
     pub fn close_time(&self) -> Option<i64> {
-        Some(self.open_time + self.timeframe.seconds()?)
+        self.with_close(self.open).close_time(self.timeframe)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::price::price_to_units;
     use proptest::prelude::*;
 
     fn tb(low: i64, o: u64, c: u64, h: u64, minutes: u32) -> ProtoOaTrendbar {
@@ -287,15 +302,34 @@ mod tests {
 
     #[test]
     fn low_plus_deltas() {
-        let bar =
-            Bar::from_proto(&tb(108_480, 20, 62, 80, 29_480_000), Timeframe::M15).expect("valid");
+        let bar = closed_bar(&tb(108_480, 20, 62, 80, 29_480_000)).expect("valid");
         assert_eq!(
             (bar.open, bar.high, bar.low, bar.close),
             (1.085, 1.0856, 1.0848, 1.08542)
         );
-        assert_eq!(bar.open_time, 29_480_000 * 60);
-        assert_eq!(bar.close_time(), Some(29_480_000 * 60 + 900));
+        assert_eq!(bar.time, 29_480_000 * 60);
+        assert_eq!(bar.close_time(Timeframe::M15), Some(29_480_000 * 60 + 900));
         assert_eq!(bar.volume, 77);
+        // And back: the simulator's encoding is the inverse on the 1e-5 grid.
+        let again = encode_closed(&bar, ProtoOaTrendbarPeriod::M15);
+        assert_eq!(closed_bar(&again), Ok(bar));
+        assert_eq!(
+            encode_live(&bar, ProtoOaTrendbarPeriod::M15).delta_close,
+            None
+        );
+    }
+
+    #[test]
+    fn a_negative_volume_is_refused() {
+        let mut t = tb(108_480, 20, 62, 80, 29_480_000);
+        t.volume = -3;
+        let e = TrendbarError::NegativeVolume {
+            minutes: 29_480_000,
+            volume: -3,
+        };
+        assert_eq!(closed_bar(&t), Err(e.clone()));
+        t.delta_close = None;
+        assert_eq!(LiveTrendbar::from_proto(&t, Timeframe::M15), Err(e));
     }
 
     #[test]
@@ -331,11 +365,21 @@ mod tests {
             Ok(bar)
         );
         assert_eq!(bar.close_time(), Some(29_480_000 * 60 + 3600));
+        let month = LiveTrendbar {
+            timeframe: Timeframe::MN1,
+            open_time: 1_769_904_000, // 2026-02-01
+            ..bar
+        };
+        assert_eq!(
+            month.close_time(),
+            Some(1_772_323_200),
+            "2026-03-01, not its open"
+        );
     }
 
     #[test]
     fn lagging_high_is_clamped() {
-        let bar = Bar::from_proto(&tb(100_000, 30, 50, 10, 1), Timeframe::M1).expect("valid");
+        let bar = closed_bar(&tb(100_000, 30, 50, 10, 1)).expect("valid");
         assert_eq!(bar.high, 1.0005);
     }
 
@@ -344,17 +388,14 @@ mod tests {
         let mut t = tb(1, 0, 0, 0, 5);
         t.low = None;
         assert_eq!(
-            Bar::from_proto(&t, Timeframe::M1),
+            closed_bar(&t),
             Err(TrendbarError::MissingLow { minutes: Some(5) })
         );
         t.utc_timestamp_in_minutes = None;
-        assert_eq!(
-            Bar::from_proto(&t, Timeframe::M1),
-            Err(TrendbarError::MissingTimestamp)
-        );
+        assert_eq!(closed_bar(&t), Err(TrendbarError::MissingTimestamp));
         let over = tb(i64::MAX - 1, 5, 0, 0, 1);
         assert!(matches!(
-            Bar::from_proto(&over, Timeframe::M1),
+            closed_bar(&over),
             Err(TrendbarError::Overflow {
                 field: "deltaOpen",
                 ..
@@ -381,7 +422,7 @@ mod tests {
             low in 0i64..10_000_000, o in 0u64..100_000, c in 0u64..100_000, h in 0u64..100_000,
             minutes in any::<u32>(),
         ) {
-            let bar = Bar::from_proto(&tb(low, o, c, h, minutes), Timeframe::H1).expect("valid");
+            let bar = closed_bar(&tb(low, o, c, h, minutes)).expect("valid");
             prop_assert!(bar.high >= bar.open && bar.high >= bar.close);
             prop_assert!(bar.low <= bar.open && bar.low <= bar.close);
             prop_assert_eq!(price_to_units(bar.low), low);

@@ -125,7 +125,7 @@ impl Sim {
             Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
             None => Stdio::null(),
         };
-        let mut child = Command::new(sibling_binary("ctrader-sim", "ctrader"))
+        let mut child = Command::new(sibling_binary("ctrader-sim", "ctrader-sim"))
             .args(["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
             .arg("--data")
             .arg(data)
@@ -297,7 +297,7 @@ impl System {
     pub fn start(spec: SystemSpec) -> System {
         // Every binary is checked before anything starts.
         for (bin, pkg) in [
-            ("ctrader-sim", "ctrader"),
+            ("ctrader-sim", "ctrader-sim"),
             ("executor", "executor"),
             ("preditor", "preditor"),
         ] {

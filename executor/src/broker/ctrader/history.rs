@@ -17,14 +17,14 @@ impl CtraderBroker {
         timeframe: Timeframe,
         from: i64,
         to: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
+    ) -> Result<Vec<protocol::Bar>, BrokerError> {
         let inst = self.instrument(symbol)?;
         let mut bars = self
             .client
             .get_trendbars(inst.id, timeframe, from * 1000, to * 1000, None)
             .await
             .map_err(map_error)?;
-        bars.retain(|b| (from..to).contains(&b.open_time));
+        bars.retain(|b| (from..to).contains(&b.time));
         Ok(bars)
     }
 
@@ -35,7 +35,7 @@ impl CtraderBroker {
         timeframe: Timeframe,
         count: usize,
         now: i64,
-    ) -> Result<Vec<ctrader::domain::Bar>, BrokerError> {
+    ) -> Result<Vec<protocol::Bar>, BrokerError> {
         self.history_request(symbol, timeframe, count, now)?.await
     }
 
@@ -50,7 +50,6 @@ impl CtraderBroker {
     ) -> Result<HistoryRequest, BrokerError> {
         let inst_id = self.instrument(symbol)?.id;
         let client = self.client.clone();
-        let period = timeframe.duration_secs().unwrap_or(60) as i64;
         // No lower bound: a stock CFD has ~7 H1 bars a day, a symbol may have halted for weeks.
         // The client pages back in windows the server accepts until it has `count` bars or the
         // broker has no more (see `ctrader::client::history`).
@@ -59,7 +58,8 @@ impl CtraderBroker {
                 .get_trendbars(inst_id, timeframe, 0, now * 1000, Some(count + 1))
                 .await
                 .map_err(map_error)?;
-            bars.retain(|b| b.open_time + period <= now);
+            // Closed bars only; an MN1 bar closes at the next month's start.
+            bars.retain(|b| b.close_time(timeframe).is_some_and(|c| c <= now));
             let skip = bars.len().saturating_sub(count);
             Ok(bars.split_off(skip))
         }))
@@ -68,5 +68,5 @@ impl CtraderBroker {
 
 /// A history fetch that can run in a task of its own.
 pub type HistoryRequest = std::pin::Pin<
-    Box<dyn Future<Output = Result<Vec<ctrader::domain::Bar>, BrokerError>> + Send + 'static>,
+    Box<dyn Future<Output = Result<Vec<protocol::Bar>, BrokerError>> + Send + 'static>,
 >;

@@ -1,4 +1,4 @@
-"""Checks of the interop script's own plumbing (the session itself runs from ctrader/tests/sim_interop.rs,
+"""Checks of the interop script's own plumbing (the session itself runs from ctrader-sim/tests/sim_interop.rs,
 which starts the real simulator)."""
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use super::core::{ConnId, Outgoing, SimCore};
 use super::faults::{ControlCommand, FaultAction};
 use super::latency::LatencyReport;
-use crate::codec::FrameCodec;
-use crate::messages::{OpenApiMessage, ProtoHeartbeatEvent, ProtoMessage};
+use ctrader::codec::FrameCodec;
+use ctrader::messages::{OpenApiMessage, ProtoHeartbeatEvent, ProtoMessage};
 
 /// How the I/O shell runs.
 #[derive(Debug, Clone)]
@@ -100,9 +100,8 @@ impl Shared {
         let report = self.report();
         if let Some(path) = &self.config.stats_out {
             let json = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, json)?;
-            std::fs::rename(&tmp, path)?;
+            service::write_atomic(path, json.as_bytes(), service::Access::Shared)
+                .map_err(|e| std::io::Error::new(e.source.kind(), e.to_string()))?;
         }
         Ok(report)
     }

@@ -1,4 +1,4 @@
-//! `ctrader-sim`: replays bar files as a cTrader Open API server over TLS. See `ctrader/SIM.md`.
+//! `ctrader-sim`: replays bar files as a cTrader Open API server over TLS. See `ctrader-sim/SIM.md`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,11 +7,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::Parser;
 use ctrader::messages::ProtoOaAccountType;
-use ctrader::sim::core::{CoreConfig, Credentials, SimCore};
-use ctrader::sim::faults::{ControlCommand, parse_duration};
-use ctrader::sim::money::{MAX_MONEY_DIGITS, Money};
-use ctrader::sim::server::{ServerConfig, run};
-use ctrader::sim::{bars, tls};
+use ctrader_sim::core::{CoreConfig, Credentials, SimCore};
+use ctrader_sim::faults::{ControlCommand, parse_duration};
+use ctrader_sim::money::{MAX_MONEY_DIGITS, Money};
+use ctrader_sim::server::{ServerConfig, run};
+use ctrader_sim::{bars, tls};
 use tokio::net::TcpListener;
 
 /// A protocol-faithful cTrader Open API simulator: TLS, the real framing and messages, bar replay,
@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value = "0")]
     max_gap: String,
     /// Spot ticks between each bar's opening and closing spots, walking open -> low/high -> close.
-    #[arg(long, default_value_t = ctrader::sim::core::DEFAULT_TICKS_PER_BAR)]
+    #[arg(long, default_value_t = ctrader_sim::core::DEFAULT_TICKS_PER_BAR)]
     ticks_per_bar: u32,
     /// Bars of history before the replay starts (get-trendbars sees only bars before the clock).
     #[arg(long, default_value_t = 700)]

@@ -77,16 +77,15 @@ pub fn server_config(identity: &Identity) -> Result<Arc<ServerConfig>, SimError>
     Ok(Arc::new(config))
 }
 
-/// Writes the certificate PEM atomically (temp file then rename), so a client polling for it never
-/// reads half a file.
+/// Writes the certificate PEM atomically ([`service::write_atomic`]), so a client polling for it
+/// never reads half a file.
 pub fn write_cert(identity: &Identity, path: &Path) -> Result<(), SimError> {
-    let io = |e| SimError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let tmp = path.with_extension("pem.tmp");
-    std::fs::write(&tmp, identity.cert_pem.as_bytes()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    service::write_atomic(path, identity.cert_pem.as_bytes(), service::Access::Shared).map_err(
+        |e| SimError::Io {
+            path: e.path.clone(),
+            source: std::io::Error::new(e.source.kind(), e.to_string()),
+        },
+    )
 }
 
 #[cfg(test)]

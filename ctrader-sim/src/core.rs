@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use super::SimError;
-use super::bars::{Bar, BarSeries};
+use super::bars::{Bar, BarSeries, open_ms};
 use super::book::{AccountConfig, AmendKind, Book, MarketOrder, Quote, Side, TradeError};
 use super::faults::{ControlCommand, FaultAction, FaultState, HELP, RateWindow};
 use super::fills::{Execution, StepKind};
@@ -18,8 +18,8 @@ use super::money::Money;
 use super::replay::{Replay, intrabar, market_time_ms};
 use super::symbols::{SymbolSpec, asset_id, catalog_spec, fallback_spec};
 use super::wire::{deal_to_wire, order_to_wire, position_to_wire};
-use crate::domain::{Timeframe, TrendbarPeriod, price_to_units};
-use crate::messages::*;
+use ctrader::domain::{Timeframe, TrendbarPeriod, encode_closed, encode_live, price_to_units};
+use ctrader::messages::*;
 
 /// Spots published inside each bar besides its opening and closing ones, unless told otherwise:
 /// a real feed ticks many times per bar, and a client must not get every bar as two spots.
@@ -27,6 +27,11 @@ pub const DEFAULT_TICKS_PER_BAR: u32 = 4;
 
 mod account;
 mod history;
+mod market;
+mod session;
+mod trading;
+
+use session::Session;
 
 /// Identifies one client connection inside the core.
 pub type ConnId = u64;
@@ -132,30 +137,6 @@ pub const BROKER_TITLE: &str = "ctrader-sim";
 /// Client App UI", OpenApiModelMessages.proto), so the simulator offsets it to keep them apart.
 pub fn trader_login(account: i64) -> i64 {
     account + 2_000_000
-}
-
-/// A trendbar as the real server encodes it: low plus unsigned deltas, in 1e-5 units.
-pub fn encode_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
-    let low = price_to_units(bar.low);
-    let delta = |p: f64| u64::try_from(price_to_units(p) - low).unwrap_or(0);
-    ProtoOaTrendbar {
-        volume: bar.volume.round() as i64,
-        period: Some(period as i32),
-        low: Some(low),
-        delta_open: Some(delta(bar.open)),
-        delta_close: Some(delta(bar.close)),
-        delta_high: Some(delta(bar.high)),
-        utc_timestamp_in_minutes: u32::try_from(bar.time_ms / 60_000).ok(),
-    }
-}
-
-/// A live trendbar as a spot event carries it: like [`encode_trendbar`] but without `deltaClose`
-/// (the forming bar's last price is the spot's bid; see `crate::domain::LiveTrendbar`).
-pub fn encode_live_trendbar(bar: &Bar, period: ProtoOaTrendbarPeriod) -> ProtoOaTrendbar {
-    ProtoOaTrendbar {
-        delta_close: None,
-        ..encode_trendbar(bar, period)
-    }
 }
 
 /// `ProtoOAErrorRes.maintenanceEndTimestamp` is in Unix seconds (OpenApiMessages.proto); the
@@ -417,147 +398,6 @@ impl SimCore {
         (text, action)
     }
 
-    /// What every connection gets when maintenance starts: the error with the end time, so a client
-    /// knows when to come back (the I/O layer closes the connections right after).
-    pub fn maintenance_notices(&self, now: Instant) -> Vec<Outgoing> {
-        let Some(end) = self.faults.maintenance_end(now) else {
-            return Vec::new();
-        };
-        let notice = ProtoOaErrorRes {
-            error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
-            description: Some("The server is under maintenance".to_string()),
-            maintenance_end_timestamp: Some(wire_seconds(end)),
-            ..Default::default()
-        };
-        self.conns
-            .keys()
-            .map(|&conn| Outgoing {
-                conn,
-                kind: Kind::Event,
-                delay: Duration::ZERO,
-                message: notice.wrap(None),
-            })
-            .collect()
-    }
-
-    fn account_conns(&self, account: i64) -> Vec<ConnId> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| c.accounts.contains(&account))
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// Advances the replay one bar: closing then opening spots (with live trendbars) to subscribers.
-    pub fn step(&mut self, now: Instant) -> Vec<Outgoing> {
-        let Some(steps) = self.replay.step() else {
-            return Vec::new();
-        };
-        self.last_step_at = Some(now);
-        let period_ms = self.replay.timeline().period_ms();
-        let mut out = Vec::new();
-        for s in steps {
-            let spec = self.specs[s.symbol].clone();
-            match (s.closed, s.opened) {
-                (Some(_), Some(_)) => self.latency.bar_closed(&spec.name, now),
-                // No new bar tells a client this one is over (latency.rs): not timed.
-                (Some(_), None) => self.latency.bar_closed_before_gap(&spec.name),
-                _ => {}
-            }
-            let quote = match (s.opened, s.closed) {
-                (Some(b), _) => Some(self.quote_at(s.symbol, b.open)),
-                // A gap in the data (a weekend) begins: the last close stays quoted until the
-                // bars after it open. A simplification (SIM.md): a real market is closed then.
-                (None, Some(b)) if self.replay.in_gap() => Some(self.quote_at(s.symbol, b.close)),
-                _ => None,
-            };
-            self.book.set_quote(spec.id, quote);
-            let mut ticks: Vec<(Quote, Bar, i64)> = Vec::new();
-            if let Some(b) = s.closed {
-                ticks.push((
-                    self.quote_at(s.symbol, b.close),
-                    b,
-                    b.time_ms + period_ms - 1,
-                ));
-            }
-            if let Some(b) = s.opened {
-                let forming = Bar {
-                    high: b.open,
-                    low: b.open,
-                    close: b.open,
-                    volume: 0.0,
-                    ..b
-                };
-                ticks.push((self.quote_at(s.symbol, b.open), forming, b.time_ms));
-            }
-            self.publish(&spec, &ticks, &mut out);
-        }
-        out
-    }
-
-    /// Sends spot events (with the live trendbar to its subscribers) for one symbol.
-    fn publish(&self, spec: &SymbolSpec, ticks: &[(Quote, Bar, i64)], out: &mut Vec<Outgoing>) {
-        let period = self.period;
-        for (conn_id, conn) in &self.conns {
-            if !conn.spots.contains(&spec.id) {
-                continue;
-            }
-            let with_bar = conn.trendbars.contains(&(spec.id, period as i32));
-            for &account in &conn.accounts {
-                for (q, bar, ts) in ticks {
-                    let event = ProtoOaSpotEvent {
-                        ctid_trader_account_id: account,
-                        symbol_id: spec.id,
-                        bid: u64::try_from(price_to_units(q.bid)).ok(),
-                        ask: u64::try_from(price_to_units(q.ask)).ok(),
-                        trendbar: if with_bar {
-                            vec![encode_live_trendbar(bar, period)]
-                        } else {
-                            Vec::new()
-                        },
-                        timestamp: Some(*ts),
-                        ..Default::default()
-                    };
-                    out.push(Outgoing {
-                        conn: *conn_id,
-                        kind: Kind::Event,
-                        delay: Duration::ZERO,
-                        message: event.wrap(None),
-                    });
-                }
-            }
-        }
-    }
-
-    /// An intermediate tick at fraction `f` (0 < f < 1) of the forming bar: every trading symbol's
-    /// price moves along [`intrabar`]'s path, the book's quote follows, subscribers get a spot.
-    pub fn tick(&mut self, f: f64) -> Vec<Outgoing> {
-        let period_ms = self.replay.timeline().period_ms();
-        let mut out = Vec::new();
-        for i in 0..self.specs.len() {
-            let Some(bar) = self.replay.forming_bar(i) else {
-                continue;
-            };
-            let spec = self.specs[i].clone();
-            let now = intrabar(&bar, f);
-            let now = Bar {
-                high: spec.round_price(now.high),
-                low: spec.round_price(now.low),
-                close: spec.round_price(now.close),
-                ..now
-            };
-            let quote = self.quote_at(i, now.close);
-            self.book.set_quote(spec.id, Some(quote));
-            let ts = bar.time_ms + ((period_ms as f64) * f.clamp(0.0, 1.0)) as i64;
-            self.publish(
-                &spec,
-                &[(quote, now, ts.min(bar.time_ms + period_ms - 2))],
-                &mut out,
-            );
-        }
-        out
-    }
-
     /// Handles one decoded frame from `conn`.
     pub fn handle(&mut self, conn: ConnId, frame: &ProtoMessage, now: Instant) -> Reply {
         let mut session = Session {
@@ -588,744 +428,6 @@ impl SimCore {
     }
 }
 
-/// Handling of one request: who asked, when, and what goes back.
-struct Session<'a> {
-    core: &'a mut SimCore,
-    conn: ConnId,
-    now: Instant,
-    msg_id: Option<String>,
-    reply: Reply,
-}
-
-impl Session<'_> {
-    fn respond<M: OpenApiMessage>(&mut self, m: &M) {
-        self.reply.out.push(Outgoing {
-            conn: self.conn,
-            kind: Kind::Response,
-            delay: Duration::ZERO,
-            message: m.wrap(self.msg_id.clone()),
-        });
-    }
-
-    fn oa_error(&mut self, account: Option<i64>, code: &str, description: impl Into<String>) {
-        let m = ProtoOaErrorRes {
-            ctid_trader_account_id: account,
-            error_code: code.to_string(),
-            description: Some(description.into()),
-            ..Default::default()
-        };
-        self.respond(&m);
-    }
-
-    fn common_error(&mut self, code: ProtoErrorCode, description: impl Into<String>) {
-        let m = ProtoErrorRes {
-            error_code: code.as_str_name().to_string(),
-            description: Some(description.into()),
-            ..Default::default()
-        };
-        self.respond(&m);
-    }
-
-    fn conn(&mut self) -> &mut Conn {
-        self.core.conns.entry(self.conn).or_default()
-    }
-
-    /// The account-scoped guard every trading/data request goes through.
-    fn authorized(&mut self, account: i64) -> bool {
-        if !self.conn().app_authorized {
-            self.oa_error(
-                Some(account),
-                "CH_CLIENT_NOT_AUTHENTICATED",
-                "Application is not authorized",
-            );
-            return false;
-        }
-        if !self.conn().accounts.contains(&account) {
-            self.oa_error(
-                Some(account),
-                "ACCOUNT_NOT_AUTHORIZED",
-                format!("Trading account {account} is not authorized"),
-            );
-            return false;
-        }
-        true
-    }
-
-    /// The opening of a request about symbols: the account authorized on this connection, then
-    /// every symbol id known. Answers the error itself (the first failing check) and returns false.
-    fn known_symbols(&mut self, account: i64, symbol_ids: &[i64]) -> bool {
-        if !self.authorized(account) {
-            return false;
-        }
-        if let Some(bad) = symbol_ids
-            .iter()
-            .find(|id| !self.core.by_id.contains_key(id))
-        {
-            self.oa_error(
-                Some(account),
-                "SYMBOL_NOT_FOUND",
-                format!("Symbol {bad} not found"),
-            );
-            return false;
-        }
-        true
-    }
-
-    /// [`Self::known_symbols`] for one symbol: its index in the replay, or `None` once answered.
-    fn known_symbol(&mut self, account: i64, symbol_id: i64) -> Option<usize> {
-        if !self.known_symbols(account, &[symbol_id]) {
-            return None;
-        }
-        self.core.by_id.get(&symbol_id).copied()
-    }
-
-    /// Trendbar requests must name the one period the simulator replays; answers the error otherwise.
-    fn replayed_period(&mut self, account: i64, period: i32) -> bool {
-        if period == self.core.period as i32 {
-            return true;
-        }
-        self.oa_error(
-            Some(account),
-            "INVALID_REQUEST",
-            format!(
-                "ctrader-sim replays {} bars only",
-                self.core.period.as_str_name()
-            ),
-        );
-        false
-    }
-
-    fn dispatch(&mut self, frame: &ProtoMessage) {
-        let payload = match Payload::decode(frame) {
-            Ok(p) => p,
-            Err(e) => return self.common_error(ProtoErrorCode::InvalidRequest, e.to_string()),
-        };
-        if let Payload::HeartbeatEvent(_) = payload {
-            // Answered as an event: heartbeats carry no request id and are never "responses".
-            self.reply.out.push(Outgoing {
-                conn: self.conn,
-                kind: Kind::Event,
-                delay: Duration::ZERO,
-                message: ProtoHeartbeatEvent::default().wrap(None),
-            });
-            return;
-        }
-        if let Some(end) = self.core.faults.maintenance_end(self.now) {
-            let m = ProtoOaErrorRes {
-                error_code: "SERVER_IS_UNDER_MAINTENANCE".to_string(),
-                description: Some("The server is under maintenance".to_string()),
-                maintenance_end_timestamp: Some(wire_seconds(end)),
-                ..Default::default()
-            };
-            self.respond(&m);
-            self.reply.close = true;
-            return;
-        }
-        let historical = matches!(payload, Payload::GetTrendbarsReq(_));
-        let admitted = {
-            let (now, normal, hist) = (
-                self.now,
-                self.core.faults.rate_limit,
-                self.core.faults.historical_rate_limit,
-            );
-            let conn = self.conn();
-            if historical {
-                conn.historical_rate.admit(now, hist)
-            } else {
-                conn.normal_rate.admit(now, normal)
-            }
-        };
-        if !admitted {
-            return self.oa_error(
-                None,
-                "REQUEST_FREQUENCY_EXCEEDED",
-                "Request frequency is exceeded",
-            );
-        }
-        match payload {
-            Payload::ApplicationAuthReq(r) => self.application_auth(&r),
-            Payload::VersionReq(_) => self.respond(&ProtoOaVersionRes {
-                version: "ctrader-sim-95".to_string(),
-                ..Default::default()
-            }),
-            Payload::GetAccountListByAccessTokenReq(r) => self.accounts_by_token(&r),
-            Payload::AccountAuthReq(r) => self.account_auth(&r),
-            Payload::AccountLogoutReq(r) => {
-                if self.authorized(r.ctid_trader_account_id) {
-                    self.conn().accounts.remove(&r.ctid_trader_account_id);
-                    self.respond(&ProtoOaAccountLogoutRes {
-                        ctid_trader_account_id: r.ctid_trader_account_id,
-                        ..Default::default()
-                    });
-                }
-            }
-            Payload::RefreshTokenReq(r) => self.refresh_token(&r),
-            Payload::SymbolsListReq(r) => self.symbols_list(&r),
-            Payload::SymbolByIdReq(r) => self.symbol_by_id(&r),
-            Payload::TraderReq(r) => self.trader(r.ctid_trader_account_id),
-            Payload::ReconcileReq(r) => self.reconcile(r.ctid_trader_account_id),
-            Payload::GetPositionUnrealizedPnlReq(r) => {
-                self.unrealized_pnl(r.ctid_trader_account_id)
-            }
-            Payload::SubscribeSpotsReq(r) => self.subscribe_spots(&r),
-            Payload::UnsubscribeSpotsReq(r) => self.unsubscribe_spots(&r),
-            Payload::SubscribeLiveTrendbarReq(r) => self.subscribe_trendbar(&r),
-            Payload::UnsubscribeLiveTrendbarReq(r) => self.unsubscribe_trendbar(&r),
-            Payload::GetTrendbarsReq(r) => self.get_trendbars(&r),
-            Payload::NewOrderReq(r) => self.new_order(&r),
-            Payload::ClosePositionReq(r) => self.close_position(&r),
-            Payload::AmendPositionSltpReq(r) => self.amend_position_sltp(&r),
-            Payload::DealListReq(r) => self.deal_list(&r),
-            Payload::OrderListReq(r) => self.order_list(&r),
-            other => self.common_error(
-                ProtoErrorCode::UnsupportedMessage,
-                format!(
-                    "payload type {} ({}) is not supported by ctrader-sim",
-                    other.payload_type(),
-                    other.name()
-                ),
-            ),
-        }
-    }
-
-    fn application_auth(&mut self, r: &ProtoOaApplicationAuthReq) {
-        if self.conn().app_authorized {
-            return self.oa_error(
-                None,
-                "CH_CLIENT_ALREADY_AUTHENTICATED",
-                "Application is already authenticated",
-            );
-        }
-        let creds = &self.core.credentials;
-        if r.client_id != creds.client_id || r.client_secret != creds.client_secret {
-            return self.oa_error(
-                None,
-                "CH_CLIENT_AUTH_FAILURE",
-                "clientId or clientSecret is incorrect",
-            );
-        }
-        self.conn().app_authorized = true;
-        self.respond(&ProtoOaApplicationAuthRes::default());
-    }
-
-    fn app_ok(&mut self) -> bool {
-        if self.conn().app_authorized {
-            return true;
-        }
-        self.oa_error(
-            None,
-            "CH_CLIENT_NOT_AUTHENTICATED",
-            "Application is not authorized",
-        );
-        false
-    }
-
-    fn accounts_by_token(&mut self, r: &ProtoOaGetAccountListByAccessTokenReq) {
-        if !self.app_ok() {
-            return;
-        }
-        if r.access_token != self.core.credentials.access_token {
-            return self.oa_error(None, "CH_ACCESS_TOKEN_INVALID", "Access token is invalid");
-        }
-        let id = self.core.credentials.account_id;
-        let account = ProtoOaCtidTraderAccount {
-            ctid_trader_account_id: u64::try_from(id).unwrap_or(0),
-            is_live: Some(false),
-            trader_login: Some(trader_login(id)),
-            broker_title_short: Some(BROKER_TITLE.to_string()),
-            ..Default::default()
-        };
-        self.respond(&ProtoOaGetAccountListByAccessTokenRes {
-            access_token: r.access_token.clone(),
-            permission_scope: Some(ProtoOaClientPermissionScope::ScopeTrade as i32),
-            ctid_trader_account: vec![account],
-            ..Default::default()
-        });
-    }
-
-    fn account_auth(&mut self, r: &ProtoOaAccountAuthReq) {
-        if !self.app_ok() {
-            return;
-        }
-        let account = r.ctid_trader_account_id;
-        if r.access_token != self.core.credentials.access_token {
-            return self.oa_error(
-                Some(account),
-                "CH_ACCESS_TOKEN_INVALID",
-                "Access token is invalid",
-            );
-        }
-        if account != self.core.credentials.account_id {
-            return self.oa_error(
-                Some(account),
-                "CH_CTID_TRADER_ACCOUNT_NOT_FOUND",
-                format!("Trading account {account} not found"),
-            );
-        }
-        if !self.conn().accounts.insert(account) {
-            return self.oa_error(
-                Some(account),
-                "ALREADY_LOGGED_IN",
-                "Trading account is already authorized",
-            );
-        }
-        self.respond(&ProtoOaAccountAuthRes {
-            ctid_trader_account_id: account,
-            ..Default::default()
-        });
-    }
-
-    fn refresh_token(&mut self, r: &ProtoOaRefreshTokenReq) {
-        if !self.app_ok() {
-            return;
-        }
-        if r.refresh_token != self.core.credentials.refresh_token {
-            return self.oa_error(
-                None,
-                "CH_ACCESS_TOKEN_INVALID",
-                "Refresh token is invalid or already used",
-            );
-        }
-        // Single use: both tokens rotate, the old refresh token stops working.
-        self.core.refreshes += 1;
-        let n = self.core.refreshes;
-        let creds = &mut self.core.credentials;
-        creds.access_token = format!("{}~{n}", self.core.config.credentials.access_token);
-        creds.refresh_token = format!("{}~{n}", self.core.config.credentials.refresh_token);
-        let res = ProtoOaRefreshTokenRes {
-            access_token: creds.access_token.clone(),
-            token_type: "bearer".to_string(),
-            expires_in: 2_628_000,
-            refresh_token: creds.refresh_token.clone(),
-            ..Default::default()
-        };
-        self.respond(&res);
-    }
-
-    fn symbols_list(&mut self, r: &ProtoOaSymbolsListReq) {
-        if !self.authorized(r.ctid_trader_account_id) {
-            return;
-        }
-        let symbol = self
-            .core
-            .specs
-            .iter()
-            .map(|s| ProtoOaLightSymbol {
-                symbol_id: s.id,
-                symbol_name: Some(s.name.clone()),
-                enabled: Some(true),
-                base_asset_id: Some(asset_id(&s.base_asset)),
-                quote_asset_id: Some(asset_id(&s.quote_asset)),
-                symbol_category_id: Some(s.class.category_id()),
-                description: Some(s.description.clone()),
-            })
-            .collect();
-        self.respond(&ProtoOaSymbolsListRes {
-            ctid_trader_account_id: r.ctid_trader_account_id,
-            symbol,
-            ..Default::default()
-        });
-    }
-
-    fn symbol_by_id(&mut self, r: &ProtoOaSymbolByIdReq) {
-        if !self.authorized(r.ctid_trader_account_id) {
-            return;
-        }
-        let found: Vec<ProtoOaSymbol> = r
-            .symbol_id
-            .iter()
-            .filter_map(|id| self.core.by_id.get(id))
-            .map(|&i| symbol_to_wire(&self.core.specs[i]))
-            .collect();
-        if found.is_empty() {
-            return self.oa_error(
-                Some(r.ctid_trader_account_id),
-                "SYMBOL_NOT_FOUND",
-                format!("Symbols {:?} not found", r.symbol_id),
-            );
-        }
-        self.respond(&ProtoOaSymbolByIdRes {
-            ctid_trader_account_id: r.ctid_trader_account_id,
-            symbol: found,
-            ..Default::default()
-        });
-    }
-
-    fn trader(&mut self, account: i64) {
-        if !self.authorized(account) {
-            return;
-        }
-        let trader = self.core.trader_entity(account);
-        self.respond(&ProtoOaTraderRes {
-            ctid_trader_account_id: account,
-            trader,
-            ..Default::default()
-        });
-    }
-
-    fn reconcile(&mut self, account: i64) {
-        if !self.authorized(account) {
-            return;
-        }
-        let position = self
-            .core
-            .book
-            .open_positions()
-            .map(|p| position_to_wire(p, self.core.config.money))
-            .collect();
-        self.respond(&ProtoOaReconcileRes {
-            ctid_trader_account_id: account,
-            position,
-            order: Vec::new(),
-            ..Default::default()
-        });
-    }
-
-    fn subscribe_spots(&mut self, r: &ProtoOaSubscribeSpotsReq) {
-        let account = r.ctid_trader_account_id;
-        if !self.known_symbols(account, &r.symbol_id) {
-            return;
-        }
-        if let Some(dup) = r.symbol_id.iter().find(|id| {
-            self.core
-                .conns
-                .get(&self.conn)
-                .is_some_and(|c| c.spots.contains(id))
-        }) {
-            return self.oa_error(
-                Some(account),
-                "ALREADY_SUBSCRIBED",
-                format!("Already subscribed to spots of symbol {dup}"),
-            );
-        }
-        let ids = r.symbol_id.clone();
-        self.conn().spots.extend(ids.iter().copied());
-        self.respond(&ProtoOaSubscribeSpotsRes {
-            ctid_trader_account_id: account,
-            ..Default::default()
-        });
-        // Like the real server, a new subscriber gets the current quote straight away.
-        for id in ids {
-            if let Some(q) = self.core.book.quote(id) {
-                let event = ProtoOaSpotEvent {
-                    ctid_trader_account_id: account,
-                    symbol_id: id,
-                    bid: u64::try_from(price_to_units(q.bid)).ok(),
-                    ask: u64::try_from(price_to_units(q.ask)).ok(),
-                    timestamp: Some(self.core.market_time(self.now)),
-                    ..Default::default()
-                };
-                self.reply.out.push(Outgoing {
-                    conn: self.conn,
-                    kind: Kind::Event,
-                    delay: Duration::ZERO,
-                    message: event.wrap(None),
-                });
-            }
-        }
-    }
-
-    fn unsubscribe_spots(&mut self, r: &ProtoOaUnsubscribeSpotsReq) {
-        if !self.authorized(r.ctid_trader_account_id) {
-            return;
-        }
-        let conn = self.conn();
-        for id in &r.symbol_id {
-            conn.spots.remove(id);
-            conn.trendbars.retain(|(s, _)| s != id);
-        }
-        self.respond(&ProtoOaUnsubscribeSpotsRes {
-            ctid_trader_account_id: r.ctid_trader_account_id,
-            ..Default::default()
-        });
-    }
-
-    fn subscribe_trendbar(&mut self, r: &ProtoOaSubscribeLiveTrendbarReq) {
-        let account = r.ctid_trader_account_id;
-        if self.known_symbol(account, r.symbol_id).is_none() {
-            return;
-        }
-        if !self.conn().spots.contains(&r.symbol_id) {
-            return self.oa_error(
-                Some(account),
-                "NOT_SUBSCRIBED_TO_SPOTS",
-                "Subscribe to spots of the symbol before its live trendbars",
-            );
-        }
-        if !self.replayed_period(account, r.period) {
-            return;
-        }
-        self.conn().trendbars.insert((r.symbol_id, r.period));
-        self.respond(&ProtoOaSubscribeLiveTrendbarRes {
-            ctid_trader_account_id: account,
-            ..Default::default()
-        });
-    }
-
-    fn unsubscribe_trendbar(&mut self, r: &ProtoOaUnsubscribeLiveTrendbarReq) {
-        if !self.authorized(r.ctid_trader_account_id) {
-            return;
-        }
-        self.conn().trendbars.remove(&(r.symbol_id, r.period));
-        self.respond(&ProtoOaUnsubscribeLiveTrendbarRes {
-            ctid_trader_account_id: r.ctid_trader_account_id,
-            ..Default::default()
-        });
-    }
-
-    fn get_trendbars(&mut self, r: &ProtoOaGetTrendbarsReq) {
-        let account = r.ctid_trader_account_id;
-        let Some(symbol) = self.known_symbol(account, r.symbol_id) else {
-            return;
-        };
-        if !self.replayed_period(account, r.period) {
-            return;
-        }
-        if let Err(why) = history::trendbar_window_ok(self.core.period, r) {
-            return self.oa_error(Some(account), "INCORRECT_BOUNDARIES", why);
-        }
-        let count = r.count.map(|c| c as usize);
-        // toTimestamp is inclusive on the wire; the replay's bound is exclusive.
-        let bars = self.core.replay.closed_bars(
-            symbol,
-            r.from_timestamp,
-            r.to_timestamp.saturating_add(1),
-            count,
-        );
-        let period = self.core.period;
-        self.respond(&ProtoOaGetTrendbarsRes {
-            ctid_trader_account_id: account,
-            period: period as i32,
-            timestamp: r.to_timestamp,
-            trendbar: bars.iter().map(|b| encode_trendbar(b, period)).collect(),
-            symbol_id: Some(r.symbol_id),
-            ..Default::default()
-        });
-    }
-
-    fn order_error(&mut self, account: i64, err: &TradeError, position_id: Option<i64>) {
-        let m = ProtoOaOrderErrorEvent {
-            ctid_trader_account_id: account,
-            error_code: err.code().to_string(),
-            position_id,
-            description: Some(err.to_string()),
-            ..Default::default()
-        };
-        self.respond(&m);
-    }
-
-    /// One order's events to every session on the account; only the requester's copies carry
-    /// its clientMsgId.
-    fn broadcast(&mut self, account: i64, events: &[ProtoOaExecutionEvent]) {
-        let conns = self.core.account_conns(account);
-        for event in events {
-            for &c in &conns {
-                let mine = c == self.conn;
-                self.reply.out.push(Outgoing {
-                    conn: c,
-                    kind: if mine { Kind::Response } else { Kind::Event },
-                    delay: Duration::ZERO,
-                    message: event.wrap(if mine { self.msg_id.clone() } else { None }),
-                });
-            }
-        }
-    }
-
-    /// ORDER_ACCEPTED, then each step: a deal (ORDER_FILLED with the executed volume so far, or
-    /// ORDER_PARTIAL_FILL before the last deal when the fault asks), or the ORDER_CANCELLED /
-    /// ORDER_EXPIRED that cuts the order short.
-    fn report_execution(&mut self, account: i64, ex: &Execution) {
-        let partial_events = self.core.faults.partial_fill_events;
-        let money = self.core.config.money;
-        let mut events = vec![ProtoOaExecutionEvent {
-            ctid_trader_account_id: account,
-            execution_type: ProtoOaExecutionType::OrderAccepted as i32,
-            position: ex
-                .accepted_position
-                .as_ref()
-                .map(|p| position_to_wire(p, money)),
-            order: Some(order_to_wire(&ex.accepted_order)),
-            ..Default::default()
-        }];
-        for step in &ex.steps {
-            let execution_type = match step.kind {
-                StepKind::Deal
-                    if partial_events && step.order.executed_volume < step.order.volume =>
-                {
-                    ProtoOaExecutionType::OrderPartialFill
-                }
-                StepKind::Deal => ProtoOaExecutionType::OrderFilled,
-                StepKind::Cancelled => ProtoOaExecutionType::OrderCancelled,
-                StepKind::Expired => ProtoOaExecutionType::OrderExpired,
-            };
-            events.push(ProtoOaExecutionEvent {
-                ctid_trader_account_id: account,
-                execution_type: execution_type as i32,
-                position: step.position.as_ref().map(|p| position_to_wire(p, money)),
-                order: Some(order_to_wire(&step.order)),
-                deal: step.deal.as_ref().map(|d| deal_to_wire(d, money)),
-                ..Default::default()
-            });
-        }
-        self.broadcast(account, &events);
-    }
-
-    fn new_order(&mut self, r: &ProtoOaNewOrderReq) {
-        let account = r.ctid_trader_account_id;
-        if !self.authorized(account) {
-            return;
-        }
-        let symbol_name = self
-            .core
-            .by_id
-            .get(&r.symbol_id)
-            .map(|&i| self.core.specs[i].name.clone());
-        if let Some(name) = &symbol_name
-            && let Some(latency) = self.core.latency.order_received(name, self.now)
-        {
-            tracing::debug!(symbol = %name, latency_us = latency.as_micros() as u64, "bar close -> order");
-        }
-        if r.order_type != ProtoOaOrderType::Market as i32 {
-            return self.order_error(account, &TradeError::UnsupportedOrderType, r.position_id);
-        }
-        if let Some(name) = &symbol_name
-            && self.core.faults.margin_fail.contains(name)
-        {
-            let err = TradeError::NotEnoughMoney {
-                required_cents: 0,
-                free_cents: self.core.book.free_margin_cents(),
-            };
-            return self.order_error(account, &err, r.position_id);
-        }
-        let side = match ProtoOaTradeSide::try_from(r.trade_side) {
-            Ok(ProtoOaTradeSide::Buy) => Some(Side::Buy),
-            Ok(ProtoOaTradeSide::Sell) => Some(Side::Sell),
-            Err(_) => None,
-        };
-        let order = MarketOrder {
-            symbol_id: r.symbol_id,
-            side,
-            volume: r.volume,
-            label: r.label.clone(),
-            comment: r.comment.clone(),
-            client_order_id: r.client_order_id.clone(),
-            position_id: r.position_id,
-        };
-        let market_ms = self.core.market_time(self.now);
-        let plan = self.core.faults.take_fill_plan(
-            symbol_name.as_deref().unwrap_or_default(),
-            r.position_id.is_some(),
-        );
-        match self
-            .core
-            .book
-            .place_market_order_with(&order, market_ms, plan)
-        {
-            Ok(ex) => self.report_execution(account, &ex),
-            Err(e) => self.order_error(account, &e, r.position_id),
-        }
-    }
-
-    fn close_position(&mut self, r: &ProtoOaClosePositionReq) {
-        let account = r.ctid_trader_account_id;
-        if !self.authorized(account) {
-            return;
-        }
-        let symbol = self
-            .core
-            .book
-            .open_positions()
-            .find(|p| p.id == r.position_id)
-            .and_then(|p| self.core.by_id.get(&p.symbol_id))
-            .map(|&i| self.core.specs[i].name.clone());
-        if let Some(name) = &symbol {
-            self.core.latency.order_received(name, self.now);
-        }
-        let market_ms = self.core.market_time(self.now);
-        let plan = self
-            .core
-            .faults
-            .take_fill_plan(symbol.as_deref().unwrap_or_default(), true);
-        match self
-            .core
-            .book
-            .close_position_with(r.position_id, r.volume, market_ms, plan)
-        {
-            Ok(ex) => self.report_execution(account, &ex),
-            Err(e) => self.order_error(account, &e, Some(r.position_id)),
-        }
-    }
-
-    /// ORDER_ACCEPTED when the position gets its first protection (a STOP_LOSS_TAKE_PROFIT
-    /// order passes validation), ORDER_REPLACED when it is changed, ORDER_CANCELLED when both
-    /// levels are cleared (see SIM.md).
-    fn amend_position_sltp(&mut self, r: &ProtoOaAmendPositionSltpReq) {
-        let account = r.ctid_trader_account_id;
-        if !self.authorized(account) {
-            return;
-        }
-        let market_ms = self.core.market_time(self.now);
-        match self
-            .core
-            .book
-            .amend_protection(r.position_id, r.stop_loss, r.take_profit, market_ms)
-        {
-            Ok(a) => {
-                let execution_type = match a.kind {
-                    AmendKind::Created => ProtoOaExecutionType::OrderAccepted,
-                    AmendKind::Replaced => ProtoOaExecutionType::OrderReplaced,
-                    AmendKind::Removed => ProtoOaExecutionType::OrderCancelled,
-                };
-                let event = ProtoOaExecutionEvent {
-                    ctid_trader_account_id: account,
-                    execution_type: execution_type as i32,
-                    position: Some(position_to_wire(&a.position, self.core.config.money)),
-                    order: Some(order_to_wire(&a.order)),
-                    ..Default::default()
-                };
-                self.broadcast(account, &[event]);
-            }
-            Err(e) => self.order_error(account, &e, Some(r.position_id)),
-        }
-    }
-
-    fn deal_list(&mut self, r: &ProtoOaDealListReq) {
-        if !self.authorized(r.ctid_trader_account_id) {
-            return;
-        }
-        let max_rows = r.max_rows.map_or(10_000, |n| n.max(0) as usize);
-        let (deals, has_more) =
-            self.core
-                .book
-                .deals_between(r.from_timestamp, r.to_timestamp, max_rows);
-        self.respond(&ProtoOaDealListRes {
-            ctid_trader_account_id: r.ctid_trader_account_id,
-            deal: deals
-                .iter()
-                .map(|d| deal_to_wire(d, self.core.config.money))
-                .collect(),
-            has_more,
-            ..Default::default()
-        });
-    }
-
-    fn order_list(&mut self, r: &ProtoOaOrderListReq) {
-        if !self.authorized(r.ctid_trader_account_id) {
-            return;
-        }
-        let orders = self
-            .core
-            .book
-            .orders_between(r.from_timestamp, r.to_timestamp);
-        self.respond(&ProtoOaOrderListRes {
-            ctid_trader_account_id: r.ctid_trader_account_id,
-            order: orders.iter().map(order_to_wire).collect(),
-            has_more: false,
-            ..Default::default()
-        });
-    }
-}
-
 /// Decodes the inner message of an outgoing frame, for tests and logs.
 pub fn decode_out<M: OpenApiMessage>(o: &Outgoing) -> Option<M> {
     (o.message.payload_type == M::PAYLOAD_TYPE)
@@ -1336,16 +438,16 @@ pub fn decode_out<M: OpenApiMessage>(o: &Outgoing) -> Option<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::bars::parse_bars;
-    use crate::sim::faults::ControlCommand;
+    use crate::bars::parse_bars;
+    use crate::faults::ControlCommand;
     use std::path::Path;
 
     const ACCOUNT: i64 = 77;
 
     fn core(start_bar: usize) -> SimCore {
         let files = [
-            ("EURUSD", include_str!("../../tests/data/EURUSD.csv")),
-            ("US500", include_str!("../../tests/data/US500.csv")),
+            ("EURUSD", include_str!("../tests/data/EURUSD.csv")),
+            ("US500", include_str!("../tests/data/US500.csv")),
         ];
         core_from(
             files
@@ -1374,7 +476,7 @@ mod tests {
                 start_bar,
                 bars_per_second: 10.0,
                 balance_cents: 1_000_000,
-                money: crate::sim::money::Money::new(money_digits).unwrap(),
+                money: crate::money::Money::new(money_digits).unwrap(),
                 account_type: ProtoOaAccountType::Hedged,
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
@@ -1471,7 +573,7 @@ mod tests {
             .expect("the current quote");
         let last = c.replay().closed_bars(0, i64::MIN, i64::MAX, Some(1))[0];
         let period = c.replay().timeline().period_ms();
-        assert_eq!(spot.timestamp, Some(last.time_ms + period));
+        assert_eq!(spot.timestamp, Some(open_ms(&last) + period));
     }
 
     #[test]
@@ -1549,9 +651,9 @@ mod tests {
         for (i, series) in c.replay().series().iter().enumerate() {
             let digits = c.specs()[i].digits as i32;
             for bar in &series.bars {
-                let tb = encode_trendbar(bar, ProtoOaTrendbarPeriod::H1);
-                let back = crate::domain::Bar::from_proto(&tb, Timeframe::H1).unwrap();
-                assert_eq!(back.open_time * 1000, bar.time_ms);
+                let tb = encode_closed(bar, ProtoOaTrendbarPeriod::H1);
+                let back = ctrader::domain::closed_bar(&tb).unwrap();
+                assert_eq!(back.time, bar.time);
                 for (got, want) in [
                     (back.open, bar.open),
                     (back.high, bar.high),
@@ -1575,7 +677,7 @@ mod tests {
     fn every_catalog_symbol_accepts_the_demo_lot_sizes_through_the_client_volume_rules() {
         // scripts/symbols.py: forex, metal and crypto trade 0.01/0.03/0.05 lots, indices 0.1/0.3/0.5,
         // stocks 1/3/5.
-        use crate::sim::symbols::{AssetClass, catalog_spec};
+        use crate::symbols::{AssetClass, catalog_spec};
         let names = [
             "EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP",
             "EURJPY", "GBPJPY", "XAUUSD", "US500", "US30", "NAS100", "GER40", "UK100", "AAPL",
@@ -1584,7 +686,7 @@ mod tests {
         for name in names {
             let spec = catalog_spec(name).unwrap();
             let rules =
-                crate::domain::SymbolVolume::from_symbol(name, &symbol_to_wire(&spec)).unwrap();
+                ctrader::domain::SymbolVolume::from_symbol(name, &symbol_to_wire(&spec)).unwrap();
             let lots: [f64; 3] = match spec.class {
                 AssetClass::Index => [0.1, 0.3, 0.5],
                 AssetClass::Stock => [1.0, 3.0, 5.0],
@@ -1681,7 +783,7 @@ mod tests {
     #[test]
     fn money_digits_scale_balance_margin_pnl_and_deals_on_the_wire() {
         let now = Instant::now();
-        let files = [("EURUSD", include_str!("../../tests/data/EURUSD.csv"))];
+        let files = [("EURUSD", include_str!("../tests/data/EURUSD.csv"))];
         let series = files
             .iter()
             .map(|(s, t)| parse_bars(s, Path::new(s), t).unwrap())
@@ -1938,7 +1040,7 @@ mod tests {
         );
         let volumes: Vec<i64> = c.book().open_positions().map(|p| p.volume).collect();
         assert_eq!(volumes, vec![700_000, 200_000, 200_000, 100_000]);
-        use crate::sim::book::OrderStatus::{self, Cancelled, Expired, Filled};
+        use crate::book::OrderStatus::{self, Cancelled, Expired, Filled};
         let statuses: Vec<OrderStatus> = c.book().orders().iter().map(|o| o.status).collect();
         assert_eq!(statuses, vec![Filled, Filled, Cancelled, Filled, Expired]);
 
@@ -2038,7 +1140,7 @@ mod tests {
         // The closing spot: the whole bar as a live trendbar (no deltaClose), its bid the close.
         assert_eq!(
             spots[0].trendbar[0],
-            encode_live_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1)
+            encode_live(&bars[9], ProtoOaTrendbarPeriod::H1)
         );
         assert_eq!(spots[0].trendbar[0].delta_close, None);
         assert_eq!(
@@ -2047,7 +1149,7 @@ mod tests {
         );
         assert_eq!(
             spots[1].trendbar[0].utc_timestamp_in_minutes,
-            u32::try_from(bars[10].time_ms / 60_000).ok()
+            u32::try_from(bars[10].time / 60).ok()
         );
         assert_eq!(
             spots[1].bid,
@@ -2057,8 +1159,8 @@ mod tests {
         // The forming bar never appears in history.
         let req = ProtoOaGetTrendbarsReq {
             ctid_trader_account_id: ACCOUNT,
-            from_timestamp: bars[0].time_ms,
-            to_timestamp: bars[bars.len() - 1].time_ms,
+            from_timestamp: open_ms(&bars[0]),
+            to_timestamp: open_ms(&bars[bars.len() - 1]),
             period: ProtoOaTrendbarPeriod::H1 as i32,
             symbol_id: 1,
             ..Default::default()
@@ -2067,7 +1169,7 @@ mod tests {
         assert_eq!(hist.trendbar.len(), 10);
         assert_eq!(
             hist.trendbar.last(),
-            Some(&encode_trendbar(&bars[9], ProtoOaTrendbarPeriod::H1))
+            Some(&encode_closed(&bars[9], ProtoOaTrendbarPeriod::H1))
         );
         let m15 = ProtoOaGetTrendbarsReq {
             period: ProtoOaTrendbarPeriod::M15 as i32,
@@ -2084,8 +1186,8 @@ mod tests {
         let now = Instant::now();
         let mut c = core(10);
         let a = login(&mut c, now);
-        let to = c.replay().series()[0].bars[9].time_ms;
-        let max_h1 = crate::domain::max_trendbar_request_ms(Timeframe::H1);
+        let to = open_ms(&c.replay().series()[0].bars[9]);
+        let max_h1 = ctrader::domain::max_trendbar_request_ms(Timeframe::H1);
         let req = |from: i64, to: i64| ProtoOaGetTrendbarsReq {
             ctid_trader_account_id: ACCOUNT,
             from_timestamp: from,
@@ -2100,7 +1202,7 @@ mod tests {
         for (from, to) in [
             (to - max_h1 - 1, to),
             (-1, 0),
-            (0, crate::domain::MAX_TRENDBAR_TIMESTAMP_MS + 1),
+            (0, ctrader::domain::MAX_TRENDBAR_TIMESTAMP_MS + 1),
             (to, to - 1),
         ] {
             let err = only::<ProtoOaErrorRes>(&send(&mut c, a, &req(from, to), "2", now));
@@ -2207,13 +1309,13 @@ mod tests {
         assert_eq!(out.len(), 1, "one spot for the one subscribed symbol");
         let spot: ProtoOaSpotEvent = decode_out(&out[0]).unwrap();
         let live =
-            crate::domain::LiveTrendbar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
-        let bid = crate::domain::price_from_units(spot.bid.unwrap() as i64);
+            ctrader::domain::LiveTrendbar::from_proto(&spot.trendbar[0], Timeframe::H1).unwrap();
+        let bid = ctrader::domain::price_from_units(spot.bid.unwrap() as i64);
         assert_eq!(
             spot.trendbar[0].delta_close, None,
             "live trendbars carry no close"
         );
-        assert_eq!(live.open_time * 1000, bar.time_ms);
+        assert_eq!(live.open_time, bar.time);
         assert!(live.low >= bar.low - 1e-9 && live.high <= bar.high + 1e-9);
         // The tick's bid is inside the range the trendbar has visited so far.
         assert!(
@@ -2221,7 +1323,7 @@ mod tests {
             "{bid} vs {live:?}"
         );
         assert_eq!(c.book().quote(1).unwrap().bid, bid, "fills follow the tick");
-        assert!(spot.timestamp.unwrap() > bar.time_ms);
+        assert!(spot.timestamp.unwrap() > open_ms(&bar));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{ACCOUNT, Sim};
 use ctrader::client::{ClientError, SetupFault, connect, token_accounts};
-use ctrader::sim::core::{BROKER_TITLE, trader_login};
+use ctrader_sim::core::{BROKER_TITLE, trader_login};
 
 /// `wait_ready`'s answer for `config`, and how long it took.
 async fn ready(config: ctrader::client::ClientConfig, within: Duration) -> (ClientError, Duration) {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::SimError;
-use super::bars::{Bar, BarSeries, Timeline};
+use super::bars::{Bar, BarSeries, Timeline, open_ms};
 
 /// What one step did for one symbol.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -187,7 +187,7 @@ impl Replay {
         let mut bars: Vec<Bar> = series
             .bars
             .iter()
-            .filter(|b| b.time_ms >= from_ms && b.time_ms < upper)
+            .filter(|b| open_ms(b) >= from_ms && open_ms(b) < upper)
             .copied()
             .collect();
         if let Some(n) = count
@@ -244,7 +244,7 @@ pub fn intrabar(bar: &Bar, f: f64) -> Bar {
         high,
         low,
         close: price,
-        volume: (bar.volume * f.clamp(0.0, 1.0)).floor(),
+        volume: (bar.volume as f64 * f.clamp(0.0, 1.0)).floor() as u64,
         ..*bar
     }
 }
@@ -265,7 +265,7 @@ pub fn market_time_ms(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::bars::parse_bars;
+    use crate::bars::parse_bars;
     use std::path::Path;
 
     fn series(name: &str, times: &[i64]) -> BarSeries {
@@ -284,17 +284,17 @@ mod tests {
         let mut r = Replay::new(vec![a, b], 2).unwrap();
         assert_eq!(r.closed_bars(0, 0, i64::MAX, None).len(), 2);
         let s = r.step().unwrap();
-        assert_eq!(s[0].closed.unwrap().time_ms, 3_600_000);
-        assert_eq!(s[0].opened.unwrap().time_ms, 7_200_000);
-        assert_eq!(s[1].closed.unwrap().time_ms, 3_600_000);
+        assert_eq!(s[0].closed.unwrap().time * 1000, 3_600_000);
+        assert_eq!(s[0].opened.unwrap().time * 1000, 7_200_000);
+        assert_eq!(s[1].closed.unwrap().time * 1000, 3_600_000);
         assert_eq!(s[1].opened, None, "B has no bar at 02:00: market closed");
         assert_eq!(r.forming_bar(1), None);
-        assert_eq!(r.forming_bar(0).unwrap().time_ms, 7_200_000);
+        assert_eq!(r.forming_bar(0).unwrap().time * 1000, 7_200_000);
         // The forming bar is never history.
         assert_eq!(r.closed_bars(0, 0, i64::MAX, None).len(), 2);
         let s = r.step().unwrap();
         assert_eq!(s[1].closed, None);
-        assert_eq!(s[1].opened.unwrap().time_ms, 10_800_000);
+        assert_eq!(s[1].opened.unwrap().time * 1000, 10_800_000);
         assert_eq!(r.closed_bars(0, 0, i64::MAX, None).len(), 3);
         let s = r.step().unwrap();
         assert!(s.iter().all(|x| x.opened.is_none() && x.closed.is_some()));
@@ -310,7 +310,7 @@ mod tests {
         let mut r = Replay::new(vec![a.clone()], 3).unwrap();
         r.step(); // opens 03:00
         let close = r.step().unwrap();
-        assert_eq!(close[0].closed.unwrap().time_ms, 10_800_000);
+        assert_eq!(close[0].closed.unwrap().time * 1000, 10_800_000);
         assert_eq!(
             close[0].opened, None,
             "the bar after the gap is not opened with the close"
@@ -321,14 +321,14 @@ mod tests {
         assert!(r.step().unwrap().is_empty());
         let open = r.step().unwrap();
         assert_eq!(open[0].closed, None, "closed once, when the gap began");
-        assert_eq!(open[0].opened.unwrap().time_ms, 25_200_000);
+        assert_eq!(open[0].opened.unwrap().time * 1000, 25_200_000);
         assert!(!r.in_gap());
-        assert_eq!(r.step().unwrap()[0].closed.unwrap().time_ms, 25_200_000);
+        assert_eq!(r.step().unwrap()[0].closed.unwrap().time * 1000, 25_200_000);
         // Capped at one step: the close, then the open right at the next step.
         let mut r = Replay::new(vec![a], 3).unwrap().with_max_gap_steps(Some(1));
         r.step();
         assert_eq!(r.step().unwrap()[0].opened, None);
-        assert_eq!(r.step().unwrap()[0].opened.unwrap().time_ms, 25_200_000);
+        assert_eq!(r.step().unwrap()[0].opened.unwrap().time * 1000, 25_200_000);
     }
 
     #[test]
@@ -337,7 +337,7 @@ mod tests {
         let r = Replay::new(vec![a], 4).unwrap();
         let bars = r.closed_bars(0, 3_600_000, i64::MAX, Some(2));
         assert_eq!(
-            bars.iter().map(|b| b.time_ms / 1000).collect::<Vec<_>>(),
+            bars.iter().map(|b| b.time).collect::<Vec<_>>(),
             vec![7200, 10800]
         );
         assert_eq!(r.closed_bars(0, 0, 7_200_000, None).len(), 2);
@@ -348,12 +348,12 @@ mod tests {
     #[test]
     fn intrabar_walks_inside_the_bar_and_ends_at_it() {
         let up = Bar {
-            time_ms: 0,
+            time: 0,
             open: 1.0,
             high: 1.5,
             low: 0.8,
             close: 1.4,
-            volume: 100.0,
+            volume: 100,
         };
         let start = intrabar(&up, 0.0);
         assert_eq!((start.close, start.high, start.low), (1.0, 1.0, 1.0));

@@ -2,9 +2,9 @@
 the simulator speaks the real protocol.
 
 Only `ctrader_open_api.messages.*_pb2` (installed with --no-deps), `ssl` and `socket` talk to the
-server; nothing here shares code with the Rust side. Run by `ctrader/tests/sim_interop.rs`:
+server; nothing here shares code with the Rust side. Run by `ctrader-sim/tests/sim_interop.rs`:
 
-    python official_client.py --port P --cafile sim.pem --data ctrader/tests/data \
+    python official_client.py --port P --cafile sim.pem --data ctrader-sim/tests/data \
         --client-id ID --client-secret S --access-token T --account-id N
 
 Exits non-zero with a message on the first mismatch; prints one `OK ...` line per checked step.

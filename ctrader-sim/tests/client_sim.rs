@@ -1,4 +1,4 @@
-//! The client against the real simulator (`ctrader::sim::server::run`, TLS listener and control
+//! The client against the real simulator (`ctrader_sim::server::run`, TLS listener and control
 //! socket, in-process): session flow, an order round trip, token refresh, reconnect with
 //! re-subscription and reconcile, and each injected fault.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -103,7 +103,7 @@ async fn session_flow_symbols_market_data_and_history() {
     assert_eq!(bars.len(), 10);
     for w in bars.windows(2) {
         assert_eq!(
-            w[1].open_time - w[0].open_time,
+            w[1].time - w[0].time,
             3600,
             "hourly fixture bars, oldest first"
         );
@@ -116,7 +116,7 @@ async fn session_flow_symbols_market_data_and_history() {
             latest_live = latest_live.max(bar.open_time);
         }
     }
-    assert!(bars.last().unwrap().open_time < latest_live);
+    assert!(bars.last().unwrap().time < latest_live);
 }
 
 #[tokio::test]
@@ -509,7 +509,7 @@ async fn history_burst(client: &ctrader::client::Client, n: usize) -> (usize, us
         .await
         .unwrap();
     // One request each: a range well inside one window.
-    let (from, to) = (bars[0].open_time * 1000, bars[9].open_time * 1000);
+    let (from, to) = (bars[0].time * 1000, bars[9].time * 1000);
     let burst = (0..n).map(|_| client.get_trendbars(eurusd, Timeframe::H1, from, to, None));
     let mut outcome = (0, 0);
     for r in futures_util::future::join_all(burst).await {
@@ -565,7 +565,7 @@ async fn a_history_queue_longer_than_the_request_timeout_is_served_in_order() {
         .get_trendbars(eurusd, Timeframe::H1, 0, now_ms, Some(10))
         .await
         .unwrap();
-    let (from, to) = (bars[0].open_time * 1000, bars[9].open_time * 1000);
+    let (from, to) = (bars[0].time * 1000, bars[9].time * 1000);
     // 13 requests at 4 per 1.05 s: the last one's turn comes about 3 s later, 3 timeouts away.
     let started = tokio::time::Instant::now();
     let answered = std::sync::Mutex::new(Vec::new());

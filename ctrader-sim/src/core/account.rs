@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use super::{ConnId, Kind, Outgoing, Session, SimCore};
-use crate::messages::*;
-use crate::sim::symbols::asset_id;
+use crate::symbols::asset_id;
+use ctrader::messages::*;
 
 impl SimCore {
     /// Events produced by the last control commands, to deliver before acting on their
-    /// [`FaultAction`].
+    /// [`FaultAction`](crate::faults::FaultAction).
     pub fn take_events(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.control_events)
     }

@@ -521,7 +521,7 @@ impl Book {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::symbols::catalog_spec;
+    use crate::symbols::catalog_spec;
 
     fn book(balance_cents: i64) -> Book {
         let specs = ["EURUSD", "USDJPY", "GER40"].map(|s| catalog_spec(s).unwrap());
@@ -606,8 +606,7 @@ mod tests {
         assert_eq!(detail.gross_profit_cents, -120);
         assert_eq!(detail.commission_cents, 70);
         assert_eq!(b.balance_cents(), 1_000_000 - 120 - 70);
-        let wire =
-            super::super::wire::deal_to_wire(deal, crate::sim::money::Money::new(2).unwrap());
+        let wire = crate::wire::deal_to_wire(deal, crate::money::Money::new(2).unwrap());
         let cpd = wire.close_position_detail.unwrap();
         assert_eq!((cpd.gross_profit, cpd.commission), (-120, -70));
         // Without the option the same trade costs the flat slippage and no commission.
@@ -762,7 +761,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use crate::sim::symbols::catalog_spec;
+    use crate::symbols::catalog_spec;
     use proptest::prelude::*;
 
     #[derive(Debug, Clone)]

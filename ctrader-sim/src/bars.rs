@@ -1,28 +1,21 @@
-//! Bar files (`<SYMBOL>.csv`, header `time,open,high,low,close,volume`) and the shared timeline the
-//! replay walks.
+//! Bar files (`<SYMBOL>.csv`, read by the workspace's one reader, `protocol::bars_file`) and the
+//! shared timeline the replay walks.
 //!
 //! Symbols may trade different hours (stocks vs forex), so the replay clock walks the *union* of all
 //! bar open times; a symbol without a bar at the current time is closed for trading. When every file
 //! has the same timestamps (the demo data) this is simply "bar i of every symbol together".
+//!
+//! One rule beyond the reader's defaults: prices must be above zero, since the simulator's spots
+//! carry them as `optional uint64 bid` / `ask` (`ProtoOASpotEvent`, spotware/openapi-proto-messages
+//! `OpenApiMessages.proto`), which has no zero or negative price to offer.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime};
+pub use protocol::Bar;
+use protocol::bars_file::BarsReader;
 
 use super::SimError;
-
-/// One closed OHLCV bar; prices are bid prices, as cTrader's trendbars are.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bar {
-    /// Open time, UTC milliseconds since the epoch.
-    pub time_ms: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    pub volume: f64,
-}
 
 /// All bars of one symbol, oldest first, strictly increasing open times.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,132 +26,23 @@ pub struct BarSeries {
     pub max_decimals: u32,
 }
 
-/// Parses a bar time: RFC 3339 (`2026-02-03T10:00:00Z`), `YYYY-MM-DD HH:MM:SS` (UTC) or integer Unix
-/// seconds.
-pub fn parse_time_ms(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<i64>() {
-        return secs.checked_mul(1000);
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.timestamp_millis());
-    }
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(text, fmt) {
-            return Some(t.and_utc().timestamp_millis());
-        }
-    }
-    None
-}
-
-fn decimals(field: &str) -> u32 {
-    field
-        .trim()
-        .split_once('.')
-        .map_or(0, |(_, frac)| u32::try_from(frac.len()).unwrap_or(u32::MAX))
+/// A bar's open time in Unix milliseconds, the wire's unit for timestamps.
+pub fn open_ms(bar: &Bar) -> i64 {
+    bar.time * 1000
 }
 
 /// Parses one bars file's text. `file` only names the source in errors.
 pub fn parse_bars(symbol: &str, file: &Path, text: &str) -> Result<BarSeries, SimError> {
-    let bad = |line: usize, field: &str, reason: String| SimError::BadBar {
-        file: file.to_path_buf(),
-        line,
-        field: field.to_string(),
-        reason,
-    };
-    let mut lines = text.lines().enumerate();
-    let header = lines
-        .next()
-        .map(|(_, h)| h.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let columns: Vec<&str> = header.split(',').map(str::trim).collect();
-    if columns != ["time", "open", "high", "low", "close", "volume"] {
-        return Err(bad(
-            1,
-            "header",
-            format!("expected `time,open,high,low,close,volume`, found `{header}`"),
-        ));
-    }
-    let mut bars: Vec<Bar> = Vec::new();
-    let mut max_decimals = 0;
-    for (idx, raw) in lines {
-        let line = idx + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = raw.split(',').collect();
-        if fields.len() != 6 {
-            return Err(bad(
-                line,
-                "row",
-                format!("expected 6 fields, found {}", fields.len()),
-            ));
-        }
-        let time_ms = parse_time_ms(fields[0]).ok_or_else(|| {
-            bad(
-                line,
-                "time",
-                format!(
-                    "`{}` is not RFC 3339, `YYYY-MM-DD HH:MM:SS` or Unix seconds",
-                    fields[0].trim()
-                ),
-            )
-        })?;
-        let mut num = |col: usize, name: &str| -> Result<f64, SimError> {
-            let v: f64 = fields[col].trim().parse().map_err(|_| {
-                bad(
-                    line,
-                    name,
-                    format!("`{}` is not a number", fields[col].trim()),
-                )
-            })?;
-            if !v.is_finite() || v < 0.0 {
-                return Err(bad(line, name, format!("{v} must be a finite number >= 0")));
-            }
-            if col <= 4 {
-                max_decimals = max_decimals.max(decimals(fields[col]));
-            }
-            Ok(v)
-        };
-        let bar = Bar {
-            time_ms,
-            open: num(1, "open")?,
-            high: num(2, "high")?,
-            low: num(3, "low")?,
-            close: num(4, "close")?,
-            volume: num(5, "volume")?,
-        };
-        if bar.low <= 0.0 {
-            return Err(bad(line, "low", "prices must be > 0".into()));
-        }
-        if bar.high < bar.open.max(bar.close) || bar.low > bar.open.min(bar.close) {
-            return Err(bad(
-                line,
-                "high/low",
-                format!(
-                    "high {} and low {} must bracket open {} and close {}",
-                    bar.high, bar.low, bar.open, bar.close
-                ),
-            ));
-        }
-        if let Some(prev) = bars.last()
-            && bar.time_ms <= prev.time_ms
-        {
-            return Err(bad(
-                line,
-                "time",
-                "times must be strictly increasing (sort the file, drop duplicates)".into(),
-            ));
-        }
-        bars.push(bar);
-    }
-    if bars.is_empty() {
-        return Err(bad(1, "rows", "the file holds no bars".into()));
+    let read = BarsReader::new()
+        .positive_prices()
+        .parse(text.as_bytes(), file)?;
+    if read.bars.is_empty() {
+        return Err(SimError::NoBars(file.to_path_buf()));
     }
     Ok(BarSeries {
         symbol: symbol.to_string(),
-        bars,
-        max_decimals,
+        bars: read.bars,
+        max_decimals: read.price_decimals,
     })
 }
 
@@ -205,12 +89,12 @@ impl Timeline {
     pub fn new(series: &[BarSeries]) -> Result<Self, SimError> {
         let set: BTreeSet<i64> = series
             .iter()
-            .flat_map(|s| s.bars.iter().map(|b| b.time_ms))
+            .flat_map(|s| s.bars.iter().map(open_ms))
             .collect();
         let times: Vec<i64> = set.into_iter().collect();
         let period_ms = series
             .iter()
-            .flat_map(|s| s.bars.windows(2).map(|w| w[1].time_ms - w[0].time_ms))
+            .flat_map(|s| s.bars.windows(2).map(|w| open_ms(&w[1]) - open_ms(&w[0])))
             .min()
             .ok_or(SimError::TooFewBars)?;
         let slots = series
@@ -218,7 +102,7 @@ impl Timeline {
             .map(|s| {
                 let mut slot = vec![None; times.len()];
                 for (i, bar) in s.bars.iter().enumerate() {
-                    if let Ok(t) = times.binary_search(&bar.time_ms) {
+                    if let Ok(t) = times.binary_search(&open_ms(bar)) {
                         slot[t] = Some(i);
                     }
                 }
@@ -266,17 +150,17 @@ mod tests {
 
     const GOOD: &str = "time,open,high,low,close,volume\n\
         2026-01-05T00:00:00Z,1.10000,1.10100,1.09900,1.10050,120\n\
-        2026-01-05 01:00:00,1.10050,1.10200,1.10000,1.10150,80.5\n\
+        2026-01-05 01:00:00,1.10050,1.10200,1.10000,1.10150,80.0\n\
         1767578400,1.10150,1.10160,1.10010,1.10020,90\n";
 
     #[test]
     fn parses_all_time_formats_and_tracks_decimals() {
         let s = parse_bars("EURUSD", Path::new("EURUSD.csv"), GOOD).unwrap();
         assert_eq!(s.bars.len(), 3);
-        assert_eq!(s.bars[1].time_ms - s.bars[0].time_ms, 3_600_000);
-        assert_eq!(s.bars[2].time_ms - s.bars[1].time_ms, 3_600_000);
+        assert_eq!(open_ms(&s.bars[1]) - open_ms(&s.bars[0]), 3_600_000);
+        assert_eq!(open_ms(&s.bars[2]) - open_ms(&s.bars[1]), 3_600_000);
         assert_eq!(s.max_decimals, 5);
-        assert!((s.bars[1].volume - 80.5).abs() < 1e-12);
+        assert_eq!(s.bars[1].volume, 80);
     }
 
     #[test]
@@ -285,10 +169,7 @@ mod tests {
         let err = parse_bars("X", Path::new("X.csv"), text)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("X.csv") && err.contains("line 2") && err.contains("high/low"),
-            "{err}"
-        );
+        assert!(err.contains("X.csv:2: high:"), "{err}");
         let err = parse_bars("X", Path::new("X.csv"), "t,o\n")
             .unwrap_err()
             .to_string();
@@ -297,12 +178,28 @@ mod tests {
         let err = parse_bars("X", Path::new("X.csv"), text)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("time"), "{err}");
+        assert!(err.contains("X.csv:2: time:"), "{err}");
         let text = "time,open,high,low,close,volume\n100,1,1,1,1,1\n100,1,1,1,1,1\n";
         let err = parse_bars("X", Path::new("X.csv"), text)
             .unwrap_err()
             .to_string();
         assert!(err.contains("strictly increasing"), "{err}");
+        // The simulator's own rule: no price at or below zero (its spots are unsigned).
+        let text = "time,open,high,low,close,volume\n100,1,1,0,1,1\n";
+        let err = parse_bars("X", Path::new("X.csv"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("X.csv:2: low: 0 is not above 0"), "{err}");
+        // A fractional volume is no tick count: refused, not rounded.
+        let text = "time,open,high,low,close,volume\n100,1,1,1,1,80.5\n";
+        let err = parse_bars("X", Path::new("X.csv"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("X.csv:2: volume:"), "{err}");
+        let err = parse_bars("X", Path::new("X.csv"), "time,open,high,low,close,volume\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("X.csv") && err.contains("no bars"), "{err}");
     }
 
     #[test]
@@ -361,7 +258,7 @@ mod properties {
             }
             let s = parse_bars("X", Path::new("X.csv"), &text).unwrap();
             prop_assert_eq!(s.bars.len(), bars.len());
-            prop_assert!(s.bars.windows(2).all(|w| w[1].time_ms - w[0].time_ms == 3_600_000));
+            prop_assert!(s.bars.windows(2).all(|w| open_ms(&w[1]) - open_ms(&w[0]) == 3_600_000));
         }
     }
 }

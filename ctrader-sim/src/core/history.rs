@@ -1,28 +1,28 @@
 //! The limits the server puts on a historical trendbar request.
 
-use crate::domain::{Timeframe, TrendbarPeriod};
-use crate::messages::{ProtoOaGetTrendbarsReq, ProtoOaTrendbarPeriod};
+use ctrader::domain::{Timeframe, TrendbarPeriod};
+use ctrader::messages::{ProtoOaGetTrendbarsReq, ProtoOaTrendbarPeriod};
 
 /// The documented limits of a `ProtoOAGetTrendbarsReq`: `fromTimestamp` >= 0, `toTimestamp` <=
 /// 2147483646000, from <= to, and `toTimestamp - fromTimestamp` within the period's maximum
-/// ([`crate::domain::max_trendbar_request_ms`]).
+/// ([`ctrader::domain::max_trendbar_request_ms`]).
 pub(super) fn trendbar_window_ok(
     period: ProtoOaTrendbarPeriod,
     r: &ProtoOaGetTrendbarsReq,
 ) -> Result<(), String> {
     let from = r.from_timestamp;
     let to = r.to_timestamp;
-    if from < 0 || to > crate::domain::MAX_TRENDBAR_TIMESTAMP_MS {
+    if from < 0 || to > ctrader::domain::MAX_TRENDBAR_TIMESTAMP_MS {
         return Err(format!(
             "fromTimestamp {from} must be >= 0 and toTimestamp {to} <= {}",
-            crate::domain::MAX_TRENDBAR_TIMESTAMP_MS
+            ctrader::domain::MAX_TRENDBAR_TIMESTAMP_MS
         ));
     }
     if from > to {
         return Err("fromTimestamp is after toTimestamp".to_string());
     }
     let max = Timeframe::from_proto(period as i32)
-        .map(crate::domain::max_trendbar_request_ms)
+        .map(ctrader::domain::max_trendbar_request_ms)
         .unwrap_or(i64::MAX);
     if to - from > max {
         return Err(format!(

@@ -3,7 +3,7 @@
 
 use super::book::{Deal, Order, OrderStatus, Position, PositionStatus, Side};
 use super::money::Money;
-use crate::messages::*;
+use ctrader::messages::*;
 
 fn side_to_wire(side: Side) -> i32 {
     match side {

@@ -1,18 +1,21 @@
-//! `ctrader-sim`: a protocol-faithful cTrader Open API simulator (see `ctrader/SIM.md`).
+//! `ctrader-sim`: a protocol-faithful cTrader Open API simulator (see `ctrader-sim/SIM.md`).
 //!
 //! Pure, synchronous decision logic, each tested on its own:
-//! - [`bars`]: `<SYMBOL>.csv` loading and the shared [`bars::Timeline`] of bar open times.
+//! - [`bars`]: `<SYMBOL>.csv` loading (the workspace's one reader, `protocol::bars_file`, plus the
+//!   simulator's positive-price rule) and the shared [`bars::Timeline`] of bar open times.
 //! - [`symbols`]: the contract catalog (digits, pipPosition, lotSize, volumes, spread, leverage).
 //! - [`replay`]: the replay clock — which bars are closed, which one is forming, when a step is due.
 //! - [`book`]: the hedged account — quotes, margin, positions, orders, deals, balance, SL/TP levels.
 //! - [`fills`]: how a market order or a close executes — spread, slippage, one deal or several, or
 //!   cut short — and the steps the server reports for it.
 //! - [`faults`]: the control-command language and the fault state it drives.
-//! - [`latency`]: bar-close → order latency per symbol (p50/p99/max).
+//! - [`latency`]: New Bar → Order Sent latency per symbol (p50/p99/max); a close with no new bar
+//!   after it (before a gap) is counted, not timed.
 //! - [`money`]: cents ↔ the wire's `moneyDigits` scaling.
 //! - [`core`]: the protocol state machine — Open API requests in, responses and events out, for
-//!   every connection, with time injected; [`wire`]: the book's positions, orders and deals as
-//!   messages.
+//!   every connection, with time injected (split by concern: one request's dispatch, market data,
+//!   trading, the trader entity, the history limits); [`wire`]: the book's positions, orders and
+//!   deals as messages.
 //!
 //! Thin async I/O around it:
 //! - [`tls`]: the self-signed certificate and the rustls server config.
@@ -41,13 +44,10 @@ pub enum SimError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}, line {line}, field `{field}`: {reason}", file.display())]
-    BadBar {
-        file: PathBuf,
-        line: usize,
-        field: String,
-        reason: String,
-    },
+    #[error(transparent)]
+    Bars(#[from] protocol::bars_file::BarsFileError),
+    #[error("{}: the file holds no bars", .0.display())]
+    NoBars(PathBuf),
     #[error("no `<SYMBOL>.csv` bar files in {} (pass --data DIR with files like EURUSD.csv)", .0.display())]
     NoBarFiles(PathBuf),
     #[error("every bars file has fewer than 2 bars: the bar period cannot be inferred")]
