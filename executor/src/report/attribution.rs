@@ -67,6 +67,25 @@ impl TwinCosts {
     }
 }
 
+/// How a book values one price unit of one lot in account currency (the executor config's
+/// `contract_size` and `quote_to_account`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BookValue {
+    /// `contract_size × rate`.
+    Fixed(f64),
+    /// `contract_size / price` (the base currency is the account's, e.g. USDJPY).
+    Inverse(f64),
+}
+
+impl BookValue {
+    fn per_price(self, price: Option<f64>) -> Option<f64> {
+        match self {
+            BookValue::Fixed(v) => Some(v),
+            BookValue::Inverse(c) => price.filter(|p| *p > 0.0).map(|p| c / p),
+        }
+    }
+}
+
 /// Which book of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BookKind {
@@ -93,6 +112,11 @@ pub struct Attribution {
     pub missed_trades: usize,
     /// Book minus twin on the trades both held from entry to exit.
     pub execution: f64,
+    /// The part of `execution` that is the value of a point: the twin's PnL on those trades
+    /// valued at the book's account currency per price unit instead of the twin's fixed
+    /// `pip_value` (it differs where the book converts at the price, e.g. USDJPY). `None` when
+    /// either value is unknown.
+    pub value: Option<f64>,
     pub followed_trades: usize,
     /// The twin's costs on those trades; `None` without the model's `training_config`.
     pub twin_costs: Option<CostSplit>,
@@ -107,7 +131,7 @@ impl Attribution {
     /// `twin costs − execution` (the twin's costs are what the book would pay trading exactly
     /// like the twin).
     pub fn book_costs(&self) -> Option<f64> {
-        Some(self.twin_costs?.total() - self.execution)
+        Some(self.twin_costs?.total() - (self.execution - self.value.unwrap_or(0.0)))
     }
 
     pub fn merge(&mut self, o: &Attribution) {
@@ -116,6 +140,7 @@ impl Attribution {
         self.missed += o.missed;
         self.missed_trades += o.missed_trades;
         self.execution += o.execution;
+        self.value = self.value.zip(o.value).map(|(a, b)| a + b);
         self.followed_trades += o.followed_trades;
         self.other += o.other;
         self.twin_costs = match (self.twin_costs, o.twin_costs) {
@@ -147,9 +172,15 @@ fn intensity(action: &str) -> Option<usize> {
 
 /// The attribution of one symbol's records (in log order) for `book`; `costs` is the symbol's
 /// twin cost model when known. Rows the book did not answer are skipped.
-pub fn attribute(rows: &[&Record], book: BookKind, costs: Option<&TwinCosts>) -> Attribution {
+pub fn attribute(
+    rows: &[&Record],
+    book: BookKind,
+    costs: Option<&TwinCosts>,
+    value: Option<BookValue>,
+) -> Attribution {
     let mut a = Attribution {
         twin_costs: costs.map(|_| CostSplit::default()),
+        value: costs.and(value).map(|_| 0.0),
         ..Attribution::default()
     };
     let mut prev: Option<(f64, f64, &str)> = None;
@@ -170,6 +201,14 @@ pub fn attribute(rows: &[&Record], book: BookKind, costs: Option<&TwinCosts>) ->
                 } else if t.stayed {
                     a.execution += db - dv;
                     a.followed_trades += 1;
+                    // The twin's trade at the book's value of a price unit (at the exit fill).
+                    let ratio = costs
+                        .zip(value.and_then(|v| v.per_price(b.fill)))
+                        .map(|(c, v)| v / c.value_per_price);
+                    a.value = match (a.value, ratio) {
+                        (Some(sum), Some(r)) => Some(sum + (r - 1.0) * dv),
+                        _ => None,
+                    };
                     let lots = intensity(t.action).zip(costs).map(|(q, c)| c.lot_sizes[q]);
                     if let (Some(split), Some(c), Some(lots)) = (a.twin_costs.as_mut(), costs, lots)
                     {
@@ -206,6 +245,7 @@ pub fn attribute_all(
     records: &[Record],
     book: BookKind,
     costs: &BTreeMap<String, TwinCosts>,
+    values: &BTreeMap<String, BookValue>,
 ) -> (BTreeMap<String, Attribution>, Attribution) {
     let mut by_symbol: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
     for r in records {
@@ -217,7 +257,7 @@ pub fn attribute_all(
         if !rows.iter().any(|r| book.of(r).is_some()) {
             continue;
         }
-        let a = attribute(&rows, book, costs.get(sym));
+        let a = attribute(&rows, book, costs.get(sym), values.get(sym).copied());
         match total.as_mut() {
             Some(t) => t.merge(&a),
             None => total = Some(a.clone()),
@@ -229,9 +269,11 @@ pub fn attribute_all(
 
 /// One plain sentence on the largest part of the gap.
 pub fn explain(a: &Attribution) -> String {
+    let value = a.value.unwrap_or(0.0);
     let parts = [
         ("missed", a.missed),
-        ("execution", a.execution),
+        ("value", value),
+        ("costs", a.execution - value),
         ("other", a.other),
     ];
     let Some((what, v)) = parts
@@ -249,7 +291,10 @@ pub fn explain(a: &Attribution) -> String {
             "mostly the {} model trade(s) the book did not enter: the twins' positions at the start come from history, and the executor never enters late at a price the model did not get; it joins at the model's next entry",
             a.missed_trades
         ),
-        ("execution", Some(book), Some(twin)) if book < twin.total() => format!(
+        ("value", _, _) => format!(
+            "mostly the value of a point ({value:+.2}): where the book converts its PnL at the price (quote_to_account \"inverse\", e.g. USDJPY), the twin values a point at its training_config's fixed pip_value"
+        ),
+        ("costs", Some(book), Some(twin)) if book < twin.total() => format!(
             "mostly cheaper trading: the book's fills cost {:.2} against the bar closes where the model charges itself {:.2} (spread {:.2}, slippage {:.2}, commission {:.2}); the broker priced below the costs the model was trained with",
             book,
             twin.total(),
@@ -257,12 +302,12 @@ pub fn explain(a: &Attribution) -> String {
             twin.slippage,
             twin.commission
         ),
-        ("execution", Some(book), Some(twin)) => format!(
-            "mostly dearer trading: the book's fills cost {:.2} against the bar closes where the model charges itself {:.2}; the broker's spread, slippage or commission exceed the model's training costs",
+        ("costs", Some(book), Some(twin)) => format!(
+            "mostly dearer trading: the book's fills cost {:.2} against the bar closes where the model charges itself {:.2}; its spread, slippage, commission or fills away from the close cost more than the model's training costs",
             book,
             twin.total()
         ),
-        ("execution", _, _) => {
+        ("costs", _, _) => {
             "mostly the fills and costs on the trades both held (no training_config to split them)"
                 .to_string()
         }
@@ -356,7 +401,12 @@ mod tests {
             row(4, "WAIT", 115.0, "FLAT", "FLAT", "", 9.8),
         ]);
         let rows: Vec<&Record> = recs.iter().collect();
-        let a = attribute(&rows, BookKind::Live, Some(&EURUSD));
+        let a = attribute(
+            &rows,
+            BookKind::Live,
+            Some(&EURUSD),
+            Some(BookValue::Fixed(100_000.0)),
+        );
         assert!((a.virtual_pnl - 15.0).abs() < 1e-9 && (a.book_pnl - 9.8).abs() < 1e-9);
         assert_eq!((a.missed_trades, a.followed_trades), (1, 1));
         assert!((a.missed + 5.0).abs() < 1e-9, "{a:?}");
@@ -395,7 +445,7 @@ mod tests {
             row(3, "WAIT", 20.0, "FLAT", "FLAT", "", -3.0),
         ]);
         let rows: Vec<&Record> = recs.iter().collect();
-        let a = attribute(&rows, BookKind::Live, None);
+        let a = attribute(&rows, BookKind::Live, None, None);
         assert_eq!((a.missed_trades, a.followed_trades), (0, 0));
         assert!((a.other - (-23.0)).abs() < 1e-9, "{a:?}");
         assert!((a.missed + a.execution + a.other - a.gap()).abs() < 1e-9);
@@ -452,6 +502,44 @@ mod tests {
         assert!(summary.contains("2/3 steady-state signals"), "{summary}");
     }
 
+    /// USDJPY: the twin values a point at its fixed pip_value (9.1 per pip: 910 per price unit per
+    /// lot), the book at 100,000 / price: at 115.00 that is 869.57, so the book makes 4.4 % less on
+    /// the same trade. That part of execution is the value of a point, not costs.
+    #[test]
+    fn an_inverse_pair_s_value_of_a_point_is_told_apart_from_costs() {
+        let usdjpy = TwinCosts {
+            point: 0.001,
+            value_per_price: 910.0,
+            spread_points: 8.0,
+            slippage_points: 2.0,
+            commission_per_lot: 7.0,
+            lot_sizes: [0.0, 0.01, 0.03, 0.05],
+        };
+        let fill = |r: String| r.replacen("FLAT,,,OK", "FLAT,115.0,0.002,OK", 1);
+        let recs = records(&[
+            row(0, "LONG_STRONG", 0.0, "LONG 0.05", "LONG 0.05", "", 0.0),
+            fill(row(1, "WAIT", 20.0, "FLAT", "FLAT", "", 19.0)),
+        ]);
+        let rows: Vec<&Record> = recs.iter().collect();
+        let a = attribute(
+            &rows,
+            BookKind::Live,
+            Some(&usdjpy),
+            Some(BookValue::Inverse(100_000.0)),
+        );
+        let want = (100_000.0 / 115.0 / 910.0 - 1.0) * 20.0;
+        assert!((a.value.unwrap() - want).abs() < 1e-9, "{a:?}");
+        assert!((a.execution + 1.0).abs() < 1e-9);
+        // Costs: what is left of execution once the value of a point is taken out.
+        let twin = a.twin_costs.unwrap().total();
+        assert!((a.book_costs().unwrap() - (twin - (-1.0 - want))).abs() < 1e-9);
+        assert!(
+            explain(&a).starts_with("mostly the value of a point"),
+            "{}",
+            explain(&a)
+        );
+    }
+
     /// Per symbol and in total from a drift report, for each book.
     #[test]
     fn totals_are_the_sum_of_the_symbols() {
@@ -476,7 +564,7 @@ mod tests {
         );
         let recs = records(&rows);
         let costs = BTreeMap::from([("EURUSD".to_string(), EURUSD)]);
-        let (per, total) = attribute_all(&recs, BookKind::Paper, &costs);
+        let (per, total) = attribute_all(&recs, BookKind::Paper, &costs, &BTreeMap::new());
         assert_eq!(per.len(), 2);
         assert!((per["EURUSD"].execution + 1.0).abs() < 1e-9);
         assert!((per["GBPUSD"].missed + 2.0).abs() < 1e-9);

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::drift::HEADER;
-use attribution::{Attribution, BookKind, TwinCosts, attribute_all};
+use attribution::{Attribution, BookKind, BookValue, TwinCosts, attribute_all};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -451,6 +451,8 @@ pub struct DriftReport {
     pub twin_costs: BTreeMap<String, TwinCosts>,
     /// Where they came from (`None`: no config given, so no models read).
     pub costs_source: Option<PathBuf>,
+    /// How each book values a price unit per lot (the config's contract_size, quote_to_account).
+    pub book_values: BTreeMap<String, BookValue>,
 }
 
 /// Decimal places of a number as the log prints it (at most 8).
@@ -540,12 +542,13 @@ impl DriftReport {
             },
             twin_costs: BTreeMap::new(),
             costs_source: None,
+            book_values: BTreeMap::new(),
         }
     }
 
     /// Each book's PnL against the model's, per symbol and in total.
     pub fn attribution(&self, book: BookKind) -> (BTreeMap<String, Attribution>, Attribution) {
-        attribute_all(&self.records, book, &self.twin_costs)
+        attribute_all(&self.records, book, &self.twin_costs, &self.book_values)
     }
 
     /// Reads the log and takes each symbol's `digits` from the executor config at `config`.
@@ -556,6 +559,7 @@ impl DriftReport {
             source,
         })?;
         let mut report = Self::from_records(path, parse(path, &text)?, Some(&digits));
+        report.book_values = config_book_values(config)?;
         if let Some(dir) = config_models_dir(config)? {
             report.twin_costs = costs::load_twin_costs(&dir).0;
             report.costs_source = Some(dir);
@@ -617,4 +621,42 @@ pub fn config_models_dir(path: &Path) -> Result<Option<PathBuf>, ReportError> {
         let base = path.parent().unwrap_or(Path::new("."));
         base.join(d)
     }))
+}
+
+/// `symbols.<SYMBOL>.{contract_size, quote_to_account}` of an executor config, with the executor's
+/// defaults (100000, 1.0); a symbol whose values are not numbers (or "inverse") is left out.
+pub fn config_book_values(path: &Path) -> Result<BTreeMap<String, BookValue>, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ReportError::Config {
+        path: path.to_path_buf(),
+        why: format!("not JSON: {e}"),
+    })?;
+    let mut out = BTreeMap::new();
+    for (sym, s) in v
+        .get("symbols")
+        .and_then(|s| s.as_object())
+        .into_iter()
+        .flatten()
+    {
+        let contract = match s.get("contract_size") {
+            None => 100_000.0,
+            Some(c) => match c.as_f64() {
+                Some(c) if c > 0.0 && c.is_finite() => c,
+                _ => continue,
+            },
+        };
+        let value = match s.get("quote_to_account") {
+            None => BookValue::Fixed(contract),
+            Some(q) if q.as_str() == Some("inverse") => BookValue::Inverse(contract),
+            Some(q) => match q.as_f64() {
+                Some(r) if r > 0.0 && r.is_finite() => BookValue::Fixed(contract * r),
+                _ => continue,
+            },
+        };
+        out.insert(sym.clone(), value);
+    }
+    Ok(out)
 }

@@ -234,9 +234,12 @@ impl DriftReport {
 
 /// `live − virtual = … ` with every part in account currency; the parts add up to the gap.
 pub fn attribution_line(book: &str, a: &Attribution) -> String {
+    let value = a.value.map_or(String::new(), |v| {
+        format!("value of a point {}; ", money(v))
+    });
     let exec = match (a.twin_costs, a.book_costs()) {
         (Some(t), Some(b)) => format!(
-            " (the model charges itself {:.2}: spread {:.2}, slippage {:.2}, commission {:.2}; the book's fills cost {:.2} against the bar closes)",
+            " ({value}the model charges itself {:.2}: spread {:.2}, slippage {:.2}, commission {:.2}; the book's fills cost {:.2} against the bar closes)",
             t.total(),
             t.spread,
             t.slippage,
