@@ -26,7 +26,9 @@
 # (all 0600), starts the simulator with its clock held, the executor and the preditor, lets the twins
 # warm up on the simulator's history, then starts the replay and shows the SIGNAL/ACK conversation.
 # After N bars (or Ctrl-C) it stops everything it started and prints a summary: bars replayed,
-# signals, in sync, refusals by reason, New Bar -> Order Sent p50/p99, and the paths of the drift
+# signals (warm-up, start-up and steady state apart), in sync, refusals by reason, realised PnL and
+# each book's PnL against the model's (missed entries, value of a point, costs; both books pay the
+# models' training costs), New Bar -> Order Sent p50/p99, and the paths of the drift
 # report (run/log/drift-report.txt) and its HTML pictures (run/log/drift-report.html). Logs stay in
 # run/log/. Exits non-zero if a daemon died on its own (its last log lines are printed).
 #
