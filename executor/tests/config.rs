@@ -200,8 +200,8 @@ fn repo_root() -> &'static Path {
 #[test]
 fn the_demo_judges_staleness_in_half_a_bar_and_the_live_examples_keep_60_s() {
     use executor::broker::paper::PaperBroker;
-    use executor::engine::{Decision, EngineRules, SignalEngine};
-    use executor::risk::RiskGuard;
+    use executor::desk::engine::{Decision, EngineRules, SignalEngine};
+    use executor::desk::risk::RiskGuard;
     use protocol::{AckOutcome, Line, Reason};
 
     let (_dir, cfg) = shipped_config();
@@ -248,7 +248,8 @@ fn the_demo_judges_staleness_in_half_a_bar_and_the_live_examples_keep_60_s() {
 fn the_demo_config_prices_the_paper_book_like_each_models_training_config() {
     use executor::config::QuoteConversion;
     let (_dir, cfg) = shipped_config();
-    let (costs, skipped) = executor::report::costs::load_twin_costs(&repo_root().join("models"));
+    let (costs, skipped) =
+        executor::drift::report::costs::load_twin_costs(&repo_root().join("models"));
     assert!(skipped.is_empty(), "{skipped:?}");
     assert_eq!(costs.len(), 20);
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);

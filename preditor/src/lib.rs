@@ -14,7 +14,8 @@
 //! - [`backtest`]: the step over a whole series, and its CSV; [`summary`]: the trader's summary of it.
 //! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
 //! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING; the shared `service` crate).
-//! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown.
+//! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown; its `lines.rs`
+//!   handles each received line (HISTORY, BAR, a refused WARMUP) without I/O.
 //! - [`warmup_retry`]: when to ask WARMUP again after `ERROR|HISTORY_UNAVAILABLE`.
 //! - [`v1`]: recognises the specification's v1 model zip and names the command that converts it.
 
