@@ -9,8 +9,9 @@
 //!
 //! Persistence is off the signal path: every BAR that arrives while the executor is busy (one
 //! WebSocket message, or messages a few milliseconds apart) is stepped and signalled first; each
-//! touched symbol is saved once the executor has been quiet for `SAVE_AFTER_QUIET`. A symbol's
-//! state is always durable before its next bar is stepped.
+//! touched symbol is saved once the executor has been quiet for `SAVE_AFTER_QUIET`. A state is
+//! saved only once the SIGNALs of the bars it has decided are sent: a kill before that resumes
+//! from the older state, which decides those bars again and sends them.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -443,8 +444,14 @@ impl Preditor {
     where
         S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
     {
-        // Every answer to one message goes back as one message: the SIGNALs of a bar close's 20
-        // BARs reach the executor together, as one batch of orders.
+        let out = self.handle_text(text);
+        send_all(ws, &out).await
+    }
+
+    /// Applies every line of one received message; returns the lines to send, as one message:
+    /// the SIGNALs of a bar close's 20 BARs reach the executor together, as one batch of orders.
+    /// Nothing decided here is saved before the caller has sent them.
+    fn handle_text(&mut self, text: &str) -> Vec<Line> {
         let mut out = Vec::new();
         for line in protocol::parse_message(text) {
             match line {
@@ -457,7 +464,7 @@ impl Preditor {
                 }
             }
         }
-        send_all(ws, &out).await
+        out
     }
 
     /// Applies one received line; returns the lines to send (signals).
@@ -565,9 +572,9 @@ impl Preditor {
     }
 
     /// Rebuilds a twin from history bars, then applies the live bars that arrived meanwhile.
+    /// Nothing is saved here: the signals of earlier lines of the same message are not sent yet.
     fn consume_history(&mut self, i: usize, bars: &[Bar]) -> Vec<Line> {
         let mut out = Vec::new();
-        self.persist_if_unsaved(i);
         self.slots[i].retry.reset();
         let slot = &mut self.slots[i];
         match slot.twin.on_history(bars) {
@@ -594,10 +601,10 @@ impl Preditor {
     /// 20 symbols close together. Safe because the step is deterministic: if the process dies after
     /// the send but before the save, the restart resumes from the previous state, replays this bar
     /// and sends the same SIGNAL with the same `B:`, which the executor answers again without
-    /// executing twice. The previous bar's state is saved here before stepping, so at most one bar
-    /// per symbol is ever volatile.
+    /// executing twice. Not saved here either when the twin has unsaved bars: one message can hold
+    /// several bars of a symbol (those held back during its WARMUP, a backfill), and saving the
+    /// previous bar's state before its SIGNAL is sent would lose that SIGNAL to a kill.
     fn live_bar(&mut self, i: usize, bar: Bar) -> Option<Line> {
-        self.persist_if_unsaved(i);
         let slot = &mut self.slots[i];
         match slot.twin.on_bar(bar) {
             Ok(BarOutcome::Decided(d)) => {
@@ -726,6 +733,82 @@ mod tests {
             line.to_string(),
             "SIGNAL|EURUSD|WAIT|2|-15.30|B:2026-02-03T10:15:00Z|N:4"
         );
+    }
+
+    /// The shipped GBPUSD model and its demo bars (what the system fault tests replay).
+    fn gbpusd() -> (Arc<Model>, Vec<Bar>) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let model = Model::load(&root.join("models/GBPUSD_H1.zip")).unwrap();
+        let bars = crate::bars::read_bars_csv(&root.join("data/demo/GBPUSD.csv")).unwrap();
+        (Arc::new(model), bars)
+    }
+
+    fn bar_lines(bars: &[Bar]) -> Vec<String> {
+        let (symbol, tf) = ("GBPUSD".parse().unwrap(), Timeframe::H1);
+        bars.iter()
+            .map(|b| Line::Bar(b.to_line(&symbol, tf, 5).unwrap()).to_string())
+            .collect()
+    }
+
+    /// A HISTORY block of `bars` as the executor sends it (one message).
+    fn history(bars: &[Bar]) -> String {
+        let mut lines = vec![format!("HISTORY|GBPUSD|H1|{}", bars.len())];
+        lines.extend(bar_lines(bars));
+        lines.push("HISTORY_END|GBPUSD|H1".into());
+        lines.join("\n")
+    }
+
+    /// The bars the SIGNALs are for, in order.
+    fn signalled(out: &[Line]) -> Vec<i64> {
+        out.iter()
+            .map(|l| match l {
+                Line::Signal(s) => s.bar_time.unwrap().unix_seconds(),
+                other => panic!("not a SIGNAL: {other}"),
+            })
+            .collect()
+    }
+
+    /// The preditor of the GBPUSD model on `store`, as a (re)start builds it.
+    fn start(model: &Arc<Model>, store: &StateStore) -> Preditor {
+        let key = IpcKey::from_token(&"a1".repeat(32)).unwrap();
+        Preditor::new(vec![Arc::clone(model)], store.clone(), "test", key).unwrap()
+    }
+
+    /// A kill between deciding a message's bars and sending their SIGNALs loses none of them:
+    /// nothing is saved before the send, so the restart decides them again and sends them. Seen
+    /// in the system fault test: the bars held back during a WARMUP arrive as one message after
+    /// HISTORY_END, and saving bar 1's state before stepping bar 2 lost bar 1's SIGNAL.
+    #[test]
+    fn a_kill_before_the_signals_of_a_message_are_sent_loses_none_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let (model, bars) = gbpusd();
+        let w = model.spec.window + 10;
+        let mut p = start(&model, &store);
+        assert_eq!(signalled(&p.handle_text(&history(&bars[..w]))).len(), 1);
+        p.persist_unsaved(); // sent, the executor quiet: saved
+        // Two live bars in one message, both decided; killed before the send.
+        let out = p.handle_text(&bar_lines(&bars[w..w + 2]).join("\n"));
+        assert_eq!(signalled(&out), [bars[w].time, bars[w + 1].time]);
+        drop(p);
+
+        // The restart resumes before both: its history replays them and sends both SIGNALs. A live
+        // bar that came before the history is stepped after it, in the same message: killed again
+        // before the send.
+        let mut p = start(&model, &store);
+        let mut msg = bar_lines(&bars[w + 2..w + 3]);
+        msg.push(history(&bars[..w + 2]));
+        let out = p.handle_text(&msg.join("\n"));
+        let times = [bars[w].time, bars[w + 1].time, bars[w + 2].time];
+        assert_eq!(signalled(&out), times);
+        drop(p);
+
+        let mut p = start(&model, &store);
+        let out = p.handle_text(&history(&bars[..w + 3]));
+        assert_eq!(signalled(&out), times, "every unsent SIGNAL is sent again");
+        p.persist_unsaved();
+        let saved = store.load("GBPUSD", "H1").unwrap().unwrap();
+        assert_eq!(saved.twin.last_bar_time, Some(bars[w + 2].time));
     }
 
     #[test]
