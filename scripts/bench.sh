@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The DESIGN.md §8 figures, measured end to end: 20 symbols, ctrader-sim + executor + preditor.
+# The docs/ARCHITECTURE.md §7 figures, measured end to end: 20 symbols, ctrader-sim + executor + preditor.
 #
 #   scripts/bench.sh [--bars N] [--speed BARS_PER_SEC] [--state disk|tmpfs] [--skip-preditor-bench]
 #
@@ -209,7 +209,7 @@ fi
   echo "machine: $(nproc) cores, $(sed -nE 's/^model name[[:space:]]*: (.*)/\1/p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ { printf "%.1f GiB", $2/1048576 }' /proc/meminfo) RAM, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "run: $bars bars after warmup at $speed bars/s, 20 symbols, state on $state, binaries $bin"
   echo
-  printf '| %-44s | %-62s | %s\n' "figure" "measured" "target (DESIGN.md §8)"
+  printf '| %-44s | %-62s | %s\n' "figure" "measured" "target (ARCHITECTURE.md §7)"
   printf '|%s|%s|%s\n' "----------------------------------------------" "----------------------------------------------------------------" "---------"
   printf '| %-44s | %-62s | %s\n' "executor RSS start/middle/end" "$(rss_row executor)" ""
   printf '| %-44s | %-62s | %s\n' "preditor RSS start/middle/end" "$(rss_row preditor)" ""

@@ -13,9 +13,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::config::ExecutorConfig;
 use executor::desk::Desk;
-use executor::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
+use executor::desk::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
+use executor::desk::risk::RiskGuard;
 use executor::journal::Journal;
-use executor::risk::RiskGuard;
 use protocol::{Action, BarTime, Decimal, Signal, Symbol};
 
 const SYMS: [&str; 20] = [
@@ -118,11 +118,13 @@ fn main() {
             }
             let start = Instant::now();
             let snap = paper.snapshot_sync(&sig.symbol);
-            if let Decision::Execute(plan) = engine.decide(&sig, now, &snap, false) {
+            if let Decision::Execute(mut plan) = engine.decide(&sig, now, &snap, false) {
                 let mut exec = Execution::default();
                 for c in &plan.closes {
                     exec.closes.push(paper.close_sync(c));
                 }
+                let after = paper.snapshot_sync(&sig.symbol);
+                engine.approve_after_closes(&mut plan, now, &after, false);
                 if let OpenStep::Open(a) = &plan.open {
                     exec.open = Some(paper.open_sync(a));
                 }
@@ -138,7 +140,6 @@ fn main() {
         .build()
         .unwrap();
     let mut desk = Desk::new(
-        "paper",
         SignalEngine::new(rules, RiskGuard::new(cfg.risk.clone(), None)),
         new_paper(&cfg),
         None,

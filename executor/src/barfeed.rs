@@ -86,6 +86,11 @@ impl BarBuilder {
         })
     }
 
+    /// The timeframe whose bars it builds.
+    pub fn timeframe(&self) -> Timeframe {
+        self.timeframe
+    }
+
     /// The link to the broker was lost (or market data was dropped): the forming bar misses
     /// ticks, and bars may close before the feed resumes. Nothing is emitted from live data until
     /// it does.

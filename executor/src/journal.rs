@@ -18,31 +18,41 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+use protocol::{Ack, Action, BarTime, Symbol};
 use serde::{Deserialize, Serialize};
 
-use crate::orders::{Leg, Side};
-use crate::risk::RiskState;
+use crate::desk::risk::RiskState;
+use crate::orders::{Book, CloseIntent, Leg, OpenIntent, Side};
 
+/// One journal line. Every field is typed and serialized through serde: protocol values as their
+/// wire text (`"EURUSD"`, `"LONG_WEAK"`, the ACK as its line), times as RFC 3339 with
+/// milliseconds, bars as their open time in Unix seconds. That is the form the untyped entries
+/// of earlier versions wrote, so their journals read back unchanged
+/// (`tests/data/state_91626d6`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
     /// About to send an order.
     Intent {
-        t: String,
-        book: String,
+        #[serde(with = "stamp")]
+        t: DateTime<Utc>,
+        book: Book,
         coid: String,
         leg: Leg,
-        symbol: String,
-        bar: i64,
-        action: String,
+        symbol: Symbol,
+        #[serde(with = "unix_bar")]
+        bar: BarTime,
+        action: Action,
         side: Option<Side>,
         lots: f64,
         position_id: Option<u64>,
     },
-    /// What became of it (`resolved_by` says `reconcile` when found after an ambiguous failure/crash).
+    /// What became of it.
     Result {
-        t: String,
-        book: String,
+        #[serde(with = "stamp")]
+        t: DateTime<Utc>,
+        book: Book,
         coid: String,
         ok: bool,
         position_id: Option<u64>,
@@ -52,24 +62,113 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lots: Option<f64>,
         error: Option<String>,
-        resolved_by: Option<String>,
+        /// How it was learned when not from the broker's answer.
+        resolved_by: Option<ResolvedBy>,
     },
-    /// The ACK line sent for (symbol, bar).
+    /// The ACK sent for (symbol, bar).
     Ack {
-        t: String,
-        book: String,
-        symbol: String,
-        bar: i64,
-        line: String,
+        #[serde(with = "stamp")]
+        t: DateTime<Utc>,
+        book: Book,
+        symbol: Symbol,
+        #[serde(with = "unix_bar")]
+        bar: BarTime,
+        line: Ack,
     },
     /// The book's risk baseline and control-line kill switch, whenever they change: a second
     /// copy of what `<book>_desk.json` holds, so a lost file cannot reset the loss limits.
     Guard {
-        t: String,
-        book: String,
+        #[serde(with = "stamp")]
+        t: DateTime<Utc>,
+        book: Book,
         risk: Option<RiskState>,
         kill_switch: bool,
     },
+}
+
+/// How an order's result was learned when its answer was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolvedBy {
+    /// Looked up in the broker's positions after a timeout, a lost link or a crash
+    /// ([`crate::desk::resolve`]).
+    Reconcile,
+}
+
+impl Entry {
+    /// The intent of a close.
+    pub fn close_intent(book: Book, t: DateTime<Utc>, c: &CloseIntent) -> Entry {
+        Entry::Intent {
+            t,
+            book,
+            coid: c.client_order_id.clone(),
+            leg: Leg::Close,
+            symbol: c.symbol.clone(),
+            bar: c.bar,
+            action: c.action,
+            side: None,
+            lots: c.lots,
+            position_id: Some(c.position_id),
+        }
+    }
+
+    /// The intent of an open.
+    pub fn open_intent(book: Book, t: DateTime<Utc>, o: &OpenIntent) -> Entry {
+        Entry::Intent {
+            t,
+            book,
+            coid: o.client_order_id.clone(),
+            leg: Leg::Open,
+            symbol: o.symbol.clone(),
+            bar: o.bar,
+            action: o.action,
+            side: Some(o.side),
+            lots: o.lots,
+            position_id: None,
+        }
+    }
+
+    /// The book an entry is about.
+    pub fn book(&self) -> Book {
+        match self {
+            Entry::Intent { book, .. }
+            | Entry::Result { book, .. }
+            | Entry::Ack { book, .. }
+            | Entry::Guard { book, .. } => *book,
+        }
+    }
+}
+
+/// Times as RFC 3339 UTC with milliseconds (`2026-02-03T10:15:00.000Z`); any RFC 3339 reads back.
+mod stamp {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| de::Error::custom(format!("time {text:?}: {e}")))
+    }
+}
+
+/// A bar as its open time in Unix seconds.
+mod unix_bar {
+    use protocol::BarTime;
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub fn serialize<S: Serializer>(b: &BarTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(b.unix_seconds())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BarTime, D::Error> {
+        let secs = i64::deserialize(d)?;
+        BarTime::from_unix(secs).map_err(|e| de::Error::custom(format!("bar {secs}: {e}")))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,9 +327,9 @@ impl Journal {
         self.file.sync_data().map_err(io(&self.path))?;
         // Pass 1: the orders that have a result, how many ACKs each book and symbol has and how
         // many guards each book has.
-        let mut finished: HashSet<(String, String)> = HashSet::new();
-        let mut acks: HashMap<(String, String), usize> = HashMap::new();
-        let mut guards: HashMap<String, usize> = HashMap::new();
+        let mut finished: HashSet<(Book, String)> = HashSet::new();
+        let mut acks: HashMap<(Book, Symbol), usize> = HashMap::new();
+        let mut guards: HashMap<Book, usize> = HashMap::new();
         let skipped = Self::for_each(&self.path, |e| match e {
             Entry::Result { book, coid, .. } => {
                 finished.insert((book, coid));
@@ -251,24 +350,22 @@ impl Journal {
         let mut kept = 0;
         let mut read_failed = None;
         let written = service::write_atomic_with(&self.path, service::Access::Shared, |out| {
-            let mut acks_seen: HashMap<(String, String), usize> = HashMap::new();
-            let mut guards_seen: HashMap<String, usize> = HashMap::new();
+            let mut acks_seen: HashMap<(Book, Symbol), usize> = HashMap::new();
+            let mut guards_seen: HashMap<Book, usize> = HashMap::new();
             let mut failed = None;
             let read = Self::for_each(&self.path, |e| {
                 let keep = match &e {
-                    Entry::Intent { book, coid, .. } => {
-                        !finished.contains(&(book.clone(), coid.clone()))
-                    }
+                    Entry::Intent { book, coid, .. } => !finished.contains(&(*book, coid.clone())),
                     Entry::Result { .. } => false,
                     Entry::Ack { book, symbol, .. } => {
-                        let key = (book.clone(), symbol.clone());
+                        let key = (*book, symbol.clone());
                         let total = acks.get(&key).copied().unwrap_or(0);
                         let n = acks_seen.entry(key).or_default();
                         *n += 1;
                         *n + keep_acks > total
                     }
                     Entry::Guard { book, .. } => {
-                        let n = guards_seen.entry(book.clone()).or_default();
+                        let n = guards_seen.entry(*book).or_default();
                         *n += 1;
                         Some(&*n) == guards.get(book)
                     }
@@ -448,29 +545,27 @@ fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
 /// repeated signal gets the same answer) and each book's last guard (risk baseline, kill switch).
 /// Results of finished orders are history, kept in archives.
 pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
-    let finished: HashSet<(&str, &str)> = entries
+    let finished: HashSet<(Book, &str)> = entries
         .iter()
         .filter_map(|e| match e {
-            Entry::Result { book, coid, .. } => Some((book.as_str(), coid.as_str())),
+            Entry::Result { book, coid, .. } => Some((*book, coid.as_str())),
             _ => None,
         })
         .collect();
-    let mut acks_left: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut guard_kept: HashSet<&str> = HashSet::new();
+    let mut acks_left: HashMap<(Book, &Symbol), usize> = HashMap::new();
+    let mut guard_kept: HashSet<Book> = HashSet::new();
     let mut keep = vec![false; entries.len()];
     for (i, e) in entries.iter().enumerate().rev() {
         keep[i] = match e {
-            Entry::Intent { book, coid, .. } => !finished.contains(&(book.as_str(), coid.as_str())),
+            Entry::Intent { book, coid, .. } => !finished.contains(&(*book, coid.as_str())),
             Entry::Result { .. } => false,
             Entry::Ack { book, symbol, .. } => {
-                let left = acks_left
-                    .entry((book.as_str(), symbol.as_str()))
-                    .or_insert(keep_acks);
+                let left = acks_left.entry((*book, symbol)).or_insert(keep_acks);
                 let k = *left > 0;
                 *left = left.saturating_sub(1);
                 k
             }
-            Entry::Guard { book, .. } => guard_kept.insert(book.as_str()),
+            Entry::Guard { book, .. } => guard_kept.insert(*book),
         };
     }
     entries
@@ -481,12 +576,12 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
 }
 
 /// Intents of `book` that have no result: orders whose outcome must be reconciled.
-pub fn pending_intents<'a>(entries: &'a [Entry], book: &str) -> Vec<&'a Entry> {
+pub fn pending_intents(entries: &[Entry], book: Book) -> Vec<&Entry> {
     let mut pending: Vec<&Entry> = Vec::new();
     for e in entries {
         match e {
-            Entry::Intent { book: b, .. } if b == book => pending.push(e),
-            Entry::Result { book: b, coid, .. } if b == book => {
+            Entry::Intent { book: b, .. } if *b == book => pending.push(e),
+            Entry::Result { book: b, coid, .. } if *b == book => {
                 pending.retain(|p| !matches!(p, Entry::Intent { coid: c, .. } if c == coid));
             }
             _ => {}
@@ -499,15 +594,23 @@ pub fn pending_intents<'a>(entries: &'a [Entry], book: &str) -> Vec<&'a Entry> {
 mod tests {
     use super::*;
 
+    fn t() -> DateTime<Utc> {
+        "2026-02-03T10:15:00.123Z".parse().unwrap()
+    }
+
+    fn bar(hours: i64) -> BarTime {
+        BarTime::from_unix(1_770_112_800 + hours * 3600).unwrap()
+    }
+
     fn intent(coid: &str) -> Entry {
         Entry::Intent {
-            t: "t".into(),
-            book: "paper".into(),
+            t: t(),
+            book: Book::Paper,
             coid: coid.into(),
             leg: Leg::Open,
-            symbol: "EURUSD".into(),
-            bar: 1,
-            action: "LONG_WEAK".into(),
+            symbol: "EURUSD".parse().unwrap(),
+            bar: bar(1),
+            action: Action::LongWeak,
             side: Some(Side::Buy),
             lots: 0.01,
             position_id: None,
@@ -516,8 +619,8 @@ mod tests {
 
     fn result(coid: &str) -> Entry {
         Entry::Result {
-            t: "t".into(),
-            book: "paper".into(),
+            t: t(),
+            book: Book::Paper,
             coid: coid.into(),
             ok: true,
             position_id: Some(1),
@@ -528,13 +631,76 @@ mod tests {
         }
     }
 
-    fn ack(symbol: &str, bar: i64) -> Entry {
+    fn ack(symbol: &str, hours: i64) -> Entry {
+        let symbol: Symbol = symbol.parse().unwrap();
         Entry::Ack {
-            t: "t".into(),
-            book: "paper".into(),
-            symbol: symbol.into(),
-            bar,
-            line: format!("ACK|{symbol}|LONG_WEAK|OK|B:{bar}"),
+            t: t(),
+            book: Book::Paper,
+            symbol: symbol.clone(),
+            bar: bar(hours),
+            line: Ack::ok(symbol, Action::LongWeak, None, None).with_bar_time(Some(bar(hours))),
+        }
+    }
+
+    /// The JSON of every kind is the form the untyped entries had (what older journals hold).
+    #[test]
+    fn entries_serialize_as_the_untyped_journal_did() {
+        let line = |e: &Entry| serde_json::to_string(e).unwrap();
+        assert_eq!(
+            line(&intent("C")),
+            r#"{"kind":"intent","t":"2026-02-03T10:15:00.123Z","book":"paper","coid":"C","leg":"Open","symbol":"EURUSD","bar":1770116400,"action":"LONG_WEAK","side":"Buy","lots":0.01,"position_id":null}"#
+        );
+        assert_eq!(
+            line(&ack("EURUSD", 1)),
+            r#"{"kind":"ack","t":"2026-02-03T10:15:00.123Z","book":"paper","symbol":"EURUSD","bar":1770116400,"line":"ACK|EURUSD|LONG_WEAK|OK|B:2026-02-03T11:00:00Z"}"#
+        );
+        let resolved = Entry::Result {
+            t: t(),
+            book: Book::Live,
+            coid: "C".into(),
+            ok: false,
+            position_id: None,
+            price: None,
+            lots: None,
+            error: Some("x".into()),
+            resolved_by: Some(ResolvedBy::Reconcile),
+        };
+        assert_eq!(
+            line(&resolved),
+            r#"{"kind":"result","t":"2026-02-03T10:15:00.123Z","book":"live","coid":"C","ok":false,"position_id":null,"price":null,"error":"x","resolved_by":"reconcile"}"#
+        );
+        for e in [
+            intent("C"),
+            result("C"),
+            ack("EURUSD", 1),
+            resolved,
+            guard(Book::Live, true),
+        ] {
+            assert_eq!(serde_json::from_str::<Entry>(&line(&e)).unwrap(), e);
+        }
+    }
+
+    /// A line whose fields are not what their type says is skipped and reported, by field.
+    #[test]
+    fn a_mistyped_field_costs_its_line_and_says_which() {
+        let bad = [
+            (
+                r#"{"kind":"ack","t":"2026-02-03T10:15:00.123Z","book":"paper","symbol":"EURUSD","bar":1770116400,"line":"SIGNAL|EURUSD|WAIT|1|0.00"}"#,
+                "expected a ACK line",
+            ),
+            (
+                r#"{"kind":"guard","t":"2026-02-03T10:15:00.123Z","book":"demo","risk":null,"kill_switch":true}"#,
+                "demo",
+            ),
+            (
+                r#"{"kind":"guard","t":"yesterday","book":"paper","risk":null,"kill_switch":true}"#,
+                "yesterday",
+            ),
+        ];
+        for (text, why) in bad {
+            let r = recover_bytes(format!("{text}\n").as_bytes());
+            assert!(r.entries.is_empty(), "{text}");
+            assert!(r.skipped[0].why.contains(why), "{:?}", r.skipped);
         }
     }
 
@@ -573,17 +739,17 @@ mod tests {
             ]
         );
         assert_eq!(kept, 5);
-        assert_eq!(pending_intents(&now, "paper"), vec![&intent("PENDING")]);
+        assert_eq!(pending_intents(&now, Book::Paper), vec![&intent("PENDING")]);
         // The handle follows the new file.
         j.append(&result("PENDING")).unwrap();
-        assert!(pending_intents(&Journal::read_all(&p).unwrap(), "paper").is_empty());
+        assert!(pending_intents(&Journal::read_all(&p).unwrap(), Book::Paper).is_empty());
         assert!(j.len_bytes() < before.len() as u64);
     }
 
-    fn guard(book: &str, kill_switch: bool) -> Entry {
+    fn guard(book: Book, kill_switch: bool) -> Entry {
         Entry::Guard {
-            t: "t".into(),
-            book: book.into(),
+            t: t(),
+            book,
             risk: None,
             kill_switch,
         }
@@ -597,17 +763,17 @@ mod tests {
         let p = dir.path().join("journal.jsonl");
         let mut j = Journal::open(&p).unwrap();
         j.append_all(&[
-            guard("paper", false),
-            guard("live", true),
+            guard(Book::Paper, false),
+            guard(Book::Live, true),
             intent("A"),
             result("A"),
-            guard("paper", true),
+            guard(Book::Paper, true),
         ])
         .unwrap();
         j.rotate(2, "20260203T100000.000Z").unwrap();
         assert_eq!(
             Journal::read_all(&p).unwrap(),
-            vec![guard("live", true), guard("paper", true)]
+            vec![guard(Book::Live, true), guard(Book::Paper, true)]
         );
     }
 
@@ -831,10 +997,14 @@ mod tests {
                         all.push(result(&coid));
                     }
                     2 if below(8) == 0 => {
-                        let book = if below(2) == 0 { "live" } else { "paper" };
+                        let book = if below(2) == 0 {
+                            Book::Live
+                        } else {
+                            Book::Paper
+                        };
                         all.push(Entry::Guard {
-                            t: "t".into(),
-                            book: book.into(),
+                            t: t(),
+                            book,
                             risk: None,
                             kill_switch: below(2) == 0,
                         });
@@ -845,7 +1015,7 @@ mod tests {
                         if let Entry::Ack { book, .. } = &mut a
                             && below(2) == 0
                         {
-                            *book = "live".into();
+                            *book = Book::Live;
                         }
                         all.push(a);
                     }
@@ -871,8 +1041,8 @@ mod tests {
         j.append(&intent("A")).unwrap();
         j.append(&intent("B")).unwrap();
         j.append(&Entry::Result {
-            t: "t".into(),
-            book: "paper".into(),
+            t: t(),
+            book: Book::Paper,
             coid: "A".into(),
             ok: true,
             position_id: Some(1),
@@ -887,8 +1057,8 @@ mod tests {
         f.write_all(b"{\"kind\":\"intent\",\"t\"").unwrap();
         let all = Journal::read_all(&p).unwrap();
         assert_eq!(all.len(), 3);
-        let pend = pending_intents(&all, "paper");
+        let pend = pending_intents(&all, Book::Paper);
         assert_eq!(pend, vec![&intent("B")]);
-        assert!(pending_intents(&all, "live").is_empty());
+        assert!(pending_intents(&all, Book::Live).is_empty());
     }
 }

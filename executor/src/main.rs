@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use executor::Executor;
 use executor::config::{ConfigError, ExecutorConfig};
 use executor::drift::DriftReport;
 use executor::notify::SystemdNotifier;
 use executor::onboarding::auth::{self, AuthRequest};
 use executor::onboarding::{accounts, describe_error};
-use executor::server::Executor;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]

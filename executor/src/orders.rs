@@ -31,6 +31,30 @@ pub fn parse_open_label(label: &str) -> Option<(Symbol, BarTime, Action)> {
     Some((symbol, bar, action))
 }
 
+/// Which book a desk keeps: the broker's real one or the simulated one. Its word (`live`,
+/// `paper`) names the book in the journal, the desk file and the drift log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Book {
+    Live,
+    Paper,
+}
+
+impl Book {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Book::Live => "live",
+            Book::Paper => "paper",
+        }
+    }
+}
+
+impl std::fmt::Display for Book {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Leg {
     Open,
@@ -98,7 +122,8 @@ pub struct BrokerPosition {
     pub symbol: String,
     pub side: Side,
     pub lots: f64,
-    pub entry_price: f64,
+    /// `None` when the broker did not report it (and for an open still on its way).
+    pub entry_price: Option<f64>,
     /// Margin the broker holds for it, in account currency.
     pub margin: f64,
     /// The label / client order id it was opened with, when the broker keeps one.
@@ -109,10 +134,13 @@ pub struct BrokerPosition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fill {
     pub position_id: u64,
-    pub price: f64,
-    pub lots: f64,
-    /// Fill price minus the reference price (bar close or quote), signed against us (> 0 = worse).
-    pub slippage: f64,
+    /// `None` when the broker's answer does not tell (a close found done by a reconcile).
+    pub price: Option<f64>,
+    /// `None` when the symbol's volume rules are unknown.
+    pub lots: Option<f64>,
+    /// Fill price minus the reference price (bar close or quote), signed against us (> 0 = worse);
+    /// `None` when either is unknown.
+    pub slippage: Option<f64>,
     /// Realised PnL in account currency (closing fills only).
     pub realized_pnl: Option<f64>,
 }

@@ -200,8 +200,8 @@ fn repo_root() -> &'static Path {
 #[test]
 fn the_demo_judges_staleness_in_half_a_bar_and_the_live_examples_keep_60_s() {
     use executor::broker::paper::PaperBroker;
-    use executor::engine::{Decision, EngineRules, SignalEngine};
-    use executor::risk::RiskGuard;
+    use executor::desk::engine::{Decision, EngineRules, SignalEngine};
+    use executor::desk::risk::RiskGuard;
     use protocol::{AckOutcome, Line, Reason};
 
     let (_dir, cfg) = shipped_config();

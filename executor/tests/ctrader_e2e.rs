@@ -607,10 +607,8 @@ async fn equity_is_the_brokers_with_every_positions_pnl() {
     // 100 US30 contracts bought at ask + slippage: 2.6 USD each below the bid, 260 USD.
     open_by_hand(&env, 10_000).await;
     // The executor asks the broker for the account every ACCOUNT_REFRESH_PERIOD.
-    tokio::time::sleep(
-        executor::server::ACCOUNT_REFRESH_PERIOD + std::time::Duration::from_secs(1),
-    )
-    .await;
+    tokio::time::sleep(executor::feed::ACCOUNT_REFRESH_PERIOD + std::time::Duration::from_secs(1))
+        .await;
     let ack = signal_on_next_bar(&mut c, "EURUSD", "LONG_WEAK").await;
     assert!(
         ack.starts_with("ACK|EURUSD|LONG_WEAK|FAIL|TOTAL_LOSS|"),
@@ -628,7 +626,7 @@ async fn a_netted_account_is_refused_at_startup() {
         sim_args: &["--account-type", "netted"],
         ..EnvSpec::default_with(5000)
     });
-    let err = executor::server::Executor::start(cfg, None)
+    let err = executor::Executor::start(cfg, None)
         .await
         .expect_err("a netted account must be refused");
     let text = err.to_string();
@@ -636,6 +634,27 @@ async fn a_netted_account_is_refused_at_startup() {
         text.contains("NETTED") && text.contains("HEDGED") && text.contains("account_id"),
         "{text}"
     );
+}
+
+/// Issue 13: a started executor's `Debug` (what a test's panic or a `{:?}` in a log prints) shows
+/// none of its secrets: the IPC token, the cTrader client secret, the access and refresh tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_started_executors_debug_shows_no_secret() {
+    let (_dir, _sim, cfg) = prepare_env(EnvSpec::default_with(5000));
+    let exec = executor::Executor::start(cfg, None).await.unwrap();
+    let shown = format!("{exec:?}");
+    assert!(
+        shown.contains("CtraderBroker"),
+        "the live book is in it: {shown}"
+    );
+    for secret in [
+        common::TOKEN,
+        "sim-client-secret",
+        "sim-access-token",
+        "sim-refresh-token",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in Debug: {shown}");
+    }
 }
 
 /// TLS sessions the simulator has accepted so far (its log line per connection).

@@ -15,10 +15,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::broker::{Broker, BrokerError, Ticket};
+use executor::desk::risk::RiskApproved;
 use executor::desk::{Desk, DeskOutcome};
 use executor::journal::{Entry, Journal};
-use executor::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent, Side};
-use executor::risk::RiskApproved;
+use executor::orders::{Book, BookSnapshot, CloseIntent, Fill, OpenIntent, Side};
 use protocol::{Line, Signal, Symbol};
 use tokio::sync::watch;
 
@@ -47,8 +47,8 @@ impl Gated {
 impl Broker for Gated {
     type Receipt = Fill;
 
-    fn name(&self) -> &'static str {
-        "live"
+    fn book(&self) -> Book {
+        Book::Live
     }
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
         self.inner.snapshot_sync(symbol)
@@ -98,7 +98,7 @@ fn setup(symbols: &[&str], risk: &str, release_at: usize) -> Setup {
         release_at,
     };
     Setup {
-        desk: Desk::new("live", p.engine, broker, None).unwrap(),
+        desk: Desk::new(p.engine, broker, None).unwrap(),
         journal: p.journal,
         journal_path: p.journal_path,
         now: NOW.parse().unwrap(),
@@ -251,4 +251,90 @@ async fn a_repeated_symbol_starts_a_new_batch_that_sees_the_first_fill() {
     assert_eq!(eurusd.len(), 1, "{eurusd:?}");
     assert_eq!(eurusd[0].side, Side::Sell);
     assert!(out[2].fill.is_some());
+}
+
+/// `n` symbols `SYM01`, `SYM02`, …
+fn many(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("SYM{i:02}")).collect()
+}
+
+/// A bar later than [`BAR`], for the reversals.
+const NEXT_BAR: &str = "2026-02-03T10:00:01Z";
+
+/// A bar of reversals at the position limit: each reversal's close frees the slot its own new
+/// position takes, so none is refused (issue 13 item 7: a batch used to count every new position
+/// before its own close was confirmed, and refused all but the first at the limit).
+#[tokio::test]
+async fn twenty_reversals_at_a_twenty_position_limit_are_not_refused() {
+    let names = many(20);
+    let symbols: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut s = setup(
+        &symbols,
+        r#"{ "max_open_positions": 20, "max_total_lots": 10 }"#,
+        1,
+    );
+    let longs: Vec<Signal> = symbols
+        .iter()
+        .map(|sym| signal(sym, "LONG_WEAK", BAR))
+        .collect();
+    let out = acks(&s.batch(&longs).await);
+    assert!(out.iter().all(|a| a.contains("|OK|")), "{out:?}");
+    let shorts: Vec<Signal> = symbols
+        .iter()
+        .map(|sym| signal(sym, "SHORT_WEAK", NEXT_BAR))
+        .collect();
+    let out = acks(&s.batch(&shorts).await);
+    for (sym, ack) in symbols.iter().zip(&out) {
+        assert!(
+            ack.starts_with(&format!("ACK|{sym}|SHORT_WEAK|OK|T:")),
+            "{out:?}"
+        );
+    }
+    let book = &s.desk.broker.inner.book.positions;
+    assert_eq!(book.len(), 20);
+    assert!(book.iter().all(|p| p.side == Side::Sell), "{book:?}");
+}
+
+/// The limits still hold around reversals: at the position limit a new symbol's open is refused
+/// while the reversals beside it go through, and the new positions of reversals count against
+/// each other (here the exposure limit, once the closes have freed theirs).
+#[tokio::test]
+async fn the_limits_still_hold_beside_and_between_reversals() {
+    let names = many(21);
+    let symbols: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut s = setup(
+        &symbols,
+        r#"{ "max_open_positions": 20, "max_total_lots": 0.5 }"#,
+        1,
+    );
+    let longs: Vec<Signal> = symbols[..20]
+        .iter()
+        .map(|sym| signal(sym, "LONG_WEAK", BAR))
+        .collect();
+    let out = acks(&s.batch(&longs).await);
+    assert!(out.iter().all(|a| a.contains("|OK|")), "{out:?}");
+    // 20 reversals from 0.01 to 0.03 lots (0.6 in total, over the 0.5 limit), and a new symbol.
+    let mut sigs: Vec<Signal> = symbols[..20]
+        .iter()
+        .map(|sym| signal(sym, "SHORT_MODERATE", NEXT_BAR))
+        .collect();
+    sigs.push(signal(symbols[20], "LONG_WEAK", NEXT_BAR));
+    let out = acks(&s.batch(&sigs).await);
+    assert!(
+        out[20].starts_with("ACK|SYM21|LONG_WEAK|FAIL|MAX_POSITIONS"),
+        "at the limit, a new position has no slot until a close is confirmed: {out:?}"
+    );
+    let opened = out[..20].iter().filter(|a| a.contains("|OK|T:")).count();
+    let refused: Vec<&String> = out[..20].iter().filter(|a| a.contains("|FAIL|")).collect();
+    // 0.5 lots hold 16 positions of 0.03: the 17th and later are refused, their closes done.
+    assert_eq!(opened, 16, "{out:?}");
+    assert_eq!(refused.len(), 4, "{out:?}");
+    assert!(
+        refused.iter().all(|a| a.contains("|FAIL|MAX_EXPOSURE|")),
+        "{refused:?}"
+    );
+    let book = &s.desk.broker.inner.book.positions;
+    assert_eq!(book.len(), 16, "{book:?}");
+    let lots: f64 = book.iter().map(|p| p.lots).sum();
+    assert!(lots <= 0.5 + 1e-9, "{lots}");
 }

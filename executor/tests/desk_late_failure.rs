@@ -55,7 +55,7 @@ fn setup() -> Setup {
     let p = common::paper_desk::parts(&symbols_json(), NO_LIMITS);
     let state = p.dir.path().join("paper_desk.json");
     Setup {
-        desk: Desk::new("paper", p.engine, p.paper, Some(state)).unwrap(),
+        desk: Desk::new(p.engine, p.paper, Some(state)).unwrap(),
         journal: p.journal,
         journal_path: p.journal_path,
         now: NOW.parse().unwrap(),

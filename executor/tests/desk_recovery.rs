@@ -13,9 +13,11 @@ use chrono::{DateTime, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::broker::{Broker, BrokerError, Ticket, answered};
 use executor::desk::Desk;
-use executor::journal::{Entry, Journal};
-use executor::orders::{BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side};
-use executor::risk::RiskApproved;
+use executor::desk::risk::RiskApproved;
+use executor::journal::{Entry, Journal, ResolvedBy};
+use executor::orders::{
+    Book, BookSnapshot, BrokerPosition, CloseIntent, Fill, Leg, OpenIntent, Side,
+};
 use protocol::{Line, Signal, Symbol};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,8 +45,8 @@ struct Faulty {
 impl Broker for Faulty {
     type Receipt = Fill;
 
-    fn name(&self) -> &'static str {
-        "live"
+    fn book(&self) -> Book {
+        Book::Live
     }
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
         let mut snap = self.inner.snapshot_sync(symbol);
@@ -112,7 +114,7 @@ fn setup() -> Setup {
         reconciles: 0,
     };
     Setup {
-        desk: Desk::new("live", p.engine, broker, None).unwrap(),
+        desk: Desk::new(p.engine, broker, None).unwrap(),
         journal: p.journal,
         journal_path: p.journal_path,
         now: "2026-02-03T11:00:01Z".parse().unwrap(),
@@ -265,24 +267,25 @@ async fn pending_intents_from_a_crash_are_resolved_by_reconcile_at_startup() {
     let sig = signal("SIGNAL|EURUSD|LONG_WEAK|1|0.00|B:2026-02-03T10:00:00Z|N:1");
     let snap = s.desk.broker.inner.snapshot_sync(&sym);
     common::publish(&mut s.desk.engine, &sig);
-    let executor::engine::Decision::Execute(plan) = s.desk.engine.decide(&sig, s.now, &snap, false)
+    let executor::desk::engine::Decision::Execute(plan) =
+        s.desk.engine.decide(&sig, s.now, &snap, false)
     else {
         panic!("expected a plan")
     };
-    let executor::engine::OpenStep::Open(approved) = &plan.open else {
+    let executor::desk::engine::OpenStep::Open(approved) = &plan.open else {
         panic!()
     };
     s.desk.broker.inner.open_sync(approved).unwrap();
     for c in [coid.as_str(), "OT-EURUSD-1-2O"] {
         s.journal
             .append(&Entry::Intent {
-                t: "t".into(),
-                book: "live".into(),
+                t: s.now,
+                book: Book::Live,
                 coid: c.into(),
                 leg: Leg::Open,
-                symbol: "EURUSD".into(),
-                bar: 0,
-                action: "LONG_WEAK".into(),
+                symbol: sym.clone(),
+                bar: protocol::BarTime::from_unix(0).unwrap(),
+                action: protocol::Action::LongWeak,
                 side: Some(Side::Buy),
                 lots: 0.01,
                 position_id: None,
@@ -305,7 +308,7 @@ async fn pending_intents_from_a_crash_are_resolved_by_reconcile_at_startup() {
                 ok,
                 resolved_by: Some(r),
                 ..
-            } if r == "reconcile" => Some((coid.clone(), *ok)),
+            } if *r == ResolvedBy::Reconcile => Some((coid.clone(), *ok)),
             _ => None,
         })
         .collect();
@@ -314,7 +317,7 @@ async fn pending_intents_from_a_crash_are_resolved_by_reconcile_at_startup() {
         vec![(coid, true), ("OT-EURUSD-1-2O".to_string(), false)]
     );
     assert_eq!(s.desk.broker.opens, 0, "recovery never sends orders");
-    assert!(executor::journal::pending_intents(&after, "live").is_empty());
+    assert!(executor::journal::pending_intents(&after, Book::Live).is_empty());
 }
 
 #[tokio::test]
@@ -364,7 +367,7 @@ async fn a_failed_close_stops_the_plan_and_its_open_is_journaled_as_not_sent() {
         "{:?}",
         e[6]
     );
-    assert!(executor::journal::pending_intents(&e, "live").is_empty());
+    assert!(executor::journal::pending_intents(&e, Book::Live).is_empty());
 }
 
 /// The journal's entries about orders and ACKs: without the `guard` entries (the risk baseline,

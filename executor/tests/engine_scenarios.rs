@@ -1,4 +1,4 @@
-//! Scenario tests of the pure signal logic (DESIGN.md §6 "Executor") with an injected clock and the
+//! Scenario tests of the pure signal logic (docs/ARCHITECTURE.md §5 "Executor") with an injected clock and the
 //! real paper book, driven synchronously: every ACK kind and every reason the engine can produce.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,8 +7,8 @@ mod common;
 use chrono::{DateTime, TimeDelta, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::config::ExecutorConfig;
-use executor::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
-use executor::risk::RiskGuard;
+use executor::desk::engine::{Decision, EngineRules, Execution, OpenStep, SignalEngine};
+use executor::desk::risk::RiskGuard;
 use protocol::{Ack, AckOutcome, BarTime, Line, Reason, Symbol};
 
 const B0: &str = "2026-02-03T10:00:00Z";
@@ -73,7 +73,7 @@ impl World {
         let snap = self.paper.snapshot_sync(&sig.symbol);
         match self.engine.decide(&sig, self.now, &snap, self.kill_file) {
             Decision::Reply(r) => r.ack,
-            Decision::Execute(plan) => {
+            Decision::Execute(mut plan) => {
                 let mut exec = Execution::default();
                 for c in &plan.closes {
                     let r = self.paper.close_sync(c);
@@ -83,6 +83,10 @@ impl World {
                         break;
                     }
                 }
+                // The desk decides an open that waited for its closes once they are done.
+                let after = self.paper.snapshot_sync(&sig.symbol);
+                self.engine
+                    .approve_after_closes(&mut plan, self.now, &after, self.kill_file);
                 if exec.closes.iter().all(Result::is_ok)
                     && let OpenStep::Open(approved) = &plan.open
                 {

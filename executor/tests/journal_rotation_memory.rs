@@ -7,7 +7,8 @@
 use std::io::Write;
 
 use executor::journal::{Entry, Journal, ROTATE_BYTES, pending_intents};
-use executor::orders::{Leg, Side};
+use executor::orders::{Book, Leg, Side};
+use protocol::{Ack, Action, BarTime, Decimal, Symbol};
 
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -26,21 +27,25 @@ fn rotating_a_full_journal_does_not_read_it_into_memory() {
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     let mut bar = 0i64;
     let mut pending = Vec::new();
+    let stamp = |s: &str| -> chrono::DateTime<chrono::Utc> { s.parse().unwrap() };
+    let price: Decimal = "1.08542".parse().unwrap();
     while std::fs::metadata(&path).unwrap().len() + (out.buffer().len() as u64) < ROTATE_BYTES {
         bar += 1;
+        let bar_time = BarTime::from_unix(1_770_112_800 + bar * 3600).unwrap();
         for (s, symbol) in symbols.iter().enumerate() {
-            for book in ["live", "paper"] {
+            let symbol: Symbol = symbol.parse().unwrap();
+            for book in [Book::Live, Book::Paper] {
                 let mut entries = Vec::new();
                 if (bar + s as i64) % 4 == 0 {
                     let coid = format!("OT-{symbol}-{bar}-1O-{book}");
                     entries.push(Entry::Intent {
-                        t: "2026-02-03T10:00:01.000Z".into(),
-                        book: book.into(),
+                        t: stamp("2026-02-03T10:00:01.000Z"),
+                        book,
                         coid: coid.clone(),
                         leg: Leg::Open,
-                        symbol: (*symbol).into(),
-                        bar,
-                        action: "LONG_MODERATE".into(),
+                        symbol: symbol.clone(),
+                        bar: bar_time,
+                        action: Action::LongModerate,
                         side: Some(Side::Buy),
                         lots: 0.03,
                         position_id: None,
@@ -49,8 +54,8 @@ fn rotating_a_full_journal_does_not_read_it_into_memory() {
                         pending.push(coid);
                     } else {
                         entries.push(Entry::Result {
-                            t: "2026-02-03T10:00:01.004Z".into(),
-                            book: book.into(),
+                            t: stamp("2026-02-03T10:00:01.004Z"),
+                            book,
                             coid,
                             ok: true,
                             position_id: Some(bar as u64),
@@ -62,11 +67,17 @@ fn rotating_a_full_journal_does_not_read_it_into_memory() {
                     }
                 }
                 entries.push(Entry::Ack {
-                    t: "2026-02-03T10:00:01.005Z".into(),
-                    book: book.into(),
-                    symbol: (*symbol).into(),
-                    bar,
-                    line: format!("ACK|{symbol}|LONG_MODERATE|OK|T:{bar}|P:1.08542|B:{bar}"),
+                    t: stamp("2026-02-03T10:00:01.005Z"),
+                    book,
+                    symbol: symbol.clone(),
+                    bar: bar_time,
+                    line: Ack::ok(
+                        symbol.clone(),
+                        Action::LongModerate,
+                        Some(bar as u64),
+                        Some(price.clone()),
+                    )
+                    .with_bar_time(Some(bar_time)),
                 });
                 for e in entries {
                     out.write_all(&serde_json::to_vec(&e).unwrap()).unwrap();
@@ -87,8 +98,8 @@ fn rotating_a_full_journal_does_not_read_it_into_memory() {
     let now = Journal::read_all(&path).unwrap();
     assert_eq!(kept, now.len());
     assert_eq!(kept, symbols.len() * 2 * 64 + pending.len());
-    let mut still: Vec<String> = ["live", "paper"]
-        .iter()
+    let mut still: Vec<String> = [Book::Live, Book::Paper]
+        .into_iter()
         .flat_map(|b| pending_intents(&now, b))
         .filter_map(|e| match e {
             Entry::Intent { coid, .. } => Some(coid.clone()),

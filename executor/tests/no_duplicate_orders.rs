@@ -12,9 +12,9 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use executor::broker::paper::PaperBroker;
 use executor::desk::Desk;
-use executor::engine::{EngineRules, SignalEngine};
+use executor::desk::engine::{EngineRules, SignalEngine};
+use executor::desk::risk::RiskGuard;
 use executor::journal::{Entry, Journal};
-use executor::risk::RiskGuard;
 use proptest::prelude::*;
 use protocol::{Action, BarTime, Signal, Symbol, Timeframe};
 
@@ -114,7 +114,7 @@ impl Harness {
         let risk = p.engine.risk.limits.clone();
         let engine = SignalEngine::new(rules.clone(), RiskGuard::new(risk.clone(), None));
         Harness {
-            desk: Desk::new("paper", engine, p.paper, None).unwrap(),
+            desk: Desk::new(engine, p.paper, None).unwrap(),
             journal: p.journal,
             journal_path: p.journal_path,
             _dir: p.dir,
@@ -140,7 +140,7 @@ impl Harness {
         let mut this_batch = BTreeSet::new();
         for e in &entries[self.seen_entries..] {
             if let Entry::Intent { symbol, bar, .. } = e {
-                this_batch.insert((symbol.clone(), *bar));
+                this_batch.insert((symbol.to_string(), bar.unix_seconds()));
             }
         }
         self.seen_entries = entries.len();
@@ -159,7 +159,7 @@ impl Harness {
             &mut self.desk.broker,
             PaperBroker::open_book(Default::default(), 1.0, 1.0, None).unwrap(),
         );
-        self.desk = Desk::new("paper", engine, broker, None).unwrap();
+        self.desk = Desk::new(engine, broker, None).unwrap();
         let entries = Journal::read_all(&self.journal_path).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

@@ -235,10 +235,8 @@ async fn paper_mode_end_to_end_with_restart() {
 async fn second_executor_on_the_same_state_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = common::load(dir.path(), &common::paper_config(SYMBOLS, "{}", ""));
-    let first = executor::server::Executor::start(cfg.clone(), None)
-        .await
-        .unwrap();
-    let err = executor::server::Executor::start(cfg, None)
+    let first = executor::Executor::start(cfg.clone(), None).await.unwrap();
+    let err = executor::Executor::start(cfg, None)
         .await
         .unwrap_err()
         .to_string();

@@ -172,7 +172,7 @@ async fn a_lost_baseline_refuses_to_start_and_a_corrupt_file_is_never_to_be_dele
     let desk = dir.path().join("state/paper_desk.json");
 
     std::fs::write(&desk, "{ \"risk\": ").unwrap();
-    let err = executor::server::Executor::start(cfg.clone(), None)
+    let err = executor::Executor::start(cfg.clone(), None)
         .await
         .unwrap_err()
         .to_string();
@@ -196,7 +196,7 @@ async fn a_lost_baseline_refuses_to_start_and_a_corrupt_file_is_never_to_be_dele
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&journal, without_guard).unwrap();
-    let err = executor::server::Executor::start(cfg.clone(), None)
+    let err = executor::Executor::start(cfg.clone(), None)
         .await
         .unwrap_err()
         .to_string();

@@ -314,7 +314,7 @@ fn garbage_oversized_and_unauthenticated_websocket_input_gets_errors_and_trading
         assert!(r.starts_with("ERROR|"), "a 4097-byte line -> {r}");
         // Over the message limit: that connection only is dropped.
         let _ = c
-            .send(Message::text("X".repeat(executor::server::MAX_MESSAGE_BYTES + 1)))
+            .send(Message::text("X".repeat(executor::ipc::MAX_MESSAGE_BYTES + 1)))
             .await;
         assert_eq!(recv(&mut c).await, None, "oversized message: connection dropped");
 
@@ -741,7 +741,7 @@ fn check_published_bars(sys: &System, wire: &[WireLine]) -> Vec<String> {
 
 /// A broker outage must not change the bars the preditor decides on: after a reconnect the
 /// executor should publish every bar that closed meanwhile, each with its real OHLCV, so that
-/// live decisions keep equal to the backtest (DESIGN.md §6, "100%").
+/// live decisions keep equal to the backtest (docs/ARCHITECTURE.md §5, "the same positions at every bar").
 #[test]
 fn bars_published_across_broker_outages_equal_the_simulators_bars() {
     let mut sys = System::start(spec(2.0, 400));

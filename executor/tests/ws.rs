@@ -41,7 +41,7 @@ async fn the_handshake_authenticates_both_sides_without_the_token_on_the_wire() 
     assert!(
         log.contains(&format!(
             "> HELLO|executor|{}|paper|***|***\n",
-            executor::server::VERSION
+            executor::VERSION
         )),
         "{log}"
     );
@@ -152,7 +152,7 @@ async fn oversized_line_gets_too_long_and_oversized_message_drops_only_that_conn
     .await;
     assert!(recv(&mut c).await.unwrap().starts_with("ERROR|TOO_LONG|"));
     // a message over the WebSocket limit: the connection is dropped, the process survives
-    let huge = "X".repeat(executor::server::MAX_MESSAGE_BYTES + 1);
+    let huge = "X".repeat(executor::ipc::MAX_MESSAGE_BYTES + 1);
     let _ = c.send(Message::text(huge)).await;
     assert_eq!(recv(&mut c).await, None);
     let _again = ws::hello(run.addr).await;

@@ -17,7 +17,8 @@
 //! - [`sync`]: one twin's sync with the executor (waiting, receiving a HISTORY, live), a pure state
 //!   machine; [`warmup_retry`]: when to ask WARMUP again after `ERROR|HISTORY_UNAVAILABLE`.
 //! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown: the I/O shell
-//!   around [`session`] and [`sync`].
+//!   around [`session`] and [`sync`]; its `lines.rs` handles each received line (HISTORY, BAR, a
+//!   refused WARMUP) without I/O.
 //! - [`v1`]: recognises the specification's v1 model zip and names the command that converts it.
 
 pub mod backtest;

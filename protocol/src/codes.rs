@@ -117,5 +117,26 @@ wire_codes! {
         TooLong = "TOO_LONG",
         /// The receiver failed while handling a valid line.
         Internal = "INTERNAL",
+        /// A newer authenticated preditor connection took over; this one is closed.
+        Replaced = "REPLACED",
+        /// The executor is stopping; the connection is closed.
+        Shutdown = "SHUTDOWN",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes the executor closes a connection with are known, not `Other` (issue 13).
+    #[test]
+    fn connection_closing_codes_are_known() {
+        for (text, code) in [
+            ("REPLACED", ErrorCode::Replaced),
+            ("SHUTDOWN", ErrorCode::Shutdown),
+        ] {
+            assert_eq!(text.parse::<ErrorCode>().unwrap(), code);
+            assert_eq!(code.as_str(), text);
+        }
     }
 }

@@ -16,7 +16,7 @@
 //!   the mutual HMAC challenge–response that computes and checks them.
 //! - [`codes`]: ACK [`Reason`]s and [`ErrorCode`]s, with forward-compatible `Other` codes.
 //! - [`error`]: [`ParseError`] (line type + field name + why) and the field-level [`ValueError`].
-//! - [`redact`]: what a log shows of a line, raw or parsed (handshake values as `***`).
+//! - [`mod@redact`]: what a log shows of a line, raw or parsed (handshake values as `***`).
 //!
 //! ```
 //! use protocol::{Action, Line};

@@ -1,5 +1,7 @@
-//! Optional `serde` support (feature `serde`): each value type travels as its wire text, so a JSON
-//! document that carries one is validated exactly like a protocol line (the fleet records use it).
+//! Optional `serde` support (feature `serde`): each value type, and each line, travels as its
+//! canonical wire text, so a JSON document that carries one is validated exactly like a protocol
+//! line (the fleet records and the executor's journal use it). A line type expects its own line:
+//! an `Ack` does not deserialize from a `SIGNAL|…` text.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -8,7 +10,10 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::{Action, BarTime, Mode, Symbol, Timeframe};
+use crate::{
+    Ack, Action, Auth, BarLine, BarTime, Decimal, ErrorCode, ErrorLine, Hello, History, HistoryEnd,
+    Line, Mode, Reason, Signal, Symbol, Timeframe, Warmup,
+};
 
 struct TextVisitor<T>(PhantomData<T>);
 
@@ -41,7 +46,44 @@ macro_rules! as_text {
     )*};
 }
 
-as_text!(Symbol, Timeframe, Mode, Action, BarTime);
+as_text!(
+    Symbol, Timeframe, Mode, Action, BarTime, Decimal, Reason, ErrorCode, Line
+);
+
+/// Each line type as the text of its [`Line`].
+macro_rules! as_line {
+    ($($variant:ident($t:ty) = $keyword:literal),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&Line::$variant(self.clone()))
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                match Line::deserialize(d)? {
+                    Line::$variant(v) => Ok(v),
+                    other => Err(de::Error::custom(format!(
+                        "expected a {} line, got a {} line",
+                        $keyword,
+                        other.line_type()
+                    ))),
+                }
+            }
+        }
+    )*};
+}
+
+as_line!(
+    Hello(Hello) = "HELLO",
+    Auth(Auth) = "AUTH",
+    Bar(BarLine) = "BAR",
+    Warmup(Warmup) = "WARMUP",
+    History(History) = "HISTORY",
+    HistoryEnd(HistoryEnd) = "HISTORY_END",
+    Signal(Signal) = "SIGNAL",
+    Ack(Ack) = "ACK",
+    Error(ErrorLine) = "ERROR"
+);
 
 #[cfg(test)]
 mod tests {
@@ -63,5 +105,33 @@ mod tests {
             serde_json::to_string(&t).unwrap(),
             "\"2026-02-03T10:15:00Z\""
         );
+        let r: Reason = serde_json::from_str("\"MISSED_ENTRY\"").unwrap();
+        assert_eq!(r, Reason::MissedEntry);
+        assert!(serde_json::from_str::<Decimal>("\"1.1x\"").is_err());
+    }
+
+    #[test]
+    fn lines_travel_as_their_canonical_text_and_only_as_their_own_type() {
+        let text = "ACK|EURUSD|LONG_WEAK|OK|T:1|P:1.10610|B:2026-02-03T13:00:00Z";
+        let json = format!("\"{text}\"");
+        let ack: Ack = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            ack.outcome,
+            crate::AckOutcome::Ok {
+                position_id: Some(1),
+                price: Some("1.10610".parse().unwrap())
+            }
+        );
+        assert_eq!(serde_json::to_string(&ack).unwrap(), json);
+        let line: Line = serde_json::from_str(&json).unwrap();
+        assert_eq!(line, Line::Ack(ack));
+        let e = serde_json::from_str::<Ack>("\"SIGNAL|EURUSD|WAIT|1|0.00\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected a ACK line, got a SIGNAL line"),
+            "{e}"
+        );
+        let e = serde_json::from_str::<Ack>("\"ACK|EURUSD|LONG_WEAK|MAYBE\"").unwrap_err();
+        assert!(e.to_string().contains("ACK"), "{e}");
     }
 }

@@ -230,7 +230,7 @@ mod tests {
             symbol: "EURUSD".into(),
             side: Side::Buy,
             lots: 0.01,
-            entry_price: 1.1,
+            entry_price: Some(1.1),
             margin,
             label: None,
         }

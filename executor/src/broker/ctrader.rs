@@ -24,21 +24,21 @@ use protocol::{Symbol, Timeframe};
 
 use super::account::{AccountRefused, BrokerAccount, check_tradable};
 use super::outcome::fill_of;
-use super::{Broker, BrokerError, Ticket, answered};
+use super::{AccountRequest, Broker, BrokerError, BrokerEvent, Ticket, answered};
+use crate::broker::live_book::{Effect, LiveBook, RECONCILE_EVERY};
 use crate::config::{CtraderConfig, SymbolConfig};
+use crate::desk::risk::RiskApproved;
 use crate::onboarding::accounts::explain;
-use crate::orders::{AccountSnapshot, BookSnapshot, CloseIntent, Fill, OpenIntent, Quote, Side};
-use crate::reconcile::{Effect, LiveBook, RECONCILE_EVERY};
-use crate::risk::RiskApproved;
+use crate::orders::{
+    AccountSnapshot, Book, BookSnapshot, CloseIntent, Fill, OpenIntent, Quote, Side,
+};
 use crate::secrets::read_secret;
 
 mod errors;
-mod history;
 mod positions;
 
 use errors::log_session_event;
 pub use errors::map_error;
-pub use history::HistoryRequest;
 use positions::PositionTerms;
 
 /// One tradable symbol at the broker.
@@ -248,10 +248,6 @@ impl CtraderBroker {
         self.by_id.get(&id)
     }
 
-    pub fn set_specs(&mut self, specs: BTreeMap<Symbol, SymbolConfig>) {
-        self.specs = specs;
-    }
-
     fn apply_trader(&mut self, t: &ProtoOaTrader) {
         self.account.apply_trader(t);
     }
@@ -314,11 +310,6 @@ impl CtraderBroker {
         }
     }
 
-    /// Books an [`AccountRefresh`].
-    pub fn apply_account_refresh(&mut self, r: &AccountRefresh) {
-        self.account.apply_refresh(&r.trader, &r.pnl, r.epoch);
-    }
-
     /// A position the book no longer holds has its PnL in the balance now.
     fn forget_if_closed(&mut self, position_id: u64) {
         if self.book.position(position_id).is_none() {
@@ -339,23 +330,26 @@ impl CtraderBroker {
         Ok(())
     }
 
-    /// A spot quote: updates the cache and returns the symbol, bid and time (unix seconds).
-    pub fn on_spot(
-        &mut self,
-        q: &ctrader::domain::SpotQuote,
-        now: i64,
-    ) -> Option<(Symbol, f64, i64)> {
-        let sym = self.by_id.get(&q.symbol_id)?.clone();
+    /// A spot quote updates the cache (a quote that changes only the ask keeps the last bid).
+    fn quote(&mut self, q: &ctrader::domain::SpotQuote, now: i64) {
+        let Some(sym) = self.by_id.get(&q.symbol_id).cloned() else {
+            return;
+        };
         let time = q.timestamp_ms.map_or(now, |ms| ms.div_euclid(1000));
         let old = self.quotes.get(&sym).copied();
-        let bid = q.bid.or(old.map(|o| o.bid))?;
+        let Some(bid) = q.bid.or(old.map(|o| o.bid)) else {
+            return;
+        };
         let ask = q.ask.or(old.map(|o| o.ask)).unwrap_or(bid);
-        self.quotes.insert(sym.clone(), Quote { bid, ask, time });
-        q.bid.map(|b| (sym, b, time))
+        self.quotes.insert(sym, Quote { bid, ask, time });
     }
 
-    /// Client events other than market data: connection state, executions, balance.
-    pub fn on_event(&mut self, ev: &ClientEvent) {
+    /// Client events: quotes, connection state, executions, balance.
+    fn apply_event(&mut self, ev: &ClientEvent, now: i64) {
+        if let ClientEvent::Spot(q) = ev {
+            self.quote(q, now);
+            return;
+        }
         log_session_event(ev);
         match ev {
             ClientEvent::Connection(ConnectionEvent::Reconciled(res)) => {
@@ -370,7 +364,7 @@ impl CtraderBroker {
     }
 
     /// An execution event no request was waiting for: applied only if it is news (see
-    /// [`crate::reconcile`]).
+    /// [`crate::broker::live_book`]).
     fn apply_execution(&mut self, e: &ProtoOaExecutionEvent) {
         let (terms, account) = (&self.terms, &self.account);
         let effect = self
@@ -423,8 +417,7 @@ impl CtraderBroker {
         let instrument = symbol_id
             .and_then(|id| self.by_id.get(&id))
             .and_then(|s| self.instruments.get(s));
-        let lots_of =
-            |volume: i64| instrument.map_or(f64::NAN, |i| i.volume.volume_to_lots(volume));
+        let lots_of = |volume: i64| instrument.map(|i| i.volume.volume_to_lots(volume));
         fill_of(
             order,
             &lots_of,
@@ -472,8 +465,8 @@ fn ticket(
 impl Broker for CtraderBroker {
     type Receipt = Execution;
 
-    fn name(&self) -> &'static str {
-        "live"
+    fn book(&self) -> Book {
+        Book::Live
     }
 
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {
@@ -572,5 +565,34 @@ impl Broker for CtraderBroker {
 
     fn reconcile_every(&self) -> Option<Duration> {
         Some(RECONCILE_EVERY)
+    }
+
+    fn set_specs(&mut self, specs: BTreeMap<Symbol, SymbolConfig>) {
+        self.specs = specs;
+    }
+
+    fn on_event(&mut self, ev: &BrokerEvent, now: i64) {
+        self.apply_event(ev, now);
+    }
+
+    /// Positions on symbols the config does not trade count in the risk guard with their real
+    /// lots: their volume rules are fetched when such a position appears (no request otherwise).
+    async fn after_events(&mut self) {
+        if let Err(e) = self.resolve_symbols().await {
+            tracing::warn!(error = %e, "volume rules of an unconfigured symbol holding a position could not be fetched; its lots count as unbounded (no new opens pass the exposure limit)");
+        }
+    }
+
+    /// Only while the link is up: a refresh would wait out a reconnect otherwise.
+    fn account_request(&self) -> Option<AccountRequest> {
+        if self.client.state() != ctrader::client::LinkState::Ready {
+            return None;
+        }
+        let request = self.account_refresh();
+        Some(Box::pin(async move { request.await.map_err(map_error) }))
+    }
+
+    fn apply_account(&mut self, r: &AccountRefresh) {
+        self.account.apply_refresh(&r.trader, &r.pnl, r.epoch);
     }
 }

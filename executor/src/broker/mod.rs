@@ -1,20 +1,35 @@
-//! Brokers behind one trait: [`paper::PaperBroker`] (simulated fills, persisted book) and, when the
-//! cTrader client is available, a cTrader adapter. The engine never talks to a broker directly; the
-//! desk ([`crate::desk`]) executes the engine's plans through this trait.
+//! Brokers behind one trait: [`paper::PaperBroker`] (simulated fills, persisted book) and
+//! [`ctrader::CtraderBroker`] (the live book over the cTrader client). The engine never talks to a
+//! broker directly; the desk ([`crate::desk`]) executes the engine's plans through this trait, and
+//! the core loop ([`crate::core`]) hands it what its link pushes and the bars that closed, without
+//! asking which broker it is.
 
 pub mod account;
 pub mod ctrader;
+pub mod live_book;
 pub mod outcome;
 pub mod paper;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use protocol::Reason;
+use protocol::{Reason, Symbol};
 
-use crate::orders::{BookSnapshot, CloseIntent, Fill, OpenIntent};
-use crate::risk::RiskApproved;
+use crate::config::SymbolConfig;
+use crate::desk::risk::RiskApproved;
+use crate::orders::{Book, BookSnapshot, CloseIntent, Fill, OpenIntent};
+
+/// The account figures a broker reports on request ([`Broker::account_request`]).
+pub use self::ctrader::AccountRefresh as AccountFigures;
+/// What a broker's own link pushes: market data, executions, connection steps (the cTrader
+/// client's events). A paper book has no link.
+pub use ::ctrader::client::ClientEvent as BrokerEvent;
+
+/// A request for the account figures, running off the core loop.
+pub type AccountRequest =
+    Pin<Box<dyn Future<Output = Result<AccountFigures, BrokerError>> + Send + 'static>>;
 
 /// A broker failure, cloneable so it can travel into journals and drift rows.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,6 +58,10 @@ pub enum BrokerError {
     Rejected { code: String, description: String },
     #[error("state file: {0}")]
     Persist(String),
+    /// The desk never sent the order: a close of its plan failed first, or the risk guard refused
+    /// it once the closes were confirmed. Its intent was journaled, so this is its result.
+    #[error("not sent (NOT_SENT): {0}")]
+    NotSent(String),
 }
 
 impl BrokerError {
@@ -58,7 +77,8 @@ impl BrokerError {
             BrokerError::Cancelled(_) => Reason::Cancelled,
             BrokerError::PositionNotFound(_)
             | BrokerError::Rejected { .. }
-            | BrokerError::Persist(_) => Reason::BrokerError,
+            | BrokerError::Persist(_)
+            | BrokerError::NotSent(_) => Reason::BrokerError,
         }
     }
 
@@ -84,8 +104,8 @@ pub trait Broker {
     /// What a ticket yields before it is booked (a fill for paper, an execution event for cTrader).
     type Receipt: Send + 'static;
 
-    /// Short name for logs and the drift log (`paper`, `live`).
-    fn name(&self) -> &'static str;
+    /// The book it keeps (names it in the journal, the desk file and the drift log).
+    fn book(&self) -> Book;
 
     /// Account, positions and the symbol's quote, as known now.
     fn snapshot(&self, symbol: &protocol::Symbol) -> BookSnapshot;
@@ -124,4 +144,28 @@ pub trait Broker {
     fn commit(&mut self) -> Result<(), BrokerError> {
         Ok(())
     }
+
+    /// The symbols' specs after a config reload (open positions keep what they were opened with).
+    fn set_specs(&mut self, _specs: BTreeMap<Symbol, SymbolConfig>) {}
+
+    /// A bar closed at `close` (its close time `time`, Unix seconds): a book priced from bars
+    /// quotes it.
+    fn on_bar_close(&mut self, _symbol: &Symbol, _close: f64, _time: i64) {}
+
+    /// An event of the broker's link (`now`: Unix seconds, for a quote without a server time).
+    fn on_event(&mut self, _ev: &BrokerEvent, _now: i64) {}
+
+    /// Anything the book must ask the broker after a burst of link events (the volume rules of a
+    /// symbol that appeared in a position). Failures are the book's to log.
+    fn after_events(&mut self) -> impl Future<Output = ()> {
+        std::future::ready(())
+    }
+
+    /// A request for the account figures to run off the loop, if there is an account to ask now.
+    fn account_request(&self) -> Option<AccountRequest> {
+        None
+    }
+
+    /// Books the figures an [`Broker::account_request`] brought back.
+    fn apply_account(&mut self, _figures: &AccountFigures) {}
 }

@@ -17,7 +17,7 @@ use crate::orders::{Fill, Side};
 /// - A close cut short: [`BrokerError::Cancelled`]; the rest of the position is still open.
 pub fn fill_of(
     order: &OrderProgress,
-    lots_of: &dyn Fn(i64) -> f64,
+    lots_of: &dyn Fn(i64) -> Option<f64>,
     reference: Option<f64>,
     side: Side,
     money_digits: u32,
@@ -48,13 +48,14 @@ pub fn fill_of(
         Some(how) if order.is_closing() => {
             let left = order.position().map_or(0, |p| p.trade_data.volume);
             return Err(BrokerError::Cancelled(format!(
-                "{how} after closing {lots} lots, {} lots still open{reason}",
-                lots_of(left)
+                "{how} after closing {} lots, {} lots still open{reason}",
+                shown(lots),
+                shown(lots_of(left))
             )));
         }
         Some(how) => tracing::warn!(
-            lots,
-            requested = order.volume().map(lots_of),
+            lots = shown(lots),
+            requested = shown(order.volume().and_then(lots_of)),
             "the broker filled the open in part, the rest {how}{reason}: the position held is smaller than the target"
         ),
         None => {}
@@ -64,14 +65,19 @@ pub fn fill_of(
         .map(|p| p.position_id)
         .or_else(|| order.deals().first().map(|d| d.position_id))
         .unwrap_or_default();
-    let price = order.average_price().unwrap_or(f64::NAN);
+    let price = order.average_price();
     Ok(Fill {
         position_id: position_id as u64,
         price,
         lots,
-        slippage: reference.map_or(0.0, |r| (price - r) * side.sign()),
+        slippage: price.zip(reference).map(|(p, r)| (p - r) * side.sign()),
         realized_pnl: order.realized(money_digits),
     })
+}
+
+/// Lots for a message: `?` when the symbol's volume rules are unknown.
+fn shown(lots: Option<f64>) -> String {
+    lots.map_or_else(|| "?".to_string(), |l| l.to_string())
 }
 
 #[cfg(test)]
@@ -85,8 +91,8 @@ mod tests {
 
     const VOLUME: i64 = 700_000;
 
-    fn lots(v: i64) -> f64 {
-        v as f64 / 10_000_000.0
+    fn lots(v: i64) -> Option<f64> {
+        Some(v as f64 / 10_000_000.0)
     }
 
     /// One step: (type, executed so far, deal (id, volume, price), position volume left or held,
@@ -155,9 +161,10 @@ mod tests {
         );
         let f = fill_of(&o, &lots, Some(1.0), Side::Buy, 2).unwrap();
         let vwap = (0.2 * 1.0 + 0.2 * 1.1 + 0.3 * 1.2) / 0.7;
-        assert_eq!((f.position_id, f.lots), (9, 0.07));
-        assert!((f.price - vwap).abs() < 1e-12, "{}", f.price);
-        assert!((f.slippage - (vwap - 1.0)).abs() < 1e-12);
+        assert_eq!((f.position_id, f.lots), (9, Some(0.07)));
+        let (price, slippage) = (f.price.unwrap(), f.slippage.unwrap());
+        assert!((price - vwap).abs() < 1e-12, "{price}");
+        assert!((slippage - (vwap - 1.0)).abs() < 1e-12);
         assert_eq!(f.realized_pnl, None);
     }
 
@@ -182,7 +189,7 @@ mod tests {
             &[(Acc, 0, None, 0, 0.0), (Can, 300_000, None, 300_000, 1.3)],
         );
         let f = fill_of(&o, &lots, None, Side::Buy, 2).unwrap();
-        assert_eq!((f.position_id, f.lots, f.price), (9, 0.03, 1.3));
+        assert_eq!((f.position_id, f.lots, f.price), (9, Some(0.03), Some(1.3)));
     }
 
     #[test]
@@ -212,6 +219,6 @@ mod tests {
         );
         let f = fill_of(&o, &lots, None, Side::Sell, 2).unwrap();
         assert_eq!(f.realized_pnl, Some(20.0));
-        assert!((f.price - (0.3 * 1.4 + 0.4 * 1.5) / 0.7).abs() < 1e-12);
+        assert!((f.price.unwrap() - (0.3 * 1.4 + 0.4 * 1.5) / 0.7).abs() < 1e-12);
     }
 }

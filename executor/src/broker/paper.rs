@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Broker, BrokerError, Ticket, answered};
 use crate::config::{QuoteConversion, SymbolConfig};
+use crate::desk::risk::{RiskApproved, required_margin};
 use crate::orders::{
-    AccountSnapshot, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
+    AccountSnapshot, Book, BookSnapshot, BrokerPosition, CloseIntent, Fill, OpenIntent, Quote, Side,
 };
-use crate::risk::{RiskApproved, required_margin};
 use crate::state;
 
 /// The persisted part of a paper book.
@@ -108,12 +108,16 @@ impl PaperBroker {
         let mut used_margin = 0.0;
         for p in &self.book.positions {
             used_margin += p.margin;
-            if let (Some(q), Ok(spec)) = (self.book.quotes.get(&p.symbol), self.spec(&p.symbol)) {
+            if let (Some(q), Ok(spec), Some(entry)) = (
+                self.book.quotes.get(&p.symbol),
+                self.spec(&p.symbol),
+                p.entry_price,
+            ) {
                 // A long is closed by selling at the bid, a short by buying at the ask.
                 let exit = q.price_for(opposite(p.side));
                 unrealized += to_account(
                     spec,
-                    (exit - p.entry_price) * p.side.sign() * p.lots * spec.contract_size,
+                    (exit - entry) * p.side.sign() * p.lots * spec.contract_size,
                     exit,
                 );
             }
@@ -162,16 +166,16 @@ impl PaperBroker {
             symbol: o.symbol.to_string(),
             side: o.side,
             lots: o.lots,
-            entry_price: price,
+            entry_price: Some(price),
             margin,
             label: Some(o.client_order_id.clone()),
         });
         self.dirty = true;
         Ok(Fill {
             position_id,
-            price,
-            lots: o.lots,
-            slippage: (price - reference) * o.side.sign(),
+            price: Some(price),
+            lots: Some(o.lots),
+            slippage: Some((price - reference) * o.side.sign()),
             realized_pnl: None,
         })
     }
@@ -190,12 +194,19 @@ impl PaperBroker {
             .quotes
             .get(&pos.symbol)
             .ok_or_else(|| BrokerError::NoQuote(pos.symbol.clone()))?;
+        // Every paper fill has a price: a position without one comes from a damaged book file.
+        let entry = pos.entry_price.ok_or_else(|| {
+            BrokerError::Persist(format!(
+                "paper position {} has no entry price; fix or restore paper_book.json",
+                pos.position_id
+            ))
+        })?;
         let exit_side = opposite(pos.side);
         let reference = q.price_for(exit_side);
         let price = reference + exit_side.sign() * spec.slippage;
         let pnl = to_account(
             &spec,
-            (price - pos.entry_price) * pos.side.sign() * pos.lots * spec.contract_size,
+            (price - entry) * pos.side.sign() * pos.lots * spec.contract_size,
             price,
         );
         self.book.positions.remove(idx);
@@ -204,9 +215,9 @@ impl PaperBroker {
         self.dirty = true;
         Ok(Fill {
             position_id: pos.position_id,
-            price,
-            lots: pos.lots,
-            slippage: (price - reference) * exit_side.sign(),
+            price: Some(price),
+            lots: Some(pos.lots),
+            slippage: Some((price - reference) * exit_side.sign()),
             realized_pnl: Some(pnl),
         })
     }
@@ -224,8 +235,16 @@ impl PaperBroker {
 impl Broker for PaperBroker {
     type Receipt = Fill;
 
-    fn name(&self) -> &'static str {
-        "paper"
+    fn book(&self) -> Book {
+        Book::Paper
+    }
+
+    fn set_specs(&mut self, specs: BTreeMap<Symbol, SymbolConfig>) {
+        PaperBroker::set_specs(self, specs);
+    }
+
+    fn on_bar_close(&mut self, symbol: &Symbol, close: f64, time: i64) {
+        PaperBroker::on_bar_close(self, symbol, close, time);
     }
 
     fn snapshot(&self, symbol: &Symbol) -> BookSnapshot {

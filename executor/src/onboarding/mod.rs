@@ -31,8 +31,8 @@ pub fn describe_error(e: &(dyn Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RunError;
     use crate::broker::ctrader::CtraderStartError;
-    use crate::server::RunError;
 
     #[test]
     fn each_cause_is_told_once() {

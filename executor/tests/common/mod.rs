@@ -80,7 +80,7 @@ pub fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
 
 /// Marks a SIGNAL's bar as published (as the executor does when it sends that BAR), for tests that
 /// drive an engine or desk directly with signals for real bars.
-pub fn publish(engine: &mut executor::engine::SignalEngine, sig: &protocol::Signal) {
+pub fn publish(engine: &mut executor::desk::engine::SignalEngine, sig: &protocol::Signal) {
     let tf = engine.rules().symbols.get(&sig.symbol).map(|c| c.timeframe);
     if let (Some(tf), Some(bar)) = (tf, sig.bar_time) {
         engine.on_bar_published(&sig.symbol, tf, bar);
@@ -94,9 +94,9 @@ pub mod paper_desk {
     use std::path::PathBuf;
 
     use executor::broker::paper::PaperBroker;
-    use executor::engine::{EngineRules, SignalEngine};
+    use executor::desk::engine::{EngineRules, SignalEngine};
+    use executor::desk::risk::RiskGuard;
     use executor::journal::Journal;
-    use executor::risk::RiskGuard;
 
     pub struct Parts {
         pub dir: tempfile::TempDir,
@@ -137,8 +137,8 @@ pub mod ws {
     use std::net::SocketAddr;
     use std::time::Duration;
 
+    use executor::Executor;
     use executor::config::ExecutorConfig;
-    use executor::server::Executor;
     use futures_util::{SinkExt, StreamExt};
     use tokio::net::TcpStream;
     use tokio::sync::{mpsc, oneshot};

@@ -69,7 +69,7 @@ impl PositionTerms {
                 symbol: self.name(symbol_id),
                 side,
                 lots,
-                entry_price: p.price.unwrap_or(0.0),
+                entry_price: p.price,
                 margin: account.amount(p.used_margin.map_or(0, |m| m as i64), p.money_digits),
                 label: p.trade_data.label.clone(),
             },
