@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Where New Bar -> Order Sent goes, per bar close, from the logs a scripts/bench.sh run keeps.
+
+  scripts/latency_stages.py [RUN_DIR]        (default run/bench)
+
+Stages of one bar close (all 20 symbols), from the logs' stamps on one machine's clock:
+  BAR->preditor   executor's first `> BAR` of the close (signals.log) to the preditor's first `< BAR`;
+  preditor        the preditor's first `< BAR` to its last `> SIGNAL` for that bar;
+  preditor->exec  its last `> SIGNAL` to the executor's last `< SIGNAL` for that bar;
+  exec->1st order the executor's last `< SIGNAL` to its first ProtoOANewOrderReq/ProtoOAClosePositionReq
+                  sent after it (journal fsync, risk, lots): needs the executor's debug line
+                  "ctrader send" (run bench.sh with RUST_LOG=info,ctrader::client::session=debug);
+  exec->last ACK  the executor's last `< SIGNAL` to its last `> ACK` for that bar (orders, the
+                  simulator's fills, the ACKs).
+signals.log stamps milliseconds (truncated), the preditor's log microseconds: a stage between the two
+can read up to 1 ms low, even negative. The first 10 closes after the warm-up (the bars held back during
+it, sent as a backlog) are left out. Prints each stage's p50/p99/max and the slowest closes.
+"""
+import re
+import sys
+from bisect import bisect_left
+from datetime import datetime, timezone
+from pathlib import Path
+
+run = Path(sys.argv[1] if len(sys.argv) > 1 else "run/bench")
+
+
+def ms(stamp: str) -> float:
+    """An RFC 3339 UTC stamp of the logs -> Unix milliseconds."""
+    s = stamp.rstrip("Z")
+    if "." in s:
+        head, frac = s.split(".")
+        s = head + "." + (frac + "000000")[:6]
+    return datetime.fromisoformat(s).replace(tzinfo=timezone.utc).timestamp() * 1000.0
+
+
+BAR = re.compile(r"BAR\|[^|]+\|[^|]+\|([^|]+)\|")
+B = re.compile(r"\|B:([^|\s]+)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+ex_bar, ex_sig, ex_ack, pr_bar, pr_sig, sends = {}, {}, {}, {}, {}, []
+for line in open(run / "log/signals.log", errors="replace"):
+    parts = line.rstrip("\n").split(" ", 3)
+    if len(parts) < 4:
+        continue
+    t, way, msg = parts[0], parts[2], parts[3]
+    if way == ">" and msg.startswith("BAR|"):
+        ex_bar.setdefault(BAR.search(msg).group(1), ms(t))
+    elif way == "<" and msg.startswith("SIGNAL|") and B.search(msg):
+        k = B.search(msg).group(1)
+        ex_sig[k] = max(ex_sig.get(k, 0.0), ms(t))
+    elif way == ">" and msg.startswith("ACK|") and B.search(msg):
+        k = B.search(msg).group(1)
+        ex_ack[k] = max(ex_ack.get(k, 0.0), ms(t))
+warm = None
+for line in open(run / "log/preditor.log", errors="replace"):
+    line = ANSI.sub("", line.rstrip("\n"))
+    if "history consumed" in line:
+        warm = ms(line.split()[0])
+    elif "wire: < BAR|" in line:
+        pr_bar.setdefault(BAR.search(line).group(1), ms(line.split()[0]))
+    elif "wire: > SIGNAL|" in line and B.search(line):
+        k = B.search(line).group(1)
+        pr_sig[k] = max(pr_sig.get(k, 0.0), ms(line.split()[0]))
+exlog = run / "log/executor.log"
+if exlog.exists():
+    for line in open(exlog, errors="replace"):
+        line = ANSI.sub("", line)
+        if "ctrader send" in line and ("NewOrderReq" in line or "ClosePositionReq" in line):
+            sends.append(ms(line.split()[0]))
+sends.sort()
+
+rows = []
+for k, t0 in ex_bar.items():
+    if warm is None or t0 <= warm or not all(k in d for d in (pr_bar, pr_sig, ex_sig, ex_ack)):
+        continue
+    i = bisect_left(sends, ex_sig[k] - 1.0)  # signals.log truncates to the millisecond
+    first = sends[i] - ex_sig[k] if i < len(sends) and sends[i] <= ex_ack[k] else None
+    rows.append((k, pr_bar[k] - t0, pr_sig[k] - pr_bar[k], ex_sig[k] - pr_sig[k], first, ex_ack[k] - ex_sig[k],
+                 ex_ack[k] - t0))
+rows.sort()
+rows = rows[10:]
+if not rows:
+    sys.exit(f"{run}: no bar close after the warm-up with every stage logged")
+names = ["BAR->preditor", "preditor", "preditor->exec", "exec->1st order", "exec->last ACK", "BAR->last ACK"]
+
+
+def q(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, max(0, -(-len(v) * p // 100) - 1))]  # nearest rank
+
+
+print(f"{len(rows)} bar closes after the warm-up ({run}); ms")
+for i, n in enumerate(names):
+    v = [r[i + 1] for r in rows if r[i + 1] is not None]
+    if v:
+        print(f"  {n:16s} p50 {q(v, 50):8.2f}  p99 {q(v, 99):8.2f}  max {max(v):8.2f}  (n={len(v)})")
+    else:
+        print(f"  {n:16s} not logged")
+print("slowest closes: bar | " + " | ".join(names))
+for r in sorted(rows, key=lambda r: -r[6])[:8]:
+    print("  " + r[0] + "  " + "  ".join("       -" if x is None else f"{x:8.2f}" for x in r[1:]))
