@@ -10,8 +10,8 @@
 //! - [`startup`]: directories and the state-dir lock, the IPC token, the books and the journal's
 //!   recovery, the logs, the feed.
 //! - [`feed`]: where closed bars and WARMUP history come from: the CSV replay (paper) or the cTrader
-//!   link (live, shadow), with its gaps and health; [`barfeed`]: the pure closed-bar detector and
-//!   the CSV bar source.
+//!   link (live, shadow), with its gaps and health; [`feed::bars`]: the pure closed-bar detector
+//!   and the CSV bar source.
 //! - [`ipc`]: the loopback WebSocket server, one connection's pure session, admission, WARMUP
 //!   answers, the active preditor, `signals.log`.
 //! - [`desk`]: one book (engine + broker + journal) executing plans: the signal engine (a pure
@@ -32,7 +32,6 @@
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
 //! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
 //!   refused connection setup means.
-pub mod barfeed;
 pub mod broker;
 pub mod clock;
 pub mod config;

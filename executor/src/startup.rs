@@ -11,7 +11,6 @@ use protocol::Mode;
 use protocol::handshake::{IpcKey, TokenError};
 use tokio::sync::mpsc;
 
-use crate::barfeed::{BarsError, CsvBarSource};
 use crate::broker::Broker;
 use crate::broker::ctrader::{CtraderBroker, CtraderStartError};
 use crate::broker::paper::PaperBroker;
@@ -25,6 +24,7 @@ use crate::desk::engine::SignalEngine;
 use crate::desk::risk::RiskGuard;
 use crate::desk::{Desk, DeskError};
 use crate::drift::DriftLog;
+use crate::feed::bars::{BarsError, CsvBarSource};
 use crate::feed::ctrader::{Instrument, LiveFeed};
 use crate::feed::{Feed, Replay};
 use crate::ipc::Preditor;

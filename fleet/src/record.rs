@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use protocol::{BarTime, Line, Mode, Symbol, Timeframe};
+use protocol::bar::tick_volume;
+use protocol::{Bar, BarError, BarTime, Line, Mode, Symbol, Timeframe, ValueError};
 
 use crate::command::CommandOutcome;
 use crate::limits::{MAX_SYMBOLS, MAX_TEXT};
@@ -352,7 +353,9 @@ impl Validate for AckRecord {
 }
 
 /// `oracle/{id}/bars`: one closed bar (the hub's recorder). `open_time` is the bar's open time, as
-/// in protocol BAR lines and the bars CSV (scripts/ENV.md §1).
+/// in protocol BAR lines and the bars CSV (scripts/ENV.md §1). The wire form of a [`protocol::Bar`]
+/// with its symbol and timeframe: it converts both ways ([`BarRecord::new`], [`BarRecord::to_bar`]),
+/// and a record is valid exactly when it is a bar by the bar's own rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BarRecord {
     pub symbol: Symbol,
@@ -362,42 +365,58 @@ pub struct BarRecord {
     pub high: f64,
     pub low: f64,
     pub close: f64,
+    /// Tick volume, a whole number (a JSON number; `u64` in [`protocol::Bar`]).
     pub volume: f64,
 }
 
+impl BarRecord {
+    /// The record of `bar`; fails on a time outside the BAR line's range (1970..=9999).
+    pub fn new(symbol: Symbol, timeframe: Timeframe, bar: &Bar) -> Result<Self, ValueError> {
+        Ok(Self {
+            symbol,
+            timeframe,
+            open_time: BarTime::from_unix(bar.time)?,
+            open: bar.open,
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            // A tick count beyond 2^53 does not occur; below it the f64 is exact.
+            volume: bar.volume as f64,
+        })
+    }
+
+    /// The bar this record carries, checked by [`Bar::validate`] (scripts/ENV.md §1: finite
+    /// prices within ±1e9, high ≥ max(open, close), low ≤ min(open, close)) and
+    /// [`protocol::bar::tick_volume`] (a whole number ≥ 0).
+    pub fn to_bar(&self) -> Result<Bar, Invalid> {
+        let volume = tick_volume(self.volume);
+        let bar = Bar {
+            time: self.open_time.unix_seconds(),
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: volume.unwrap_or(0),
+        };
+        bar.validate().map_err(|e| {
+            let field = match &e {
+                BarError::NotFinite { field, .. } | BarError::PriceOutOfRange { field, .. } => {
+                    field
+                }
+                BarError::HighTooLow { .. } => "high",
+                BarError::LowTooHigh { .. } => "low",
+                BarError::Time { .. } => "open_time",
+            };
+            Invalid::new(field, e.to_string())
+        })?;
+        volume.map_err(|e| Invalid::new("volume", format!("{} {e}", self.volume)))?;
+        Ok(bar)
+    }
+}
+
 impl Validate for BarRecord {
-    /// The invariants of scripts/ENV.md §1 (the same checks `preditor backtest` applies to a CSV).
     fn validate(&self) -> Result<(), Invalid> {
-        for (field, v) in [
-            ("open", self.open),
-            ("high", self.high),
-            ("low", self.low),
-            ("close", self.close),
-            ("volume", self.volume),
-        ] {
-            check_finite(field, v)?;
-        }
-        let max = self.open.max(self.close);
-        if self.high < max {
-            return Err(Invalid::new(
-                "high",
-                format!("{} is below max(open, close) = {max}", self.high),
-            ));
-        }
-        let min = self.open.min(self.close);
-        if self.low > min {
-            return Err(Invalid::new(
-                "low",
-                format!("{} is above min(open, close) = {min}", self.low),
-            ));
-        }
-        if self.volume < 0.0 {
-            return Err(Invalid::new(
-                "volume",
-                format!("{} is negative", self.volume),
-            ));
-        }
-        Ok(())
+        self.to_bar().map(|_| ())
     }
 }
 

@@ -246,6 +246,14 @@ fn every_record_refusal() {
         encode(1, bar(1.0, 1.1, 0.9, 1.0, -1.0)),
         "volume",
     );
+    // The bar rules of scripts/ENV.md §1, as every bars file is read: a tick volume is whole, and
+    // no price lies beyond ±1e9.
+    for (b, field) in [
+        (bar(1.0, 1.1, 0.9, 1.0, 1.5), "volume"),
+        (bar(1.0, 2e9, 0.9, 1.0, 1.0), "high"),
+    ] {
+        invalid(Stream::Bars, encode(1, b), field);
+    }
     let mut t = telemetry(1);
     t.symbols[0].live = Some(pos(Side::Flat, 2.0, 0.0));
     invalid(Stream::Telemetry, encode(1, &t), "symbols[].live");
@@ -298,7 +306,7 @@ proptest! {
     #[test]
     fn bars_round_trip(
         open in 0.0001f64..1e6, up in 0.0f64..1e3, down in 0.0f64..1e3, frac in 0.0f64..=1.0,
-        volume in 0.0f64..1e12, seq in 1u64..u64::MAX, secs in 0i64..4_000_000_000i64,
+        volume in 0u64..1_000_000_000_000, seq in 1u64..u64::MAX, secs in 0i64..4_000_000_000i64,
     ) {
         let low = (open - down).max(0.0);
         let high = open + up;
@@ -307,7 +315,7 @@ proptest! {
             symbol: sym("XAUUSD"),
             timeframe: Timeframe::H1,
             open_time: BarTime::from_unix(secs).unwrap(),
-            open, high: high.max(close), low: low.min(close), close, volume,
+            open, high: high.max(close), low: low.min(close), close, volume: volume as f64,
         };
         let bytes = encode(seq, &b);
         let r = decode(Stream::Bars, &bytes).unwrap();
@@ -600,4 +608,24 @@ fn flatten_needs_a_confirmation_nonce_used_once() {
         c.gate(&flatten, first.as_ref(), NOW + 10, &mut fresh),
         Gate::Answer(CommandResult::Refused(_))
     ));
+}
+
+#[test]
+fn a_bar_record_is_the_bar_on_the_wire() {
+    let bar = protocol::Bar {
+        time: 1_770_113_700,
+        open: 1.08512,
+        high: 1.08601,
+        low: 1.08477,
+        close: 1.08555,
+        volume: 1234,
+    };
+    let rec = BarRecord::new(sym("EURUSD"), Timeframe::M15, &bar).unwrap();
+    assert_eq!(rec.open_time.to_string(), "2026-02-03T10:15:00Z");
+    assert_eq!(rec.to_bar().unwrap(), bar);
+    let r = decode(Stream::Bars, &encode(1, &rec)).unwrap();
+    let Body::Bar(back) = r.body else {
+        panic!("{:?}", r.body)
+    };
+    assert_eq!(back.to_bar().unwrap(), bar);
 }

@@ -1,37 +1,18 @@
-//! `hub export-bars`: recorded candles as the bars CSV `preditor backtest` and ctrader-sim read
-//! (scripts/ENV.md §1, preditor/src/bars.rs): header `time,open,high,low,close,volume`, the bar's
-//! open time as `YYYY-MM-DDTHH:MM:SSZ`, strictly increasing, numbers in Rust's shortest
-//! round-trip form (the reader parses them back to the same f64).
+//! `hub export-bars`: recorded candles as the bars CSV `preditor backtest`, the executor's paper
+//! replay and ctrader-sim read (scripts/ENV.md §1), written by that file's own writer
+//! ([`protocol::bars_file::write_bars_csv`]): header `time,open,high,low,close,volume`, the bar's
+//! open time as `YYYY-MM-DDTHH:MM:SSZ`, strictly increasing, numbers in Rust's shortest round-trip
+//! form (the reader parses them back to the same f64).
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
 use fleet::InstanceId;
-use protocol::{BarTime, Symbol, Timeframe};
+use protocol::bars_file::write_bars_csv;
+use protocol::{Symbol, Timeframe};
 
 use crate::config::HubConfig;
-use crate::store::{Candle, Store};
-
-/// Writes candles as the bars CSV.
-pub fn write_csv(candles: &[Candle], out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(["time", "open", "high", "low", "close", "volume"])?;
-    for c in candles {
-        let t = BarTime::from_unix(c.open_time)
-            .map_err(|e| anyhow::anyhow!("bar time {}: {e}", c.open_time))?;
-        w.write_record([
-            t.to_string(),
-            c.open.to_string(),
-            c.high.to_string(),
-            c.low.to_string(),
-            c.close.to_string(),
-            c.volume.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    Ok(())
-}
+use crate::store::Store;
 
 pub fn run(
     config: &Path,
@@ -61,11 +42,11 @@ pub fn run(
         Some(p) => {
             let mut f =
                 std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
-            write_csv(&candles, &mut f)?;
+            write_bars_csv(&candles, &mut f)?;
             f.sync_all()?;
             eprintln!("hub: {} bars written to {}", candles.len(), p.display());
         }
-        None => write_csv(&candles, &mut std::io::stdout().lock())?,
+        None => write_bars_csv(&candles, &mut std::io::stdout().lock())?,
     }
     Ok(())
 }

@@ -95,11 +95,15 @@ fn derived(body: &Body) -> Derived {
             started_ms: None,
         },
         Body::Telemetry(_) => Derived::Telemetry,
-        Body::Bar(b) => Derived::Candle {
-            symbol: b.symbol.to_string(),
-            timeframe: b.timeframe.to_string(),
-            open_time: b.open_time.unix_seconds(),
-            ohlcv: [b.open, b.high, b.low, b.close, b.volume],
+        // `fleet::decode` validated the record, and a valid record is a bar (`BarRecord::to_bar`
+        // is its validation): the `None` arm is never taken.
+        Body::Bar(b) => match b.to_bar() {
+            Ok(bar) => Derived::Candle {
+                symbol: b.symbol.to_string(),
+                timeframe: b.timeframe.to_string(),
+                bar,
+            },
+            Err(_) => Derived::None,
         },
         Body::CommandResult(o) => match &o.command_id {
             Some(id) => Derived::CommandResult {

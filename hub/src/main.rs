@@ -105,7 +105,7 @@ enum Cmd {
     /// Read a password on standard input, print its argon2 hash for `operator.password_hash`.
     HashPassword,
     /// Write the recorded bars of one instance/symbol/timeframe as the bars CSV that
-    /// `preditor backtest` and ctrader-sim read (scripts/ENV.md §1).
+    /// `preditor backtest`, the executor's paper replay and ctrader-sim read (scripts/ENV.md §1).
     ExportBars {
         #[arg(long, default_value = "/etc/oracle-hub/hub.json")]
         config: PathBuf,

@@ -15,7 +15,7 @@ use fleet::{
     DriftRecord, Gate, InstanceId, LastBar, LossUse, Nonce, Origin, Position, Record, Side,
     SignalRecord, Status, Stream, SymbolTelemetry, Telemetry, VerifyPolicy,
 };
-use protocol::{BarTime, Mode, Symbol, Timeframe};
+use protocol::{Bar, BarTime, Mode, Symbol, Timeframe};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
@@ -364,20 +364,20 @@ fn bar_tick(cfg: &SimConfig, st: &mut State) -> Vec<(Stream, Vec<u8>)> {
         let high = open.max(close) + 0.0001 * st.rand();
         let low = open.min(close) - 0.0001 * st.rand();
         st.price.insert(s.clone(), close);
-        let volume = (st.rand() * 100.0).floor();
-        let Ok(t) = BarTime::from_unix(open_time) else {
-            continue;
-        };
-        let bar = BarRecord {
-            symbol: s.clone(),
-            timeframe: Timeframe::M1,
-            open_time: t,
+        // In 0..100: exact as a tick count.
+        let volume = (st.rand() * 100.0).floor() as u64;
+        let closed = Bar {
+            time: open_time,
             open,
             high,
             low,
             close,
             volume,
         };
+        let Ok(bar) = BarRecord::new(s.clone(), Timeframe::M1, &closed) else {
+            continue;
+        };
+        let t = bar.open_time;
         out.push((Stream::Bars, record(st, Stream::Bars, bar)));
         if !signal_bar {
             continue;

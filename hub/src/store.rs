@@ -10,6 +10,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use fleet::InstanceId;
+use protocol::Bar;
+use protocol::bar::{VolumeError, tick_volume};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -19,6 +21,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database url {0:?}: expected sqlite:PATH or postgres://…")]
     Url(String),
+    /// A candle stored before the hub refused fractional volumes.
+    #[error("stored candle at {time} (Unix s): volume {volume} {why}")]
+    Volume {
+        time: i64,
+        volume: f64,
+        why: VolumeError,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +50,7 @@ pub enum Derived {
     Candle {
         symbol: String,
         timeframe: String,
-        open_time: i64,
-        ohlcv: [f64; 5],
+        bar: Bar,
     },
     CommandResult {
         command_id: String,
@@ -93,16 +101,6 @@ pub struct RecordRow {
     pub symbol: Option<String>,
     pub tag: Option<String>,
     pub body: serde_json::Value,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Candle {
-    pub open_time: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    pub volume: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -334,8 +332,7 @@ impl Store {
                 Derived::Candle {
                     symbol,
                     timeframe,
-                    open_time,
-                    ohlcv,
+                    bar,
                 } => {
                     sqlx::query(
                         "INSERT INTO candles (instance, symbol, timeframe, open_time, open, high, low, close, volume)
@@ -345,12 +342,13 @@ impl Store {
                     .bind(id)
                     .bind(symbol.clone())
                     .bind(timeframe.clone())
-                    .bind(*open_time)
-                    .bind(ohlcv[0])
-                    .bind(ohlcv[1])
-                    .bind(ohlcv[2])
-                    .bind(ohlcv[3])
-                    .bind(ohlcv[4])
+                    .bind(bar.time)
+                    .bind(bar.open)
+                    .bind(bar.high)
+                    .bind(bar.low)
+                    .bind(bar.close)
+                    // The column is a double; a tick count below 2^53 is exact in it.
+                    .bind(bar.volume as f64)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -482,7 +480,7 @@ impl Store {
         id: &InstanceId,
         symbol: &str,
         timeframe: &str,
-    ) -> Result<Vec<Candle>, StoreError> {
+    ) -> Result<Vec<Bar>, StoreError> {
         let rows = sqlx::query(
             "SELECT open_time, open, high, low, close, volume FROM candles
              WHERE instance = $1 AND symbol = $2 AND timeframe = $3 ORDER BY open_time",
@@ -494,17 +492,22 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(Candle {
-                    open_time: r.try_get("open_time")?,
+                let time: i64 = r.try_get("open_time")?;
+                let volume: f64 = r.try_get("volume")?;
+                Ok(Bar {
+                    time,
                     open: r.try_get("open")?,
                     high: r.try_get("high")?,
                     low: r.try_get("low")?,
                     close: r.try_get("close")?,
-                    volume: r.try_get("volume")?,
+                    volume: tick_volume(volume).map_err(|why| StoreError::Volume {
+                        time,
+                        volume,
+                        why,
+                    })?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+            .collect()
     }
 
     pub async fn insert_command(&self, c: &NewCommand) -> Result<(), StoreError> {

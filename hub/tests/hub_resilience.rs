@@ -239,7 +239,8 @@ fn restart_loses_nothing(database: Option<String>) {
     let stats = web.get("/api/stats").json();
     assert!(stats["ingest"]["stored"].as_u64().unwrap() > 0);
 
-    // export-bars writes what preditor reads, value for value.
+    // export-bars writes what the workspace's one bars reader (the backtest's, the paper replay's,
+    // the simulator's) reads, value for value.
     let out = hub.dir.path().join("EURUSD_M1.csv");
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_hub"))
         .args(["export-bars", "--config"])
@@ -261,7 +262,7 @@ fn restart_loses_nothing(database: Option<String>) {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let parsed = preditor::bars::read_bars_csv(&out).unwrap();
+    let parsed = protocol::bars_file::read_bars_csv(&out).unwrap();
     assert_eq!(parsed.len(), eurusd.len());
     for (p, c) in parsed.iter().zip(&eurusd) {
         assert_eq!(p.time, c["open_time"].as_i64().unwrap());

@@ -95,7 +95,11 @@ async fn suite(store: Store) {
     assert_eq!(store.write(&[dup]).await.unwrap(), vec![true]);
     let candles = store.candles(&id("a"), "EURUSD", "M15").await.unwrap();
     assert_eq!(candles.len(), 2);
-    assert_eq!(candles[0].open_time, 1_767_225_600);
+    assert_eq!(candles[0].time, 1_767_225_600);
+    assert_eq!(
+        candles[0].volume, 42,
+        "the tick volume through the database"
+    );
     assert_eq!(candles[0].close, 1.08601, "exact f64 through the database");
     assert_eq!(
         candles[1].close,

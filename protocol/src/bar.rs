@@ -140,6 +140,33 @@ impl BarLine {
     }
 }
 
+/// Largest volume a floating-point number carries exactly: every whole number up to 2^53 is exact
+/// in f64.
+pub const MAX_FLOAT_VOLUME: f64 = 9_007_199_254_740_992.0;
+
+/// Why a floating-point number is not a tick volume.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum VolumeError {
+    #[error("must be a finite number >= 0")]
+    Negative,
+    #[error("is not a whole number of ticks (tick volume, as cTrader and the BAR line carry it)")]
+    NotWhole,
+}
+
+/// The tick volume a floating-point number stands for (a decimal in a bars file, a JSON number in a
+/// fleet record, a database double): finite, `>= 0`, whole and at most [`MAX_FLOAT_VOLUME`], so the
+/// `u64` is exactly the number written.
+pub fn tick_volume(v: f64) -> Result<u64, VolumeError> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(VolumeError::Negative);
+    }
+    if v.fract() != 0.0 || v > MAX_FLOAT_VOLUME {
+        return Err(VolumeError::NotWhole);
+    }
+    // Whole, in 0..=2^53: the cast is exact.
+    Ok(v as u64)
+}
+
 /// Whether a bar opened at `time` (Unix s) is real at `now`: inside the protocol's time range,
 /// closed by `now` (plus [`CLOCK_SLACK_SECS`]; an MN1 bar closes at the next month's start), and,
 /// for timeframes that divide an hour, on the timeframe's grid (whatever a broker's day or week

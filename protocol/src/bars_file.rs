@@ -1,5 +1,6 @@
 //! The one reader of bars files (`scripts/ENV.md` §1), for the backtest, the executor's paper replay
-//! and the simulator alike, so a file one of them accepts the others accept too.
+//! and the simulator alike, so a file one of them accepts the others accept too; and the one writer
+//! ([`write_bars_csv`], the hub's export).
 //!
 //! Layouts: `time,open,high,low,close,volume`, or the `backtesting` package's (first column unnamed,
 //! `time`, `date` or `datetime`, then `Open,High,Low,Close,Volume`); header names compared
@@ -10,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::bar::{Bar, BarError, format_time, parse_time};
+use crate::bar::{Bar, BarError, VolumeError, format_time, parse_time, tick_volume};
 use crate::values::BarTime;
 
 /// A bars file that could not be read; every message names the file and the line.
@@ -62,9 +63,6 @@ pub struct BarsReader {
 
 /// The six columns, after the time, in order.
 const VALUES: [&str; 5] = ["open", "high", "low", "close", "volume"];
-
-/// Largest volume taken from a decimal text: every whole number up to 2^53 is exact in f64.
-const MAX_FLOAT_VOLUME: f64 = 9_007_199_254_740_992.0;
 
 impl BarsReader {
     pub fn new() -> Self {
@@ -222,15 +220,40 @@ fn parse_volume(text: &str) -> Result<u64, String> {
     let v: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("{text:?} must be a finite number >= 0"));
+    tick_volume(v).map_err(|e: VolumeError| format!("{text:?} {e}"))
+}
+
+/// Writes bars as the file this module reads: header `time,open,high,low,close,volume`, the open
+/// time as `YYYY-MM-DDTHH:MM:SSZ`, prices in Rust's shortest round-trip form (read back to the same
+/// f64), the tick volume as an integer. The bars are written as given: the caller keeps them
+/// strictly increasing. Fails on a time outside the BAR line's range (1970..=9999) or a write error.
+pub fn write_bars_csv(bars: &[Bar], out: &mut dyn std::io::Write) -> Result<(), WriteBarsError> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["time", "open", "high", "low", "close", "volume"])?;
+    for b in bars {
+        let t = BarTime::from_unix(b.time).map_err(|_| WriteBarsError::Time(b.time))?;
+        w.write_record([
+            t.to_string(),
+            b.open.to_string(),
+            b.high.to_string(),
+            b.low.to_string(),
+            b.close.to_string(),
+            b.volume.to_string(),
+        ])?;
     }
-    if v.fract() != 0.0 || v > MAX_FLOAT_VOLUME {
-        return Err(format!(
-            "{text:?} is not a whole number of ticks (tick volume, as cTrader and the BAR line carry it)"
-        ));
-    }
-    Ok(v as u64)
+    w.flush()?;
+    Ok(())
+}
+
+/// Why bars could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteBarsError {
+    #[error("bar time {0} (Unix s) is outside 1970..=9999, the BAR line's range")]
+    Time(i64),
+    #[error("writing bars: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("writing bars: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 fn decimals(text: &str) -> u32 {
@@ -414,6 +437,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
+    use crate::bar::MAX_PRICE;
     use proptest::prelude::*;
 
     proptest! {
@@ -442,5 +466,40 @@ mod properties {
             }
             prop_assert_eq!(parse_bars_csv(text.as_bytes(), Path::new("X.csv")).unwrap(), expect);
         }
+
+        /// What the writer writes, the reader reads back value for value (any f64 price, any
+        /// volume up to 2^53, any time of the range).
+        #[test]
+        fn written_bars_read_back(rows in proptest::collection::vec((-1e9f64..1e9, 0.0f64..1e6, 0.0f64..1e6, 0.0f64..=1.0, 0u64..=9_007_199_254_740_992, 1i64..1_000_000), 1..30)) {
+            let mut time = 0;
+            let bars: Vec<Bar> = rows.iter().map(|&(open, up, down, frac, volume, step)| {
+                time += step;
+                let (high, low) = ((open + up).min(MAX_PRICE), (open - down).max(-MAX_PRICE));
+                let close = low + (high - low) * frac;
+                Bar { time, open, high, low, close: close.clamp(low, high), volume }
+            }).collect();
+            let mut out = Vec::new();
+            write_bars_csv(&bars, &mut out).unwrap();
+            prop_assert_eq!(parse_bars_csv(&out, Path::new("X.csv")).unwrap(), bars);
+        }
+    }
+
+    #[test]
+    fn a_time_outside_the_range_is_not_written() {
+        let bar = Bar {
+            time: -1,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0,
+        };
+        let e = write_bars_csv(&[bar], &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "bar time -1 (Unix s) is outside 1970..=9999, the BAR line's range"
+        );
     }
 }

@@ -8,8 +8,8 @@
 //!   [`parse_message`] for a WebSocket message carrying several lines.
 //! - [`bar`]: the one [`Bar`] of the workspace (open time, OHLC in f64, tick volume), its rules
 //!   (ENV.md §1), its BAR line form ([`BarLine`]), and the parser of bar times in files.
-//! - `bars_file` (feature `csv`): the one reader of bars CSV files, for the backtest, the paper
-//!   replay and the simulator alike.
+//! - `bars_file` (feature `csv`): the one reader (and writer) of bars CSV files, for the backtest,
+//!   the paper replay, the simulator and the hub's export alike.
 //! - [`values`]: validated field values: [`Symbol`], [`Timeframe`], [`BarTime`], [`Decimal`], [`Mode`].
 //! - [`action`]: the policy's seven [`Action`]s and their [`Direction`] / [`Intensity`].
 //! - [`auth`]: the handshake's [`Nonce`] and [`Proof`] values; `handshake` (feature `handshake`):

@@ -10,7 +10,9 @@
 //!   injected time.
 //! - [`token_store`]: atomic 0600 persistence of single-use refresh tokens.
 //! - [`accounts`]: the accounts an access token reaches, on a connection of its own.
-//! - `session`: the socket task.
+//! - `session`: the socket task — the reconnect loop and shared state (`session/mod.rs`), a new
+//!   connection's setup (`setup`), the ready connection's read/write loop (`serve`), an incoming
+//!   message to its request or the event stream (`dispatch`).
 //!
 //! Requests made while connecting wait (up to their timeout); requests made while disconnected fail
 //! at once, so an order is never sent late. Historical requests wait their turn under the rate

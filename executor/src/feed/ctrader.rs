@@ -11,9 +11,9 @@ use ctrader::client::{Client, ClientError, ClientEvent, ConnectionEvent};
 use protocol::{BarLine, Symbol, Timeframe};
 use tokio::time::Instant;
 
-use crate::barfeed::BarBuilder;
 use crate::broker::BrokerError;
 use crate::broker::ctrader::map_error;
+use crate::feed::bars::BarBuilder;
 
 /// In live/shadow mode, a broker round trip (a version request) when the broker has been quiet this
 /// long: a closed market sends no spots, and the client's heartbeats are not passed on as events.
@@ -204,7 +204,7 @@ impl LiveFeed {
             .collect()
     }
 
-    /// Bars a lost link kept from the live feed (see `barfeed.rs`), fetched from the broker's
+    /// Bars a lost link kept from the live feed (see `feed/bars.rs`), fetched from the broker's
     /// history, in order and only those still news. A failed fetch is logged: the preditor then
     /// sees a gap (and logs it) rather than a wrong bar.
     pub async fn fill_gaps(&mut self) -> Vec<BarLine> {

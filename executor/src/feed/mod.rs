@@ -2,10 +2,13 @@
 //! from, and the gaps a lost link leaves. One enum over the two feeds, so the core loop never asks
 //! which mode it runs in; each says which timers it needs ([`Feed::ticks`]).
 //!
+//! - [`bars`]: closed bars themselves: the pure closed-bar detector ([`bars::BarBuilder`], from
+//!   live trendbars and spots) and the CSV bar source ([`bars::CsvBarSource`]).
 //! - [`replay`]: paper mode, CSV bars replayed at a fixed pace.
 //! - [`ctrader`]: live and shadow modes, bars built from the cTrader client's market data, gaps
 //!   filled from its history, and the link's health.
 
+pub mod bars;
 pub mod ctrader;
 pub mod replay;
 

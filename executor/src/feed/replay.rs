@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use protocol::{BarLine, Symbol, Timeframe};
 
-use crate::barfeed::CsvBarSource;
+use crate::feed::bars::CsvBarSource;
 
 #[derive(Debug)]
 pub struct Replay {

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use fleet::{Command, CommandEnvelope, CommandId, InstanceId, Nonce, Stream};
 use futures_util::stream::Stream as FuturesStream;
+use protocol::Bar;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -180,6 +181,30 @@ struct CandleQuery {
     timeframe: Option<String>,
 }
 
+/// A recorded bar as the API's JSON row: `open_time` in Unix seconds (the bar's open time).
+#[derive(Debug, serde::Serialize)]
+struct CandleRow {
+    open_time: i64,
+    open: f64,
+    high: f64,
+    low: f64,
+    close: f64,
+    volume: u64,
+}
+
+impl From<&Bar> for CandleRow {
+    fn from(b: &Bar) -> Self {
+        Self {
+            open_time: b.time,
+            open: b.open,
+            high: b.high,
+            low: b.low,
+            close: b.close,
+            volume: b.volume,
+        }
+    }
+}
+
 async fn candles(
     State(app): State<Arc<App>>,
     _a: Authed,
@@ -188,7 +213,13 @@ async fn candles(
 ) -> ApiResult {
     let id = instance_id(&id)?;
     let tf = q.timeframe.unwrap_or_else(|| "M15".into());
-    let rows = app.store.candles(&id, &q.symbol, &tf).await?;
+    let rows: Vec<CandleRow> = app
+        .store
+        .candles(&id, &q.symbol, &tf)
+        .await?
+        .iter()
+        .map(CandleRow::from)
+        .collect();
     Ok(Json(
         json!({ "instance": id, "symbol": q.symbol, "timeframe": tf, "candles": rows }),
     ))
