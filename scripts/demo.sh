@@ -26,7 +26,9 @@
 # (all 0600), starts the simulator with its clock held, the executor and the preditor, lets the twins
 # warm up on the simulator's history, then starts the replay and shows the SIGNAL/ACK conversation.
 # After N bars (or Ctrl-C) it stops everything it started and prints a summary: bars replayed,
-# signals, in sync, refusals by reason, New Bar -> Order Sent p50/p99, and the paths of the drift
+# signals (warm-up, start-up and steady state apart), in sync, refusals by reason, realised PnL and
+# each book's PnL against the model's (missed entries, value of a point, costs; both books pay the
+# models' training costs), New Bar -> Order Sent p50/p99, and the paths of the drift
 # report (run/log/drift-report.txt) and its HTML pictures (run/log/drift-report.html). Logs stay in
 # run/log/. Exits non-zero if a daemon died on its own (its last log lines are printed).
 #
@@ -139,11 +141,14 @@ ot_say "starting ctrader-sim on $sim_addr (control $control_addr), data/demo, $s
 # theirs from the 0600 files. The simulator keeps the server's rate limits (50 requests/s, 5
 # historical/s); the executor's cTrader client paces itself under both. A weekend in the data
 # lasts 3 s (--max-gap), long enough for the executor's clock to see Friday's last bar close.
+# --model-costs: each symbol's slippage and commission are its model's training costs (the spreads
+# already are), so the live book pays what the twin charges itself and live − virtual shows only
+# execution (missed entries, fills away from the bar close), not a cheaper simulated broker.
 ot_start ctrader-sim run/log/ctrader-sim.log "$bin/ctrader-sim" \
   --listen "$sim_addr" --control "$control_addr" --data data/demo --speed "$speed" \
   --start-bar "$start_bar" --client-id "$client_id" --client-secret "$OT_CLIENT_SECRET" \
   --access-token "$OT_ACCESS_TOKEN" --refresh-token "$OT_REFRESH_TOKEN" --account-id "$account_id" \
-  --cert-out run/sim/ca.pem --stats-out run/sim/stats.json --max-gap 3s "${hold[@]}"
+  --cert-out run/sim/ca.pem --stats-out run/sim/stats.json --max-gap 3s --model-costs "${hold[@]}"
 ot_wait_line run/log/ctrader-sim.log '^ctrader-sim listening=' 30 ctrader-sim ||
   { ot_check_alive || true; ot_die "ctrader-sim did not start"; }
 

@@ -117,6 +117,8 @@ pub struct Order {
 pub struct CloseDetail {
     pub entry_price: f64,
     pub gross_profit_cents: i64,
+    /// Commission charged for the closed volume (>= 0, debited from the balance).
+    pub commission_cents: i64,
     pub balance_after_cents: i64,
     pub closed_volume: i64,
     pub quote_to_deposit_rate: f64,
@@ -217,6 +219,9 @@ pub struct AccountConfig {
     pub leverage_in_cents: u32,
     /// Adverse slippage applied to every market fill, in points.
     pub slippage_points: i64,
+    /// Charge each catalog symbol its demo model's training costs instead (`--model-costs`): its
+    /// own slippage, and its round-turn commission per lot at close.
+    pub model_costs: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -405,12 +410,27 @@ impl Book {
 
     /// Fill price for `side` at the current quote: ask for buys, bid for sells, plus adverse slippage.
     pub(super) fn fill_price(&self, spec: &SymbolSpec, side: Side, q: Quote) -> (f64, f64) {
-        let slip = self.config.slippage_points as f64 * spec.point();
+        let points = match (self.config.model_costs, spec.model_costs) {
+            (true, Some(c)) => c.slippage_points,
+            _ => self.config.slippage_points,
+        };
+        let slip = points as f64 * spec.point();
         let base = match side {
             Side::Buy => q.ask,
             Side::Sell => q.bid,
         };
         (base, spec.round_price(base + side.sign() * slip))
+    }
+
+    /// The commission charged on closing `volume` (cents of a unit) of `spec`, in cents of the
+    /// deposit currency: the round turn at close, only under `--model-costs`.
+    pub(super) fn close_commission_cents(&self, spec: &SymbolSpec, volume: i64) -> i64 {
+        match (self.config.model_costs, spec.model_costs) {
+            (true, Some(c)) if spec.lot_size > 0 => {
+                (c.commission_per_lot * volume as f64 / spec.lot_size as f64 * 100.0).round() as i64
+            }
+            _ => 0,
+        }
     }
 
     /// Sets or clears a position's stop loss and take profit. Only the levels are kept: the
@@ -511,6 +531,7 @@ mod tests {
                 balance_cents,
                 leverage_in_cents: 10_000,
                 slippage_points: 2,
+                model_costs: false,
             },
             specs,
         );
@@ -562,6 +583,51 @@ mod tests {
         assert_eq!(b.used_margin_cents(), 110_010);
         // Marked at the bid, the spread and slippage are an immediate loss: (1.1 - 1.1001) * 100k = -10 USD.
         assert_eq!(b.equity_cents(), 1_000_000 - 1_000);
+    }
+
+    #[test]
+    fn model_costs_charge_the_symbols_training_slippage_and_commission() {
+        // EURUSD's demo model: 2 points of slippage per fill, 7 USD per lot round turn.
+        let mut b = book(1_000_000);
+        b.config.slippage_points = 1;
+        b.config.model_costs = true;
+        let ex = b.place_market_order(&buy(1, 1_000_000), 0).unwrap(); // 0.1 lot
+        let entry = ex.last_deal().unwrap().execution_price;
+        assert!(
+            (entry - 1.10010).abs() < 1e-9,
+            "ask + 2 points, got {entry}"
+        );
+        let id = ex.position().unwrap().id;
+        let close = b.close_position(id, 1_000_000, 10).unwrap();
+        let deal = close.last_deal().unwrap();
+        assert!((deal.execution_price - 1.09998).abs() < 1e-9);
+        let detail = deal.close.clone().unwrap();
+        // (1.09998 - 1.10010) * 10,000 = -1.20 USD gross; 0.1 lot * 7 USD = 0.70 USD commission.
+        assert_eq!(detail.gross_profit_cents, -120);
+        assert_eq!(detail.commission_cents, 70);
+        assert_eq!(b.balance_cents(), 1_000_000 - 120 - 70);
+        let wire = crate::wire::deal_to_wire(deal, crate::money::Money::new(2).unwrap());
+        let cpd = wire.close_position_detail.unwrap();
+        assert_eq!((cpd.gross_profit, cpd.commission), (-120, -70));
+        // Without the option the same trade costs the flat slippage and no commission.
+        let mut flat = book(1_000_000);
+        flat.config.slippage_points = 1;
+        let id = flat
+            .place_market_order(&buy(1, 1_000_000), 0)
+            .unwrap()
+            .position()
+            .unwrap()
+            .id;
+        let c = flat.close_position(id, 1_000_000, 10).unwrap();
+        assert_eq!(
+            c.last_deal()
+                .unwrap()
+                .close
+                .clone()
+                .unwrap()
+                .commission_cents,
+            0
+        );
     }
 
     #[test]
@@ -720,7 +786,7 @@ mod properties {
         fn money_is_conserved(ops in proptest::collection::vec(op(), 1..60)) {
             let spec = catalog_spec("EURUSD").unwrap();
             let mut b = Book::new(
-                AccountConfig { account_id: 1, balance_cents: 10_000_000, leverage_in_cents: 10_000, slippage_points: 1 },
+                AccountConfig { account_id: 1, balance_cents: 10_000_000, leverage_in_cents: 10_000, slippage_points: 1, model_costs: false },
                 [spec],
             );
             let mut bid = 1.10000f64;
@@ -750,7 +816,7 @@ mod properties {
                         b.set_quote(1, Some(Quote { bid: bid_r, ask: spec_round(bid_r + 0.00007) }));
                     }
                 }
-                let realised: i64 = b.deals().iter().filter_map(|d| d.close.as_ref()).map(|c| c.gross_profit_cents).sum();
+                let realised: i64 = b.deals().iter().filter_map(|d| d.close.as_ref()).map(|c| c.gross_profit_cents - c.commission_cents).sum();
                 prop_assert_eq!(b.balance_cents(), 10_000_000 + realised);
                 let margin: i64 = b.open_positions().map(|p| p.used_margin_cents).sum();
                 prop_assert_eq!(b.used_margin_cents(), margin);

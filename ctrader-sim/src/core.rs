@@ -60,6 +60,8 @@ pub struct CoreConfig {
     pub account_type: ProtoOaAccountType,
     pub leverage_in_cents: u32,
     pub slippage_points: i64,
+    /// Charge each catalog symbol its demo model's training costs (slippage, commission).
+    pub model_costs: bool,
     /// Requests per second per connection (the real server allows 50).
     pub rate_limit: Option<u32>,
     /// Historical requests per second per connection (the real server allows 5).
@@ -189,6 +191,7 @@ impl SimCore {
                 balance_cents: config.balance_cents,
                 leverage_in_cents: config.leverage_in_cents,
                 slippage_points: config.slippage_points,
+                model_costs: config.model_costs,
             },
             specs.clone(),
         );
@@ -477,6 +480,7 @@ mod tests {
                 account_type: ProtoOaAccountType::Hedged,
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
+                model_costs: false,
                 rate_limit: Some(50),
                 historical_rate_limit: Some(5),
             },

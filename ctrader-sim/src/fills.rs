@@ -361,7 +361,8 @@ impl Book {
                 deal_price,
                 closed,
             );
-            self.balance_cents += gross;
+            let commission = self.close_commission_cents(&spec, closed);
+            self.balance_cents += gross - commission;
             self.balance_version += 1;
             done += closed;
             cost += closed as f64 * deal_price;
@@ -397,6 +398,7 @@ impl Book {
                 close: Some(CloseDetail {
                     entry_price: position.entry_price,
                     gross_profit_cents: gross,
+                    commission_cents: commission,
                     balance_after_cents: self.balance_cents,
                     closed_volume: closed,
                     quote_to_deposit_rate: self.to_deposit_rate(&spec.quote_asset),

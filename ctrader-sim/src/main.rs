@@ -71,6 +71,11 @@ struct Args {
     /// Adverse slippage on every market fill, in points.
     #[arg(long, default_value_t = 1)]
     slippage_points: i64,
+    /// Charge each catalog symbol the costs its demo model was trained with (scripts/symbols.py):
+    /// its own slippage instead of --slippage-points, and its round-turn commission per lot at
+    /// close. The demo uses it so the live book pays what the model charges itself (SIM.md).
+    #[arg(long)]
+    model_costs: bool,
     /// Write the generated self-signed certificate (PEM) here for clients to trust.
     #[arg(long)]
     cert_out: Option<PathBuf>,
@@ -173,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
             },
             leverage_in_cents: args.leverage.saturating_mul(100),
             slippage_points: args.slippage_points,
+            model_costs: args.model_costs,
             rate_limit: limit(args.rate_limit),
             historical_rate_limit: limit(args.historical_rate_limit),
         },

@@ -50,6 +50,17 @@ pub struct SymbolSpec {
     pub spread_points: i64,
     /// The symbol's own maximum leverage; the effective one is min(account, symbol).
     pub max_leverage: u32,
+    /// The costs the demo model of this symbol was trained with, charged under `--model-costs`
+    /// (`None` outside the catalog: the account's flat slippage, no commission).
+    pub model_costs: Option<ModelCosts>,
+}
+
+/// A symbol's trading costs as its model's `training_config` states them (scripts/ENV.md §6):
+/// adverse slippage per fill, and a round-turn commission per lot in the deposit currency.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ModelCosts {
+    pub slippage_points: i64,
+    pub commission_per_lot: f64,
 }
 
 impl SymbolSpec {
@@ -66,31 +77,33 @@ impl SymbolSpec {
 }
 
 #[rustfmt::skip]
-struct Row(&'static str, i64, AssetClass, &'static str, &'static str, u32, u32, i64, i64, i64, i64, i64, u32, &'static str);
+struct Row(&'static str, i64, AssetClass, &'static str, &'static str, u32, u32, i64, i64, i64, i64, i64, u32, &'static str, i64, f64);
 
-// name, id, class, base, quote, digits, pipPosition, lotSize, min, step, max, spread pts, max lev, description
+// name, id, class, base, quote, digits, pipPosition, lotSize, min, step, max, spread pts, max lev,
+// description, then the demo model's training costs (scripts/symbols.py): slippage pts per side,
+// commission per lot round turn (USD)
 #[rustfmt::skip]
 const CATALOG: &[Row] = &[
-    Row("EURUSD", 1, AssetClass::Forex, "EUR", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 7, 500, "Euro vs US Dollar"),
-    Row("GBPUSD", 2, AssetClass::Forex, "GBP", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 10, 500, "British Pound vs US Dollar"),
-    Row("EURJPY", 3, AssetClass::Forex, "EUR", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 14, 500, "Euro vs Japanese Yen"),
-    Row("USDJPY", 4, AssetClass::Forex, "USD", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 8, 500, "US Dollar vs Japanese Yen"),
-    Row("AUDUSD", 5, AssetClass::Forex, "AUD", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 9, 500, "Australian Dollar vs US Dollar"),
-    Row("USDCHF", 6, AssetClass::Forex, "USD", "CHF", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "US Dollar vs Swiss Franc"),
-    Row("GBPJPY", 7, AssetClass::Forex, "GBP", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 20, 500, "British Pound vs Japanese Yen"),
-    Row("USDCAD", 8, AssetClass::Forex, "USD", "CAD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "US Dollar vs Canadian Dollar"),
-    Row("EURGBP", 9, AssetClass::Forex, "EUR", "GBP", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "Euro vs British Pound"),
-    Row("NZDUSD", 12, AssetClass::Forex, "NZD", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 14, 500, "New Zealand Dollar vs US Dollar"),
-    Row("XAUUSD", 41, AssetClass::Metal, "XAU", "USD", 2, 1, 10_000, 100, 100, 10_000_000, 30, 100, "Gold vs US Dollar"),
-    Row("US500", 10_013, AssetClass::Index, "US500", "USD", 2, 0, 100, 10, 10, 10_000_000, 50, 20, "US 500 Index"),
-    Row("US30", 10_015, AssetClass::Index, "US30", "USD", 1, 0, 100, 10, 10, 10_000_000, 25, 20, "Wall Street 30 Index"),
-    Row("NAS100", 10_014, AssetClass::Index, "NAS100", "USD", 2, 0, 100, 10, 10, 10_000_000, 150, 20, "US Tech 100 Index"),
-    Row("GER40", 10_017, AssetClass::Index, "GER40", "EUR", 1, 0, 100, 10, 10, 10_000_000, 12, 20, "Germany 40 Index"),
-    Row("UK100", 10_018, AssetClass::Index, "UK100", "GBP", 1, 0, 100, 10, 10, 10_000_000, 10, 20, "UK 100 Index"),
-    Row("AAPL", 20_001, AssetClass::Stock, "AAPL", "USD", 2, 2, 100, 100, 100, 1_000_000, 4, 5, "Apple Inc. (CFD)"),
-    Row("MSFT", 20_002, AssetClass::Stock, "MSFT", "USD", 2, 2, 100, 100, 100, 1_000_000, 4, 5, "Microsoft Corp. (CFD)"),
-    Row("TSLA", 20_003, AssetClass::Stock, "TSLA", "USD", 2, 2, 100, 100, 100, 1_000_000, 10, 5, "Tesla Inc. (CFD)"),
-    Row("BTCUSD", 30_001, AssetClass::Crypto, "BTC", "USD", 2, 0, 100, 1, 1, 10_000, 3_000, 2, "Bitcoin vs US Dollar"),
+    Row("EURUSD", 1, AssetClass::Forex, "EUR", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 7, 500, "Euro vs US Dollar", 2, 7.0),
+    Row("GBPUSD", 2, AssetClass::Forex, "GBP", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 10, 500, "British Pound vs US Dollar", 2, 7.0),
+    Row("EURJPY", 3, AssetClass::Forex, "EUR", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 14, 500, "Euro vs Japanese Yen", 2, 7.0),
+    Row("USDJPY", 4, AssetClass::Forex, "USD", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 8, 500, "US Dollar vs Japanese Yen", 2, 7.0),
+    Row("AUDUSD", 5, AssetClass::Forex, "AUD", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 9, 500, "Australian Dollar vs US Dollar", 2, 7.0),
+    Row("USDCHF", 6, AssetClass::Forex, "USD", "CHF", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "US Dollar vs Swiss Franc", 2, 7.0),
+    Row("GBPJPY", 7, AssetClass::Forex, "GBP", "JPY", 3, 2, 10_000_000, 100_000, 100_000, 10_000_000_000, 20, 500, "British Pound vs Japanese Yen", 2, 7.0),
+    Row("USDCAD", 8, AssetClass::Forex, "USD", "CAD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "US Dollar vs Canadian Dollar", 2, 7.0),
+    Row("EURGBP", 9, AssetClass::Forex, "EUR", "GBP", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 12, 500, "Euro vs British Pound", 2, 7.0),
+    Row("NZDUSD", 12, AssetClass::Forex, "NZD", "USD", 5, 4, 10_000_000, 100_000, 100_000, 10_000_000_000, 14, 500, "New Zealand Dollar vs US Dollar", 2, 7.0),
+    Row("XAUUSD", 41, AssetClass::Metal, "XAU", "USD", 2, 1, 10_000, 100, 100, 10_000_000, 30, 100, "Gold vs US Dollar", 5, 7.0),
+    Row("US500", 10_013, AssetClass::Index, "US500", "USD", 2, 0, 100, 10, 10, 10_000_000, 50, 20, "US 500 Index", 10, 0.0),
+    Row("US30", 10_015, AssetClass::Index, "US30", "USD", 1, 0, 100, 10, 10, 10_000_000, 25, 20, "Wall Street 30 Index", 5, 0.0),
+    Row("NAS100", 10_014, AssetClass::Index, "NAS100", "USD", 2, 0, 100, 10, 10, 10_000_000, 150, 20, "US Tech 100 Index", 20, 0.0),
+    Row("GER40", 10_017, AssetClass::Index, "GER40", "EUR", 1, 0, 100, 10, 10, 10_000_000, 12, 20, "Germany 40 Index", 3, 0.0),
+    Row("UK100", 10_018, AssetClass::Index, "UK100", "GBP", 1, 0, 100, 10, 10, 10_000_000, 10, 20, "UK 100 Index", 3, 0.0),
+    Row("AAPL", 20_001, AssetClass::Stock, "AAPL", "USD", 2, 2, 100, 100, 100, 1_000_000, 4, 5, "Apple Inc. (CFD)", 1, 0.02),
+    Row("MSFT", 20_002, AssetClass::Stock, "MSFT", "USD", 2, 2, 100, 100, 100, 1_000_000, 4, 5, "Microsoft Corp. (CFD)", 1, 0.02),
+    Row("TSLA", 20_003, AssetClass::Stock, "TSLA", "USD", 2, 2, 100, 100, 100, 1_000_000, 10, 5, "Tesla Inc. (CFD)", 2, 0.02),
+    Row("BTCUSD", 30_001, AssetClass::Crypto, "BTC", "USD", 2, 0, 100, 1, 1, 10_000, 150, 2, "Bitcoin vs US Dollar", 50, 0.0),
 ];
 
 /// The catalog spec for `name`, if the simulator knows the symbol.
@@ -113,6 +126,10 @@ pub fn catalog_spec(name: &str) -> Option<SymbolSpec> {
             max_volume: r.10,
             spread_points: r.11,
             max_leverage: r.12,
+            model_costs: Some(ModelCosts {
+                slippage_points: r.14,
+                commission_per_lot: r.15,
+            }),
         })
 }
 
@@ -140,6 +157,7 @@ pub fn fallback_spec(name: &str, data_decimals: u32, ordinal: i64) -> SymbolSpec
         max_volume: 10_000_000_000,
         spread_points: 10,
         max_leverage: 100,
+        model_costs: None,
     }
 }
 
@@ -192,6 +210,44 @@ mod tests {
             assert!(s.spread_points > 0 && s.max_leverage > 0, "{}", s.name);
         }
         assert_eq!(ids.len(), 20);
+    }
+
+    /// The catalog's spread and model costs are the demo models' training costs, as
+    /// scripts/symbols.py (which writes each model's training_config) states them.
+    #[test]
+    fn catalog_costs_are_the_demo_models_training_costs() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/symbols.py");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut seen = 0;
+        for line in text.lines().map(str::trim) {
+            let args = |rest: &str| -> Vec<String> {
+                rest.trim_end_matches("),")
+                    .split(',')
+                    .map(|a| a.trim().trim_matches('"').to_string())
+                    .collect()
+            };
+            // _fx(name, level, offset, pip_value, spread[, jpy]): slippage 2, commission 7.0.
+            let (name, spread, slip, comm) = if let Some(rest) = line.strip_prefix("_fx(") {
+                let a = args(rest);
+                (a[0].clone(), a[4].parse::<i64>().unwrap(), 2, 7.0)
+            } else if let Some(rest) = line.strip_prefix("SymbolSpec(\"") {
+                // SymbolSpec(name, point, pip_size, pip_value, digits, spread, slippage, commission, …)
+                let a = args(&format!("\"{rest}"));
+                let n = |i: usize| a[i].parse::<f64>().unwrap();
+                (a[0].clone(), n(5) as i64, n(6) as i64, n(7))
+            } else {
+                continue;
+            };
+            let s = catalog_spec(&name).unwrap_or_else(|| panic!("{name} not in the catalog"));
+            let c = s.model_costs.unwrap();
+            assert_eq!(
+                (s.spread_points, c.slippage_points, c.commission_per_lot),
+                (spread, slip, comm),
+                "{name}: catalog (spread, slippage, commission) vs scripts/symbols.py"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 20, "every demo symbol of scripts/symbols.py");
     }
 
     #[test]

@@ -98,12 +98,15 @@ pub fn deal_to_wire(d: &Deal, m: Money) -> ProtoOaDeal {
         trade_side: side_to_wire(d.side),
         deal_status: ProtoOaDealStatus::Filled as i32,
         margin_rate: Some(d.margin_rate),
-        commission: Some(0),
+        // Charges are negative amounts, as the executor (and OpenApiPy's samples) add
+        // grossProfit + swap + commission for the net.
+        commission: Some(-d.close.as_ref().map_or(0, |c| m.wire(c.commission_cents))),
         close_position_detail: d.close.as_ref().map(|c| ProtoOaClosePositionDetail {
             entry_price: c.entry_price,
             gross_profit: m.wire(c.gross_profit_cents),
             swap: 0,
-            commission: 0,
+            // "Amount of realized commission related to closed volume" (ProtoOAClosePositionDetail).
+            commission: -m.wire(c.commission_cents),
             balance: m.wire(c.balance_after_cents),
             quote_to_deposit_conversion_rate: Some(c.quote_to_deposit_rate),
             closed_volume: Some(c.closed_volume),

@@ -15,9 +15,11 @@
 //! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
 //! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING; the shared `service` crate).
 //! - [`metrics`]: the `/metrics` series (bars, signals, each twin's position, regime and PnL).
-//! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown; its `lines.rs`
-//!   handles each received line (HISTORY, BAR, a refused WARMUP) without I/O.
-//! - [`warmup_retry`]: when to ask WARMUP again after `ERROR|HISTORY_UNAVAILABLE`.
+//! - [`sync`]: one twin's sync with the executor (waiting, receiving a HISTORY, live), a pure state
+//!   machine; [`warmup_retry`]: when to ask WARMUP again after `ERROR|HISTORY_UNAVAILABLE`.
+//! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown: the I/O shell
+//!   around [`session`] and [`sync`]; its `lines.rs` handles each received line (HISTORY, BAR, a
+//!   refused WARMUP) without I/O.
 //! - [`v1`]: recognises the specification's v1 model zip and names the command that converts it.
 
 pub mod backtest;
@@ -36,6 +38,7 @@ pub use service::notify;
 pub mod session;
 pub mod state;
 pub mod summary;
+pub mod sync;
 pub mod twin;
 pub mod v1;
 pub mod warmup_retry;

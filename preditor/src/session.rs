@@ -85,8 +85,6 @@ pub struct SymbolTwin {
     fifo: BarFifo,
     state: TwinState,
     mode: StartMode,
-    /// Set once a HISTORY block has been consumed; live bars wait for it.
-    synced: bool,
     /// Cached emission rows and the next bar's prepared recursions.
     live: LiveWindow,
     clock: Clock,
@@ -98,7 +96,6 @@ impl std::fmt::Debug for SymbolTwin {
             .field("symbol", &self.model.symbol)
             .field("state", &self.state)
             .field("mode", &self.mode)
-            .field("synced", &self.synced)
             .finish_non_exhaustive()
     }
 }
@@ -182,7 +179,6 @@ impl SymbolTwin {
             fifo,
             state,
             mode,
-            synced: false,
             clock: system_clock(),
         }
     }
@@ -198,15 +194,6 @@ impl SymbolTwin {
 
     pub fn mode(&self) -> StartMode {
         self.mode
-    }
-
-    pub fn is_synced(&self) -> bool {
-        self.synced
-    }
-
-    /// Marks the twin as waiting for a fresh HISTORY (after a reconnect).
-    pub fn unsync(&mut self) {
-        self.synced = false;
     }
 
     /// The record to persist for the current state.
@@ -295,7 +282,6 @@ impl SymbolTwin {
             StartMode::Resume => decided.clone(),
             StartMode::FastForward => decided.last().copied().into_iter().collect(),
         };
-        self.synced = true;
         let outcome = HistoryOutcome {
             mode: self.mode,
             replayed: decided.len(),

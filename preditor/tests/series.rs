@@ -144,7 +144,6 @@ fn a_history_with_nothing_to_decide_then_live_bars() {
         twin.on_bar(*bar).unwrap();
     }
     // Same process, new connection: the history ends at the last decided bar.
-    twin.unsync();
     let out = twin.on_history(&bars[100..600]).unwrap();
     assert_eq!(out.replayed, 0);
     assert_eq!(

@@ -114,6 +114,7 @@ function expected(rows) {
   const first = new Map();
   const latest = new Map();
   const inTime = new Set();
+  const joined = new Set();
   for (const r of rows) {
     const x = r.bar ?? r.time;
     const t = tf.get(r.symbol);
@@ -143,8 +144,12 @@ function expected(rows) {
       if (!b) continue;
       setPoint(s.positions[k], x, b.lots);
       setPoint(s.driftPnl[k], x, l[k] - l.virtual);
-      const phase = warm ? "warmup" : "steady";
-      if (!warm) {
+      // Start-up: after the warm-up, the book's MISSED_ENTRY answers until its first signal in sync.
+      const jk = `${r.symbol}|${k}`;
+      const startup = !warm && !joined.has(jk) && !b.inSync && b.reason === "MISSED_ENTRY";
+      if (!warm && !startup) joined.add(jk);
+      const phase = warm ? "warmup" : startup ? "startup" : "steady";
+      if (phase === "steady") {
         for (const acc of [s, total]) {
           acc.steady[k][1]++;
           if (b.inSync) acc.steady[k][0]++;
@@ -201,7 +206,17 @@ function readPage() {
         warmup: Number(cell("warmup-signals")),
       };
     }
-    sections[sec.dataset.symbol] = { charts, bars, maxWidth, rows };
+    const attribution = {};
+    for (const tr of sec.querySelectorAll("tr[data-attribution]")) {
+      const cell = (f) => Number(tr.querySelector(`[data-field="${f}"]`)?.textContent);
+      attribution[tr.dataset.attribution] = {
+        gap: cell("gap"),
+        missed: cell("missed"),
+        execution: cell("execution"),
+        other: cell("other"),
+      };
+    }
+    sections[sec.dataset.symbol] = { charts, bars, maxWidth, rows, attribution };
   }
   return { sections, summary: document.querySelector("#summary")?.textContent ?? "" };
 }
@@ -265,6 +280,18 @@ function checkSection(name, sec, want, isTotal) {
   const max = Math.max(1, ...sec.bars.map((b) => b.count));
   for (const b of sec.bars) {
     assert.ok(close(b.width, (sec.maxWidth * b.count) / max, 0.01), `${name}: bar ${b.key} width`);
+  }
+  // The PnL attribution: book − virtual as the CSV has it, and its parts add up to it (to the
+  // cents each part is printed with).
+  for (const book of ["live", "paper"]) {
+    const eqBook = want.equity[book];
+    if (eqBook.length === 0) continue;
+    const a = sec.attribution[book];
+    assert.ok(a, `${name}: attribution of ${book}`);
+    const last = (pts) => (pts.length ? pts[pts.length - 1][1] : 0);
+    const gap = last(eqBook) - last(want.equity.virtual);
+    assert.ok(close(a.gap, gap, 0.006), `${name}: ${book} − virtual ${a.gap} vs ${gap}`);
+    assert.ok(close(a.missed + a.execution + a.other, a.gap, 0.016), `${name}: ${book} parts add up`);
   }
   for (const book of ["live", "paper"]) {
     const [inSync, signals] = want.steady[book];

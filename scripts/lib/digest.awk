@@ -60,6 +60,13 @@ function what_it_did(sym, act, outcome, reason, t, p,   old, was, s) {
   return s
 }
 
+function start_up_note() {
+  print "  note: each twin's position comes from history: a model may already hold a position when"
+  print "        the replay starts, while the live book starts flat. The executor never enters late, at"
+  print "        a price the model did not get: it answers WAIT_SYNC MISSED_ENTRY and joins the model at"
+  print "        its next entry. The summary counts these as start-up, apart from the steady state."
+}
+
 BEGIN { header() }
 
 $3 == "<" && $4 ~ /^SIGNAL\|/ {
@@ -76,7 +83,12 @@ $3 == ">" && $4 ~ /^ACK\|/ {
   split($4, f, "|"); sym = f[2]; key = sym "|" field($4, "B")
   tally[f[4] (f[4] == "OK" ? "" : "|" f[5])]++
   what = what_it_did(sym, f[3], f[4], f[4] == "OK" ? "" : f[5], field($4, "T"), field($4, "P"))
-  if (!quiet && (key in shown)) { printf "%s →  %s\n", shown[key], what; fflush() }
+  if (!quiet && (key in shown)) {
+    # Said once, before the first one: a trader otherwise reads the start as the executor not
+    # following the model.
+    if (f[4] == "WAIT_SYNC" && f[5] == "MISSED_ENTRY" && !explained) { start_up_note(); explained = 1 }
+    printf "%s →  %s\n", shown[key], what; fflush()
+  }
   delete shown[key]; next
 }
 

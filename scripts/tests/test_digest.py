@@ -104,3 +104,22 @@ def test_quiet_shows_only_the_tallies(tmp_path):
     log = "".join((sig + ack).format(h % 24, h % 24) for h in range(102))
     lines = digest(tmp_path, log=log, quiet=1)
     assert lines == ["  -- bars 1-100 (to 2017-01-01T03:00:00Z): 100 signals, live ACK OK=100"]
+
+
+def test_the_start_up_missed_entries_are_explained_once_before_the_first(tmp_path):
+    # The demo's first screen: most symbols' first signals are answered MISSED_ENTRY, which a trader
+    # reads as the executor not following the model unless the digest says why, first.
+    log = LOG + (
+        "2026-12-01T12:00:02.010Z c1 < SIGNAL|TSLA|LONG_WEAK|1|0.00|B:2017-09-27T03:00:00Z|N:9\n"
+        "2026-12-01T12:00:02.012Z c1 > ACK|TSLA|LONG_WEAK|WAIT_SYNC|MISSED_ENTRY|B:2017-09-27T03:00:00Z\n"
+    )
+    lines = digest(tmp_path, log)
+    notes = [i for i, l in enumerate(lines) if "note:" in l]
+    first_missed = next(i for i, l in enumerate(lines) if "→" in l and "MISSED_ENTRY" in l)
+    assert len(notes) == 1, lines
+    assert notes[0] < first_missed, lines
+    text = " ".join(lines[notes[0]:first_missed])
+    assert "comes from history" in text and "never enters late" in text and "next entry" in text
+    assert "start-up" in text
+    assert sum("→" in l and "MISSED_ENTRY" in l for l in lines) == 2  # MSFT's and TSLA's
+    assert not any("note:" in l for l in digest(tmp_path, log, quiet=1))

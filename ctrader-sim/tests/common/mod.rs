@@ -77,6 +77,7 @@ impl Sim {
                 account_type: ctrader::messages::ProtoOaAccountType::Hedged,
                 leverage_in_cents: 10_000,
                 slippage_points: 1,
+                model_costs: false,
                 rate_limit: Some(50),
                 historical_rate_limit: Some(5),
             },

@@ -216,11 +216,12 @@ impl PaperBroker {
         let exit_side = opposite(pos.side);
         let reference = q.price_for(exit_side);
         let price = reference + exit_side.sign() * spec.slippage;
+        // The round-turn commission is charged at close, as the twin charges it (ENV.md §6).
         let pnl = to_account(
             &spec,
             (price - entry) * pos.side.sign() * pos.lots * spec.contract_size,
             price,
-        );
+        ) - spec.commission_per_lot * pos.lots;
         self.book.positions.remove(idx);
         self.book.balance += pnl;
         *self.book.realized.entry(pos.symbol.clone()).or_insert(0.0) += pnl;
@@ -309,5 +310,49 @@ pub fn to_account(spec: &SymbolConfig, pnl_quote: f64, price: f64) -> f64 {
         QuoteConversion::Fixed(r) => pnl_quote * r,
         QuoteConversion::InversePrice if price > 0.0 => pnl_quote / price,
         QuoteConversion::InversePrice => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{Action, BarTime};
+
+    /// The twin pays its round-turn commission at close (ENV.md §6); the paper book did not, so it
+    /// beat the model by the commission on every trade.
+    #[test]
+    fn a_close_charges_the_round_turn_commission_per_lot() {
+        let eurusd = Symbol::new("EURUSD").unwrap();
+        let spec = SymbolConfig {
+            enabled: true,
+            commission_per_lot: 7.0,
+            ..SymbolConfig::defaults(protocol::Timeframe::H1)
+        };
+        let mut paper =
+            PaperBroker::open_book([(eurusd.clone(), spec)].into(), 10_000.0, 30.0, None).unwrap();
+        paper.on_bar_close(&eurusd, 1.10120, 0);
+        paper.book.positions.push(BrokerPosition {
+            position_id: 1,
+            symbol: "EURUSD".into(),
+            side: Side::Buy,
+            lots: 0.03,
+            entry_price: Some(1.10000),
+            margin: 0.0,
+            label: None,
+        });
+        let fill = paper
+            .close_sync(&CloseIntent {
+                symbol: eurusd,
+                position_id: 1,
+                lots: 0.03,
+                bar: BarTime::from_unix(0).unwrap(),
+                action: Action::Wait,
+                client_order_id: "c".into(),
+            })
+            .unwrap();
+        // 0.0012 × 3,000 units = 3.60 USD, minus 0.03 lot × 7 USD = 0.21.
+        let pnl = fill.realized_pnl.unwrap();
+        assert!((pnl - 3.39).abs() < 1e-9, "{pnl}");
+        assert!((paper.book.balance - 10_003.39).abs() < 1e-9);
     }
 }

@@ -115,6 +115,9 @@ pub struct SymbolConfig {
     /// Paper fills: modeled spread and slippage in price units.
     pub spread: f64,
     pub slippage: f64,
+    /// Paper closes: round-turn commission per lot, account currency (the model's
+    /// `training_config.commission_per_lot`, so the paper book pays what the twin charges).
+    pub commission_per_lot: f64,
     pub quote_to_account: QuoteConversion,
     /// Decimal places of the symbol's prices (ACK `P:` and paper fills).
     pub digits: usize,
@@ -133,6 +136,7 @@ impl SymbolConfig {
             contract_size: 100_000.0,
             spread: 0.0,
             slippage: 0.0,
+            commission_per_lot: 0.0,
             quote_to_account: QuoteConversion::Fixed(1.0),
             digits: 5,
             enabled_defaulted: true,

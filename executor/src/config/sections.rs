@@ -148,6 +148,7 @@ impl Walker {
                 "contract_size",
                 "spread",
                 "slippage",
+                "commission_per_lot",
                 "quote_to_account",
                 "digits",
                 "_comment",
@@ -202,6 +203,14 @@ impl Walker {
         );
         sc.spread = self.f64_field(m, prefix, "spread", 0.0, |x| x >= 0.0, "a price >= 0");
         sc.slippage = self.f64_field(m, prefix, "slippage", 0.0, |x| x >= 0.0, "a price >= 0");
+        sc.commission_per_lot = self.f64_field(
+            m,
+            prefix,
+            "commission_per_lot",
+            0.0,
+            |x| x >= 0.0,
+            "an amount >= 0 in account currency per lot, round turn (e.g. 7 for FX)",
+        );
         let digits = self.u64_field(m, prefix, "digits", 5);
         if digits > 10 {
             self.problem(

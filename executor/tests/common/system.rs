@@ -291,6 +291,12 @@ impl Drop for System {
         drop(self.preditor.take());
         drop(self.executor.take());
         self.sim.kill();
+        // A failing test keeps its logs (signals.log, the three daemons' logs, the preditor's
+        // state) for inspection; a passing one leaves nothing behind.
+        if std::thread::panicking() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            eprintln!("the system's files are kept in {}", dir.keep().display());
+        }
     }
 }
 

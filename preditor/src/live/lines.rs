@@ -1,23 +1,46 @@
-//! The lines a connection receives, one at a time and without I/O: HISTORY blocks fed to the
-//! twins (replay, then the first SIGNALs), live BARs stepped into SIGNALs, a refused WARMUP asked
-//! again later (`ERROR|HISTORY_UNAVAILABLE`), and the saves that follow a decision.
+//! The lines a connection receives, one at a time and without I/O: each twin's [`Sync`] says where
+//! a line goes (HISTORY blocks fed to the twins: replay, then the first SIGNALs; live BARs stepped
+//! into SIGNALs; a refused WARMUP asked again later, `ERROR|HISTORY_UNAVAILABLE`), and the saves
+//! that follow a decision once its SIGNAL is sent.
+//!
+//! [`Sync`]: crate::sync::Sync
 
 use protocol::{Action, BarTime, Decimal, ErrorCode, ErrorLine, Line, Signal, Symbol, Warmup};
 
 use super::Preditor;
 use crate::bars::{Bar, format_time};
 use crate::session::BarOutcome;
+use crate::sync::{BarRoute, CatchUp};
 use crate::twin::Decision;
 use crate::warmup_retry::named_pair;
 
 impl Preditor {
+    /// Applies every line of one received message; returns the lines to send, as one message:
+    /// the SIGNALs of a bar close's 20 BARs reach the executor together, as one batch of orders.
+    /// Nothing decided here is saved before the caller has sent them.
+    pub(super) fn handle_text(&mut self, text: &str) -> Vec<Line> {
+        let mut out = Vec::new();
+        for line in protocol::parse_message(text) {
+            match line {
+                Ok(line) => {
+                    tracing::info!(target: "wire", "< {}", line.redacted());
+                    out.extend(self.handle(line));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "wire", error = %e, "< (malformed)");
+                }
+            }
+        }
+        out
+    }
+
     /// Applies one received line; returns the lines to send (signals).
     pub(super) fn handle(&mut self, line: Line) -> Vec<Line> {
         match line {
             Line::History(h) => {
                 if let Some(&i) = self.index.get(&(h.symbol.clone(), h.timeframe)) {
-                    let cap = self.slots[i].twin.history_capacity(h.count);
-                    self.slots[i].history = Some(Vec::with_capacity(cap));
+                    let slot = &mut self.slots[i];
+                    slot.sync.on_history(slot.twin.history_capacity(h.count));
                 } else {
                     tracing::warn!(symbol = %h.symbol, "HISTORY for a symbol without a model");
                 }
@@ -34,40 +57,36 @@ impl Preditor {
                     tracing::warn!(symbol = %b.symbol, time = %b.time, error = %e, "bar refused");
                     return Vec::new();
                 }
-                if let Some(h) = slot.history.as_mut() {
-                    // More bars than a WARMUP asks for are not needed and not kept.
-                    if h.len() < slot.twin.warmup_count() {
-                        h.push(bar);
-                    } else {
-                        tracing::warn!(symbol = %b.symbol, time = %b.time, "more HISTORY bars than asked for; dropped");
-                    }
-                    return Vec::new();
-                }
-                if let Some(m) = &self.metrics {
+                // A live bar (not one of a HISTORY block being received) counts in /metrics.
+                if let Some(m) = &self.metrics
+                    && (slot.sync.is_live() || slot.sync.is_waiting())
+                {
                     m.on_bar(slot.symbol.as_str());
                 }
-                if !slot.twin.is_synced() {
-                    slot.early.push(bar);
-                    // No HISTORY came (the executor refused the WARMUP): after a window of live bars,
-                    // use them as the history instead of buffering forever.
-                    if slot.early.len() >= slot.twin.model.spec.window {
-                        tracing::warn!(symbol = %slot.symbol, "no HISTORY received; warming up from live bars");
-                        let bars = std::mem::take(&mut slot.early);
-                        return self.consume_history(i, &bars);
+                let (limit, window) = (slot.twin.warmup_count(), slot.twin.model.spec.window);
+                match slot.sync.on_bar(bar, limit, window) {
+                    BarRoute::Step(bar) => self.live_bar(i, bar).into_iter().collect(),
+                    BarRoute::Kept => Vec::new(),
+                    BarRoute::Dropped => {
+                        tracing::warn!(symbol = %b.symbol, time = %b.time, "more HISTORY bars than asked for; dropped");
+                        Vec::new()
                     }
-                    return Vec::new();
+                    BarRoute::WarmFromLive(history) => {
+                        tracing::warn!(symbol = %slot.symbol, "no HISTORY received; warming up from live bars");
+                        let early = Vec::new();
+                        self.consume_history(i, CatchUp { history, early })
+                    }
                 }
-                self.live_bar(i, bar).into_iter().collect()
             }
             Line::HistoryEnd(h) => {
                 let Some(&i) = self.index.get(&(h.symbol.clone(), h.timeframe)) else {
                     return Vec::new();
                 };
-                let Some(bars) = self.slots[i].history.take() else {
+                let Some(catch_up) = self.slots[i].sync.on_history_end() else {
                     tracing::warn!(symbol = %h.symbol, "HISTORY_END without HISTORY; ignored");
                     return Vec::new();
                 };
-                self.consume_history(i, &bars)
+                self.consume_history(i, catch_up)
             }
             Line::Ack(_) | Line::Hello(_) | Line::Auth(_) => Vec::new(),
             Line::Error(e) => {
@@ -94,12 +113,6 @@ impl Preditor {
         })
     }
 
-    /// Slot `i` still waits for its history: not synced, no block open.
-    pub(super) fn waiting(&self, i: usize) -> bool {
-        let slot = &self.slots[i];
-        !slot.twin.is_synced() && slot.history.is_none()
-    }
-
     /// The executor could not serve a WARMUP this time: ask again after a backoff, for the pair
     /// the text names, or for every pair still waiting when it names none.
     pub(super) fn history_unavailable(&mut self, e: &ErrorLine) {
@@ -110,22 +123,25 @@ impl Preditor {
             None => (0..self.slots.len()).collect(),
         };
         for i in slots {
-            if self.waiting(i) {
-                let slot = &mut self.slots[i];
-                slot.retry.failed(now);
+            let slot = &mut self.slots[i];
+            if slot.sync.history_unavailable(now) {
                 tracing::info!(symbol = %slot.symbol, "asking WARMUP again after HISTORY_UNAVAILABLE");
             }
         }
     }
 
     /// Rebuilds a twin from history bars, then applies the live bars that arrived meanwhile.
-    pub(super) fn consume_history(&mut self, i: usize, bars: &[Bar]) -> Vec<Line> {
+    /// Nothing is saved here: the signals of earlier lines of the same message are not sent yet.
+    pub(super) fn consume_history(&mut self, i: usize, catch_up: CatchUp) -> Vec<Line> {
+        let CatchUp {
+            history: bars,
+            early,
+        } = catch_up;
         let mut out = Vec::new();
-        self.persist_if_unsaved(i);
-        self.slots[i].retry.reset();
         let slot = &mut self.slots[i];
-        match slot.twin.on_history(bars) {
+        match slot.twin.on_history(&bars) {
             Ok(outcome) => {
+                slot.sync.synced();
                 tracing::info!(symbol = %slot.symbol, bars = bars.len(), replayed = outcome.replayed,
                             mode = ?outcome.mode, signals = outcome.signals.len(), "history consumed");
                 // Saved after the signals go out, like a live bar (see `live_bar`).
@@ -134,9 +150,9 @@ impl Preditor {
                     out.extend(self.signal(i, d));
                 }
             }
+            // Still waiting: the next HISTORY, or a window of live bars, syncs it.
             Err(e) => tracing::error!(symbol = %slot.symbol, error = %e, "history refused"),
         }
-        let early = std::mem::take(&mut self.slots[i].early);
         for bar in early {
             out.extend(self.live_bar(i, bar));
         }
@@ -148,10 +164,10 @@ impl Preditor {
     /// 20 symbols close together. Safe because the step is deterministic: if the process dies after
     /// the send but before the save, the restart resumes from the previous state, replays this bar
     /// and sends the same SIGNAL with the same `B:`, which the executor answers again without
-    /// executing twice. The previous bar's state is saved here before stepping, so at most one bar
-    /// per symbol is ever volatile.
+    /// executing twice. Not saved here either when the twin has unsaved bars: one message can hold
+    /// several bars of a symbol (those held back during its WARMUP, a backfill), and saving the
+    /// previous bar's state before its SIGNAL is sent would lose that SIGNAL to a kill.
     pub(super) fn live_bar(&mut self, i: usize, bar: Bar) -> Option<Line> {
-        self.persist_if_unsaved(i);
         let slot = &mut self.slots[i];
         match slot.twin.on_bar(bar) {
             Ok(BarOutcome::Decided(d)) => {

@@ -1,16 +1,19 @@
 //! The live shell: a WebSocket client to the executor (protocol/PROTOCOL.md).
 //!
-//! Thin async I/O around [`crate::session::SymbolTwin`]: the handshake (HELLO, the executor's proof
-//! checked before anything else is sent, AUTH), WARMUP per model, HISTORY → replay, BAR → step →
-//! SIGNAL → persist. Every line sent or received is logged verbatim (handshake values redacted)
-//! under the `wire` target so `tail -f` shows the conversation. On a lost connection it reconnects with
-//! backoff and asks WARMUP again; the persisted last bar tells which bars were already decided, so no
-//! bar is lost; a bar decided but not yet persisted is decided again identically (same `B:`).
+//! Thin async I/O around [`crate::session::SymbolTwin`] (the decisions) and [`crate::sync::Sync`]
+//! (where each twin stands with the executor, where a received bar goes): the handshake (HELLO,
+//! the executor's proof checked before anything else is sent, AUTH), WARMUP per model, HISTORY →
+//! replay, BAR → step → SIGNAL → persist. Every line sent or received is logged verbatim
+//! (handshake values redacted) under the `wire` target so `tail -f` shows the conversation. On a
+//! lost connection it reconnects with backoff and asks WARMUP again; the persisted last bar tells
+//! which bars were already decided, so no bar is lost; a bar decided but not yet persisted is
+//! decided again identically (same `B:`).
 //!
 //! Persistence is off the signal path: every BAR that arrives while the executor is busy (one
 //! WebSocket message, or messages a few milliseconds apart) is stepped and signalled first; each
-//! touched symbol is saved once the executor has been quiet for `SAVE_AFTER_QUIET`. A symbol's
-//! state is always durable before its next bar is stepped.
+//! touched symbol is saved once the executor has been quiet for `SAVE_AFTER_QUIET`. A state is
+//! saved only once the SIGNALs of the bars it has decided are sent: a kill before that resumes
+//! from the older state, which decides those bars again and sends them.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,12 +28,12 @@ use protocol::{Hello, Line, Symbol, Timeframe};
 use service::Backoff;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::bars::{Bar, format_time};
+use crate::bars::format_time;
 use crate::model::Model;
 use crate::notify::SystemdNotifier;
 use crate::session::SymbolTwin;
 use crate::state::StateStore;
-use crate::warmup_retry::WarmupRetry;
+use crate::sync::Sync;
 
 mod lines;
 
@@ -128,14 +131,10 @@ struct Slot {
     symbol: Symbol,
     timeframe: Timeframe,
     twin: SymbolTwin,
-    /// Bars of an open HISTORY block.
-    history: Option<Vec<Bar>>,
-    /// Live bars that arrived before the twin was synced.
-    early: Vec<Bar>,
+    /// Where the twin stands with the executor on this connection (the pure state machine).
+    sync: Sync,
     /// The twin decided (and signalled) bars whose state is not yet on disk.
     unsaved: bool,
-    /// When to ask WARMUP again after the executor could not serve it (`HISTORY_UNAVAILABLE`).
-    retry: WarmupRetry,
 }
 
 /// The running preditor: every symbol's twin and the state store.
@@ -196,10 +195,8 @@ impl Preditor {
                 symbol,
                 timeframe,
                 twin,
-                history: None,
-                early: Vec::new(),
+                sync: Sync::default(),
                 unsaved: false,
-                retry: WarmupRetry::default(),
             });
         }
         Ok(Self {
@@ -238,7 +235,7 @@ impl Preditor {
 
     /// `STATUS=` summary of the twins once connected: warming up until every twin is synced.
     fn report_sync(&mut self) {
-        let synced = self.slots.iter().filter(|s| s.twin.is_synced()).count();
+        let synced = self.slots.iter().filter(|s| s.sync.is_live()).count();
         let total = self.slots.len();
         let mut status = if synced == total {
             format!("live: {total} twin(s) synced")
@@ -289,9 +286,7 @@ impl Preditor {
             }
             self.persist_unsaved();
             for slot in &mut self.slots {
-                slot.twin.unsync();
-                slot.history = None;
-                slot.early.clear();
+                slot.sync.reset();
             }
             let delay = backoff.next_random_delay();
             tracing::info!(retry_in_ms = delay.as_millis() as u64, "reconnecting");
@@ -379,8 +374,9 @@ impl Preditor {
         }
         backoff.reset();
         self.report_sync();
+        // A new connection: every twin waits for the history its WARMUP asks for.
         for i in 0..self.slots.len() {
-            self.slots[i].retry.reset();
+            self.slots[i].sync.reset();
             send(&mut ws, &self.warmup(i)).await?;
         }
         let mut since_save = 0;
@@ -395,7 +391,7 @@ impl Preditor {
                 since_save = 0;
             }
             let quiet = tokio::time::sleep(SAVE_AFTER_QUIET);
-            let retry_at = self.slots.iter().filter_map(|s| s.retry.due()).min();
+            let retry_at = self.slots.iter().filter_map(|s| s.sync.warmup_due()).min();
             let retry = async move {
                 match retry_at {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -418,7 +414,7 @@ impl Preditor {
                     let now = tokio::time::Instant::now();
                     let mut due = Vec::new();
                     for i in 0..self.slots.len() {
-                        if self.slots[i].retry.take_due(now) && self.waiting(i) {
+                        if self.slots[i].sync.take_warmup_due(now) {
                             due.push(self.warmup(i));
                         }
                     }
@@ -461,20 +457,7 @@ impl Preditor {
     where
         S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
     {
-        // Every answer to one message goes back as one message: the SIGNALs of a bar close's 20
-        // BARs reach the executor together, as one batch of orders.
-        let mut out = Vec::new();
-        for line in protocol::parse_message(text) {
-            match line {
-                Ok(line) => {
-                    tracing::info!(target: "wire", "< {}", line.redacted());
-                    out.extend(self.handle(line));
-                }
-                Err(e) => {
-                    tracing::warn!(target: "wire", error = %e, "< (malformed)");
-                }
-            }
-        }
+        let out = self.handle_text(text);
         send_all(ws, &out).await
     }
 }
@@ -511,6 +494,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bars::Bar;
     use crate::twin::Decision;
 
     #[test]
@@ -541,6 +525,82 @@ mod tests {
             line.to_string(),
             "SIGNAL|EURUSD|WAIT|2|-15.30|B:2026-02-03T10:15:00Z|N:4"
         );
+    }
+
+    /// The shipped GBPUSD model and its demo bars (what the system fault tests replay).
+    fn gbpusd() -> (Arc<Model>, Vec<Bar>) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let model = Model::load(&root.join("models/GBPUSD_H1.zip")).unwrap();
+        let bars = crate::bars::read_bars_csv(&root.join("data/demo/GBPUSD.csv")).unwrap();
+        (Arc::new(model), bars)
+    }
+
+    fn bar_lines(bars: &[Bar]) -> Vec<String> {
+        let (symbol, tf) = ("GBPUSD".parse().unwrap(), Timeframe::H1);
+        bars.iter()
+            .map(|b| Line::Bar(b.to_line(&symbol, tf, 5).unwrap()).to_string())
+            .collect()
+    }
+
+    /// A HISTORY block of `bars` as the executor sends it (one message).
+    fn history(bars: &[Bar]) -> String {
+        let mut lines = vec![format!("HISTORY|GBPUSD|H1|{}", bars.len())];
+        lines.extend(bar_lines(bars));
+        lines.push("HISTORY_END|GBPUSD|H1".into());
+        lines.join("\n")
+    }
+
+    /// The bars the SIGNALs are for, in order.
+    fn signalled(out: &[Line]) -> Vec<i64> {
+        out.iter()
+            .map(|l| match l {
+                Line::Signal(s) => s.bar_time.unwrap().unix_seconds(),
+                other => panic!("not a SIGNAL: {other}"),
+            })
+            .collect()
+    }
+
+    /// The preditor of the GBPUSD model on `store`, as a (re)start builds it.
+    fn start(model: &Arc<Model>, store: &StateStore) -> Preditor {
+        let key = IpcKey::from_token(&"a1".repeat(32)).unwrap();
+        Preditor::new(vec![Arc::clone(model)], store.clone(), "test", key).unwrap()
+    }
+
+    /// A kill between deciding a message's bars and sending their SIGNALs loses none of them:
+    /// nothing is saved before the send, so the restart decides them again and sends them. Seen
+    /// in the system fault test: the bars held back during a WARMUP arrive as one message after
+    /// HISTORY_END, and saving bar 1's state before stepping bar 2 lost bar 1's SIGNAL.
+    #[test]
+    fn a_kill_before_the_signals_of_a_message_are_sent_loses_none_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let (model, bars) = gbpusd();
+        let w = model.spec.window + 10;
+        let mut p = start(&model, &store);
+        assert_eq!(signalled(&p.handle_text(&history(&bars[..w]))).len(), 1);
+        p.persist_unsaved(); // sent, the executor quiet: saved
+        // Two live bars in one message, both decided; killed before the send.
+        let out = p.handle_text(&bar_lines(&bars[w..w + 2]).join("\n"));
+        assert_eq!(signalled(&out), [bars[w].time, bars[w + 1].time]);
+        drop(p);
+
+        // The restart resumes before both: its history replays them and sends both SIGNALs. A live
+        // bar that came before the history is stepped after it, in the same message: killed again
+        // before the send.
+        let mut p = start(&model, &store);
+        let mut msg = bar_lines(&bars[w + 2..w + 3]);
+        msg.push(history(&bars[..w + 2]));
+        let out = p.handle_text(&msg.join("\n"));
+        let times = [bars[w].time, bars[w + 1].time, bars[w + 2].time];
+        assert_eq!(signalled(&out), times);
+        drop(p);
+
+        let mut p = start(&model, &store);
+        let out = p.handle_text(&history(&bars[..w + 3]));
+        assert_eq!(signalled(&out), times, "every unsent SIGNAL is sent again");
+        p.persist_unsaved();
+        let saved = store.load("GBPUSD", "H1").unwrap().unwrap();
+        assert_eq!(saved.twin.last_bar_time, Some(bars[w + 2].time));
     }
 
     #[test]

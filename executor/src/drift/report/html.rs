@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::attribution::{self, Attribution};
 use super::svg::{Bar, Series, StepChart, bar_chart, esc, shared_domain, step_chart};
 use super::{BookSummary, DriftReport, Record, SymbolSummary, text};
 
@@ -132,16 +133,49 @@ fn book_row(name: &str, s: &SymbolSummary, b: &BookSummary) -> String {
         .map_or("-".into(), |p| format!("{p:.1}"));
     let pct = |p: &super::PhaseSummary| p.in_sync_pct().map_or("-".into(), |v| format!("{v:.2}%"));
     format!(
-        r#"<tr data-book="{name}"><td>{name}</td><td data-field="steady-in-sync">{}</td><td data-field="steady-signals">{}</td><td>{}</td><td data-field="warmup-signals">{}</td><td data-field="fills">{}</td><td data-field="slippage-points">{slip}</td><td data-field="pnl">{:.2}</td></tr>"#,
+        r#"<tr data-book="{name}"><td>{name}</td><td data-field="steady-in-sync">{}</td><td data-field="steady-signals">{}</td><td>{}</td><td data-field="startup-signals">{}</td><td data-field="warmup-signals">{}</td><td data-field="fills">{}</td><td data-field="slippage-points">{slip}</td><td data-field="pnl">{:.2}</td></tr>"#,
         b.steady.in_sync,
         b.steady.signals,
         pct(&b.steady),
+        b.startup.signals,
         b.warmup.signals,
         b.fills(),
         b.pnl()
     )
 }
 
+/// The PnL attribution of each book against the model: the parts add up to the gap.
+fn attribution_table(books: &[(&str, &Attribution)]) -> String {
+    if books.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from(
+        "<h3>PnL against the model (account currency): book − virtual = missed entries + execution + other</h3><table class=\"attribution\"><tr><th>book</th><th>book − virtual</th><th>missed entries</th><th>model trades not entered</th><th>execution</th><th>trades both held</th><th>model's costs on them</th><th>book's fills vs the bar closes</th><th>other</th></tr>",
+    );
+    let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+    for (name, a) in books {
+        let _ = write!(
+            t,
+            r#"<tr data-attribution="{name}"><td>{name}</td><td data-field="gap">{:.2}</td><td data-field="missed">{:.2}</td><td>{}</td><td data-field="execution">{:.2}</td><td>{}</td><td data-field="twin-costs">{}</td><td data-field="book-costs">{}</td><td data-field="other">{:.2}</td></tr>"#,
+            a.gap(),
+            a.missed,
+            a.missed_trades,
+            a.execution,
+            a.followed_trades,
+            cell(a.twin_costs.map(|c| c.total())),
+            cell(a.book_costs()),
+            a.other
+        );
+    }
+    t.push_str("</table><ul>");
+    for (name, a) in books {
+        let _ = write!(t, "<li>{name}: {}</li>", esc(&attribution::explain(a)));
+    }
+    t.push_str("</ul>");
+    t
+}
+
+#[allow(clippy::too_many_arguments)]
 fn section(
     out: &mut String,
     id: &str,
@@ -150,6 +184,7 @@ fn section(
     c: &Curves,
     x_range: (i64, i64),
     total: bool,
+    attr: &[(&str, &Attribution)],
 ) {
     let _ = write!(
         out,
@@ -168,10 +203,11 @@ fn section(
     );
     let _ = write!(
         out,
-        "<table><tr><th>book</th><th>in sync (steady)</th><th>of</th><th>%</th><th>warm-up signals</th><th>fills</th><th>avg slippage (points)</th><th>realised PnL</th></tr>{}{}</table>",
+        "<table><tr><th>book</th><th>in sync (steady)</th><th>of</th><th>%</th><th>start-up signals</th><th>warm-up signals</th><th>fills</th><th>avg slippage (points)</th><th>realised PnL</th></tr>{}{}</table>",
         book_row("live", s, &s.live),
         book_row("paper", s, &s.paper)
     );
+    out.push_str(&attribution_table(attr));
     let eq: Vec<&Series> = c.equity.iter().filter(|s| !s.points.is_empty()).collect();
     let dom = shared_domain(&eq);
     out.push_str("<h3>Equity: realised PnL since the first signal</h3>");
@@ -256,15 +292,19 @@ fn section(
     out.push_str("<h3>Signals not followed, by reason</h3>");
     let mut bars = Vec::new();
     for (book, b) in [("live", &s.live), ("paper", &s.paper)] {
-        for (phase, p) in [("steady", &b.steady), ("warmup", &b.warmup)] {
+        for (phase, p) in [
+            ("steady", &b.steady),
+            ("startup", &b.startup),
+            ("warmup", &b.warmup),
+        ] {
             for (reason, n) in &p.not_followed {
                 bars.push(Bar {
                     label: format!(
                         "{book} · {reason} ({})",
-                        if phase == "steady" {
-                            "steady state"
-                        } else {
-                            "warm-up"
+                        match phase {
+                            "steady" => "steady state",
+                            "startup" => "start-up",
+                            _ => "warm-up",
                         }
                     ),
                     attrs: format!(
@@ -330,7 +370,7 @@ impl DriftReport {
             r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"><meta name="viewport" content="width=device-width"><title>{t}</title><style>{STYLE}</style></head><body><h1>{t}</h1>"#,
             t = esc(&title)
         );
-        o.push_str("<p><b>In sync</b>: after the executor handled the signal, the book held exactly the position the model's action maps to (same direction and lots; flat for WAIT). <b>Warm-up</b>: a symbol's first signals as long as each was answered one bar or more after its bar closed (the twin catching up on the bars that closed while it started); from its first signal answered in time on, everything is <b>steady state</b>, late signals included. Equity curves are realised PnL since the first signal in the log (open positions are not marked). Grey: the model's virtual position; blue: the paper book; red: the live book.</p>");
+        o.push_str("<p><b>In sync</b>: after the executor handled the signal, the book held exactly the position the model's action maps to (same direction and lots; flat for WAIT). <b>Warm-up</b>: a symbol's first signals as long as each was answered one bar or more after its bar closed (the twin catching up on the bars that closed while it started); then, per book, <b>start-up</b>: the signals answered MISSED_ENTRY until the book's first entry with the model (the twins' positions come from history; the executor never enters late, at a price the model did not get, and joins at the model's next entry); everything after is <b>steady state</b>, late signals included. Equity curves are realised PnL since the first signal in the log (open positions are not marked). Grey: the model's virtual position; blue: the paper book; red: the live book.</p>");
         let _ = write!(o, r#"<pre id="summary">{}</pre>"#, esc(&self.summary()));
         let reasons: BTreeMap<&str, ()> = [&self.total.live, &self.total.paper]
             .iter()
@@ -338,6 +378,7 @@ impl DriftReport {
                 b.steady
                     .not_followed
                     .keys()
+                    .chain(b.startup.not_followed.keys())
                     .chain(b.warmup.not_followed.keys())
             })
             .map(|r| (r.as_str(), ()))
@@ -354,6 +395,12 @@ impl DriftReport {
             let _ = write!(o, r##"<a href="#{}">{}</a>"##, anchor(sym), esc(sym));
         }
         o.push_str("</nav>");
+        let attr: Vec<_> = self
+            .book_kinds()
+            .into_iter()
+            .map(|(name, kind)| (name, self.attribution(kind)))
+            .collect();
+        let totals: Vec<(&str, &Attribution)> = attr.iter().map(|(n, (_, t))| (*n, t)).collect();
         section(
             &mut o,
             "total",
@@ -362,10 +409,15 @@ impl DriftReport {
             &total,
             x_range,
             true,
+            &totals,
         );
         for (sym, s) in &self.symbols {
             if let Some(c) = per.get(sym) {
-                section(&mut o, &anchor(sym), sym, s, c, x_range, false);
+                let mine: Vec<(&str, &Attribution)> = attr
+                    .iter()
+                    .filter_map(|(n, (p, _))| Some((*n, p.get(sym)?)))
+                    .collect();
+                section(&mut o, &anchor(sym), sym, s, c, x_range, false, &mine);
             }
         }
         o.push_str("</body></html>\n");

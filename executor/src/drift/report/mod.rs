@@ -8,9 +8,13 @@
 //!   model's action maps to (same direction and lots, `FLAT` for `WAIT`).
 //! - **warm-up**: a symbol's first signals, as long as each was answered one timeframe or more
 //!   after its bar closed (after the next bar had closed too): a twin catching up on the bars that
-//!   closed while it started. The rules make them `STALE`. From the symbol's first signal answered
-//!   in time on, everything is **steady state**, late signals included (an outage counts).
+//!   closed while it started. The rules make them `STALE`.
+//! - **start-up** (per book): then, the book's `MISSED_ENTRY` answers until its first signal in
+//!   sync: the twin holds a position from history, and the book joins at the model's next entry.
+//!   Everything after is **steady state**, late signals included (an outage counts).
 
+pub mod attribution;
+pub mod costs;
 pub mod html;
 mod svg;
 pub mod text;
@@ -21,6 +25,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::drift::HEADER;
+use attribution::{Attribution, BookKind, BookValue, TwinCosts, attribute_all};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -61,6 +66,8 @@ pub struct BookRecord {
     pub pnl: f64,
     /// The position equals the model's target.
     pub in_sync: bool,
+    /// One of this book's start-up signals on the symbol (see [`classify_startup`]).
+    pub startup: bool,
 }
 
 impl BookRecord {
@@ -152,6 +159,7 @@ fn book(c: &[&str], target: &str) -> Result<Option<BookRecord>, String> {
         reason: c[4].to_string(),
         pnl: opt_f64(c[5], "pnl")?.ok_or_else(|| "empty pnl".to_string())?,
         in_sync: c[0] == target,
+        startup: false,
     }))
 }
 
@@ -203,7 +211,34 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Record>, ReportError> {
         out.push(row);
     }
     classify_warmup(&mut out);
+    classify_startup(&mut out);
     Ok(out)
+}
+
+/// A book's **start-up** on a symbol: its first signals after the warm-up answered
+/// `MISSED_ENTRY`, up to the first one it is in sync with. The twin's position comes from history,
+/// the book starts flat, and the executor never enters late at a price the model did not get: it
+/// joins at the model's next entry. Any other answer ends the start-up (and counts as steady
+/// state).
+fn classify_startup(rows: &mut [Record]) {
+    let mut joined: std::collections::BTreeSet<(String, bool)> = Default::default();
+    for r in rows.iter_mut() {
+        if r.warmup {
+            continue;
+        }
+        for (is_live, b) in [(true, r.live.as_mut()), (false, r.paper.as_mut())] {
+            let Some(b) = b else { continue };
+            let key = (r.symbol.clone(), is_live);
+            if joined.contains(&key) {
+                continue;
+            }
+            if !b.in_sync && b.reason == "MISSED_ENTRY" {
+                b.startup = true;
+            } else {
+                joined.insert(key);
+            }
+        }
+    }
 }
 
 /// The cTrader timeframes that have a fixed length, in seconds (MN1 has none).
@@ -292,6 +327,10 @@ pub struct BookSummary {
     /// FAIL answers by reason, whole log.
     pub refusals: BTreeMap<String, usize>,
     pub warmup: PhaseSummary,
+    /// The book's start-up missed entries (waiting for the model's next entry).
+    pub startup: PhaseSummary,
+    /// Symbols with a start-up.
+    pub startup_symbols: usize,
     pub steady: PhaseSummary,
     slippage_sum: f64,
     slippage_n: usize,
@@ -321,6 +360,11 @@ impl BookSummary {
         self.pnl += pnl_change;
         if warmup {
             self.warmup.add(b);
+        } else if b.startup {
+            if self.startup.signals == 0 {
+                self.startup_symbols = 1;
+            }
+            self.startup.add(b);
         } else {
             self.steady.add(b);
         }
@@ -344,7 +388,12 @@ impl BookSummary {
         for (k, v) in &o.refusals {
             *self.refusals.entry(k.clone()).or_insert(0) += v;
         }
-        for (mine, theirs) in [(&mut self.warmup, &o.warmup), (&mut self.steady, &o.steady)] {
+        self.startup_symbols += o.startup_symbols;
+        for (mine, theirs) in [
+            (&mut self.warmup, &o.warmup),
+            (&mut self.startup, &o.startup),
+            (&mut self.steady, &o.steady),
+        ] {
             mine.signals += theirs.signals;
             mine.in_sync += theirs.in_sync;
             for (k, v) in &theirs.not_followed {
@@ -398,6 +447,12 @@ pub struct DriftReport {
     pub last_bar: Option<i64>,
     pub records: Vec<Record>,
     pub digits_source: DigitsSource,
+    /// The twins' cost models (the models' training_config), for the PnL attribution.
+    pub twin_costs: BTreeMap<String, TwinCosts>,
+    /// Where they came from (`None`: no config given, so no models read).
+    pub costs_source: Option<PathBuf>,
+    /// How each book values a price unit per lot (the config's contract_size, quote_to_account).
+    pub book_values: BTreeMap<String, BookValue>,
 }
 
 /// Decimal places of a number as the log prints it (at most 8).
@@ -485,7 +540,15 @@ impl DriftReport {
             } else {
                 DigitsSource::FillPrices
             },
+            twin_costs: BTreeMap::new(),
+            costs_source: None,
+            book_values: BTreeMap::new(),
         }
+    }
+
+    /// Each book's PnL against the model's, per symbol and in total.
+    pub fn attribution(&self, book: BookKind) -> (BTreeMap<String, Attribution>, Attribution) {
+        attribute_all(&self.records, book, &self.twin_costs, &self.book_values)
     }
 
     /// Reads the log and takes each symbol's `digits` from the executor config at `config`.
@@ -495,7 +558,13 @@ impl DriftReport {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(Self::from_records(path, parse(path, &text)?, Some(&digits)))
+        let mut report = Self::from_records(path, parse(path, &text)?, Some(&digits));
+        report.book_values = config_book_values(config)?;
+        if let Some(dir) = config_models_dir(config)? {
+            report.twin_costs = costs::load_twin_costs(&dir).0;
+            report.costs_source = Some(dir);
+        }
+        Ok(report)
     }
 
     /// True when a book ran at all in this log.
@@ -533,6 +602,61 @@ pub fn config_digits(path: &Path) -> Result<BTreeMap<String, u32>, ReportError> 
                 .ok_or_else(|| err(format!("symbols.{sym}.digits must be 0..=10, got {d}")))?;
             out.insert(sym.clone(), d as u32);
         }
+    }
+    Ok(out)
+}
+
+/// `models_dir` of an executor config, resolved against the config's directory as the executor
+/// does; `None` when the config names none.
+pub fn config_models_dir(path: &Path) -> Result<Option<PathBuf>, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ReportError::Config {
+        path: path.to_path_buf(),
+        why: format!("not JSON: {e}"),
+    })?;
+    Ok(v.get("models_dir").and_then(|d| d.as_str()).map(|d| {
+        let base = path.parent().unwrap_or(Path::new("."));
+        base.join(d)
+    }))
+}
+
+/// `symbols.<SYMBOL>.{contract_size, quote_to_account}` of an executor config, with the executor's
+/// defaults (100000, 1.0); a symbol whose values are not numbers (or "inverse") is left out.
+pub fn config_book_values(path: &Path) -> Result<BTreeMap<String, BookValue>, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ReportError::Config {
+        path: path.to_path_buf(),
+        why: format!("not JSON: {e}"),
+    })?;
+    let mut out = BTreeMap::new();
+    for (sym, s) in v
+        .get("symbols")
+        .and_then(|s| s.as_object())
+        .into_iter()
+        .flatten()
+    {
+        let contract = match s.get("contract_size") {
+            None => 100_000.0,
+            Some(c) => match c.as_f64() {
+                Some(c) if c > 0.0 && c.is_finite() => c,
+                _ => continue,
+            },
+        };
+        let value = match s.get("quote_to_account") {
+            None => BookValue::Fixed(contract),
+            Some(q) if q.as_str() == Some("inverse") => BookValue::Inverse(contract),
+            Some(q) => match q.as_f64() {
+                Some(r) if r > 0.0 && r.is_finite() => BookValue::Fixed(contract * r),
+                _ => continue,
+            },
+        };
+        out.insert(sym.clone(), value);
     }
     Ok(out)
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
+use super::attribution::{self, Attribution, BookKind};
 use super::{BookSummary, DigitsSource, DriftReport, PhaseSummary, SymbolSummary};
 
 /// What a reason means for the trader (PROTOCOL.md §5, executor/README.md), in plain words.
@@ -113,16 +114,36 @@ impl DriftReport {
         );
         let _ = writeln!(
             out,
-            "{:<24} {} warm-up (a symbol's first signals, each answered a bar or more after its bar closed: the twin catching up), {} steady state",
-            "",
-            t.warmup_signals,
-            t.signals - t.warmup_signals
+            "{:<24} {} warm-up (a symbol's first signals, each answered a bar or more after its bar closed: the twin catching up)",
+            "", t.warmup_signals,
         );
+        let mut startup = Vec::new();
+        for (name, b) in self.books() {
+            startup.push(format!(
+                "{} {} on {} symbol(s)",
+                name.trim_end_matches(" book"),
+                b.startup.signals,
+                b.startup_symbols
+            ));
+        }
+        if !startup.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<24} start-up: {} (a symbol's first signals answered MISSED_ENTRY until the book's first entry with the model: the twins' positions come from history, the executor never enters late at a price the model did not get, and joins at the model's next entry)",
+                "",
+                startup.join(", ")
+            );
+            let _ = writeln!(
+                out,
+                "{:<24} steady state: everything after (late signals and refusals included)",
+                ""
+            );
+        }
         for (name, b) in self.books() {
             let s = &b.steady;
             let _ = writeln!(
                 out,
-                "{:<24} {}/{} steady-state signals ({}), {}/{} over the whole log",
+                "{:<24} {}/{} steady-state signals ({}), {}/{} over the whole log (start-up and warm-up included)",
                 format!("in sync, {name}"),
                 s.in_sync,
                 s.signals,
@@ -134,9 +155,10 @@ impl DriftReport {
         for (name, b) in self.books() {
             let _ = writeln!(
                 out,
-                "{:<24} steady state {}; warm-up {}",
+                "{:<24} steady state {}; start-up {}; warm-up {}",
                 format!("not followed, {name}"),
                 reasons(&b.steady.not_followed),
+                reasons(&b.startup.not_followed),
                 reasons(&b.warmup.not_followed)
             );
         }
@@ -146,6 +168,7 @@ impl DriftReport {
                 .steady
                 .not_followed
                 .keys()
+                .chain(b.startup.not_followed.keys())
                 .chain(b.warmup.not_followed.keys())
             {
                 all.insert(r, ());
@@ -173,8 +196,70 @@ impl DriftReport {
             "{:<24} {pnl} (account currency, closed trades only)",
             "realised PnL"
         );
+        for (name, kind) in self.book_kinds() {
+            let (_, total) = self.attribution(kind);
+            let _ = writeln!(
+                out,
+                "{:<24} {}",
+                format!("PnL vs model, {name}"),
+                attribution_line(name, &total)
+            );
+            let _ = writeln!(out, "{:<24} {}", "", attribution::explain(&total));
+        }
+        if self.has_live() || self.has_paper() {
+            let _ = writeln!(
+                out,
+                "{:<24} {}",
+                "",
+                match &self.costs_source {
+                    Some(d) if !self.twin_costs.is_empty() => format!(
+                        "the model's costs: each twin's training_config (ENV.md §6: half the spread and the slippage per side, the round-turn commission, on the twin's lots), read from {}",
+                        d.display()
+                    ),
+                    _ => "the model's costs are unknown (pass --config with a models_dir holding the model zips to split execution into costs)".to_string(),
+                }
+            );
+        }
         out
     }
+
+    pub(super) fn book_kinds(&self) -> Vec<(&'static str, BookKind)> {
+        let mut v = Vec::new();
+        if self.has_live() {
+            v.push(("live", BookKind::Live));
+        }
+        if self.has_paper() {
+            v.push(("paper", BookKind::Paper));
+        }
+        v
+    }
+}
+
+/// `live − virtual = … ` with every part in account currency; the parts add up to the gap.
+pub fn attribution_line(book: &str, a: &Attribution) -> String {
+    let value = a.value.map_or(String::new(), |v| {
+        format!("value of a point {}; ", money(v))
+    });
+    let exec = match (a.twin_costs, a.book_costs()) {
+        (Some(t), Some(b)) => format!(
+            " ({value}the model charges itself {:.2}: spread {:.2}, slippage {:.2}, commission {:.2}; the book's fills cost {:.2} against the bar closes)",
+            t.total(),
+            t.spread,
+            t.slippage,
+            t.commission,
+            b
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{book} − virtual = {} = missed entries {} ({} model trade(s) not entered) + execution {} on {} trade(s) both held{exec} + other {}",
+        money(a.gap()),
+        money(a.missed),
+        a.missed_trades,
+        money(a.execution),
+        a.followed_trades,
+        money(a.other)
+    )
 }
 
 fn fmt_book(
@@ -182,18 +267,22 @@ fn fmt_book(
     name: &str,
     s: &SymbolSummary,
     b: &BookSummary,
+    model_slippage: Option<f64>,
 ) -> fmt::Result {
     if b.signals == 0 {
         return Ok(());
     }
     let slip = match (s.slippage_points(b), b.avg_slippage()) {
-        (Some(p), _) => format!("{p:.1} points"),
+        (Some(p), _) => match model_slippage {
+            Some(m) => format!("{p:.1} points (the model charges {m} per fill)"),
+            None => format!("{p:.1} points"),
+        },
         (None, Some(x)) => format!("{x:.6} (price units)"),
         (None, None) => "-".into(),
     };
     writeln!(
         f,
-        "  {name:5} in sync {}/{} ({:.1}%), steady state {}/{} ({}), missed entries {}, refusals {}, avg slippage {slip} over {} fills, pnl {}",
+        "  {name:5} in sync {}/{} ({:.1}%), steady state {}/{} ({}), missed entries {} ({} at start-up), refusals {}, avg slippage {slip} over {} fills, pnl {}",
         b.in_sync,
         b.signals,
         100.0 * b.in_sync as f64 / b.signals as f64,
@@ -201,6 +290,7 @@ fn fmt_book(
         b.steady.signals,
         pct(b.steady.in_sync, b.steady.signals),
         b.missed_entries,
+        b.startup.signals,
         reasons(&b.refusals),
         b.fills(),
         money(b.pnl())
@@ -235,8 +325,14 @@ impl fmt::Display for DriftReport {
                 s.bars,
                 money(s.virtual_pnl())
             )?;
-            fmt_book(f, "live", s, &s.live)?;
-            fmt_book(f, "paper", s, &s.paper)?;
+            let model_slip = self.twin_costs.get(sym).map(|c| c.slippage_points);
+            fmt_book(f, "live", s, &s.live, model_slip)?;
+            fmt_book(f, "paper", s, &s.paper, model_slip)?;
+            for (name, kind) in self.book_kinds() {
+                if let Some(a) = self.attribution(kind).0.get(sym) {
+                    writeln!(f, "  {name:5} {}", attribution_line(name, a))?;
+                }
+            }
         }
         Ok(())
     }
