@@ -38,13 +38,13 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bin" "$work/units"
-for b in executor preditor ctrader-sim hub; do
+for b in executor preditor ctrader-sim hub oracle-trader-backup; do
     printf '#!/bin/sh\nexit 0\n' >"$work/bin/$b"
     chmod 0755 "$work/bin/$b"
 done
 
 units=()
-for f in "$units_src"/*.service "$units_src"/*.target "$units_src"/*.swap; do
+for f in "$units_src"/*.service "$units_src"/*.target "$units_src"/*.swap "$units_src"/*.timer; do
     [ -e "$f" ] || continue
     name="$(basename "$f")"
     sed "s#/usr/local/bin/#$work/bin/#g" "$f" >"$work/units/$name"

@@ -146,6 +146,8 @@ dir 0750 "root:$user" "$lib"
 dir 0750 "root:$user" "$lib/models"
 dir 0750 "root:$user" "$lib/bars"
 dir 0750 "root:$user" "$logs"
+# /var/backups/oracle-trader oracle:oracle 0700 — the encrypted archives (backup.sh).
+dir 0700 "$user:$user" "$root/var/backups/oracle-trader"
 
 # --- 4. files ----------------------------------------------------------------------------------
 for b in "${binaries[@]}"; do
@@ -154,7 +156,8 @@ done
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-for u in oracle-executor@.service oracle-preditor.service oracle-trader.target swapfile.swap; do
+for u in oracle-executor@.service oracle-preditor.service oracle-trader.target swapfile.swap \
+    oracle-trader-backup.service oracle-trader-backup.timer; do
     # Units name /usr/local/bin; follow --prefix. Local changes belong in drop-ins (systemctl edit).
     sed -e "s#/usr/local/bin/#$prefix/bin/#g" \
         -e "s#file:///usr/local/share/doc/#file://$prefix/share/doc/#g" \
@@ -162,6 +165,9 @@ for u in oracle-executor@.service oracle-preditor.service oracle-trader.target s
     put_replace 0644 "$tmp/$u" "$unit_dir/$u"
 done
 put_replace 0644 "$repo/docs/OPERATIONS.md" "$doc/OPERATIONS.md"
+# The backup and restore scripts (docs/OPERATIONS.md, "Backups"); the timer runs the first.
+put_replace 0755 "$repo/scripts/backup.sh" "$bin/oracle-trader-backup"
+put_replace 0755 "$repo/scripts/restore.sh" "$bin/oracle-trader-restore"
 
 for i in live paper; do
     # The pristine example is refreshed on every run so an operator can diff it with the real config.
@@ -206,7 +212,14 @@ for s in ipc.token ctrader_client_secret ctrader_tokens.json; do
     esac
 done
 
-# --- 6. systemd --------------------------------------------------------------------------------
+# --- 6. age (backup.sh encrypts with it) ---------------------------------------------------------
+if [ "$system_mode" = 1 ]; then
+    run "$repo/scripts/ops_deps.sh"
+else
+    say "--root mode: not installing packages (scripts/ops_deps.sh installs age)"
+fi
+
+# --- 7. systemd --------------------------------------------------------------------------------
 if [ "$system_mode" = 1 ] && [ -d /run/systemd/system ]; then
     run systemctl daemon-reload
 else
@@ -216,3 +229,5 @@ fi
 say "done. Next: edit $etc/executor-live.json, add the secrets and models, then"
 say "  executor check --config /etc/oracle-trader/executor-live.json"
 say "  systemctl enable --now oracle-trader.target   (see docs/OPERATIONS.md)"
+say "Backups: put an age public key (age1…, its secret key kept OFF this machine) in $etc/backup-recipients.txt, then"
+say "  systemctl enable --now oracle-trader-backup.timer   (docs/OPERATIONS.md, Backups)"

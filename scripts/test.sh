@@ -8,6 +8,8 @@ cd "$root"
 scripts/setup_venv.sh
 # The hub's tests start a real Mosquitto and a private PostgreSQL cluster.
 scripts/hub_test_deps.sh
+# The ops tests: age (backups), a real Prometheus and promtool (metrics), setpriv (ctl as another uid).
+scripts/ops_deps.sh --tests
 # Rust tests that talk to the reference implementations (onnxruntime, Spotware's message classes)
 # find the interpreter here.
 export ORACLE_PYTHON="$root/scripts/.venv/bin/python"

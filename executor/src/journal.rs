@@ -84,6 +84,36 @@ pub enum Entry {
         risk: Option<RiskState>,
         kill_switch: bool,
     },
+    /// An operator command (`crate::ops`), journaled before it acts. A command without a
+    /// `command_result` was cut short by a crash: a repeat of its id is answered, never run again.
+    Command {
+        #[serde(with = "stamp")]
+        t: DateTime<Utc>,
+        id: fleet::CommandId,
+        origin: fleet::Origin,
+        command: fleet::Command,
+    },
+    /// What the command did (the answer a repeat of its id gets).
+    CommandResult {
+        #[serde(with = "stamp")]
+        t: DateTime<Utc>,
+        id: fleet::CommandId,
+        result: fleet::CommandResult,
+    },
+}
+
+/// Operator commands (and their results) a rotation keeps in the live journal: the ids a repeat
+/// must still be answered for.
+pub const COMMANDS_KEPT: usize = 256;
+
+/// Called with the duration of every journal fsync (the `/metrics` histogram).
+#[derive(Clone)]
+pub struct FsyncObserver(pub std::sync::Arc<dyn Fn(std::time::Duration) + Send + Sync>);
+
+impl std::fmt::Debug for FsyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FsyncObserver")
+    }
 }
 
 /// How an order's result was learned when its answer was lost.
@@ -128,13 +158,14 @@ impl Entry {
         }
     }
 
-    /// The book an entry is about.
-    pub fn book(&self) -> Book {
+    /// The book an entry is about (`None` for an operator command: it is about the executor).
+    pub fn book(&self) -> Option<Book> {
         match self {
             Entry::Intent { book, .. }
             | Entry::Result { book, .. }
             | Entry::Ack { book, .. }
-            | Entry::Guard { book, .. } => *book,
+            | Entry::Guard { book, .. } => Some(*book),
+            Entry::Command { .. } | Entry::CommandResult { .. } => None,
         }
     }
 }
@@ -213,6 +244,7 @@ pub struct Journal {
     /// The file ends with a newline (or is empty): the next entry starts a line of its own.
     /// False after a write failed part-way and could not be cut back.
     clean_tail: bool,
+    fsync_observer: Option<FsyncObserver>,
 }
 
 impl Journal {
@@ -248,7 +280,13 @@ impl Journal {
             path: path.to_path_buf(),
             file,
             clean_tail: true,
+            fsync_observer: None,
         }
+    }
+
+    /// Reports the duration of every fsync to `observer` from now on.
+    pub fn observe_fsync(&mut self, observer: FsyncObserver) {
+        self.fsync_observer = Some(observer);
     }
 
     /// Appends one entry and waits until it is on disk.
@@ -260,10 +298,15 @@ impl Journal {
     /// plan (closes and open) cost one disk flush before the first order goes out.
     pub fn append_all(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
         self.append_lazy(entries)?;
-        self.file.sync_data().map_err(|source| JournalError::Io {
+        let started = std::time::Instant::now();
+        let synced = self.file.sync_data().map_err(|source| JournalError::Io {
             path: self.path.clone(),
             source,
-        })
+        });
+        if let Some(o) = &self.fsync_observer {
+            (o.0)(started.elapsed());
+        }
+        synced
     }
 
     /// Appends entries without waiting for the disk. For results and ACKs: if they are lost in a
@@ -330,14 +373,26 @@ impl Journal {
         let mut finished: HashSet<(Book, String)> = HashSet::new();
         let mut acks: HashMap<(Book, Symbol), usize> = HashMap::new();
         let mut guards: HashMap<Book, usize> = HashMap::new();
+        // The ids of the last COMMANDS_KEPT commands (bounded), and how many commands there are.
+        let mut last_commands: std::collections::VecDeque<fleet::CommandId> =
+            std::collections::VecDeque::with_capacity(COMMANDS_KEPT + 1);
+        let mut commands = 0usize;
         let skipped = Self::for_each(&self.path, |e| match e {
             Entry::Result { book, coid, .. } => {
                 finished.insert((book, coid));
             }
             Entry::Ack { book, symbol, .. } => *acks.entry((book, symbol)).or_default() += 1,
             Entry::Guard { book, .. } => *guards.entry(book).or_default() += 1,
-            Entry::Intent { .. } => {}
+            Entry::Command { id, .. } => {
+                commands += 1;
+                last_commands.push_back(id);
+                if last_commands.len() > COMMANDS_KEPT {
+                    last_commands.pop_front();
+                }
+            }
+            Entry::Intent { .. } | Entry::CommandResult { .. } => {}
         })?;
+        let kept_commands: HashSet<fleet::CommandId> = last_commands.into_iter().collect();
         if skipped > 0 {
             tracing::warn!(journal = %self.path.display(), skipped,
                 "rotation skips unreadable journal lines (the archive keeps them)");
@@ -346,12 +401,14 @@ impl Journal {
         let archive = dir.join(format!("journal-{stamp}.jsonl"));
         std::fs::hard_link(&self.path, &archive).map_err(io(&archive))?;
         // Pass 2: what `retained` keeps, in order: intents without a result, the last `keep_acks`
-        // ACKs of each book and symbol, each book's last guard; streamed into the replacement.
+        // ACKs of each book and symbol, each book's last guard, the last COMMANDS_KEPT commands
+        // with their results; streamed into the replacement.
         let mut kept = 0;
         let mut read_failed = None;
         let written = service::write_atomic_with(&self.path, service::Access::Shared, |out| {
             let mut acks_seen: HashMap<(Book, Symbol), usize> = HashMap::new();
             let mut guards_seen: HashMap<Book, usize> = HashMap::new();
+            let mut commands_seen = 0usize;
             let mut failed = None;
             let read = Self::for_each(&self.path, |e| {
                 let keep = match &e {
@@ -369,6 +426,11 @@ impl Journal {
                         *n += 1;
                         Some(&*n) == guards.get(book)
                     }
+                    Entry::Command { .. } => {
+                        commands_seen += 1;
+                        commands_seen + COMMANDS_KEPT > commands
+                    }
+                    Entry::CommandResult { id, .. } => kept_commands.contains(id),
                 };
                 if keep && failed.is_none() {
                     let mut line = serde_json::to_vec(&e).unwrap_or_default();
@@ -554,6 +616,8 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
         .collect();
     let mut acks_left: HashMap<(Book, &Symbol), usize> = HashMap::new();
     let mut guard_kept: HashSet<Book> = HashSet::new();
+    let mut commands_left = COMMANDS_KEPT;
+    let mut command_kept: HashSet<&fleet::CommandId> = HashSet::new();
     let mut keep = vec![false; entries.len()];
     for (i, e) in entries.iter().enumerate().rev() {
         keep[i] = match e {
@@ -566,12 +630,27 @@ pub fn retained(entries: &[Entry], keep_acks: usize) -> Vec<&Entry> {
                 k
             }
             Entry::Guard { book, .. } => guard_kept.insert(*book),
+            // Newest first: the last COMMANDS_KEPT commands, each with its result (which comes
+            // after it, so it is met first and kept when its command will be).
+            Entry::CommandResult { .. } => true,
+            Entry::Command { id, .. } => {
+                let k = commands_left > 0;
+                commands_left = commands_left.saturating_sub(1);
+                if k {
+                    command_kept.insert(id);
+                }
+                k
+            }
         };
     }
     entries
         .iter()
         .zip(keep)
         .filter_map(|(e, k)| k.then_some(e))
+        .filter(|e| match e {
+            Entry::CommandResult { id, .. } => command_kept.contains(id),
+            _ => true,
+        })
         .collect()
 }
 
@@ -969,8 +1048,8 @@ mod tests {
     }
 
     /// The streaming rotation keeps exactly what [`retained`] keeps, in the same order, whatever the
-    /// mix (results before or long after their intents, several books and symbols, guards, a torn
-    /// line).
+    /// mix (results before or long after their intents, several books and symbols, guards, more
+    /// commands than are kept, answered at once, late or never, a torn line).
     #[test]
     fn rotation_keeps_what_retained_keeps() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -985,8 +1064,30 @@ mod tests {
             let p = dir.path().join("journal.jsonl");
             let mut all = Vec::new();
             let mut open: Vec<String> = Vec::new();
-            for i in 0..400 {
-                match below(4) {
+            let mut unanswered: Vec<fleet::CommandId> = Vec::new();
+            // Past COMMANDS_KEPT commands, so the rotation has some to drop.
+            for i in 0..2000 {
+                match below(6) {
+                    4 => {
+                        let mut bytes = [0u8; 16];
+                        bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                        let id = fleet::CommandId::from_random(bytes);
+                        all.push(Entry::Command {
+                            t: t(),
+                            id: id.clone(),
+                            origin: fleet::Origin::Local,
+                            command: fleet::Command::Pause,
+                        });
+                        unanswered.push(id);
+                    }
+                    5 if !unanswered.is_empty() => {
+                        let id = unanswered.swap_remove(below(unanswered.len() as u64));
+                        all.push(Entry::CommandResult {
+                            t: t(),
+                            id,
+                            result: fleet::CommandResult::Ok { detail: None },
+                        });
+                    }
                     0 => {
                         let coid = format!("C{i}");
                         all.push(intent(&coid));

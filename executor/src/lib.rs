@@ -32,6 +32,8 @@
 //! - [`notify`]: systemd `READY`/`STATUS`/`WATCHDOG`/`STOPPING` (the shared `service` crate).
 //! - [`onboarding`]: `executor auth` (OAuth2 code flow → token file), `executor accounts`, and what a
 //!   refused connection setup means.
+//! - [`ops`]: operator commands (`executor ctl`), the settings overlay, status, `/healthz` and
+//!   `/metrics`, state snapshots for backups.
 pub mod broker;
 pub mod clock;
 pub mod config;
@@ -45,6 +47,7 @@ pub mod json_keys;
 pub use service::notify;
 pub mod ntp;
 pub mod onboarding;
+pub mod ops;
 pub mod orders;
 pub use service::secret as secrets;
 pub mod startup;

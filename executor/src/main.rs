@@ -74,12 +74,151 @@ enum Cmd {
         #[arg(long, default_value = executor::onboarding::auth::TOKEN_URL)]
         token_url: String,
     },
+    /// Send an operator command to the running executor of this config (over <state_dir>/ctl.sock,
+    /// as the executor's user) and print its answer. Exit status: 0 done, 1 refused, not confirmed
+    /// or failed, 3 no executor to talk to. docs/OPERATIONS.md, "Operator commands".
+    Ctl {
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the answer as one line of JSON (fleet's CommandOutcome).
+        #[arg(long)]
+        json: bool,
+        /// The command id (8..=64 of A-Z a-z 0-9 _ -). A retry with the same id is answered again,
+        /// never run twice. Default: a random one.
+        #[arg(long)]
+        id: Option<fleet::CommandId>,
+        /// Confirm a flatten without being asked.
+        #[arg(long)]
+        yes: bool,
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+    /// Write a consistent snapshot of this executor's state, config and secrets into the new
+    /// directory OUT (scripts/backup.sh): through the running executor, between two batches, or
+    /// under its lock when none runs. Exit status 4: the state directory does not exist (the
+    /// instance never ran). docs/OPERATIONS.md, "Backups".
+    Snapshot {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the trading accounts the token file's access token can reach (ctidTraderAccountId,
     /// live or demo, login, broker): the account_id to configure is one of them.
     Accounts {
         #[arg(long)]
         config: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlCmd {
+    /// Per book and symbol: position, entry, PnL, last signal and its ACK; risk use against each
+    /// limit; the broker link; the last bar.
+    Status,
+    /// Stop opening positions (closes still go through). Kept across restarts.
+    Pause,
+    /// Open again (refused while a kill switch is on).
+    Resume,
+    /// Pause, then close the real positions of the chosen books. Asks for a confirmation.
+    Flatten {
+        /// One symbol; every configured symbol when absent.
+        #[arg(long)]
+        symbol: Option<protocol::Symbol>,
+        #[arg(long, value_enum, default_value = "all")]
+        books: BooksArg,
+    },
+    /// A symbol's three lot sizes (checked against the broker's volume rules). Kept across restarts.
+    SetLots {
+        symbol: protocol::Symbol,
+        lot_weak: f64,
+        lot_moderate: f64,
+        lot_strong: f64,
+    },
+    /// Trade a symbol or not. Kept across restarts.
+    SetEnabled {
+        symbol: protocol::Symbol,
+        #[arg(action = clap::ArgAction::Set)]
+        enabled: bool,
+    },
+    /// Change risk limits; only the ones given change. Kept across restarts.
+    SetRiskLimits {
+        #[arg(long)]
+        max_daily_loss_pct: Option<f64>,
+        #[arg(long)]
+        max_total_loss_pct: Option<f64>,
+        #[arg(long)]
+        min_equity: Option<f64>,
+        #[arg(long)]
+        max_open_positions: Option<u32>,
+        #[arg(long)]
+        max_total_lots: Option<f64>,
+    },
+    /// Re-read the config file (the overlay stays on top).
+    Reload,
+    /// Write a consistent copy of the state directory into DIR (empty, absolute, writable by the
+    /// executor): what scripts/backup.sh uses.
+    Snapshot { dir: PathBuf },
+    /// A command as JSON, e.g. '{"op":"pause"}' (docs/HUB.md's command shape), for scripts.
+    Send { json: String },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BooksArg {
+    All,
+    Live,
+    Paper,
+}
+
+fn ctl_ask(cmd: CtlCmd) -> Result<executor::ops::ctl::Ask, String> {
+    use executor::ops::ctl::Ask;
+    use fleet::Command;
+    let command = match cmd {
+        CtlCmd::Status => Command::Status,
+        CtlCmd::Pause => Command::Pause,
+        CtlCmd::Resume => Command::Resume,
+        CtlCmd::Reload => Command::Reload,
+        CtlCmd::Flatten { symbol, books } => Command::Flatten {
+            symbol,
+            books: match books {
+                BooksArg::All => fleet::Books::All,
+                BooksArg::Live => fleet::Books::Live,
+                BooksArg::Paper => fleet::Books::Paper,
+            },
+        },
+        CtlCmd::SetLots {
+            symbol,
+            lot_weak,
+            lot_moderate,
+            lot_strong,
+        } => Command::SetLots {
+            symbol,
+            lot_weak,
+            lot_moderate,
+            lot_strong,
+        },
+        CtlCmd::SetEnabled { symbol, enabled } => Command::SetEnabled { symbol, enabled },
+        CtlCmd::SetRiskLimits {
+            max_daily_loss_pct,
+            max_total_loss_pct,
+            min_equity,
+            max_open_positions,
+            max_total_lots,
+        } => Command::SetRiskLimits(fleet::RiskLimits {
+            max_daily_loss_pct,
+            max_total_loss_pct,
+            min_equity,
+            max_open_positions,
+            max_total_lots,
+        }),
+        CtlCmd::Snapshot { dir } => return Ok(Ask::Snapshot(dir)),
+        CtlCmd::Send { json } => serde_json::from_str(&json)
+            .map_err(|e| format!("not a command ({e}); e.g. '{{\"op\":\"pause\"}}'"))?,
+    };
+    Ok(Ask::Command {
+        command,
+        confirm: None,
+    })
 }
 
 fn load(path: &std::path::Path) -> Result<ExecutorConfig, ConfigError> {
@@ -116,6 +255,10 @@ fn main() -> ExitCode {
             Ok(cfg) => {
                 for n in &cfg.notes {
                     println!("note: {n}");
+                }
+                if let Err(e) = show_overlay(&cfg) {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
                 }
                 let enabled = cfg.symbols.values().filter(|s| s.enabled).count();
                 println!(
@@ -169,11 +312,90 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Cmd::Ctl {
+            config,
+            json,
+            id,
+            yes,
+            cmd,
+        } => match ctl_ask(cmd) {
+            Ok(ask) => ExitCode::from(executor::ops::ctl_client::run(
+                &config,
+                &executor::ops::ctl_client::Invocation { ask, id, json, yes },
+            )),
+            Err(e) => {
+                eprintln!("executor ctl: {e}");
+                ExitCode::from(executor::ops::ctl_client::EXIT_REFUSED)
+            }
+        },
+        Cmd::Snapshot { config, out } => {
+            let taken = load(&config)
+                .map_err(anyhow::Error::from)
+                .and_then(|cfg| Ok(executor::ops::snapshot::take(&cfg, &out)?));
+            match taken {
+                Ok(t) => {
+                    println!(
+                        "snapshot {}: {} state files and {} config/secret files ({} bytes), {}",
+                        out.display(),
+                        t.state_files,
+                        t.other_files,
+                        t.bytes,
+                        match t.via {
+                            executor::ops::snapshot::Via::RunningExecutor =>
+                                "copied by the running executor between two batches",
+                            executor::ops::snapshot::Via::Lock =>
+                                "no executor running: copied under its lock",
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    let never_ran = matches!(
+                        e.downcast_ref(),
+                        Some(executor::ops::snapshot::SnapshotError::NoStateDir(_))
+                    );
+                    let code = fail(&e);
+                    // backup.sh skips an instance that never ran (exit 4) when it backs up all.
+                    if never_ran { ExitCode::from(4) } else { code }
+                }
+            }
+        }
         Cmd::Accounts { config } => match accounts_cmd(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
     }
+}
+
+/// `executor check`: what the settings overlay changes over the file (docs/OPERATIONS.md,
+/// "Settings changed by commands").
+fn show_overlay(cfg: &ExecutorConfig) -> anyhow::Result<()> {
+    use executor::ops::overlay::{Overlay, path};
+    let p = path(&cfg.state_dir);
+    let overlay = Overlay::load(&cfg.state_dir)?;
+    let changes = overlay.overrides(cfg);
+    if changes.is_empty() {
+        println!("overlay {}: nothing overrides the config file", p.display());
+        return Ok(());
+    }
+    println!(
+        "overlay {}: {} value(s) set by executor ctl override the config file:",
+        p.display(),
+        changes.len()
+    );
+    for c in &changes {
+        println!("  {} = {} (the file says {})", c.field, c.overlay, c.config);
+    }
+    for n in overlay.apply_to(&mut cfg.clone()) {
+        println!("note: {n}");
+    }
+    if let Some(last) = overlay.changes.last() {
+        println!(
+            "  last change: {} by command {} at {}",
+            last.op, last.id, last.t
+        );
+    }
+    Ok(())
 }
 
 fn drift_report(
@@ -234,11 +456,13 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let bind = cfg.ipc.bind;
+        let http = cfg.http.clone();
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         // Read before the runtime does anything else; a no-op outside systemd (no NOTIFY_SOCKET).
         let notifier = SystemdNotifier::from_env();
+        let liveness = notifier.liveness();
         // A signal during startup (the broker connection can take up to 30 s) ends it there:
         // nothing is half done, since startup sends no order and every journal write is whole.
         let ex = tokio::select! {
@@ -255,6 +479,13 @@ fn run(config: PathBuf) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .with_context(|| format!("binding the IPC WebSocket on {bind}"))?;
+        if let Some(http) = &http {
+            let l = service::http::Listener::bind(http.bind)?;
+            let m = ex.metrics();
+            l.spawn(liveness.clone(), std::sync::Arc::new(move || m.encode()))
+                .context("starting the health/metrics thread")?;
+            tracing::info!(bind = %http.bind, "serving /healthz and /metrics");
+        }
         tracing::info!(%bind, mode = ex.mode().as_str(), "serving the preditor");
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {

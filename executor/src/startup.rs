@@ -20,6 +20,7 @@ use crate::core::books::{Books, engine_rules};
 use crate::core::run::BrokerLink;
 use crate::core::sink::Sink;
 use crate::core::{Core, Executor, Started};
+use crate::desk::OrderSentObserver;
 use crate::desk::engine::SignalEngine;
 use crate::desk::risk::RiskGuard;
 use crate::desk::{Desk, DeskError};
@@ -29,8 +30,11 @@ use crate::feed::ctrader::{Instrument, LiveFeed};
 use crate::feed::{Feed, Replay};
 use crate::ipc::Preditor;
 use crate::ipc::signals_log::SignalsLog;
+use crate::journal::FsyncObserver;
 use crate::journal::{Journal, JournalError};
 use crate::ntp::{NtpStatus, kernel_ntp_status};
+use crate::ops::metrics::ExecutorMetrics;
+use crate::ops::overlay::Overlay;
 use crate::secrets::{SecretError, read_secret};
 use crate::state::{StateError, StateLock};
 
@@ -60,6 +64,10 @@ pub enum RunError {
     },
     #[error(transparent)]
     Ctrader(#[from] CtraderStartError),
+    #[error(transparent)]
+    Overlay(#[from] crate::ops::overlay::OverlayError),
+    #[error(transparent)]
+    Ctl(#[from] crate::ops::ctl::CtlError),
 }
 
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -74,16 +82,19 @@ struct Common {
     lock: StateLock,
     key: IpcKey,
     clock: Arc<dyn Clock>,
+    overlay: Overlay,
+    ctl: tokio::net::UnixListener,
+    metrics: Arc<ExecutorMetrics>,
 }
 
 impl Executor {
     /// Startup: directories, lock, NTP status, token, books, journal recovery, logs, feed.
     /// `clock` overrides the configured clock (tests).
     pub async fn start(
-        cfg: ExecutorConfig,
+        mut cfg: ExecutorConfig,
         clock: Option<Arc<dyn Clock>>,
     ) -> Result<Executor, RunError> {
-        let common = prepare(&cfg, clock)?;
+        let common = prepare(&mut cfg, clock)?;
         let new_engine =
             || SignalEngine::new(engine_rules(&cfg), RiskGuard::new(cfg.risk.clone(), None));
         let paper_desk = || -> Result<Desk<PaperBroker>, RunError> {
@@ -161,10 +172,22 @@ impl Executor {
 }
 
 /// Directories, the lock, the NTP status, the token and the clock.
-fn prepare(cfg: &ExecutorConfig, clock: Option<Arc<dyn Clock>>) -> Result<Common, RunError> {
+fn prepare(cfg: &mut ExecutorConfig, clock: Option<Arc<dyn Clock>>) -> Result<Common, RunError> {
     std::fs::create_dir_all(&cfg.log_dir).map_err(io_err(&cfg.log_dir))?;
     std::fs::create_dir_all(&cfg.state_dir).map_err(io_err(&cfg.state_dir))?;
     let lock = StateLock::acquire(&cfg.state_dir)?;
+    // What operator commands changed wins over the file, before anything is built from it.
+    let overlay = Overlay::load(&cfg.state_dir)?;
+    for n in overlay.apply_to(cfg) {
+        tracing::warn!("{n}");
+    }
+    if overlay.paused {
+        tracing::warn!(
+            "paused by an operator command before the restart: no new opens until `executor ctl resume`"
+        );
+    }
+    let ctl = crate::ops::ctl::bind(&cfg.state_dir)?;
+    let metrics = ExecutorMetrics::new(cfg.symbols.keys());
     match kernel_ntp_status() {
         NtpStatus::Synchronized {
             est_error_us,
@@ -193,7 +216,14 @@ fn prepare(cfg: &ExecutorConfig, clock: Option<Arc<dyn Clock>>) -> Result<Common
         (None, ClockSource::System) => Arc::new(SystemClock),
         (None, ClockSource::Feed) => Arc::new(FeedClock::default()),
     };
-    Ok(Common { lock, key, clock })
+    Ok(Common {
+        lock,
+        key,
+        clock,
+        overlay,
+        ctl,
+        metrics,
+    })
 }
 
 /// The books' guards and journal recovery, the logs, and the core over them.
@@ -227,6 +257,23 @@ async fn assemble<B: Broker>(
         resolved = n,
         "reconciled with the broker before serving signals"
     );
+    let commands = crate::core::journaled_commands(&entries);
+    {
+        let m = common.metrics.clone();
+        journal.observe_fsync(FsyncObserver(Arc::new(move |d| m.on_fsync(d))));
+    }
+    let paused = common.overlay.paused;
+    let observer = |m: Arc<ExecutorMetrics>| {
+        Some(OrderSentObserver(Arc::new(move |s, b| {
+            m.on_order_sent(s, b, std::time::Instant::now())
+        })))
+    };
+    primary.order_sent = observer(common.metrics.clone());
+    primary.engine.risk.paused = paused;
+    if let Some(s) = &mut shadow {
+        s.order_sent = observer(common.metrics.clone());
+        s.engine.risk.paused = paused;
+    }
     let mut books = Books {
         primary,
         shadow,
@@ -238,6 +285,10 @@ async fn assemble<B: Broker>(
     let drift = DriftLog::open(&drift_path).map_err(io_err(&drift_path))?;
     let log_path = cfg.log_dir.join("signals.log");
     let log = Arc::new(SignalsLog::open(&log_path).map_err(io_err(&log_path))?);
+    {
+        let m = common.metrics.clone();
+        log.set_observer(Arc::new(move |dir, text, at| m.on_line(dir, text, at)));
+    }
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(drift)];
     let (answers_tx, answers) = mpsc::unbounded_channel();
     let core = Core::new(
@@ -248,6 +299,7 @@ async fn assemble<B: Broker>(
         Preditor::new(log),
         sinks,
         answers_tx,
+        crate::core::Operations::new(common.metrics, common.overlay, commands, common.ctl),
         common.lock,
     );
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);

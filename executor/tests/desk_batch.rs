@@ -183,6 +183,8 @@ async fn a_batch_journals_every_intent_before_any_result() {
             Entry::Result { .. } => "result",
             Entry::Ack { .. } => "ack",
             Entry::Guard { .. } => "guard",
+            Entry::Command { .. } => "command",
+            Entry::CommandResult { .. } => "command_result",
         })
         .collect();
     assert_eq!(

@@ -239,6 +239,8 @@ async fn a_journal_with_bad_bytes_and_a_torn_tail_still_starts_and_loses_no_new_
             executor::journal::Entry::Intent { .. } => "intent",
             executor::journal::Entry::Result { .. } => "result",
             executor::journal::Entry::Ack { .. } => "ack",
+            executor::journal::Entry::Command { .. } => "command",
+            executor::journal::Entry::CommandResult { .. } => "command_result",
         })
         .collect();
     assert_eq!(

@@ -9,7 +9,7 @@ use protocol::{Mode, Symbol};
 
 use crate::ids::{CommandId, Nonce};
 use crate::limits::{MAX_SYMBOLS, MAX_TEXT};
-use crate::record::{Telemetry, Validate, check_text};
+use crate::record::{Book, Side, Telemetry, Validate, check_text};
 
 /// Which books a Flatten closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -182,6 +182,12 @@ impl RiskLimits {
                 format!("{x} is not an amount >= 0"),
             ));
         }
+        if self.max_open_positions == Some(0) {
+            return Err(Refusal::field(
+                "max_open_positions",
+                "0 would refuse every open: use pause to stop opening, or give a limit >= 1".into(),
+            ));
+        }
         if let Some(x) = self.max_total_lots
             && !(x.is_finite() && x > 0.0)
         {
@@ -302,7 +308,10 @@ pub struct RiskSettings {
     pub max_total_lots: f64,
 }
 
-/// What `Status` answers: the settings in force and the latest telemetry.
+/// What `Status` answers: the settings in force and the latest telemetry, and (from the executor
+/// that answers `executor ctl status`) each book's positions, last signal and ACK per symbol, and
+/// every risk limit with its use. `books` and `limits` are additions within version 1: a reader
+/// that predates them sees them empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusDocument {
     pub mode: Mode,
@@ -313,19 +322,113 @@ pub struct StatusDocument {
     pub risk: RiskSettings,
     pub symbols: Vec<SymbolSettings>,
     pub telemetry: Telemetry,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub books: Vec<BookStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<LimitUse>,
+}
+
+/// One position a book holds. `entry_price` and `pnl` (open PnL, account currency) are absent
+/// when the book does not know them yet.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeldPosition {
+    pub position_id: u64,
+    pub side: Side,
+    pub lots: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pnl: Option<f64>,
+}
+
+/// One symbol in one book: what it holds, the last SIGNAL the executor handled for it and the ACK
+/// this book answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookSymbol {
+    pub symbol: Symbol,
+    pub positions: Vec<HeldPosition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ack: Option<String>,
+}
+
+/// One book (live or paper) as `executor ctl status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookStatus {
+    pub book: Book,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equity: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<f64>,
+    pub symbols: Vec<BookSymbol>,
+}
+
+/// A risk limit of one book and how much of it is used: `name` is the executor's `risk` field
+/// (`max_daily_loss_pct`, `max_total_loss_pct`, `min_equity`, `max_open_positions`,
+/// `max_total_lots`); `used` is in the limit's unit (equity for `min_equity`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitUse {
+    pub book: Book,
+    pub name: String,
+    pub used: f64,
+    pub limit: f64,
 }
 
 impl Validate for StatusDocument {
     fn validate(&self) -> Result<(), crate::record::Invalid> {
+        let too_many = |field: &str, n: usize, max: usize| {
+            (n > max)
+                .then(|| crate::record::Invalid::new(field, format!("{n} entries, at most {max}")))
+        };
         check_text("version", &self.version)?;
-        if self.symbols.len() > MAX_SYMBOLS {
-            return Err(crate::record::Invalid::new(
-                "symbols",
-                format!("{} symbols, at most {MAX_SYMBOLS}", self.symbols.len()),
-            ));
+        if let Some(e) = too_many("symbols", self.symbols.len(), MAX_SYMBOLS)
+            .or_else(|| too_many("books", self.books.len(), 2))
+            .or_else(|| too_many("limits", self.limits.len(), 16))
+        {
+            return Err(e);
+        }
+        for b in &self.books {
+            if let Some(e) = too_many("books[].symbols", b.symbols.len(), MAX_SYMBOLS) {
+                return Err(e);
+            }
+            for s in &b.symbols {
+                if let Some(e) = too_many("books[].symbols[].positions", s.positions.len(), 16) {
+                    return Err(e);
+                }
+                for t in [&s.last_signal, &s.last_ack].into_iter().flatten() {
+                    check_text("books[].symbols[].last_signal", t)?;
+                }
+            }
+        }
+        for l in &self.limits {
+            check_text("limits[].name", &l.name)?;
         }
         self.telemetry.validate()
     }
+}
+
+/// A position a Flatten closed, and at what price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosedPosition {
+    pub book: Book,
+    pub symbol: Symbol,
+    pub position_id: u64,
+    pub side: Side,
+    pub lots: f64,
+    /// The fill price; absent when the broker's answer did not say (a close found done by a
+    /// lookup after its answer was lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+}
+
+/// A close a Flatten sent that did not go through (the position is still open).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedClose {
+    pub book: Book,
+    pub symbol: Symbol,
+    pub position_id: u64,
+    pub error: String,
 }
 
 /// The executor's answer to one command.
@@ -346,6 +449,13 @@ pub enum CommandResult {
         expires_ms: i64,
     },
     Status(Box<StatusDocument>),
+    /// What a confirmed Flatten did: it paused, then closed `closed` (each at its fill price);
+    /// `failed` are closes that did not go through (still open). Nothing is reopened.
+    Flattened {
+        closed: Vec<ClosedPosition>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed: Vec<FailedClose>,
+    },
 }
 
 impl CommandResult {
@@ -355,6 +465,7 @@ impl CommandResult {
             Self::Refused(_) => "refused",
             Self::NeedsConfirmation { .. } => "needs_confirmation",
             Self::Status(_) => "status",
+            Self::Flattened { .. } => "flattened",
         }
     }
 }
@@ -373,6 +484,18 @@ impl Validate for CommandResult {
             }
             Self::NeedsConfirmation { summary, .. } => check_text("summary", summary),
             Self::Status(doc) => doc.validate(),
+            Self::Flattened { closed, failed } => {
+                let n = closed.len() + failed.len();
+                if n > 2 * MAX_SYMBOLS * 16 {
+                    return Err(crate::record::Invalid::new(
+                        "closed",
+                        format!("{n} closes, at most {}", 2 * MAX_SYMBOLS * 16),
+                    ));
+                }
+                failed
+                    .iter()
+                    .try_for_each(|f| check_text("failed[].error", &f.error))
+            }
         }
     }
 }
@@ -523,6 +646,13 @@ mod tests {
                 Command::SetRiskLimits(RiskLimits::default()),
                 "set_risk_limits",
             ),
+            (
+                Command::SetRiskLimits(RiskLimits {
+                    max_open_positions: Some(0),
+                    ..Default::default()
+                }),
+                "max_open_positions",
+            ),
         ] {
             let r = cmd.validate().unwrap_err();
             assert_eq!(r.code, RefusalCode::InvalidField);
@@ -542,6 +672,22 @@ mod tests {
                 nonce: Nonce::from_random([7; 16]),
                 summary: "flatten EURUSD".into(),
                 expires_ms: 1_767_000_000_000,
+            },
+            CommandResult::Flattened {
+                closed: vec![ClosedPosition {
+                    book: Book::Live,
+                    symbol: sym("EURUSD"),
+                    position_id: 7,
+                    side: Side::Long,
+                    lots: 0.01,
+                    price: Some(1.08542),
+                }],
+                failed: vec![FailedClose {
+                    book: Book::Paper,
+                    symbol: sym("GBPUSD"),
+                    position_id: 9,
+                    error: "market closed".into(),
+                }],
             },
         ];
         for result in outcomes {

@@ -17,7 +17,8 @@ pub mod signed;
 pub mod topic;
 
 pub use command::{
-    Books, Command, CommandOutcome, CommandResult, Lots, Origin, Refusal, RefusalCode, RiskLimits,
+    BookStatus, BookSymbol, Books, ClosedPosition, Command, CommandOutcome, CommandResult,
+    FailedClose, HeldPosition, LimitUse, Lots, Origin, Refusal, RefusalCode, RiskLimits,
     RiskSettings, StatusDocument, SymbolSettings,
 };
 pub use ids::{CommandId, IdError, InstanceId, Nonce};

@@ -155,6 +155,34 @@ fn every_stream_round_trips() {
                         },
                     }],
                     telemetry: telemetry(1),
+                    books: vec![BookStatus {
+                        book: Book::Live,
+                        equity: Some(100_012.5),
+                        balance: Some(100_000.0),
+                        symbols: vec![BookSymbol {
+                            symbol: sym("EURUSD"),
+                            positions: vec![HeldPosition {
+                                position_id: 12345,
+                                side: Side::Long,
+                                lots: 0.01,
+                                entry_price: Some(1.08542),
+                                pnl: Some(12.5),
+                            }],
+                            last_signal: Some(
+                                "SIGNAL|EURUSD|LONG_WEAK|3|0.00|B:2026-02-03T10:15:00Z|N:1".into(),
+                            ),
+                            last_ack: Some(
+                                "ACK|EURUSD|LONG_WEAK|OK|T:12345|P:1.08542|B:2026-02-03T10:15:00Z"
+                                    .into(),
+                            ),
+                        }],
+                    }],
+                    limits: vec![LimitUse {
+                        book: Book::Live,
+                        name: "max_open_positions".into(),
+                        used: 1.0,
+                        limit: 20.0,
+                    }],
                 })),
             };
             (

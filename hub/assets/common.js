@@ -128,6 +128,7 @@ const Hub = {
       case "refused": return `refused ${r.code}${r.field ? " (" + r.field + ")" : ""}: ${r.message}`;
       case "needs_confirmation": return `needs confirmation: ${r.summary}`;
       case "status": return `status: ${r.paused ? "paused" : "running"}, ${r.symbols ? r.symbols.length : 0} symbols`;
+      case "flattened": return `flattened: paused, closed ${(r.closed || []).length}${(r.failed || []).length ? ", " + r.failed.length + " close(s) FAILED" : ""}`;
       default: return c.result_kind;
     }
   },

@@ -205,6 +205,8 @@ fn status_doc(cfg: &SimConfig, st: &State) -> fleet::StatusDocument {
             })
             .collect(),
         telemetry: telemetry(cfg, st),
+        books: Vec::new(),
+        limits: Vec::new(),
     }
 }
 

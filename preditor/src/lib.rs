@@ -14,6 +14,7 @@
 //! - [`backtest`]: the step over a whole series, and its CSV; [`summary`]: the trader's summary of it.
 //! - [`session`]: per-symbol live logic (warmup, resume, per-bar step) without I/O.
 //! - [`notify`]: systemd `sd_notify` (READY, STATUS, progress-gated WATCHDOG, STOPPING; the shared `service` crate).
+//! - [`metrics`]: the `/metrics` series (bars, signals, each twin's position, regime and PnL).
 //! - [`sync`]: one twin's sync with the executor (waiting, receiving a HISTORY, live), a pure state
 //!   machine; [`warmup_retry`]: when to ask WARMUP again after `ERROR|HISTORY_UNAVAILABLE`.
 //! - [`live`]: the WebSocket client to the executor (tokio), reconnect and shutdown: the I/O shell
@@ -29,6 +30,7 @@ pub mod fifo;
 pub mod hmm;
 pub mod live;
 pub mod live_window;
+pub mod metrics;
 pub mod model;
 pub mod plans;
 pub mod series;

@@ -49,6 +49,10 @@ enum Command {
         models: PathBuf,
         #[arg(long)]
         state_dir: PathBuf,
+        /// Serve /healthz and /metrics on this loopback address (e.g. 127.0.0.1:9103); none when
+        /// absent. docs/OPERATIONS.md, "Health and metrics".
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
     },
     /// Load and validate model zips (a file or a directory) and print what was found.
     Check { path: PathBuf },
@@ -146,9 +150,11 @@ fn main() -> anyhow::Result<()> {
             token_file,
             models,
             state_dir,
+            http,
         } => {
             // Checked before anything else: a bad address must not wait behind model loading.
             let executor = preditor::live::executor_url(&executor)?;
+            let http = http.map(service::http::Listener::bind).transpose()?;
             let key = preditor::live::read_key(&token_file)?;
             let set = load_dir(&models)?;
             for e in &set.refused {
@@ -161,6 +167,13 @@ fn main() -> anyhow::Result<()> {
             let models: Vec<Arc<Model>> = set.models.into_iter().map(Arc::new).collect();
             let n_models = models.len();
             let mut notifier = preditor::notify::SystemdNotifier::from_env();
+            let metrics = preditor::metrics::PreditorMetrics::new();
+            if let Some(l) = http {
+                let addr = l.local_addr();
+                let m = metrics.clone();
+                l.spawn(notifier.liveness(), Arc::new(move || m.encode()))?;
+                tracing::info!(bind = ?addr, "serving /healthz and /metrics");
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -170,7 +183,7 @@ fn main() -> anyhow::Result<()> {
                 // READY once the models are loaded and the twins built, before connecting: the
                 // executor may be down and the preditor reconnects by itself (docs/OPERATIONS.md).
                 notifier.ready(&format!("models loaded: {n_models} twin(s)"));
-                let mut p = p.with_notifier(notifier);
+                let mut p = p.with_notifier(notifier).with_metrics(metrics);
                 p.run(&executor, shutdown_signal()).await?;
                 tracing::info!("stopped cleanly");
                 anyhow::Ok(())

@@ -81,6 +81,9 @@ wire_codes! {
         MaxPositions = "MAX_POSITIONS",
         MaxExposure = "MAX_EXPOSURE",
         KillSwitch = "KILL_SWITCH",
+        /// An operator paused the executor (`executor ctl pause`, or a Flatten): no new opens
+        /// until Resume; closes still go through.
+        Paused = "PAUSED",
         MarketClosed = "MARKET_CLOSED",
         BadVolume = "BAD_VOLUME",
         Timeout = "TIMEOUT",

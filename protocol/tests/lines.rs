@@ -342,7 +342,7 @@ fn ack_refusals_name_the_field() {
 
 #[test]
 fn reason_codes_are_all_distinct_and_round_trip() {
-    assert_eq!(Reason::KNOWN.len(), 23);
+    assert_eq!(Reason::KNOWN.len(), 24);
     for r in Reason::KNOWN {
         assert_eq!(r.as_str().parse::<Reason>().unwrap(), *r);
         assert!(!matches!(

@@ -15,7 +15,14 @@ INSTALL = REPO / "scripts" / "install.sh"
 CHECK_UNITS = REPO / "scripts" / "check_units.sh"
 
 BINARIES = ("preditor", "executor", "ctrader-sim")
-UNITS = ("oracle-executor@.service", "oracle-preditor.service", "oracle-trader.target", "swapfile.swap")
+UNITS = (
+    "oracle-executor@.service",
+    "oracle-preditor.service",
+    "oracle-trader.target",
+    "swapfile.swap",
+    "oracle-trader-backup.service",
+    "oracle-trader-backup.timer",
+)
 
 # path relative to the root -> mode the installer must leave
 EXPECTED_DIRS = {
@@ -25,9 +32,12 @@ EXPECTED_DIRS = {
     "var/lib/oracle-trader/models": 0o750,
     "var/lib/oracle-trader/bars": 0o750,
     "var/log/oracle-trader": 0o750,
+    "var/backups/oracle-trader": 0o700,
 }
 EXPECTED_FILES = {
     **{f"usr/local/bin/{b}": 0o755 for b in BINARIES},
+    "usr/local/bin/oracle-trader-backup": 0o755,
+    "usr/local/bin/oracle-trader-restore": 0o755,
     **{f"etc/systemd/system/{u}": 0o644 for u in UNITS},
     "usr/local/share/doc/oracle-trader/OPERATIONS.md": 0o644,
     "etc/oracle-trader/executor-live.json": 0o640,

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+use crate::health::{DEFAULT_INTERVAL, Liveness};
+
 /// Decides when a `WATCHDOG=1` may be sent. Time is injected.
 #[derive(Debug, Clone)]
 pub struct WatchdogGate {
@@ -68,6 +70,8 @@ pub struct SystemdNotifier {
     /// `None` when systemd did not enable the watchdog for this process.
     gate: Option<WatchdogGate>,
     last_status: String,
+    /// What `/healthz` reads: fed by the same calls, whether systemd listens or not.
+    liveness: Liveness,
 }
 
 impl SystemdNotifier {
@@ -88,11 +92,22 @@ impl SystemdNotifier {
                 "systemd watchdog enabled; pinged on progress only"
             );
         }
+        let interval = if usec > 0 {
+            Duration::from_micros(usec)
+        } else {
+            DEFAULT_INTERVAL
+        };
         SystemdNotifier {
             enabled,
             gate,
             last_status: String::new(),
+            liveness: Liveness::new(interval),
         }
+    }
+
+    /// The handle `/healthz` reads (ready, status, progress: what this notifier is told).
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -110,6 +125,8 @@ impl SystemdNotifier {
 
     /// `READY=1` with the current status line.
     pub fn ready(&mut self, status: &str) {
+        self.liveness.ready(Instant::now());
+        self.liveness.status(status);
         self.last_status = status.to_string();
         self.send(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
@@ -117,6 +134,7 @@ impl SystemdNotifier {
     /// `STATUS=` when it differs from the last one sent.
     pub fn status(&mut self, status: &str) {
         if self.last_status != status {
+            self.liveness.status(status);
             self.last_status = status.to_string();
             self.send(&[NotifyState::Status(status)]);
         }
@@ -134,12 +152,14 @@ impl SystemdNotifier {
 
     /// `STOPPING=1`.
     pub fn stopping(&mut self) {
+        self.liveness.stopping();
         self.last_status = "stopping".into();
         self.send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     }
 
     /// Real progress at `now`: sends `WATCHDOG=1` when the gate allows it.
     pub fn progress(&mut self, now: Instant) {
+        self.liveness.progress(now);
         let ping = self.gate.as_mut().is_some_and(|g| g.on_progress(now));
         if ping {
             self.send(&[NotifyState::Watchdog]);

@@ -187,6 +187,11 @@ impl BrokerAccount {
     }
 
     /// Whether a PnL answer has come since start (equity is the balance until then).
+    /// The broker's last unrealised PnL of one position (net), account currency.
+    pub fn position_pnl(&self, position_id: u64) -> Option<f64> {
+        self.unrealized.get(&position_id).copied()
+    }
+
     pub fn pnl_known(&self) -> bool {
         self.pnl_known
     }

@@ -244,6 +244,19 @@ impl CtraderBroker {
         &self.client
     }
 
+    /// The broker's open PnL of one position, account currency (from the last account refresh).
+    pub fn position_pnl(&self, position_id: u64) -> Option<f64> {
+        self.account.position_pnl(position_id)
+    }
+
+    /// The volume rules of every configured symbol.
+    pub fn volume_rules(&self) -> BTreeMap<Symbol, SymbolVolume> {
+        self.instruments
+            .iter()
+            .map(|(s, i)| (s.clone(), i.volume.clone()))
+            .collect()
+    }
+
     pub fn symbol_of(&self, id: i64) -> Option<&Symbol> {
         self.by_id.get(&id)
     }
@@ -464,6 +477,14 @@ fn ticket(
 
 impl Broker for CtraderBroker {
     type Receipt = Execution;
+
+    fn open_pnl(&self, position: &crate::orders::BrokerPosition) -> Option<f64> {
+        self.position_pnl(position.position_id)
+    }
+
+    fn volume_rules(&self) -> BTreeMap<Symbol, SymbolVolume> {
+        CtraderBroker::volume_rules(self)
+    }
 
     fn book(&self) -> Book {
         Book::Live

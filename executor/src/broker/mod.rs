@@ -168,4 +168,16 @@ pub trait Broker {
 
     /// Books the figures an [`Broker::account_request`] brought back.
     fn apply_account(&mut self, _figures: &AccountFigures) {}
+
+    /// A position's open PnL, account currency, as far as the book knows it (`executor ctl
+    /// status`).
+    fn open_pnl(&self, _position: &crate::orders::BrokerPosition) -> Option<f64> {
+        None
+    }
+
+    /// The broker's volume rules of each symbol it knows (a SetLots is checked against them);
+    /// empty for a book without any (paper).
+    fn volume_rules(&self) -> BTreeMap<Symbol, ::ctrader::domain::SymbolVolume> {
+        BTreeMap::new()
+    }
 }

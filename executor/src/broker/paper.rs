@@ -130,6 +130,18 @@ impl PaperBroker {
         }
     }
 
+    /// A position's open PnL at the current quote, account currency (`None` without a quote).
+    pub fn position_pnl(&self, p: &crate::orders::BrokerPosition) -> Option<f64> {
+        let q = self.book.quotes.get(&p.symbol)?;
+        let spec = self.spec(&p.symbol).ok()?;
+        let exit = q.price_for(opposite(p.side));
+        Some(to_account(
+            spec,
+            (exit - p.entry_price?) * p.side.sign() * p.lots * spec.contract_size,
+            exit,
+        ))
+    }
+
     pub fn snapshot_sync(&self, symbol: &Symbol) -> BookSnapshot {
         BookSnapshot {
             account: Some(self.account()),
@@ -235,6 +247,10 @@ impl PaperBroker {
 
 impl Broker for PaperBroker {
     type Receipt = Fill;
+
+    fn open_pnl(&self, position: &crate::orders::BrokerPosition) -> Option<f64> {
+        self.position_pnl(position)
+    }
 
     fn book(&self) -> Book {
         Book::Paper

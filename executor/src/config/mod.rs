@@ -199,6 +199,12 @@ pub struct IpcConfig {
     pub hello_timeout_secs: u64,
 }
 
+/// The loopback `/healthz` + `/metrics` listener (docs/OPERATIONS.md, "Health and metrics").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+}
+
 /// Which clock decides staleness and bar closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockSource {
@@ -221,6 +227,8 @@ pub struct ExecutorConfig {
     pub risk: RiskConfig,
     pub broker: BrokerConfig,
     pub ipc: IpcConfig,
+    /// `None`: no health/metrics listener.
+    pub http: Option<HttpConfig>,
     /// Notes that are not errors (e.g. `enabled` defaulted to false).
     pub notes: Vec<String>,
 }
@@ -239,6 +247,7 @@ const TOP_KEYS: &[&str] = &[
     "risk",
     "broker",
     "ipc",
+    "http",
     "_comment",
 ];
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::walker::{Walker, join, valid_lot, valid_pct};
 use super::{
-    BrokerConfig, ClockSource, CtraderConfig, DEFAULT_LOTS, ExecutorConfig, IpcConfig,
+    BrokerConfig, ClockSource, CtraderConfig, DEFAULT_LOTS, ExecutorConfig, HttpConfig, IpcConfig,
     MAX_REPLAY_RATE, MIN_REPLAY_RATE, PaperConfig, QuoteConversion, RiskConfig, SymbolConfig,
     TOP_KEYS,
 };
@@ -100,6 +100,7 @@ impl Walker {
         let risk = self.risk(m.get("risk"), &state_dir);
         let broker = self.broker(m.get("broker"));
         let ipc = self.ipc(m.get("ipc"));
+        let http = self.http(m.get("http"));
         notes.append(&mut self.notes);
         if clock == ClockSource::System
             && let Some(Some(Value::Object(b))) = m.get("broker").map(|b| b.get("paper"))
@@ -122,6 +123,7 @@ impl Walker {
             risk,
             broker: broker?,
             ipc: ipc?,
+            http,
             notes,
         })
     }
@@ -500,6 +502,39 @@ impl Walker {
                 "bars per second from 0.001 (one bar every 1000 s) to 10000",
             ),
             start_bar: self.u64_field(m, p, "start_bar", 700) as usize,
+        }
+    }
+
+    /// `http.bind`, like `ipc.bind`: loopback only.
+    pub(super) fn http(&mut self, v: Option<&Value>) -> Option<HttpConfig> {
+        let m = self.object(v?, "http")?;
+        self.unknown_keys(m, "http", &["bind", "_comment"]);
+        let Some(bind_s) = self.str_field(m, "http", "bind") else {
+            self.problem(
+                "http.bind",
+                "missing",
+                "write \"bind\": \"127.0.0.1:9101\", or remove the http section for no health/metrics listener",
+            );
+            return None;
+        };
+        match bind_s.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(HttpConfig { bind: a }),
+            Ok(a) => {
+                self.problem(
+                    "http.bind",
+                    format!("{a} is not a loopback address; health and metrics never leave the machine"),
+                    "use 127.0.0.1:PORT (a local Prometheus or node_exporter-style proxy scrapes it)",
+                );
+                None
+            }
+            Err(_) => {
+                self.problem(
+                    "http.bind",
+                    format!("{bind_s:?} is not an address:port"),
+                    "use 127.0.0.1:9101",
+                );
+                None
+            }
         }
     }
 

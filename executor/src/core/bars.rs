@@ -41,6 +41,7 @@ impl<B: Broker> Core<B> {
     pub(super) fn publish_bars(&mut self, bars: Vec<BarLine>) {
         for b in &bars {
             self.apply_bar_to_books(b);
+            self.note_bar(b);
         }
         self.preditor.publish(bars);
     }
@@ -52,6 +53,11 @@ impl<B: Broker> Core<B> {
     pub(super) fn on_broker_event(&mut self, ev: &BrokerEvent) -> Option<BarLine> {
         let now = self.clock.now().timestamp();
         let heard = self.feed.on_broker_event(ev, now, self.clock.instant());
+        if heard.link_changed
+            && let Some(up) = self.feed.link_up()
+        {
+            self.ops.metrics.on_link(up);
+        }
         if let Some(t) = heard
             .market_time
             .and_then(|t| chrono::DateTime::from_timestamp(t, 0))

@@ -82,18 +82,21 @@ impl<B: Broker> Core<B> {
         };
         if new.broker != self.cfg.broker
             || new.ipc != self.cfg.ipc
+            || new.http != self.cfg.http
             || new.state_dir != self.cfg.state_dir
             || new.log_dir != self.cfg.log_dir
         {
             tracing::warn!(
-                "broker/ipc/state_dir/log_dir changes need a restart; they are not applied"
+                "broker/ipc/http/state_dir/log_dir changes need a restart; they are not applied"
             );
         }
-        self.books.reload(&new);
         self.cfg.symbols = new.symbols;
         self.cfg.risk = new.risk;
         self.cfg.stale_signal_max_age_secs = new.stale_signal_max_age_secs;
         self.cfg.models_dir = new.models_dir;
+        self.cfg.notes = new.notes;
+        // What operator commands set (the settings overlay) goes on top again, then to the books.
+        self.apply_overlay();
         tracing::info!(symbols = self.cfg.symbols.len(), "config reloaded");
         CommandOutcome::Done
     }

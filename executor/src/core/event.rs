@@ -28,6 +28,9 @@ pub enum Event {
     Account(Result<AccountFigures, BrokerError>),
     /// An operator command, and where its outcome goes.
     Command(CommandRequest),
+    /// An operator command from `executor ctl` (`crate::ops`): the typed set of the `fleet`
+    /// crate, with its id, journaled before it acts (`core/operate.rs`); or a state snapshot.
+    Operator(crate::ops::ctl::CtlCall),
 }
 
 impl Event {
@@ -56,13 +59,16 @@ pub enum Tick {
     Probe,
     /// The account figures are due for a refresh.
     AccountRefresh,
+    /// The `/metrics` gauges are due for a refresh from the status document (every second).
+    Metrics,
 }
 
-/// What an operator can ask of the running executor. Today: the config reload (SIGHUP) and the
-/// kill switch (the preditor's `CONTROL|KILL_SWITCH|ON/OFF`). `executor ctl` and the hub bring
-/// theirs through the same variant of [`Event`] (sent on `Executor::commands`), so every command
-/// reaches the books by one path: a new command is a variant here and an arm of
-/// `Core::command` (`commands.rs`).
+/// What an operator can ask of the running executor. Today: the config reload (SIGHUP, and the
+/// operator's Reload) and the kill switch (the preditor's `CONTROL|KILL_SWITCH|ON/OFF`), sent on
+/// `Executor::commands`, so every command reaches the books by one path: a new command is a
+/// variant here and an arm of `Core::command` (`commands.rs`). The typed operator commands of
+/// `executor ctl` (`fleet::Command`, with an id, journaled before they act) come as
+/// [`Event::Operator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Re-read the config file (symbols, risk limits, staleness).

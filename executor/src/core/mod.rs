@@ -8,7 +8,8 @@
 //! - [`run`]: the sources and the loop.
 //! - [`books`]: the primary desk, the shadow desk, the journal.
 //! - [`sink`]: where happenings are reported besides the preditor (drift.csv, systemd, …).
-//! - `signals`, `bars`, `link`, `commands`: the handlers, by what the event is about.
+//! - `signals`, `bars`, `link`, `commands`: the handlers, by what the event is about; `operate`: the
+//!   operator commands of `executor ctl` (`Event::Operator`), the status document and `/metrics`.
 //!
 //! What plugs in, without touching the loop's logic:
 //! - a command: a [`event::Command`] variant and its arm in `Core::command` (`commands.rs`); it is
@@ -29,6 +30,8 @@ pub mod books;
 mod commands;
 pub mod event;
 mod link;
+mod operate;
+pub(crate) use operate::{Operations, journaled_commands};
 pub mod run;
 mod signals;
 pub mod sink;
@@ -58,6 +61,9 @@ use crate::state::StateLock;
 
 pub use crate::startup::RunError;
 
+/// How often the `/metrics` gauges are refreshed from the status document.
+const METRICS_PERIOD: Duration = Duration::from_secs(1);
+
 /// Everything the loop owns.
 #[derive(Debug)]
 pub struct Core<B> {
@@ -72,6 +78,8 @@ pub struct Core<B> {
     account_in_flight: bool,
     /// The last `STATUS=` line reported.
     status: String,
+    /// Operator commands, status, metrics (`operate.rs`).
+    ops: operate::Operations,
     _lock: StateLock,
 }
 
@@ -100,6 +108,14 @@ impl Executor {
         match self {
             Executor::Paper(s) => s.core.cfg.broker.mode,
             Executor::Live(s) => s.core.cfg.broker.mode,
+        }
+    }
+
+    /// The metrics this executor feeds (for the `/metrics` listener).
+    pub fn metrics(&self) -> Arc<crate::ops::metrics::ExecutorMetrics> {
+        match self {
+            Executor::Paper(s) => s.core.metrics(),
+            Executor::Live(s) => s.core.metrics(),
         }
     }
 
@@ -184,9 +200,21 @@ impl<B: Broker> Started<B> {
         shutdown: impl Future<Output = ()>,
         reload: mpsc::Receiver<()>,
     ) {
-        let timers = Timers::new(self.core.feed.ticks());
+        let mut ticks = self.core.feed.ticks();
+        ticks.push((Tick::Metrics, METRICS_PERIOD, METRICS_PERIOD));
+        let timers = Timers::new(ticks);
         // The loop's own sender goes: the commands source ends when every handed-out one has.
         drop(self.commands_tx);
+        let (ctl_tx, ctl_rx) = mpsc::channel::<crate::ops::ctl::CtlCall>(16);
+        let mut core = self.core;
+        let ctl = core.ops.ctl_listener.take().map(|l| {
+            tokio::spawn(crate::ops::ctl::serve(
+                l,
+                ctl_tx,
+                crate::ops::ctl::Allowed::me(),
+            ))
+        });
+        let socket = crate::ops::ctl::socket_path(&core.cfg.state_dir);
         let sources = Sources::new(
             preditor,
             self.answers,
@@ -194,8 +222,13 @@ impl<B: Broker> Started<B> {
             self.commands,
             self.broker,
             timers,
-        );
-        run::serve(self.core, sources, shutdown).await;
+        )
+        .with_operator(ctl_rx);
+        run::serve(core, sources, shutdown).await;
+        if let Some(c) = ctl {
+            c.abort();
+        }
+        let _ = std::fs::remove_file(socket);
     }
 }
 
@@ -209,6 +242,7 @@ impl<B: Broker> Core<B> {
         preditor: Preditor,
         sinks: Vec<Box<dyn Sink>>,
         answers: mpsc::UnboundedSender<Event>,
+        ops: operate::Operations,
         lock: StateLock,
     ) -> Self {
         let mut core = Core {
@@ -221,8 +255,10 @@ impl<B: Broker> Core<B> {
             answers,
             account_in_flight: false,
             status: String::new(),
+            ops,
             _lock: lock,
         };
+        core.ops.metrics.on_link(true);
         core.seed_quotes_from_history();
         core
     }
@@ -260,6 +296,8 @@ impl<B: Broker> Core<B> {
                 Event::Probe(r) => self.on_probe(r),
                 Event::Account(r) => self.on_account(r),
                 Event::Command(c) => self.on_command(c),
+                // Between batches, like a signal: journaled before it acts.
+                Event::Operator(call) => self.on_ctl(call).await,
             }
         }
         if !signals.is_empty() {
@@ -322,6 +360,7 @@ impl<B: Broker> Core<B> {
             }
             Tick::Probe => self.probe(),
             Tick::AccountRefresh => self.refresh_account(),
+            Tick::Metrics => self.refresh_metrics(),
         }
     }
 

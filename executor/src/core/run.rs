@@ -56,6 +56,16 @@ impl Source for mpsc::UnboundedReceiver<Event> {
     }
 }
 
+/// Operator commands from `executor ctl` (the control socket's tasks).
+impl Source for mpsc::Receiver<crate::ops::ctl::CtlCall> {
+    async fn next(&mut self) -> Option<Event> {
+        self.recv().await.map(Event::Operator)
+    }
+    fn ready(&mut self) -> Option<Event> {
+        self.try_recv().ok().map(Event::Operator)
+    }
+}
+
 /// Config reloads asked for (SIGHUP), as commands.
 #[derive(Debug)]
 pub struct Reloads(pub mpsc::Receiver<()>);
@@ -213,6 +223,7 @@ pub struct Sources {
     preditor: Live<mpsc::Receiver<ConnEvent>>,
     answers: Live<mpsc::UnboundedReceiver<Event>>,
     reloads: Live<Reloads>,
+    operator: Live<mpsc::Receiver<crate::ops::ctl::CtlCall>>,
     commands: Live<mpsc::Receiver<CommandRequest>>,
     broker: Live<BrokerLink>,
     timers: Live<Timers>,
@@ -231,10 +242,17 @@ impl Sources {
             preditor: Live(Some(preditor)),
             answers: Live(Some(answers)),
             reloads: Live(Some(Reloads(reloads))),
+            operator: Live(None),
             commands: Live(Some(commands)),
             broker: Live(broker),
             timers: Live(Some(timers)),
         }
+    }
+
+    /// Listens to operator commands on `calls` too.
+    pub fn with_operator(mut self, calls: mpsc::Receiver<crate::ops::ctl::CtlCall>) -> Self {
+        self.operator = Live(Some(calls));
+        self
     }
 
     /// The next events: the first of any source, and what that source already has behind it.
@@ -254,6 +272,8 @@ impl Sources {
                 self.answers.drain(&mut batch).await;
             }
             e = self.reloads.next() => batch.push(e),
+            // One command a turn: each is handled between batches, like a signal.
+            e = self.operator.next() => batch.push(e),
             e = self.commands.next() => batch.push(e),
             e = self.timers.next() => batch.push(e),
         }

@@ -23,6 +23,7 @@ impl<B: Broker> Core<B> {
                 preditor.send_all(&acks);
             })
             .await;
+        self.note_signals(&sigs, &outcomes);
         for (sig, books) in sigs.iter().zip(&outcomes) {
             if books.first().is_some_and(|(_, o)| o.duplicate) {
                 continue;
@@ -33,6 +34,7 @@ impl<B: Broker> Core<B> {
                 .get(&sig.symbol)
                 .map(|c| describe_target(&c.lots.target(sig.action)))
                 .unwrap_or_default();
+            self.note_drift(&target, books);
             let books: Vec<_> = books.iter().map(|(b, o)| (*b, o)).collect();
             let row = drift_row(sig, now, target, &books);
             self.report(Report::Drift(&row));

@@ -187,7 +187,10 @@ impl<B: Broker> Desk<B> {
     /// up with one reconcile for the whole wave: a close whose position is gone went through (or
     /// was closed before, by a stop-out or by hand: either way it is not held); an open found by
     /// its label filled. Nothing is resent.
-    async fn run_wave(&mut self, wave: &[(usize, Order<'_>)]) -> Vec<Result<Fill, BrokerError>> {
+    pub(super) async fn run_wave(
+        &mut self,
+        wave: &[(usize, Order<'_>)],
+    ) -> Vec<Result<Fill, BrokerError>> {
         if wave.is_empty() {
             return Vec::new();
         }
@@ -198,6 +201,14 @@ impl<B: Broker> Desk<B> {
                 Order::Open(a) => self.broker.submit_open(a),
             })
             .collect();
+        if let Some(o) = &self.order_sent {
+            for (_, order) in wave {
+                match order {
+                    Order::Close(c) => (o.0)(&c.symbol, c.bar),
+                    Order::Open(a) => (o.0)(&a.item().symbol, a.item().bar),
+                }
+            }
+        }
         let answers = futures_util::future::join_all(tickets).await;
         let mut fills: Vec<Result<Fill, BrokerError>> =
             answers.into_iter().map(|a| self.broker.settle(a)).collect();
@@ -230,7 +241,7 @@ impl<B: Broker> Desk<B> {
         fills
     }
 
-    fn journal_result(
+    pub(super) fn journal_result(
         &self,
         journal: &mut Journal,
         now: DateTime<Utc>,
@@ -253,7 +264,7 @@ impl<B: Broker> Desk<B> {
 }
 
 /// One order of a wave.
-enum Order<'a> {
+pub(super) enum Order<'a> {
     Close(&'a CloseIntent),
     Open(&'a RiskApproved<OpenIntent>),
 }

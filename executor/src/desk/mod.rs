@@ -7,11 +7,14 @@
 pub mod bar_memory;
 pub mod engine;
 mod execute;
+mod flatten;
 pub mod lots;
 pub mod persisted;
 mod recovery;
 pub mod resolve;
 pub mod risk;
+
+pub use flatten::flatten_label;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -61,6 +64,21 @@ pub struct Desk<B> {
     pub(crate) save_due: bool,
     /// When the desk last had the broker's positions (monotonic).
     last_reconcile: Option<Instant>,
+    /// Told of every order as it goes to the broker (`/metrics`: New Bar → Order Sent).
+    pub order_sent: Option<OrderSentObserver>,
+}
+
+/// What [`OrderSentObserver`] calls.
+pub type OrderSentFn = dyn Fn(&Symbol, protocol::BarTime) + Send + Sync;
+
+/// Called with each order's symbol and bar when it is sent.
+#[derive(Clone)]
+pub struct OrderSentObserver(pub std::sync::Arc<OrderSentFn>);
+
+impl std::fmt::Debug for OrderSentObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrderSentObserver")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +156,7 @@ impl<B: Broker> Desk<B> {
             journaled_guard: None,
             save_due: false,
             last_reconcile: None,
+            order_sent: None,
         })
     }
 

@@ -21,7 +21,7 @@ impl<B: Broker> Desk<B> {
         journal: &mut Journal,
         now: DateTime<Utc>,
     ) -> Result<usize, DeskError> {
-        for e in entries.iter().filter(|e| e.book() == self.book) {
+        for e in entries.iter().filter(|e| e.book() == Some(self.book)) {
             match e {
                 Entry::Ack { line, .. } => {
                     if let Some(bar) = line.bar_time {
@@ -31,7 +31,10 @@ impl<B: Broker> Desk<B> {
                 // A bar with an order intent was published by the executor before the restart:
                 // the preditor's repeat of its signal is for a real bar.
                 Entry::Intent { symbol, bar, .. } => self.engine.on_bar_journaled(symbol, *bar),
-                Entry::Result { .. } | Entry::Guard { .. } => {}
+                Entry::Result { .. }
+                | Entry::Guard { .. }
+                | Entry::Command { .. }
+                | Entry::CommandResult { .. } => {}
             }
         }
         let pending = pending_intents(entries, self.book);

@@ -67,6 +67,8 @@ pub struct RiskGuard {
     pub state: Option<RiskState>,
     /// Set by the `CONTROL|KILL_SWITCH|ON` line; cleared by `OFF`.
     pub kill_switch: bool,
+    /// Set by an operator's Pause (or Flatten), cleared by Resume (`crate::ops`): no new opens.
+    pub paused: bool,
 }
 
 impl RiskGuard {
@@ -75,6 +77,7 @@ impl RiskGuard {
             limits,
             state,
             kill_switch: false,
+            paused: false,
         }
     }
 
@@ -123,6 +126,9 @@ impl RiskGuard {
     fn refusal(&self, intent: &OpenIntent, ctx: &RiskContext<'_>) -> Option<Reason> {
         if self.kill_switch || ctx.kill_file_present {
             return Some(Reason::KillSwitch);
+        }
+        if self.paused {
+            return Some(Reason::Paused);
         }
         let acct = &ctx.account;
         let initial = self

@@ -117,6 +117,11 @@ impl LiveFeed {
         format!("cTrader {}", self.link)
     }
 
+    /// The link is connected and ready.
+    pub fn link_up(&self) -> bool {
+        self.link == "connected"
+    }
+
     /// The link is waiting for a new token by design (see `AuthorizationLost`).
     pub fn unauthorized(&self) -> bool {
         self.link == "unauthorized"

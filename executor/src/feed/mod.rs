@@ -138,6 +138,14 @@ impl Feed {
     }
 
     /// The cTrader link, when this feed has one (its probe).
+    /// Whether the broker's link is up; `None` without a broker (the paper replay).
+    pub fn link_up(&self) -> Option<bool> {
+        match self {
+            Feed::Ctrader(l) => Some(l.link_up()),
+            Feed::Replay(_) => None,
+        }
+    }
+
     pub fn link(&mut self) -> Option<&mut LiveFeed> {
         match self {
             Feed::Ctrader(l) => Some(l),

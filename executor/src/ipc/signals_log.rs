@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{SecondsFormat, Utc};
 
@@ -14,9 +14,18 @@ pub enum Dir {
     Out,
 }
 
-#[derive(Debug)]
+/// Told of every line [`SignalsLog::record`] writes (the `/metrics` counters), with its time.
+pub type LineObserver = Arc<dyn Fn(Dir, &str, std::time::Instant) + Send + Sync>;
+
 pub struct SignalsLog {
     file: Mutex<File>,
+    observer: OnceLock<LineObserver>,
+}
+
+impl std::fmt::Debug for SignalsLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalsLog").finish_non_exhaustive()
+    }
 }
 
 impl SignalsLog {
@@ -24,7 +33,14 @@ impl SignalsLog {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(SignalsLog {
             file: Mutex::new(file),
+            observer: OnceLock::new(),
         })
+    }
+
+    /// Sets the observer of single lines (once; a second call is ignored). HISTORY blocks
+    /// ([`SignalsLog::record_all`]) are not observed: they are history, not live traffic.
+    pub fn set_observer(&self, observer: LineObserver) {
+        let _ = self.observer.set(observer);
     }
 
     /// `2026-02-03T10:15:01.123Z c3 < SIGNAL|...` (`<` in from the preditor, `>` out to it).
@@ -38,6 +54,9 @@ impl SignalsLog {
             // A full disk must not stop trading; the journal (fsynced) is the record that matters.
             let _ = writeln!(f, "{ts} c{conn} {arrow} {text}");
             let _ = f.flush();
+        }
+        if let Some(o) = self.observer.get() {
+            o(dir, text, std::time::Instant::now());
         }
     }
 

@@ -277,6 +277,9 @@ pub struct System {
     pub executor: Option<Proc>,
     pub preditor: Option<Proc>,
     pub ipc: SocketAddr,
+    /// The executor's and the preditor's /healthz + /metrics listeners.
+    pub http_executor: SocketAddr,
+    pub http_preditor: SocketAddr,
     pub config: PathBuf,
     /// How many times the preditor has been started.
     pub preditor_starts: u32,
@@ -372,7 +375,10 @@ impl System {
             symbols.insert(sym.to_string(), entry);
         }
         let ipc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http_executor: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http_preditor: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = serde_json::json!({
+            "http": { "bind": http_executor.to_string() },
             "timeframe": "H1",
             "models_dir": "models",
             "stale_signal_max_age_secs": 60,
@@ -402,6 +408,8 @@ impl System {
             executor: None,
             preditor: None,
             ipc,
+            http_executor,
+            http_preditor,
             config: config_path,
             preditor_starts: 0,
         };
@@ -500,6 +508,8 @@ impl System {
             .arg(self.path("models"))
             .arg("--state-dir")
             .arg(self.path("preditor-state"))
+            .arg("--http")
+            .arg(self.http_preditor.to_string())
             .env("RUST_LOG", "info,tract_linalg=warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -510,6 +520,11 @@ impl System {
             child,
         });
         self.preditor_starts += 1;
+    }
+
+    /// `executor ctl --config <this system's config> <args>`: exit code, stdout, stderr.
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        ctl_as(&self.config, args, None)
     }
 
     /// SIGKILLs the preditor and reaps it.
@@ -610,6 +625,60 @@ impl System {
         );
         parse_backtest(symbol, &std::fs::read_to_string(&out).unwrap())
     }
+}
+
+/// `executor ctl --config <config> <args>`, as another user when `uid` is given (through
+/// util-linux's `setpriv`): exit code, stdout, stderr.
+pub fn ctl_as(config: &Path, args: &[&str], uid: Option<u32>) -> (i32, String, String) {
+    let exe = sibling_binary("executor", "executor");
+    let mut cmd = match uid {
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={u}"))
+                .arg(format!("--regid={u}"))
+                .arg("--clear-groups")
+                .arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let out = cmd
+        .arg("ctl")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A plain HTTP/1.1 GET on loopback: status and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
 }
 
 /// One row of `preditor backtest`'s CSV, with the SIGNAL the live twin must send for that bar.

@@ -57,6 +57,12 @@ impl Preditor {
                     tracing::warn!(symbol = %b.symbol, time = %b.time, error = %e, "bar refused");
                     return Vec::new();
                 }
+                // A live bar (not one of a HISTORY block being received) counts in /metrics.
+                if let Some(m) = &self.metrics
+                    && (slot.sync.is_live() || slot.sync.is_waiting())
+                {
+                    m.on_bar(slot.symbol.as_str());
+                }
                 let (limit, window) = (slot.twin.warmup_count(), slot.twin.model.spec.window);
                 match slot.sync.on_bar(bar, limit, window) {
                     BarRoute::Step(bar) => self.live_bar(i, bar).into_iter().collect(),
@@ -192,6 +198,9 @@ impl Preditor {
         }
         if let Err(e) = self.store.save(&slot.twin.persisted()) {
             tracing::error!(symbol = %slot.symbol, error = %e, "could not persist the twin state");
+            if let Some(m) = &self.metrics {
+                m.on_save_failure();
+            }
         }
         // Off the signal path too: the next bar's recursions, so that bar costs one step of each.
         slot.twin.prepare_next();
@@ -206,9 +215,13 @@ impl Preditor {
 
     pub(super) fn signal(&self, i: usize, d: &Decision) -> Option<Line> {
         let slot = &self.slots[i];
-        signal_line(&slot.symbol, d)
+        let line = signal_line(&slot.symbol, d)
             .map_err(|e| tracing::error!(symbol = %slot.symbol, error = %e, "cannot format SIGNAL"))
-            .ok()
+            .ok()?;
+        if let (Some(m), Line::Signal(s)) = (&self.metrics, &line) {
+            m.on_signal(slot.symbol.as_str(), s.action.as_str(), d);
+        }
+        Some(line)
     }
 }
 

@@ -149,6 +149,8 @@ pub struct Preditor {
     key: IpcKey,
     /// systemd STATUS/WATCHDOG/STOPPING; a no-op unless set with [`Preditor::with_notifier`].
     notifier: SystemdNotifier,
+    /// `/metrics`; none unless set with [`Preditor::with_metrics`].
+    pub(super) metrics: Option<Arc<crate::metrics::PreditorMetrics>>,
 }
 
 impl Preditor {
@@ -205,7 +207,19 @@ impl Preditor {
             version: version.to_string(),
             key,
             notifier: SystemdNotifier::disabled(),
+            metrics: None,
         })
+    }
+
+    /// Counts bars and signals into `metrics` (the `/metrics` listener renders them).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::PreditorMetrics>) -> Self {
+        for slot in &self.slots {
+            if let Some(d) = slot.twin.state().last_decision() {
+                metrics.on_twin(slot.symbol.as_str(), &d);
+            }
+        }
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Reports to systemd through `notifier` (the caller already sent `READY=1`).
@@ -250,6 +264,9 @@ impl Preditor {
             tracing::info!(url, "connecting to the executor");
             // A reconnect attempt is progress: an executor outage must not become a restart loop.
             self.progressed();
+            if let Some(m) = &self.metrics {
+                m.on_connect_attempt();
+            }
             let outcome = tokio::select! {
                 () = &mut shutdown => { self.notifier.stopping(); return Ok(()); }
                 // No Nagle: a SIGNAL must not wait for the ACK of the previous segment.

@@ -23,6 +23,9 @@ pub fn explain(reason: &str) -> &'static str {
         "MIN_EQUITY" => "equity was below min_equity",
         "SPREAD" => "the spread was above the symbol's max_spread",
         "KILL_SWITCH" => "the kill switch was on: no new positions",
+        "PAUSED" => {
+            "an operator had paused the executor (executor ctl pause / flatten): no new positions"
+        }
         "MARKET_CLOSED" => "the market was closed",
         "BAD_VOLUME" => "the configured lots do not fit the symbol's volume rules",
         "TIMEOUT" | "DISCONNECTED" => {
