@@ -702,6 +702,20 @@ async fn revoked_tokens_stop_trading_until_the_token_file_holds_a_new_pair() {
         &env.dir.path().join("secrets/ct_tokens.json"),
         r#"{"access_token":"sim-access-2","refresh_token":"sim-refresh-2"}"#,
     );
+    // No BAR flows until the client has re-read the file (every TOKEN_FILE_POLL, 5 s) and set up a
+    // new connection, so the silence before the next BAR can exceed `recv`'s 5 s under load.
+    let quiet = ctrader::client::authorization::TOKEN_FILE_POLL * 6;
+    let deadline = tokio::time::Instant::now() + quiet;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match ws::recv_within(&mut c, left).await {
+            Some(l) if l.starts_with("BAR|EURUSD|") => break,
+            Some(_) => {}
+            None => {
+                panic!("connection closed while waiting for the first BAR on the new token pair")
+            }
+        }
+    }
     let ack = signal_on_next_bar(&mut c, "EURUSD", "LONG_WEAK").await;
     assert!(ack.starts_with("ACK|EURUSD|LONG_WEAK|OK|"), "{ack}");
     assert_eq!(sim_connections(&env), after_refusal + 1);
