@@ -93,7 +93,13 @@ fn a_compromised_instance_cannot_crash_the_hub_or_touch_another() {
     });
     let b = web
         .wait("/api/instances/b", 20, |v| {
-            (v["instance"]["rejected"].as_i64() == Some(6)).then(|| v["instance"].clone())
+            // Every payload above handled: the 6 refusals and the accepted status and telemetry
+            // (the 6th refusal is counted before the records published after it are stored).
+            let i = &v["instance"];
+            (i["rejected"].as_i64() == Some(6)
+                && i["status"] == "online"
+                && i["telemetry_seq"] == 10)
+                .then(|| i.clone())
         })
         .unwrap_or_else(|| {
             panic!(
