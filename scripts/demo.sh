@@ -25,7 +25,7 @@
 #   --no-hub         the shadow instance alone: no Mosquitto, no hub, no paper instance
 #   -h, --help       this text
 #
-# It builds the three binaries, writes the secrets the shipped executor_config.json expects under run/
+# It builds the three binaries (and the hub's, unless --no-hub), writes the secrets the shipped executor_config.json expects under run/
 # (all 0600), starts the simulator with its clock held, the executor and the preditor, lets the twins
 # warm up on the simulator's history, then starts the replay and shows the SIGNAL/ACK conversation.
 # After N bars (or Ctrl-C) it stops everything it started and prints a summary: bars replayed,
@@ -44,7 +44,7 @@
 # password it generated (also in run/hub/operator_password, 0600). An executor whose `executor check`
 # refuses the `hub` section (one built before the hub link) runs without it, and the demo says so.
 #
-# OT_BIN_DIR=<dir with ctrader-sim, executor, preditor> skips the build (development only).
+# OT_BIN_DIR=<dir with ctrader-sim, executor, preditor, hub> skips the build (development only).
 set -euo pipefail
 export OT_TAG=demo
 # shellcheck source=lib/common.sh
@@ -150,12 +150,13 @@ else
 fi
 unshm() {
   [ -n "$shm" ] || return 0
-  local d
+  local d ok=1
   for d in "${state_dirs[@]}"; do
     rm -f "run/$d"
-    cp -a "$shm/$d" "run/$d"
+    cp -a "$shm/$d" "run/$d" || ok=0
   done
-  rm -rf "$shm"
+  # A failed copy keeps the tmpfs original (its path is printed) rather than losing the state.
+  if [ "$ok" = 1 ]; then rm -rf "$shm"; else ot_say "WARNING: could not copy the state back from $shm; it stays there"; fi
   shm=""
 }
 # Fresh secrets every run: the simulator is started with the matching credentials.
@@ -325,7 +326,11 @@ if [ "$died" = 1 ]; then
   ot_stop_all
   ot_die "a daemon died; everything else was stopped. Logs: run/log/"
 fi
-ot_say "stopping $( [ "$fleet" = 1 ] && echo "the paper instance, ")preditor, executor$( [ "$fleet" = 1 ] && echo ", the hub, Mosquitto"), ctrader-sim"
+if [ "$fleet" = 1 ]; then
+  ot_say "stopping the paper instance, preditor, executor, the hub, Mosquitto, ctrader-sim"
+else
+  ot_say "stopping preditor, executor, ctrader-sim"
+fi
 ot_stop_all
 unshm
 
