@@ -8,10 +8,13 @@
 //! - [`signed`]: hub commands signed with ed25519, their pure [`verify`] with an injected clock,
 //!   and the Flatten [`Confirmations`].
 //! - [`limits`]: every size bound.
+//! - `mqtt` (feature `mqtt`): rumqttc connection options over rustls, the only I/O here.
 
 pub mod command;
 pub mod ids;
 pub mod limits;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 pub mod record;
 pub mod signed;
 pub mod topic;

@@ -20,7 +20,8 @@ pub mod export;
 pub mod ingest;
 pub mod keys;
 pub mod link;
-pub mod mqtt;
+/// The fleet's MQTT connection options (shared with the executor's link).
+pub use fleet::mqtt;
 pub mod serve;
 pub mod sim;
 pub mod store;

@@ -1,5 +1,4 @@
 //! Processes the tests start: run unprivileged when the test is root, stopped by their own pid.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

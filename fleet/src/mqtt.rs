@@ -1,5 +1,6 @@
-//! MQTT v5 connection options (rumqttc) for the hub and the synthetic instances: `mqtts://` with
-//! rustls (ring provider) and the fleet CA, or `mqtt://` in plain TCP.
+//! MQTT v5 connection options (rumqttc) for every fleet client — the hub, the executor's link and
+//! the synthetic instances: `mqtts://` with rustls (ring provider) and the fleet CA, or `mqtt://` in
+//! plain TCP. The only I/O of this crate (reading the CA file), behind the `mqtt` feature.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -92,7 +93,7 @@ pub fn options(
     let mut o = MqttOptions::new(client_id, host, port);
     o.set_credentials(username, password);
     o.set_keep_alive(keep_alive);
-    o.set_max_packet_size(Some(fleet::limits::BROKER_MAX_PACKET as u32));
+    o.set_max_packet_size(Some(crate::limits::BROKER_MAX_PACKET as u32));
     if tls {
         let cfg = tls_config(ca_file)?;
         o.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(cfg))));

@@ -1,5 +1,4 @@
 //! A test MQTT v5 client over the hub's own connection options (rumqttc, rustls, the fleet CA).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -36,7 +35,7 @@ impl Drop for Client {
 }
 
 pub fn options(url: &str, ca: &Path, id: &str, user: &str, pass: &str) -> MqttOptions {
-    hub::mqtt::options(url, Some(ca), id, user, pass, Duration::from_secs(5)).unwrap()
+    fleet::mqtt::options(url, Some(ca), id, user, pass, Duration::from_secs(5)).unwrap()
 }
 
 /// Connects and runs the event loop; `stop_on_error`: end at the first connection error (to see

@@ -1,5 +1,4 @@
 //! A throwaway fleet CA and a broker certificate for localhost / 127.0.0.1 (`hub dev-certs`).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 
