@@ -166,8 +166,12 @@ fn a_malformed_line_mid_stream_stops_the_step_naming_file_and_line() {
     for i in 0..4 {
         assert_eq!(times(&src.step().unwrap()), vec![T0 + i * 3600; 2]);
     }
-    // Row 6 (line 7) is in the second block, not read yet.
-    std::fs::write(&eur, text.replace("1.1,1.95,1.0,1.5,1", "1.1,1.95,1.0,1.5,x")).unwrap();
+    // Row 5 (line 7) is in the second block, not read yet.
+    std::fs::write(
+        &eur,
+        text.replace("1.1,1.95,1.0,1.5,1", "1.1,1.95,1.0,1.5,x"),
+    )
+    .unwrap();
     let e = src.step().unwrap_err().to_string();
     assert!(
         e.contains("EURUSD.csv:7: volume: \"x\" is not a number"),
