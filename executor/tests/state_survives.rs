@@ -249,3 +249,60 @@ async fn a_journal_with_bad_bytes_and_a_torn_tail_still_starts_and_loses_no_new_
         "every new entry is whole"
     );
 }
+
+/// The day's starting equity once the trading day has rolled is not the initial balance: the
+/// restart must bring back that figure (from the file, or from the journal when the file is
+/// lost), and a replay that starts again at an earlier day must not roll the day back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_days_starting_equity_after_a_day_roll_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = paper(dir.path(), "{}");
+    let next_day = chrono::DateTime::from_timestamp(T0 + 14 * 3600, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(next_day, "2026-02-04T00:00:00Z");
+
+    // Day 1: a trade moves the balance off 10 000; day 2's first signal takes its baseline.
+    let (run, mut c) = serve(&cfg).await;
+    let b = next_bar(&mut c).await;
+    assert!(signal(&mut c, "LONG_STRONG", &b).await.contains("|OK|"));
+    let b = next_bar(&mut c).await;
+    assert!(signal(&mut c, "WAIT", &b).await.contains("|OK|"));
+    let mut rolled = next_bar(&mut c).await;
+    while rolled < next_day {
+        rolled = next_bar(&mut c).await;
+    }
+    assert!(signal(&mut c, "WAIT", &rolled).await.contains("|OK|"));
+    stop(run, c).await;
+    let before = desk_json(dir.path())["risk"].clone();
+    assert_eq!(before["day"], "2026-02-04", "{before}");
+    assert_eq!(before["initial_balance"], 10_000.0, "{before}");
+    let day_start = before["day_start_equity"].as_f64().unwrap();
+    assert!(
+        (day_start - 10_000.0).abs() > 0.01,
+        "day 2 starts at the equity after day 1's trade, not at the initial balance: {before}"
+    );
+
+    // Restart with the file: the replay starts again on day 1, whose bars are answered again.
+    let (run, mut c) = serve(&cfg).await;
+    let first = next_bar(&mut c).await;
+    assert!(first < next_day, "{first}");
+    signal(&mut c, "WAIT", &first).await;
+    stop(run, c).await;
+    assert_eq!(
+        desk_json(dir.path())["risk"],
+        before,
+        "a signal on an earlier day rolled the trading day back"
+    );
+
+    // Restart without the file: the journal's copy, then a signal on day 2 keeps it.
+    std::fs::remove_file(dir.path().join("state/paper_desk.json")).unwrap();
+    let (run, mut c) = serve(&cfg).await;
+    let mut b = next_bar(&mut c).await;
+    while b <= rolled {
+        b = next_bar(&mut c).await;
+    }
+    assert!(signal(&mut c, "WAIT", &b).await.contains("|OK|"));
+    stop(run, c).await;
+    assert_eq!(desk_json(dir.path())["risk"], before);
+}

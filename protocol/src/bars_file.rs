@@ -9,6 +9,7 @@
 //! [`Bar::validate`]; the volume is a whole number of ticks (`10` or `10.0`). Blank lines are
 //! skipped. Every refusal names the file, the line and the field.
 
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use crate::bar::{Bar, BarError, VolumeError, format_time, parse_time, tick_volume};
@@ -86,19 +87,25 @@ impl BarsReader {
 
     /// Checks a file's bytes; `path` only names the source in errors.
     pub fn parse(&self, bytes: &[u8], path: &Path) -> Result<BarsFile, BarsFileError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(bytes);
-        let row = |line: u64, field: &'static str, what: String| BarsFileError::Row {
-            path: path.to_path_buf(),
-            line,
-            field,
-            what,
-        };
-        let found: Vec<String> = reader
+        let mut rows = self.rows(bytes, path)?;
+        let mut bars: Vec<Bar> = Vec::new();
+        while let Some((bar, _)) = rows.next_bar()? {
+            bars.push(bar);
+        }
+        Ok(BarsFile {
+            bars,
+            price_decimals: rows.price_decimals(),
+        })
+    }
+
+    /// The rows of a file one at a time, its header checked first: a file read as it is used holds
+    /// one row in memory, not the file (the executor's paper replay).
+    pub fn rows<R: Read>(&self, input: R, path: &Path) -> Result<BarsRows<R>, BarsFileError> {
+        let mut rows = BarsRows::new(*self, input, path);
+        let found: Vec<String> = rows
+            .reader
             .headers()
-            .map_err(|e| row(1, "header", e.to_string()))?
+            .map_err(|e| rows.rows.row(1, "header", e.to_string()))?
             .iter()
             .map(str::to_string)
             .collect();
@@ -115,90 +122,217 @@ impl BarsReader {
                 found,
             });
         }
-        let mut bars: Vec<Bar> = Vec::new();
-        let mut price_decimals = 0;
-        for record in reader.records() {
-            let record = record.map_err(|e| {
-                let line = e.position().map_or(0, |p| p.line());
-                row(line, "row", e.to_string())
+        Ok(rows)
+    }
+
+    /// The rows of a file from the row that started at `at` (as [`BarsRows::next_bar`] gave it
+    /// when the file was read before), checked as in a whole read; `previous` is the open time of
+    /// the bar before it, for the order check. Line numbers in errors are the file's.
+    pub fn rows_from<R: Read + Seek>(
+        &self,
+        input: R,
+        path: &Path,
+        at: &RowStart,
+        previous: Option<i64>,
+    ) -> Result<BarsRows<R>, BarsFileError> {
+        let mut rows = BarsRows::new(*self, input, path);
+        rows.reader
+            .seek(at.0.clone())
+            .map_err(|e| BarsFileError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(e),
             })?;
-            let line = record.position().map_or(0, |p| p.line());
-            if record.iter().all(|f| f.trim().is_empty()) {
+        rows.rows.previous = previous;
+        Ok(rows)
+    }
+}
+
+/// Where a row starts in its file (byte, line and record), to read the file again from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowStart(csv::Position);
+
+impl RowStart {
+    /// The file's line the row starts on (1 is the header).
+    pub fn line(&self) -> u64 {
+        self.0.line()
+    }
+}
+
+/// A bars file's rows, read and checked one at a time ([`BarsReader::rows`]).
+pub struct BarsRows<R> {
+    reader: csv::Reader<R>,
+    /// Reused for every row: reading a row allocates nothing once the first one is read.
+    record: csv::ByteRecord,
+    rows: RowCheck,
+}
+
+/// What checking a row needs besides the row: the rules, the previous bar's time, the file's name.
+#[derive(Debug)]
+struct RowCheck {
+    path: PathBuf,
+    rules: BarsReader,
+    previous: Option<i64>,
+    price_decimals: u32,
+}
+
+impl<R> std::fmt::Debug for BarsRows<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BarsRows")
+            .field("path", &self.rows.path)
+            .field("line", &self.reader_line())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R> BarsRows<R> {
+    fn reader_line(&self) -> u64 {
+        self.record.position().map_or(1, csv::Position::line)
+    }
+}
+
+impl<R: Read> BarsRows<R> {
+    fn new(rules: BarsReader, input: R, path: &Path) -> Self {
+        BarsRows {
+            reader: csv::ReaderBuilder::new()
+                .has_headers(true)
+                .flexible(true)
+                .from_reader(input),
+            record: csv::ByteRecord::new(),
+            rows: RowCheck {
+                path: path.to_path_buf(),
+                rules,
+                previous: None,
+                price_decimals: 0,
+            },
+        }
+    }
+
+    /// The most decimals any price read so far was written with.
+    pub fn price_decimals(&self) -> u32 {
+        self.rows.price_decimals
+    }
+
+    /// The line after the last row read: where a file that ends too early ended.
+    pub fn end_line(&self) -> u64 {
+        self.reader.position().line()
+    }
+
+    /// The next bar and where its row starts; `None` at the end of the file. Blank lines are
+    /// skipped.
+    pub fn next_bar(&mut self) -> Result<Option<(Bar, RowStart)>, BarsFileError> {
+        loop {
+            let more = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| {
+                    let line = e.position().map_or(0, csv::Position::line);
+                    self.rows.row(line, "row", e.to_string())
+                })?;
+            if !more {
+                return Ok(None);
+            }
+            let start = self
+                .record
+                .position()
+                .cloned()
+                .unwrap_or_else(csv::Position::new);
+            let line = start.line();
+            let mut fields = [""; 6];
+            let mut blank = true;
+            let mut count = 0;
+            for (k, raw) in self.record.iter().enumerate() {
+                let text = std::str::from_utf8(raw)
+                    .map_err(|e| self.rows.row(line, "row", format!("field {}: {e}", k + 1)))?
+                    .trim();
+                blank &= text.is_empty();
+                if let Some(slot) = fields.get_mut(k) {
+                    *slot = text;
+                }
+                count = k + 1;
+            }
+            if blank {
                 continue;
             }
-            if record.len() != 6 {
-                return Err(row(
-                    line,
-                    "row",
-                    format!(
-                        "{} fields, expected 6 (time,open,high,low,close,volume)",
-                        record.len()
-                    ),
-                ));
-            }
-            let text = record[0].trim();
-            let time = parse_time(text).ok_or_else(|| {
-                row(
-                    line,
-                    "time",
-                    format!(
-                        "{text:?} is not RFC 3339 / ISO 8601 in whole seconds, nor Unix seconds"
-                    ),
-                )
-            })?;
-            BarTime::from_unix(time).map_err(|_| {
-                row(
-                    line,
-                    "time",
-                    format!("{text:?} is outside 1970..=9999, the BAR line's range"),
-                )
-            })?;
-            let mut prices = [0.0f64; 4];
-            for (k, name) in VALUES[..4].iter().enumerate() {
-                let text = record[k + 1].trim();
-                prices[k] = text
-                    .parse::<f64>()
-                    .map_err(|_| row(line, name, format!("{text:?} is not a number")))?;
-                price_decimals = price_decimals.max(decimals(text));
-            }
-            let volume =
-                parse_volume(record[5].trim()).map_err(|what| row(line, "volume", what))?;
-            let [open, high, low, close] = prices;
-            let bar = Bar {
-                time,
-                open,
-                high,
-                low,
-                close,
-                volume,
-            };
-            bar.validate()
-                .map_err(|e| row(line, bar_error_field(&e), e.to_string()))?;
-            if self.positive_prices
-                && let Some((name, v)) = VALUES.iter().zip(prices).find(|(_, v)| *v <= 0.0)
-            {
-                return Err(row(
-                    line,
-                    name,
-                    format!("{v} is not above 0; prices must be positive here"),
-                ));
-            }
-            if let Some(prev) = bars.last()
-                && bar.time <= prev.time
-            {
-                return Err(BarsFileError::OutOfOrder {
-                    path: path.to_path_buf(),
-                    line,
-                    time: format_time(bar.time),
-                    previous: format_time(prev.time),
-                });
-            }
-            bars.push(bar);
+            let bar = self.rows.check(line, count, &fields)?;
+            self.rows.previous = Some(bar.time);
+            return Ok(Some((bar, RowStart(start))));
         }
-        Ok(BarsFile {
-            bars,
-            price_decimals,
-        })
+    }
+}
+
+impl RowCheck {
+    fn row(&self, line: u64, field: &'static str, what: String) -> BarsFileError {
+        BarsFileError::Row {
+            path: self.path.clone(),
+            line,
+            field,
+            what,
+        }
+    }
+
+    fn check(&mut self, line: u64, count: usize, fields: &[&str; 6]) -> Result<Bar, BarsFileError> {
+        if count != 6 {
+            return Err(self.row(
+                line,
+                "row",
+                format!("{count} fields, expected 6 (time,open,high,low,close,volume)"),
+            ));
+        }
+        let text = fields[0];
+        let time = parse_time(text).ok_or_else(|| {
+            self.row(
+                line,
+                "time",
+                format!("{text:?} is not RFC 3339 / ISO 8601 in whole seconds, nor Unix seconds"),
+            )
+        })?;
+        BarTime::from_unix(time).map_err(|_| {
+            self.row(
+                line,
+                "time",
+                format!("{text:?} is outside 1970..=9999, the BAR line's range"),
+            )
+        })?;
+        let mut prices = [0.0f64; 4];
+        for (k, name) in VALUES[..4].iter().enumerate() {
+            let text = fields[k + 1];
+            prices[k] = text
+                .parse::<f64>()
+                .map_err(|_| self.row(line, name, format!("{text:?} is not a number")))?;
+            self.price_decimals = self.price_decimals.max(decimals(text));
+        }
+        let volume = parse_volume(fields[5]).map_err(|what| self.row(line, "volume", what))?;
+        let [open, high, low, close] = prices;
+        let bar = Bar {
+            time,
+            open,
+            high,
+            low,
+            close,
+            volume,
+        };
+        bar.validate()
+            .map_err(|e| self.row(line, bar_error_field(&e), e.to_string()))?;
+        if self.rules.positive_prices
+            && let Some((name, v)) = VALUES.iter().zip(prices).find(|(_, v)| *v <= 0.0)
+        {
+            return Err(self.row(
+                line,
+                name,
+                format!("{v} is not above 0; prices must be positive here"),
+            ));
+        }
+        if let Some(previous) = self.previous
+            && bar.time <= previous
+        {
+            return Err(BarsFileError::OutOfOrder {
+                path: self.path.clone(),
+                line,
+                time: format_time(bar.time),
+                previous: format_time(previous),
+            });
+        }
+        Ok(bar)
     }
 }
 

@@ -344,6 +344,19 @@ for (const name of cases) {
           "one section per symbol",
         );
         for (const [sym, w] of want.symbols) checkSection(sym, got.sections[sym], w, false);
+        // On a phone-narrow window the symbol links wrap instead of running off to the right (they
+        // had no break opportunity between them and overflowed a narrow window).
+        await page.setViewportSize({ width: 240, height: 800 });
+        const nav = await page.evaluate(() => {
+          const links = [...document.querySelectorAll("nav a")];
+          return {
+            links: links.length,
+            right: Math.max(...links.map((a) => a.getBoundingClientRect().right)),
+            width: document.documentElement.clientWidth,
+          };
+        });
+        assert.ok(nav.links >= 3, `symbol links: ${nav.links}`);
+        assert.ok(nav.right <= nav.width, `a symbol link ends at ${nav.right} px, past the ${nav.width} px window`);
       } finally {
         await ctx.close();
       }

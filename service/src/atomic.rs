@@ -5,12 +5,20 @@
 //!
 //! The temporary file is created by the `tempfile` crate: a fresh random name opened with
 //! `O_EXCL`, so two writers never share one and a stale file from an earlier crash is never
-//! reused; it is removed if anything fails before the rename.
+//! reused; it is removed if anything fails before the rename. A kill between its creation and the
+//! rename leaves it behind (nothing can remove it then), so each successful write also removes
+//! this target's temporary files older than [`STALE_TEMP_AFTER`]: a daemon killed over and over
+//! does not fill its state directory.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// A temporary file of ours this old was left by a killed writer: a live one is renamed within
+/// milliseconds of its creation (one write and one fsync), so a minute leaves a wide margin.
+pub const STALE_TEMP_AFTER: Duration = Duration::from_secs(60);
 
 /// Who may read the file once written (before the process umask).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +94,45 @@ where
         .map_err(fail("fsync temp file", &tmp_path))?;
     tmp.persist(path)
         .map_err(|e| fail("rename temp file", path)(e.error))?;
-    sync_dir(dir).map_err(fail("fsync directory", dir))
+    sync_dir(dir).map_err(fail("fsync directory", dir))?;
+    remove_stale_temps(dir, &name, SystemTime::now());
+    Ok(())
+}
+
+/// Removes the temporary files of target `name` in `dir` (`.{name}.XXXXXX.tmp`, as made above)
+/// last modified before `now - STALE_TEMP_AFTER`. Best effort: the write already succeeded, and a
+/// file that cannot be read or removed now is tried again at the next write.
+fn remove_stale_temps(dir: &Path, name: &str, now: SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(f) = file_name.to_str() else {
+            continue;
+        };
+        let Some(middle) = f
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        // tempfile's random part: alphanumerics only, so `.state.json.bak.tmp` of another tool
+        // (or a target named `state.json.x`) is never taken for ours.
+        if middle.is_empty() || !middle.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| now.duration_since(modified).ok())
+            .is_some_and(|age| age >= STALE_TEMP_AFTER);
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// fsync of a directory. A filesystem that cannot fsync directories says so with `EINVAL` or
@@ -174,6 +220,40 @@ mod tests {
         assert!(e.to_string().contains("blocked"), "{e}");
         assert_eq!(names(dir.path()), vec!["blocked", "state.json"]);
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_killed_writers_stale_temp_files_are_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        let old = SystemTime::now() - STALE_TEMP_AFTER - Duration::from_secs(5);
+        let stale = dir.path().join(".state.json.a1B2c3.tmp");
+        let live = dir.path().join(".state.json.Z9y8X7.tmp");
+        // Not ours: another target's temp file, and names our pattern does not make.
+        let other_target = dir.path().join(".journal.jsonl.q1w2e3.tmp");
+        let not_ours = dir.path().join(".state.json.bak-1.tmp");
+        for f in [&stale, &live, &other_target, &not_ours] {
+            std::fs::write(f, "half").unwrap();
+        }
+        for f in [&stale, &other_target, &not_ours] {
+            File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        write_atomic(&p, b"new", Access::Private).unwrap();
+        assert_eq!(
+            names(dir.path()),
+            vec![
+                ".journal.jsonl.q1w2e3.tmp",
+                ".state.json.Z9y8X7.tmp",
+                ".state.json.bak-1.tmp",
+                "state.json"
+            ]
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
     }
 
     #[test]

@@ -86,8 +86,8 @@ impl RiskGuard {
         (now - Duration::hours(i64::from(self.limits.day_start_hour_utc))).date_naive()
     }
 
-    /// Rolls the day (and sets the initial balance the first time). Returns true if the state
-    /// changed and must be persisted.
+    /// Rolls the day forward (and sets the initial balance the first time). Returns true if the
+    /// state changed and must be persisted.
     pub fn observe(&mut self, now: DateTime<Utc>, account: &AccountSnapshot) -> bool {
         let day = self.trading_day(now);
         match &mut self.state {
@@ -99,7 +99,10 @@ impl RiskGuard {
                 });
                 true
             }
-            Some(s) if s.day != day => {
+            // Forward only: a clock that steps back over midnight, or a paper replay that starts
+            // again at an earlier day, must not take a new (higher) starting equity and hand the
+            // day's losses back to the limit.
+            Some(s) if day > s.day => {
                 s.day = day;
                 s.day_start_equity = account.equity;
                 true

@@ -17,16 +17,17 @@
 //! the feed missed); spot ticks alone cannot. When the feed moves past such bars, the builder
 //! reports them ([`BarBuilder::take_gap`]); the caller fetches them from the broker's history and
 //! hands them to [`BarBuilder::accept_backfill`], so the preditor sees the same bars as a backtest
-//! would. [`CsvBarSource`] replays `<SYMBOL>.csv` files so paper mode runs without cTrader; they are
-//! read by the workspace's one bars reader (`protocol::bars_file`), so a file `preditor backtest`
-//! takes is one paper mode takes too.
+//! would. [`CsvBarSource`] (in [`crate::feed::csv_replay`]) replays `<SYMBOL>.csv` files so paper
+//! mode runs without cTrader; they are read by the workspace's one bars reader
+//! (`protocol::bars_file`), so a file `preditor backtest` takes is one paper mode takes too.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ctrader::domain::LiveTrendbar;
 use protocol::bars_file::{BarsFileError, read_bars_csv};
 use protocol::{Bar, BarLine, Symbol, Timeframe};
+
+pub use crate::feed::csv_replay::CsvBarSource;
 
 /// Seconds after the period boundary at which a bar with no newer tick is declared closed: the
 /// seed's "second 01", so the broker has finished the bar before we read it.
@@ -318,136 +319,17 @@ pub fn load_csv(
     timeframe: Timeframe,
     digits: usize,
 ) -> Result<Vec<BarLine>, BarsError> {
-    let series = Series::load(path, symbol, timeframe, digits)?;
-    Ok((0..series.bars.len())
-        .filter_map(|i| series.line(i))
-        .collect())
-}
-
-/// One symbol's replay: its bars as read (the workspace's one [`Bar`], 48 bytes), made BAR lines
-/// as they are published (a [`BarLine`] is ~320 bytes: its symbol and four prices are strings). A
-/// replay of 20 symbols × 21,350 bars held as lines took 137 MB of the executor's RSS; as bars,
-/// 20 MB.
-#[derive(Debug, Clone)]
-struct Series {
-    symbol: Symbol,
-    timeframe: Timeframe,
-    digits: usize,
-    bars: Vec<Bar>,
-}
-
-impl Series {
-    fn load(
-        path: &Path,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        digits: usize,
-    ) -> Result<Self, BarsError> {
-        let mut bars = read_bars_csv(path)?;
-        // Every bar must make a line now, so that publishing it later cannot fail.
-        for bar in &bars {
+    read_bars_csv(path)?
+        .iter()
+        .map(|bar| {
             bar.to_line(symbol, timeframe, digits)
                 .map_err(|e| BarsError::Digits {
                     path: path.to_path_buf(),
                     time: protocol::bar::format_time(bar.time),
                     why: e.to_string(),
-                })?;
-        }
-        bars.shrink_to_fit();
-        Ok(Series {
-            symbol: symbol.clone(),
-            timeframe,
-            digits,
-            bars,
+                })
         })
-    }
-
-    fn line(&self, i: usize) -> Option<BarLine> {
-        self.bars
-            .get(i)?
-            .to_line(&self.symbol, self.timeframe, self.digits)
-            .ok()
-    }
-}
-
-/// Replays CSV bars: every step publishes the next timestamp's bars of all symbols together.
-#[derive(Debug, Clone)]
-pub struct CsvBarSource {
-    series: BTreeMap<Symbol, Series>,
-    /// Index of the next bar to publish, per symbol.
-    next: BTreeMap<Symbol, usize>,
-}
-
-impl CsvBarSource {
-    /// Loads `<dir>/<SYMBOL>.csv` for each symbol that has one; bars before `start_bar` are history.
-    pub fn load(
-        dir: &Path,
-        symbols: &[(Symbol, Timeframe, usize)],
-        start_bar: usize,
-    ) -> Result<Self, BarsError> {
-        let mut series = BTreeMap::new();
-        let mut next = BTreeMap::new();
-        for (sym, tf, digits) in symbols {
-            let path = dir.join(format!("{}.csv", sym.as_str()));
-            if !path.is_file() {
-                continue;
-            }
-            let s = Series::load(&path, sym, *tf, *digits)?;
-            next.insert(sym.clone(), start_bar.min(s.bars.len()));
-            series.insert(sym.clone(), s);
-        }
-        Ok(CsvBarSource { series, next })
-    }
-
-    pub fn symbols(&self) -> impl Iterator<Item = &Symbol> {
-        self.series.keys()
-    }
-
-    /// The next step's bars (all symbols sharing the earliest pending open time); empty at the end.
-    pub fn step(&mut self) -> Vec<BarLine> {
-        let earliest = self
-            .series
-            .iter()
-            .filter_map(|(s, series)| series.bars.get(*self.next.get(s)?).map(|b| b.time))
-            .min();
-        let Some(t) = earliest else { return Vec::new() };
-        let mut out = Vec::new();
-        for (s, series) in &self.series {
-            let Some(i) = self.next.get_mut(s) else {
-                continue;
-            };
-            if series.bars.get(*i).is_some_and(|b| b.time == t) {
-                out.extend(series.line(*i));
-                *i += 1;
-            }
-        }
-        out
-    }
-
-    /// The last `count` published (closed) bars of a symbol, oldest first.
-    pub fn history(
-        &self,
-        symbol: &Symbol,
-        timeframe: Timeframe,
-        count: usize,
-    ) -> Option<Vec<BarLine>> {
-        let series = self.series.get(symbol)?;
-        if !series.bars.is_empty() && series.timeframe != timeframe {
-            return None;
-        }
-        let end = *self.next.get(symbol)?;
-        Some(
-            (end.saturating_sub(count)..end)
-                .filter_map(|i| series.line(i))
-                .collect(),
-        )
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.series
-            .iter()
-            .all(|(s, series)| self.next.get(s).is_none_or(|i| *i >= series.bars.len()))
-    }
+        .collect()
 }
 
 #[cfg(test)]
@@ -679,51 +561,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("EURUSD.csv:3: high:"), "{e}");
-    }
-
-    #[test]
-    fn csv_source_replays_in_time_order_and_serves_only_the_past() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = String::from("time,open,high,low,close,volume\n");
-        for i in 0..5 {
-            a.push_str(&format!("{},1.1,1.5,1.0,1.{i},1\n", T0 + i * 3600));
-        }
-        std::fs::write(dir.path().join("EURUSD.csv"), &a).unwrap();
-        std::fs::write(
-            dir.path().join("US500.csv"),
-            format!(
-                "time,open,high,low,close,volume\n{},5000,5001,4999,5000,1\n",
-                T0 + 3 * 3600
-            ),
-        )
-        .unwrap();
-        let syms = vec![
-            ("EURUSD".parse().unwrap(), Timeframe::H1, 5),
-            ("US500".parse().unwrap(), Timeframe::H1, 2),
-        ];
-        let mut src = CsvBarSource::load(dir.path(), &syms, 2).unwrap();
-        let eur: Symbol = "EURUSD".parse().unwrap();
-        assert_eq!(src.history(&eur, Timeframe::H1, 10).unwrap().len(), 2);
-        let s1 = src.step();
-        assert_eq!(s1.len(), 1);
-        assert_eq!(s1[0].time.unix_seconds(), T0 + 2 * 3600);
-        let s2 = src.step();
-        assert_eq!(
-            s2.len(),
-            1,
-            "US500's only bar is history (start_bar 2 > its length)"
-        );
-        assert_eq!(
-            src.history(&eur, Timeframe::H1, 2)
-                .unwrap()
-                .last()
-                .unwrap()
-                .time
-                .unix_seconds(),
-            T0 + 3 * 3600
-        );
-        src.step();
-        assert!(src.is_finished());
-        assert!(src.step().is_empty());
     }
 }

@@ -3,12 +3,14 @@
 //! which mode it runs in; each says which timers it needs ([`Feed::ticks`]).
 //!
 //! - [`bars`]: closed bars themselves: the pure closed-bar detector ([`bars::BarBuilder`], from
-//!   live trendbars and spots) and the CSV bar source ([`bars::CsvBarSource`]).
+//!   live trendbars and spots).
+//! - [`csv_replay`]: the paper replay's CSV bars, read from their files as the replay goes.
 //! - [`replay`]: paper mode, CSV bars replayed at a fixed pace.
 //! - [`ctrader`]: live and shadow modes, bars built from the cTrader client's market data, gaps
 //!   filled from its history, and the link's health.
 
 pub mod bars;
+pub mod csv_replay;
 pub mod ctrader;
 pub mod replay;
 
@@ -68,7 +70,7 @@ impl Feed {
     /// The feed in a few words, for `STATUS=`.
     pub fn status(&self) -> String {
         match self {
-            Feed::Replay(r) => r.status().to_string(),
+            Feed::Replay(r) => r.status(),
             Feed::Ctrader(l) => l.status(),
         }
     }

@@ -14,7 +14,7 @@ const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-top:1px solid #ccc;padding-top:12px}\
 h3{font-size:15px;margin:14px 0 4px}pre{background:#f6f6f6;padding:10px;white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px}\
 table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:right;border-bottom:1px solid #eee}\
-th:first-child,td:first-child{text-align:left}nav a{margin-right:8px}\
+th:first-child,td:first-child{text-align:left}nav{display:flex;flex-wrap:wrap;gap:2px 10px}\
 svg{display:block;margin:2px 0}.plot{fill:#fbfbfb;stroke:#ddd}.zero{stroke:#999;stroke-dasharray:3 3}\
 .title{font-size:12px;font-weight:600}.unit{font-weight:400;fill:#666}.tick{font-size:11px;fill:#444}\
 polyline,.legend line{fill:none;stroke-width:1.6}\
