@@ -35,6 +35,11 @@ pub(crate) struct Operations {
     pub last_bars: BTreeMap<Symbol, LastBar>,
     /// Taken by `run` (served in a task of its own).
     pub ctl_listener: Option<tokio::net::UnixListener>,
+    /// Hub command ids seen in this run, oldest first (`core/hub.rs`).
+    pub hub_ids: std::collections::HashSet<CommandId>,
+    pub hub_order: std::collections::VecDeque<CommandId>,
+    /// The hub link's counters, for `/metrics` (when a hub section is configured).
+    pub hub_link: Option<Arc<crate::hub::Shared>>,
 }
 
 impl Operations {
@@ -53,6 +58,20 @@ impl Operations {
             last_acks: BTreeMap::new(),
             last_bars: BTreeMap::new(),
             ctl_listener: Some(ctl),
+            hub_ids: Default::default(),
+            hub_order: Default::default(),
+            hub_link: None,
+        }
+    }
+
+    pub(crate) fn remember_hub_id(&mut self, id: &CommandId) {
+        if self.hub_ids.insert(id.clone()) {
+            self.hub_order.push_back(id.clone());
+        }
+        while self.hub_order.len() > super::hub::HUB_IDS_KEPT {
+            if let Some(old) = self.hub_order.pop_front() {
+                self.hub_ids.remove(&old);
+            }
         }
     }
 }
@@ -163,8 +182,13 @@ impl<B: Broker> Core<B> {
     }
 
     /// The gauges of `/metrics` (every second and after a command).
-    pub(super) fn refresh_metrics(&self) {
-        self.ops.metrics.set_status(&self.status_document());
+    pub(super) fn refresh_metrics(&mut self) {
+        let doc = self.status_document();
+        self.ops.metrics.set_status(&doc);
+        if let Some(h) = &self.ops.hub_link {
+            self.ops.metrics.set_hub(h);
+        }
+        self.report(super::sink::Report::Telemetry(&doc.telemetry));
     }
 
     /// A bar went to the books (the status's last bar per symbol).
