@@ -4,8 +4,8 @@
 //! graph: `Cast` to f32 → `Flatten` → (`Gemm` → `Tanh` or `Relu`)* → `Gemm` (the logits). Through
 //! tract a call costs about 46k instructions for some 5,600 multiply-adds (a 13-64-64-7 MLP):
 //! most of it is the plan's per-call overhead (state, tensors, packing). This module does the
-//! multiply-adds only, in tract's order and with its roundings, on x86-64 with FMA, where tract
-//! 0.22's f32 kernels are (tract-linalg 0.22.5, `x86_64/fma/fma_mmm_f32_*.tmpl` and
+//! multiply-adds only, in tract's order and with its roundings, on x86-64 with AVX2 and FMA, where
+//! tract 0.22's f32 kernels are (tract-linalg 0.22.5, `x86_64/fma/fma_mmm_f32_*.tmpl` and
 //! `x86_64/avx512/avx512_mmm_f32_*.tmpl`, each a `packed_packed_loop1` over the inner dimension):
 //! - `Gemm`: every output starts at `0.0` (`vzeroall`) and takes one fused multiply-add per input,
 //!   in input order (`vfmadd231ps`); the bias is added after (the kernel's fused per-row or
@@ -20,14 +20,14 @@
 //! [`NativePolicy::from_onnx`] accepts exactly that graph and reads its weights. The loader
 //! ([`crate::plans`]) uses it only after it gave the plan's bits on probe rows, and
 //! `tests/policy_rows.rs` compares it with the plan on every golden observation. Any other graph,
-//! or a CPU without FMA, runs through tract.
+//! or a CPU without AVX2 and FMA, runs through tract.
 
 use tract_onnx::pb::{GraphProto, NodeProto, TensorProto};
 
 use crate::emission::NotExportGraph;
 
 /// The widest layer evaluated natively (two stack buffers of this many f32 per row).
-const MAX_WIDTH: usize = 1024;
+const MAX_WIDTH: usize = 256;
 const FLOAT: i32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,13 @@ struct Dense {
     /// `[inputs][outputs]` (the ONNX `Gemm`'s `[outputs][inputs]` transposed, so that one input
     /// updates every output's accumulator from contiguous memory), denormals read as zero.
     weight: Vec<f32>,
+    /// `outputs` rounded up to a multiple of 8: the row length of `weight` (padded with zeros).
+    stride: usize,
     bias: Vec<f32>,
+    /// `bias` padded with zeros to `stride`.
+    bias_padded: Vec<f32>,
+    /// The smallest [`ulp_exponent`] among the nonzero weights and biases.
+    min_ulp: i32,
     activation: Activation,
 }
 
@@ -258,17 +264,31 @@ impl NativePolicy {
                 }
                 Some(n) => return Err(fail(format!("node {:?} after a Gemm", n.op_type))),
             };
-            let mut transposed = vec![0.0f32; weight.len()];
+            let stride = outputs.div_ceil(8) * 8;
+            let mut transposed = vec![0.0f32; width * stride];
             for (o, row) in weight.chunks_exact(width).enumerate() {
                 for (i, w) in row.iter().enumerate() {
-                    transposed[i * outputs + o] = daz(*w);
+                    transposed[i * stride + o] = daz(*w);
                 }
             }
+            let bias: Vec<f32> = bias.into_iter().map(daz).collect();
+            let mut bias_padded = bias.clone();
+            bias_padded.resize(stride, 0.0);
+            let min_ulp = transposed
+                .iter()
+                .chain(&bias)
+                .filter(|v| **v != 0.0)
+                .map(|v| ulp_exponent(*v))
+                .min()
+                .unwrap_or(i32::MAX);
             layers.push(Dense {
                 inputs: width,
                 outputs,
                 weight: transposed,
-                bias: bias.into_iter().map(daz).collect(),
+                stride,
+                bias_padded,
+                min_ulp,
+                bias,
                 activation,
             });
             width = outputs;
@@ -284,7 +304,9 @@ impl NativePolicy {
             return Err(fail("the last Gemm is not the graph's output"));
         }
         if !fma_available() {
-            return Err(fail("this CPU has no FMA (tract's f32 kernels are others)"));
+            return Err(fail(
+                "this CPU has no AVX2 and FMA (tract's f32 kernels are others)",
+            ));
         }
         Ok(Self {
             layers,
@@ -312,12 +334,7 @@ impl NativePolicy {
             for v in &mut a[..layer.inputs] {
                 *v = daz(*v);
             }
-            layer_fma(
-                layer,
-                self.bias,
-                &a[..layer.inputs],
-                &mut b[..layer.outputs],
-            );
+            layer_fma(layer, self.bias, &a[..layer.inputs], &mut b[..layer.stride]);
             std::mem::swap(&mut a, &mut b);
         }
         let mut out = [0.0f32; 7];
@@ -326,13 +343,14 @@ impl NativePolicy {
     }
 }
 
-/// One layer; compiled with FMA so that `mul_add` is the `vfmadd` instruction, not a call.
+/// One layer; compiled with AVX2 and FMA (tract's condition for its FMA kernels, `x86_64_fma.rs`)
+/// so that `mul_add` is the `vfmadd` instruction, not a call, and the denormal test runs 8 lanes.
 fn layer_fma(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         #[allow(unsafe_code)]
-        // SAFETY: a `NativePolicy` exists only where `is_x86_feature_detected!("fma")` held
-        // (`from_graph`), so the instructions `layer_with_fma` is compiled for are present.
+        // SAFETY: a `NativePolicy` exists only where AVX2 and FMA were detected (`from_graph`,
+        // `fma_available`), so the instructions `layer_with_fma` is compiled for are present.
         unsafe {
             layer_with_fma(layer, bias, x, y);
         }
@@ -342,39 +360,115 @@ fn layer_fma(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
+#[target_feature(enable = "avx2,fma")]
 fn layer_with_fma(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
     layer_portable(layer, bias, x, y);
 }
 
-/// Every output's accumulator takes the inputs in order (the kernel's order per output); the
-/// outputs are independent, so the loop over them vectorises.
+/// Every output's accumulator takes the inputs in order (the kernel's order per output); blocks of
+/// outputs are independent chains, held in registers.
 #[inline(always)]
 fn layer_portable(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
-    match bias {
-        BiasOrder::After => y.fill(0.0),
-        BiasOrder::First => y.copy_from_slice(&layer.bias),
-    }
-    for (xk, w) in x.iter().zip(layer.weight.chunks_exact(layer.outputs)) {
-        for (acc, wk) in y.iter_mut().zip(w) {
-            *acc = wk.mul_add(*xk, daz(*acc));
+    // DAZ on the accumulator changes nothing when no partial sum can be denormal: every partial
+    // sum is a multiple of the smallest ulp among the products (and biases) that enter it, and a
+    // nonzero multiple of 2^-126 or more is normal. So the test runs per input, not per product.
+    let x_ulp = x
+        .iter()
+        .filter(|v| **v != 0.0)
+        .map(|v| ulp_exponent(*v))
+        .min()
+        .unwrap_or(i32::MAX);
+    // (A first bias enters unmultiplied: an input of ulp 2^0 or more does not lower the bound.)
+    let exact = layer.min_ulp.saturating_add(x_ulp.min(0)) < -126;
+    let stride = layer.stride;
+    let mut o0 = 0;
+    while o0 < stride {
+        let left = stride - o0;
+        let n = if left >= 64 {
+            64
+        } else if left >= 32 {
+            32
+        } else if left >= 16 {
+            16
+        } else {
+            8
+        };
+        let first = match bias {
+            BiasOrder::First => Some(&layer.bias_padded[o0..o0 + n]),
+            BiasOrder::After => None,
+        };
+        let out = &mut y[o0..o0 + n];
+        match n {
+            64 => block::<64>(layer, o0, x, first, exact, out),
+            32 => block::<32>(layer, o0, x, first, exact, out),
+            16 => block::<16>(layer, o0, x, first, exact, out),
+            _ => block::<8>(layer, o0, x, first, exact, out),
         }
+        o0 += n;
     }
-    for (acc, b) in y.iter_mut().zip(&layer.bias) {
-        if bias == BiasOrder::After {
+    if bias == BiasOrder::After {
+        for (acc, b) in y.iter_mut().zip(&layer.bias) {
             *acc = daz(*acc) + b;
         }
-        *acc = match layer.activation {
-            Activation::Tanh => tract_tanh(*acc),
-            Activation::Relu => daz(*acc).max(0.0),
-            Activation::Identity => *acc,
-        };
     }
+    // One loop per activation, so that each vectorises (tract's tanh is a division per value).
+    match layer.activation {
+        // Eight lanes at a time (`y` is padded to a multiple of 8), as tract's kernel does.
+        Activation::Tanh => {
+            for lanes in y.chunks_exact_mut(8) {
+                if let Ok(lanes) = <&mut [f32; 8]>::try_from(lanes) {
+                    *lanes = lanes.map(tract_tanh);
+                }
+            }
+        }
+        Activation::Relu => y.iter_mut().for_each(|v| *v = daz(*v).max(0.0)),
+        Activation::Identity => {}
+    }
+}
+
+/// Outputs `o0..o0 + N` of a layer (`N` a multiple of 8, the padded width).
+#[inline(always)]
+fn block<const N: usize>(
+    layer: &Dense,
+    o0: usize,
+    x: &[f32],
+    first: Option<&[f32]>,
+    exact: bool,
+    out: &mut [f32],
+) {
+    let mut acc = [0.0f32; N];
+    if let Some(b) = first {
+        acc.copy_from_slice(b);
+    }
+    let stride = layer.stride;
+    for (k, xk) in x.iter().enumerate() {
+        let Ok(w) = <&[f32; N]>::try_from(&layer.weight[k * stride + o0..k * stride + o0 + N])
+        else {
+            continue;
+        };
+        if exact {
+            for (a, wj) in acc.iter_mut().zip(w) {
+                *a = wj.mul_add(*xk, daz(*a));
+            }
+        } else {
+            for (a, wj) in acc.iter_mut().zip(w) {
+                *a = wj.mul_add(*xk, *a);
+            }
+        }
+    }
+    out.copy_from_slice(&acc);
+}
+
+/// The exponent of a normal `v`'s last significand bit (its ulp is `2^ulp_exponent`); `v` is not
+/// zero, and not denormal (inputs and weights are read as zero then).
+fn ulp_exponent(v: f32) -> i32 {
+    ((v.to_bits() >> 23) & 0xff) as i32 - 127 - 23
 }
 
 fn fma_available() -> bool {
     #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("fma");
+    return std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
