@@ -2,6 +2,7 @@
 # The docs/ARCHITECTURE.md §7 figures, measured end to end: 20 symbols, ctrader-sim + executor + preditor.
 #
 #   scripts/bench.sh [--bars N] [--speed BARS_PER_SEC] [--state disk|tmpfs] [--skip-preditor-bench]
+#                    [--hub off|on|broker-down]
 #
 # Prints one table:
 #   - RSS of each daemon from /proc/PID/status (VmRSS at start / middle / end of the replay, max
@@ -17,6 +18,10 @@
 # Defaults: 400 bars at 2 bars/s (about 4 minutes with the other figures). --state disk (default)
 # keeps both daemons' fsynced state on disk as in production; tmpfs puts it in /dev/shm to show what
 # the fsyncs cost (e.g. --state tmpfs --speed 10 --bars 1000 --skip-preditor-bench).
+# --hub (BENCHMARKS.md, "Hub link"): off (default, no hub section); on (a private Mosquitto from
+# hub/mosquitto/ on a free port, TLS, the executor's `hub` section with telemetry every second);
+# broker-down (the same section, nothing listening on its port: every record waits in the outbox).
+# It needs the `hub` binary next to the others and /usr/sbin/mosquitto.
 set -euo pipefail
 export OT_TAG=bench
 # shellcheck source=lib/common.sh
@@ -27,6 +32,7 @@ bars=400
 speed=2
 state=disk
 preditor_bench=1
+hub_mode=off
 sim_port=5235
 ipc_port=8865
 bench_symbol=EURUSD
@@ -36,12 +42,14 @@ while [ $# -gt 0 ]; do
   --speed) speed="${2:?}"; shift 2 ;;
   --state) state="${2:?}"; shift 2 ;;
   --skip-preditor-bench) preditor_bench=0; shift ;;
-  -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --hub) hub_mode="${2:?}"; shift 2 ;;
+  -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) ot_die "unknown argument: $1 (see --help)" ;;
   esac
 done
 [[ "$bars" =~ ^[0-9]+$ ]] || ot_die "--bars wants an integer"
 case "$state" in disk | tmpfs) ;; *) ot_die "--state is disk or tmpfs" ;; esac
+case "$hub_mode" in off | on | broker-down) ;; *) ot_die "--hub is off, on or broker-down" ;; esac
 
 if [ -n "${OT_BIN_DIR:-}" ]; then bin="$OT_BIN_DIR"; else bin="$(ot_build release)"; fi
 for b in ctrader-sim executor preditor; do [ -x "$bin/$b" ] || ot_die "$bin/$b is missing"; done
@@ -74,6 +82,39 @@ sed -e 's#"models_dir": "models"#"models_dir": "../../models"#' \
   -e 's#"run/#"#g' -e "s#\"port\": 5035#\"port\": $sim_port#" \
   -e "s#127.0.0.1:8765#$ipc_addr#" executor_config.json >"$dir/executor_config.json"
 client_id="$(ot_config_value executor_config.json client_id)"
+
+# --- the hub link (--hub on|broker-down) ---------------------------------------------------------
+if [ "$hub_mode" != off ]; then
+  hubbin="$bin/hub"
+  [ -x "$hubbin" ] || ot_die "$hubbin is missing (cargo build -p hub, same profile)"
+  hd="$dir/hub"
+  mkdir -p "$hd"
+  hd="$(cd "$hd" && pwd)"
+  mport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
+  "$hubbin" dev-certs --dir "$hd" 2>/dev/null
+  bargs=(--passwd-file "$hd/passwd" --token-dir "$hd/instances")
+  "$hubbin" set-hub-user "${bargs[@]}" --password-file "$hd/broker_password" 2>/dev/null
+  hub_pub="$("$hubbin" gen-key --key-file "$hd/hub_key" 2>/dev/null)"
+  "$hubbin" add-instance bench "${bargs[@]}" --key-file "$hd/hub_key" >/dev/null 2>&1 || ot_die "hub add-instance failed"
+  python3 - "$dir/executor_config.json" "$mport" "$hd" "$hub_pub" <<'PY'
+import json, sys
+path, port, hd, pub = sys.argv[1:5]
+c = json.load(open(path))
+c["hub"] = {"broker": f"mqtts://localhost:{port}", "ca_file": f"{hd}/fleet-ca.pem", "instance_id": "bench",
+            "token_file": f"{hd}/instances/bench.token", "hub_public_key": pub.strip().split()[-1],
+            "telemetry_secs": 1}
+json.dump(c, open(path, "w"), indent=2)
+PY
+  if [ "$hub_mode" = on ]; then
+    sed -e "s#/etc/mosquitto/oracle/#$hd/#g" -e "s#/etc/mosquitto/certs/#$hd/#g" \
+      -e "s#^listener 8883#listener $mport 127.0.0.1#" hub/mosquitto/oracle-fleet.conf >"$hd/mosquitto.conf"
+    printf 'log_dest file %s/mosquitto.log\npersistence false\n' "$hd" >>"$hd/mosquitto.conf"
+    cp hub/mosquitto/acl "$hd/acl"
+    if [ "$(id -u)" = 0 ]; then chown -R mosquitto: "$hd" 2>/dev/null || true; fi
+    ot_start mosquitto "$dir/log/mosquitto.log" /usr/sbin/mosquitto -c "$hd/mosquitto.conf"
+    for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$mport") 2>/dev/null && break; sleep 0.1; done
+  fi
+fi
 account_id="$(ot_config_value executor_config.json account_id)"
 
 cleanup() {
@@ -103,6 +144,9 @@ ot_start ctrader-sim "$dir/log/ctrader-sim.log" "$bin/ctrader-sim" \
 ot_wait_line "$dir/log/ctrader-sim.log" '^ctrader-sim listening=' 30 ctrader-sim || ot_die "ctrader-sim did not start"
 ot_start executor "$dir/log/executor.log" "$bin/executor" run --config "$dir/executor_config.json"
 ot_wait_line "$dir/log/executor.log" 'serving the preditor' 60 executor || { ot_check_alive || true; ot_die "executor did not start"; }
+if [ "$hub_mode" = on ]; then
+  ot_wait_line "$dir/log/executor.log" 'hub link: connected' 30 executor || ot_die "the executor's hub link did not connect"
+fi
 ot_start preditor "$dir/log/preditor.log" "$bin/preditor" run --executor "ws://$ipc_addr" \
   --token-file "$dir/secrets/ipc.token" --models models --state-dir "$dir/preditor"
 
@@ -228,6 +272,7 @@ fi
   echo
   printf '| %-44s | %-62s | %s\n' "figure" "measured" "target (ARCHITECTURE.md §7)"
   printf '|%s|%s|%s\n' "----------------------------------------------" "----------------------------------------------------------------" "---------"
+  printf '| %-44s | %-62s | %s\n' "hub link (--hub)" "$hub_mode$( [ "$hub_mode" = off ] || echo "; outbox $(du -sk "$dir/state/hub_outbox" 2>/dev/null | cut -f1) KiB at the end")" ""
   printf '| %-44s | %-62s | %s\n' "executor RSS start/middle/end" "$(rss_row executor)" ""
   printf '| %-44s | %-62s | %s\n' "preditor RSS start/middle/end" "$(rss_row preditor)" ""
   printf '| %-44s | %-62s | %s\n' "both daemons, max combined VmRSS" "$(combined_max) MiB" "≤ 48 MB, flat (seed: < 600 MB)"

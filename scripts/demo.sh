@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The one-command demo: ctrader-sim (20 demo symbols) + executor (shadow mode: a live book on the
-# simulator and a paper book beside it) + preditor (the 20 shipped models).
+# simulator and a paper book beside it) + preditor (the 20 shipped models) — the shadow instance —
+# and a fleet around it (docs/HUB.md): a private Mosquitto, the Oracle Hub (dashboard, SQLite) and
+# a second, paper instance (an executor in paper mode on the demo's CSV bars, with its preditor).
 #
 #   scripts/demo.sh [options]
 #
@@ -20,9 +22,10 @@
 #   --durable        keep the daemons' state on disk instead of tmpfs (per-bar fsyncs; use a lower
 #                    --speed, e.g. 2)
 #   --quiet          no live digest of the conversation, only the 100-bar tallies
+#   --no-hub         the shadow instance alone: no Mosquitto, no hub, no paper instance
 #   -h, --help       this text
 #
-# It builds the three binaries, writes the secrets the shipped executor_config.json expects under run/
+# It builds the three binaries (and the hub's, unless --no-hub), writes the secrets the shipped executor_config.json expects under run/
 # (all 0600), starts the simulator with its clock held, the executor and the preditor, lets the twins
 # warm up on the simulator's history, then starts the replay and shows the SIGNAL/ACK conversation.
 # After N bars (or Ctrl-C) it stops everything it started and prints a summary: bars replayed,
@@ -32,7 +35,16 @@
 # report (run/log/drift-report.txt) and its HTML pictures (run/log/drift-report.html). Logs stay in
 # run/log/. Exits non-zero if a daemon died on its own (its last log lines are printed).
 #
-# OT_BIN_DIR=<dir with ctrader-sim, executor, preditor> skips the build (development only).
+# The fleet (unless --no-hub): Mosquitto from hub/mosquitto/ (TLS, ACL, no anonymous client) on
+# 127.0.0.1:18883 with its files in a private temporary directory, `hub serve` on
+# http://127.0.0.1:8090 with its database in run/hub/hub.db, and the instances `demo-shadow` and
+# `demo-paper` (IPC 127.0.0.1:8766, logs run/paper/log/), each added with `hub add-instance`: its
+# broker credential, its 0600 token file in run/hub/instances/ and the executor's `hub` section,
+# merged into run/executor-{shadow,paper}.json. It prints the dashboard's address and the operator
+# password it generated (also in run/hub/operator_password, 0600). An executor whose `executor check`
+# refuses the `hub` section (one built before the hub link) runs without it, and the demo says so.
+#
+# OT_BIN_DIR=<dir with ctrader-sim, executor, preditor, hub> skips the build (development only).
 set -euo pipefail
 export OT_TAG=demo
 # shellcheck source=lib/common.sh
@@ -46,6 +58,7 @@ profile=demo
 quiet=0
 durable=0
 wait_warm=1
+fleet=1
 usage() { sed -n '2,/^# OT_BIN_DIR/p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -56,6 +69,7 @@ while [ $# -gt 0 ]; do
   --profile) profile="${2:?--profile needs a cargo profile}"; shift 2 ;;
   --quiet) quiet=1; shift ;;
   --durable) durable=1; shift ;;
+  --no-hub) fleet=0; shift ;;
   -h | --help) usage; exit 0 ;;
   *) usage >&2; ot_die "unknown argument: $1" ;;
   esac
@@ -71,17 +85,36 @@ control_addr="${sim_addr%:*}:$((${sim_addr##*:} + 1))"
 client_id="$(ot_config_value "$config" client_id)"
 account_id="$(ot_config_value "$config" account_id)"
 start_bar=700 # the simulator's default; bars before it are the WARMUP history
+# The fleet's fixed ports: below the kernel's ephemeral range (32768-60999), from which the tests
+# take theirs (they bind port 0), and apart from the executor's and the simulator's.
+broker_addr=127.0.0.1:18883
+hub_addr=127.0.0.1:8090
+paper_ipc_addr=127.0.0.1:8766
+bins=(ctrader-sim executor preditor)
+ports=("$sim_addr" "$control_addr" "$ipc_addr")
+if [ "$fleet" = 1 ]; then
+  # shellcheck source=lib/fleet.sh
+  source "$(dirname "$0")/lib/fleet.sh"
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] ||
+    ot_die "the fleet needs Mosquitto: apt-get install mosquitto (or run scripts/demo.sh --no-hub)"
+  command -v mosquitto_passwd >/dev/null ||
+    ot_die "the fleet needs mosquitto_passwd (Debian's mosquitto package), or run scripts/demo.sh --no-hub"
+  bins+=(hub)
+  ports+=("$broker_addr" "$hub_addr" "$paper_ipc_addr")
+fi
 
 if [ -n "${OT_BIN_DIR:-}" ]; then
   bin="$OT_BIN_DIR"
+elif [ "$fleet" = 1 ]; then
+  bin="$(ot_build "$profile" hub)"
 else
   bin="$(ot_build "$profile")"
 fi
-for b in ctrader-sim executor preditor; do
+for b in "${bins[@]}"; do
   [ -x "$bin/$b" ] || ot_die "$bin/$b is missing (build failed?)"
 done
 
-for a in "$sim_addr" "$control_addr" "$ipc_addr"; do
+for a in "${ports[@]}"; do
   ot_port_free "$a" || ot_die "$a is already in use (another demo running?); stop it first"
 done
 
@@ -92,42 +125,70 @@ if [ "$fresh" = 1 ]; then
   ot_say "--fresh: removing run/"
   rm -rf run
 fi
-rm -rf run/state run/preditor run/sim run/log.prev
+rm -rf run/state run/preditor run/sim run/log.prev run/paper run/hub.prev run/executor-shadow.json run/executor-paper.json
 [ -d run/log ] && mv run/log run/log.prev
+# The hub's records are numbered per instance from 1 each run (the instances' state restarts), so
+# its database restarts too; the previous one stays in run/hub.prev.
+[ -d run/hub ] && mv run/hub run/hub.prev
 mkdir -p run/log run/sim
+[ "$fleet" = 1 ] && mkdir -p run/paper/log
 # Both daemons fsync their state before answering (the preditor its twin per bar, the executor its
 # journal and books per order): a few ms each on an ordinary disk, which an accelerated replay turns
 # into STALE signals. Unless --durable, the two state directories live on tmpfs during the run and
 # are copied back into run/ at the end.
 shm=""
+state_dirs=(state preditor)
+[ "$fleet" = 1 ] && state_dirs+=(paper/state paper/preditor)
 if [ "$durable" = 0 ] && [ -d /dev/shm ] && shm="$(mktemp -d /dev/shm/oracle-demo.XXXXXX 2>/dev/null)"; then
-  mkdir -p "$shm/state" "$shm/preditor"
-  ln -s "$shm/state" run/state
-  ln -s "$shm/preditor" run/preditor
+  for d in "${state_dirs[@]}"; do
+    mkdir -p "$shm/$d"
+    ln -s "$shm/$d" "run/$d"
+  done
 else
   shm=""
-  mkdir -p run/state run/preditor
+  for d in "${state_dirs[@]}"; do mkdir -p "run/$d"; done
 fi
 unshm() {
   [ -n "$shm" ] || return 0
-  rm -f run/state run/preditor
-  cp -a "$shm/state" run/state && cp -a "$shm/preditor" run/preditor && rm -rf "$shm"
+  local d ok=1
+  for d in "${state_dirs[@]}"; do
+    rm -f "run/$d"
+    cp -a "$shm/$d" "run/$d" || ok=0
+  done
+  # A failed copy keeps the tmpfs original (its path is printed) rather than losing the state.
+  if [ "$ok" = 1 ]; then rm -rf "$shm"; else ot_say "WARNING: could not copy the state back from $shm; it stays there"; fi
   shm=""
 }
 # Fresh secrets every run: the simulator is started with the matching credentials.
 ot_make_secrets run/secrets
 
+link=0
+brokerdir=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   [ -n "${display_pid:-}" ] && kill -TERM -- "-$display_pid" 2>/dev/null
   ot_stop_all
   unshm
+  [ -n "$brokerdir" ] && rm -rf "$brokerdir"
   exit "$rc"
 }
 trap cleanup EXIT
 stop_requested=0
 trap 'stop_requested=1' INT TERM
+
+# The fleet's files (a fraction of a second): the broker's, the hub's, and each instance's
+# credential, token and `hub` section (run/hub/demo-*.hub.json).
+if [ "$fleet" = 1 ]; then
+  # Mosquitto's files in a private directory: when started as root it drops to the `mosquitto`
+  # user (mosquitto.conf(5), `user`), which must then read them, and run/ may sit in a home
+  # directory that user cannot enter.
+  brokerdir="$(mktemp -d "${TMPDIR:-/tmp}/oracle-demo-broker.XXXXXX")"
+  ot_fleet_setup "$bin" "$OT_ROOT/run/hub" "$brokerdir" "$broker_addr" "$hub_addr"
+  ot_fleet_add_instance "$bin" "$OT_ROOT/run/hub" demo-shadow "$broker_addr" run/hub/demo-shadow.hub.json
+  ot_fleet_add_instance "$bin" "$OT_ROOT/run/hub" demo-paper "$broker_addr" run/hub/demo-paper.hub.json
+  if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then chown -R mosquitto: "$brokerdir"; fi
+fi
 
 # --- start ------------------------------------------------------------------------------------
 models=(models/*.zip)
@@ -149,8 +210,37 @@ ot_start ctrader-sim run/log/ctrader-sim.log "$bin/ctrader-sim" \
   --start-bar "$start_bar" --client-id "$client_id" --client-secret "$OT_CLIENT_SECRET" \
   --access-token "$OT_ACCESS_TOKEN" --refresh-token "$OT_REFRESH_TOKEN" --account-id "$account_id" \
   --cert-out run/sim/ca.pem --stats-out run/sim/stats.json --max-gap 3s --model-costs "${hold[@]}"
+# The broker and the hub start beside the simulator and nothing waits for them here: an instance
+# connects out to the broker and retries, and the hub retries too (docs/HUB.md).
+if [ "$fleet" = 1 ]; then
+  ot_say "starting Mosquitto on $broker_addr (TLS, ACL) and the hub (SQLite: run/hub/hub.db)"
+  ot_start mosquitto run/log/mosquitto.log "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$brokerdir/mosquitto.conf"
+  ot_start hub run/log/hub.log env RUST_LOG="${RUST_LOG:-info}" "$bin/hub" serve --config run/hub/hub.json
+fi
 ot_wait_line run/log/ctrader-sim.log '^ctrader-sim listening=' 30 ctrader-sim ||
   { ot_check_alive || true; ot_die "ctrader-sim did not start"; }
+
+# The instances' configs, checked by `executor check` now that the simulator wrote its certificate.
+if [ "$fleet" = 1 ]; then
+  ot_instance_config executor_config.json run/executor-shadow.json run/hub/demo-shadow.hub.json
+  if ot_check_config "$bin" run/executor-shadow.json; then
+    link=1
+    ot_instance_config executor_config.json run/executor-paper.json run/hub/demo-paper.hub.json \
+      paper "$paper_ipc_addr" "$speed" run/paper
+  elif grep -q '^ *- hub: ' <<<"$OT_CHECK_OUTPUT"; then
+    ot_say "this executor has no hub link yet (executor check: \"hub\" is not a setting it knows): both instances run" \
+      "without their hub section, so the dashboard lists none of them"
+    ot_instance_config executor_config.json run/executor-shadow.json ""
+    ot_instance_config executor_config.json run/executor-paper.json "" paper "$paper_ipc_addr" "$speed" run/paper
+  else
+    printf '%s\n' "$OT_CHECK_OUTPUT" >&2
+    ot_die "executor check refused run/executor-shadow.json (above)"
+  fi
+  for c in run/executor-shadow.json run/executor-paper.json; do
+    ot_check_config "$bin" "$c" || { printf '%s\n' "$OT_CHECK_OUTPUT" >&2; ot_die "executor check refused $c (above)"; }
+  done
+  config=run/executor-shadow.json
+fi
 
 ot_say "starting executor (shadow mode: live book on the simulator + paper book) on $ipc_addr"
 ot_start executor run/log/executor.log "$bin/executor" run --config "$config"
@@ -160,6 +250,19 @@ ot_wait_line run/log/executor.log 'serving the preditor' 60 executor ||
 ot_say "starting preditor with $n_models models (models/*.zip)"
 ot_start preditor run/log/preditor.log "$bin/preditor" run --executor "ws://$ipc_addr" \
   --token-file run/secrets/ipc.token --models models --state-dir run/preditor
+
+if [ "$fleet" = 1 ]; then
+  ot_say "starting the paper instance: executor (paper mode, data/demo CSV bars at $speed bars/s) on $paper_ipc_addr and its preditor; logs in run/paper/log/"
+  ot_start executor-paper run/paper/log/executor.log "$bin/executor" run --config run/executor-paper.json
+  ot_wait_line run/paper/log/executor.log 'serving the preditor' 60 executor-paper ||
+    { ot_check_alive || true; ot_die "the paper executor did not start serving (see run/paper/log/executor.log)"; }
+  ot_start preditor-paper run/paper/log/preditor.log "$bin/preditor" run --executor "ws://$paper_ipc_addr" \
+    --token-file run/secrets/ipc.token --models models --state-dir run/paper/preditor
+  ot_wait_line run/log/hub.log 'hub: dashboard on http://' 30 hub ||
+    { ot_check_alive || true; ot_die "the hub did not start (see run/log/hub.log)"; }
+  ot_say "dashboard: http://$hub_addr/  user operator, password $OT_OPERATOR_PASSWORD (also in run/hub/operator_password)"
+  [ "$link" = 1 ] && ot_say "instances: demo-shadow (this conversation) and demo-paper report to the hub over Mosquitto"
+fi
 
 # --- the conversation ---------------------------------------------------------------------------
 # signals.log holds every line both ways; the digest (scripts/lib/digest.awk) shows each symbol's
@@ -223,7 +326,11 @@ if [ "$died" = 1 ]; then
   ot_stop_all
   ot_die "a daemon died; everything else was stopped. Logs: run/log/"
 fi
-ot_say "stopping preditor, executor, ctrader-sim"
+if [ "$fleet" = 1 ]; then
+  ot_say "stopping the paper instance, preditor, executor, the hub, Mosquitto, ctrader-sim"
+else
+  ot_say "stopping preditor, executor, ctrader-sim"
+fi
 ot_stop_all
 unshm
 
@@ -253,3 +360,9 @@ echo
 ot_say "HTML report (opens from the file system, no network): $OT_ROOT/$html"
 ot_say "drift report per symbol: $report"
 ot_say "logs: run/log/{ctrader-sim,executor,preditor}.log, run/log/signals.log, run/log/drift.csv"
+if [ "$fleet" = 1 ]; then
+  ot_say "the hub's data: run/hub/hub.db (SQLite: every record, the recorded bars, the commands;" \
+    "hub export-bars --config run/hub/hub.json --instance demo-shadow --symbol EURUSD --timeframe H1)," \
+    "its log run/log/hub.log, Mosquitto's run/log/mosquitto.log"
+  ot_say "the paper instance: run/paper/log/{executor,preditor}.log, run/paper/log/signals.log, run/paper/log/drift.csv"
+fi

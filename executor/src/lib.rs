@@ -41,6 +41,7 @@ pub mod core;
 pub mod desk;
 pub mod drift;
 pub mod feed;
+pub mod hub;
 pub mod ipc;
 pub mod journal;
 pub mod json_keys;

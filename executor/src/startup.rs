@@ -68,6 +68,8 @@ pub enum RunError {
     Overlay(#[from] crate::ops::overlay::OverlayError),
     #[error(transparent)]
     Ctl(#[from] crate::ops::ctl::CtlError),
+    #[error(transparent)]
+    Hub(#[from] crate::hub::LinkError),
 }
 
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -289,7 +291,24 @@ async fn assemble<B: Broker>(
         let m = common.metrics.clone();
         log.set_observer(Arc::new(move |dir, text, at| m.on_line(dir, text, at)));
     }
-    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(drift)];
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(drift)];
+    // The hub link: its outbox is opened (and recovered) now; the link task starts with the loop.
+    let hub = match &cfg.hub {
+        None => None,
+        Some(h) => {
+            let link = crate::hub::Link::new(
+                h,
+                cfg.broker.mode,
+                chrono::Utc::now().timestamp_millis(),
+                common.clock.clone(),
+            )?;
+            let (sink, reader) = crate::hub::open(h, &cfg.state_dir, common.clock.clone())
+                .map_err(crate::hub::LinkError::from)?;
+            sinks.push(Box::new(sink));
+            tracing::info!(broker = %h.broker, instance = %h.instance_id, "hub link configured");
+            Some((link, reader))
+        }
+    };
     let (answers_tx, answers) = mpsc::unbounded_channel();
     let core = Core::new(
         cfg,
@@ -310,5 +329,6 @@ async fn assemble<B: Broker>(
         commands_tx,
         broker,
         key: common.key,
+        hub,
     })
 }

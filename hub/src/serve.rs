@@ -63,6 +63,10 @@ async fn serve(cfg: HubConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {} (another process has it?)", cfg.listen))?;
     let addr = listener.local_addr()?;
+    // The handlers exist before anyone learns the hub is up: a SIGTERM right after the line below
+    // (a script, systemd after READY=1) stops it cleanly; before, it met the default action and
+    // killed the hub before the shutdown future was first polled.
+    let signals = StopSignals::install().context("installing the SIGTERM/SIGINT handlers")?;
     // The one line a script waits for (tests, demo): the dashboard's real address.
     println!("hub: dashboard on http://{addr}/");
     tracing::info!(%addr, "dashboard listening");
@@ -70,7 +74,7 @@ async fn serve(cfg: HubConfig) -> anyhow::Result<()> {
     notifier.ready(&format!("dashboard on {addr}"));
     let (signalled_tx, signalled) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
-        shutdown().await;
+        signals.recv().await;
         let _ = stop_tx.send(true);
         let _ = signalled_tx.send(());
     });
@@ -88,19 +92,28 @@ async fn serve(cfg: HubConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    tracing::info!("stopping");
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        tracing::info!("stopping");
+    }
 }
 
 /// A database URL without its password, for messages.

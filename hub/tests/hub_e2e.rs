@@ -476,3 +476,26 @@ fn fleet_sim_stops_on_sigterm_without_a_broker() {
         "fleet-sim still running 8 s after SIGTERM"
     );
 }
+
+/// A SIGTERM the moment the hub printed its ready line (what a script or systemd may do) stops it
+/// cleanly, exit 0: its handlers are installed before that line. It died of the signal before
+/// (the handler came with the shutdown future's first poll, after the line).
+#[test]
+fn a_sigterm_right_after_the_ready_line_stops_the_hub_cleanly() {
+    let broker = Mosquitto::start();
+    let mut hub = HubProc::start(&broker, None);
+    for round in 0..5 {
+        if round > 0 {
+            hub.restart();
+        }
+        let status = hub
+            .terminate_now()
+            .unwrap_or_else(|| panic!("the hub outlived SIGTERM by 15 s: {}", hub.log()));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "round {round}: the hub did not stop cleanly on an early SIGTERM ({status}): {}",
+            hub.log()
+        );
+    }
+}

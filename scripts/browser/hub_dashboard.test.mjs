@@ -11,133 +11,21 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, rmSync, chownSync, readdirSync, statSync } from "node:fs";
-import { createServer, connect } from "node:net";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { root, browserPath, FLAGS, start, stopAll, setupFleet, login, money } from "./hub_env.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const hubBin = process.env.HUB_BIN ?? join(root, "target/debug/hub");
 const simBin = process.env.FLEET_SIM_BIN ?? join(root, "target/debug/fleet-sim");
-const mosquittoBin = process.env.MOSQUITTO ?? "/usr/sbin/mosquitto";
-const browserPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); });
-  });
-}
-
-async function waitPort(port, child, what) {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`${what} exited (${child.exitCode})`);
-    const ok = await new Promise((r) => {
-      const c = connect(port, "127.0.0.1", () => { c.destroy(); r(true); });
-      c.once("error", () => r(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`${what} did not listen on ${port}`);
-}
-
-function hub(args, input) {
-  return execFileSync(hubBin, args, { input, stdio: ["pipe", "pipe", "pipe"] }).toString().trim();
-}
-
-function chownTree(dir, uid, gid) {
-  chownSync(dir, uid, gid);
-  for (const f of readdirSync(dir)) {
-    const p = join(dir, f);
-    if (statSync(p).isDirectory()) chownTree(p, uid, gid);
-    else chownSync(p, uid, gid);
-  }
-}
-
-function userIds(name) {
-  try {
-    return { uid: Number(execFileSync("id", ["-u", name]).toString()), gid: Number(execFileSync("id", ["-g", name]).toString()) };
-  } catch (_) {
-    return null;
-  }
-}
-
-// Everything this test starts, stopped by pid in reverse order.
-const started = [];
-function start(cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], ...opts });
-  child.stdout.setEncoding("utf8");
-  child.stderr.setEncoding("utf8");
-  child.log = "";
-  child.stdout.on("data", (d) => { child.log += d; });
-  child.stderr.on("data", (d) => { child.log += d; });
-  started.push(child);
-  return child;
-}
-
-async function stopAll() {
-  for (const c of started.reverse()) {
-    if (c.exitCode === null && c.signalCode === null) {
-      try { process.kill(c.pid, "SIGTERM"); } catch (_) {}
-      for (let i = 0; i < 100 && c.exitCode === null && c.signalCode === null; i++) await sleep(50);
-      if (c.exitCode === null && c.signalCode === null) try { process.kill(c.pid, "SIGKILL"); } catch (_) {}
-    }
-  }
-}
 
 async function setup(dir) {
-  hub(["dev-certs", "--dir", dir]);
-  const port = await freePort();
-  const conf = readFileSync(join(root, "hub/mosquitto/oracle-fleet.conf"), "utf8")
-    .replaceAll("/etc/mosquitto/oracle/", `${dir}/`)
-    .replaceAll("/etc/mosquitto/certs/", `${dir}/`)
-    .replace("listener 8883", `listener ${port} 127.0.0.1`);
-  writeFileSync(join(dir, "mosquitto.conf"), `${conf}\nlog_dest stderr\npersistence false\n`);
-  copyFileSync(join(root, "hub/mosquitto/acl"), join(dir, "acl"));
-  const broker = ["--passwd-file", join(dir, "passwd"), "--token-dir", join(dir, "instances")];
-  hub(["set-hub-user", ...broker, "--password-file", join(dir, "broker_password")]);
-  const publicKey = hub(["gen-key", "--key-file", join(dir, "hub_key")]);
-  for (const id of ["alpha", "beta"]) {
-    hub(["add-instance", id, ...broker, "--key-file", join(dir, "hub_key"), "--broker-url", `mqtts://localhost:${port}`]);
-  }
-  const password = randomBytes(18).toString("base64url");
-  const hash = hub(["hash-password"], `${password}\n`);
-  writeFileSync(join(dir, "hub.json"), JSON.stringify({
-    listen: "127.0.0.1:0",
-    database: `sqlite://${join(dir, "hub.db")}`,
-    broker: { url: `mqtts://localhost:${port}`, ca_file: "fleet-ca.pem", username: "hub", password_file: "broker_password", client_id: "oracle-hub-browser" },
-    operator: { username: "operator", password_hash: hash },
-    key_file: "hub_key",
-    command_ttl_secs: 30,
-  }));
-  // Mosquitto drops root for its own user; then it must own (and read) its files.
-  const ids = process.getuid() === 0 ? userIds("mosquitto") : null;
-  if (ids) chownTree(dir, ids.uid, ids.gid);
-  const mosq = start(mosquittoBin, ["-c", join(dir, "mosquitto.conf")], ids ? { uid: ids.uid, gid: ids.gid } : {});
-  await waitPort(port, mosq, "mosquitto");
-  const h = start(hubBin, ["serve", "--config", join(dir, "hub.json")], { env: { ...process.env, RUST_LOG: "info" } });
-  let url = null;
-  for (let i = 0; i < 400 && !url; i++) {
-    const m = h.log.match(/hub: dashboard on (http:\/\/[0-9.:]+)\//);
-    if (m) url = m[1];
-    else await sleep(50);
-  }
-  assert.ok(url, `hub did not start: ${h.log}`);
-  for (let i = 0; i < 200 && !h.log.includes("hub connected to the broker"); i++) await sleep(50);
-  const sim = (id, mode) => start(simBin, ["--broker", `mqtts://localhost:${port}`, "--ca-file", join(dir, "fleet-ca.pem"),
-    "--tokens", join(dir, "instances"), "--hub-public-key", publicKey, "--id", id, "--mode", mode,
+  const env = await setupFleet(dir, ["alpha", "beta"]);
+  const sim = (id, mode) => start(simBin, ["--broker", `mqtts://localhost:${env.port}`, "--ca-file", join(dir, "fleet-ca.pem"),
+    "--tokens", join(dir, "instances"), "--hub-public-key", env.publicKey, "--id", id, "--mode", mode,
     "--bar-ms", "300", "--signal-every", "1", "--telemetry-ms", "500", "--keepalive-secs", "5"]);
-  return { url, password, port, alpha: sim("alpha", "shadow"), beta: sim("beta", "paper"), hubProc: h, mosq, dir };
+  return { ...env, alpha: sim("alpha", "shadow"), beta: sim("beta", "paper") };
 }
 
 test("hub dashboard: login, fleet, offline, pause, flatten with confirmation", { timeout: 240_000 }, async () => {
@@ -155,17 +43,7 @@ test("hub dashboard: login, fleet, offline, pause, flatten with confirmation", {
     const shot = async (name) => process.env.HUB_SCREENSHOT_DIR && page.screenshot({ path: join(process.env.HUB_SCREENSHOT_DIR, `${name}.png`), fullPage: true });
 
     // Not logged in: the dashboard sends us to the login page; a wrong password is refused.
-    await page.goto(`${env.url}/`);
-    assert.match(page.url(), /\/login$/);
-    await page.fill("input[name=username]", "operator");
-    await page.fill("input[name=password]", "not the password");
-    await page.click("button[type=submit]");
-    await page.waitForURL(/failed=1/);
-    assert.equal(await page.isVisible("#failed"), true);
-    await page.fill("input[name=username]", "operator");
-    await page.fill("input[name=password]", env.password);
-    await page.click("button[type=submit]");
-    await page.waitForURL(`${env.url}/`);
+    await login(page, env);
     const cookies = await ctx.cookies();
     const session = cookies.find((c) => c.name === "__Host-hub_session");
     assert.ok(session && session.httpOnly && session.secure && session.sameSite === "Strict", JSON.stringify(cookies));
@@ -179,7 +57,7 @@ test("hub dashboard: login, fleet, offline, pause, flatten with confirmation", {
     const api = await page.evaluate(async () => (await (await fetch("/api/instances")).json()).instances);
     for (const r of api) {
       const shown = await row(r.instance).locator("td.equity").textContent();
-      const want = r.telemetry.equity.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+      const want = money(r.telemetry.equity);
       assert.equal(shown, want, `${r.instance} equity`);
       assert.equal(await row(r.instance).locator("td.mode").textContent(), r.mode);
     }

@@ -29,12 +29,16 @@ ot_write_secret() {
   chmod 600 "$path"
 }
 
-# Build the three binaries with a cargo profile; echo the directory that holds them.
+# ot_build PROFILE [PACKAGE...] — build the three binaries (and those of the extra packages, e.g.
+# hub) with a cargo profile; echo the directory that holds them.
 ot_build() {
-  local profile="$1" dir
+  local profile="$1" dir pkg
+  shift
+  local pkgs=(ctrader-sim executor preditor "$@") args=()
+  for pkg in "${pkgs[@]}"; do args+=(-p "$pkg"); done
   command -v cargo >/dev/null || ot_die "cargo not found: install the Rust toolchain (https://rustup.rs)"
-  ot_say "building ctrader-sim, executor, preditor (cargo --profile $profile; the first build takes minutes)"
-  (cd "$OT_ROOT" && cargo build --profile "$profile" -p ctrader-sim -p executor -p preditor --bins) >&2 ||
+  ot_say "building ${pkgs[*]} (cargo --profile $profile; the first build takes minutes)"
+  (cd "$OT_ROOT" && cargo build --profile "$profile" "${args[@]}" --bins) >&2 ||
     ot_die "cargo build failed"
   case "$profile" in
   dev) dir=debug ;;

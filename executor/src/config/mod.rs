@@ -16,8 +16,11 @@ use serde_json::Value;
 
 use crate::desk::lots::LotMap;
 
+mod hub;
 mod sections;
 mod walker;
+
+pub use hub::HubConfig;
 
 use walker::Walker;
 
@@ -229,6 +232,8 @@ pub struct ExecutorConfig {
     pub ipc: IpcConfig,
     /// `None`: no health/metrics listener.
     pub http: Option<HttpConfig>,
+    /// `None`: no hub link (docs/HUB.md §4).
+    pub hub: Option<HubConfig>,
     /// Notes that are not errors (e.g. `enabled` defaulted to false).
     pub notes: Vec<String>,
 }
@@ -248,6 +253,7 @@ const TOP_KEYS: &[&str] = &[
     "broker",
     "ipc",
     "http",
+    "hub",
     "_comment",
 ];
 

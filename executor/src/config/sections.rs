@@ -101,6 +101,7 @@ impl Walker {
         let broker = self.broker(m.get("broker"));
         let ipc = self.ipc(m.get("ipc"));
         let http = self.http(m.get("http"));
+        let hub = self.hub(m.get("hub"));
         notes.append(&mut self.notes);
         if clock == ClockSource::System
             && let Some(Some(Value::Object(b))) = m.get("broker").map(|b| b.get("paper"))
@@ -124,6 +125,7 @@ impl Walker {
             broker: broker?,
             ipc: ipc?,
             http,
+            hub,
             notes,
         })
     }

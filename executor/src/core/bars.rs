@@ -6,6 +6,7 @@ use protocol::{BarLine, ErrorCode, ErrorLine, Line, Warmup};
 
 use super::Core;
 use super::event::Event;
+use super::sink::Report;
 use crate::broker::{Broker, BrokerEvent};
 use crate::ipc::warmup::HistoryAnswer;
 
@@ -42,6 +43,9 @@ impl<B: Broker> Core<B> {
         for b in &bars {
             self.apply_bar_to_books(b);
             self.note_bar(b);
+        }
+        for b in &bars {
+            self.report(Report::Bar(b));
         }
         self.preditor.publish(bars);
     }

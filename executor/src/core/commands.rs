@@ -85,9 +85,10 @@ impl<B: Broker> Core<B> {
             || new.http != self.cfg.http
             || new.state_dir != self.cfg.state_dir
             || new.log_dir != self.cfg.log_dir
+            || new.hub != self.cfg.hub
         {
             tracing::warn!(
-                "broker/ipc/http/state_dir/log_dir changes need a restart; they are not applied"
+                "broker/ipc/http/hub/state_dir/log_dir changes need a restart; they are not applied"
             );
         }
         self.cfg.symbols = new.symbols;

@@ -31,6 +31,8 @@ pub enum Event {
     /// An operator command from `executor ctl` (`crate::ops`): the typed set of the `fleet`
     /// crate, with its id, journaled before it acts (`core/operate.rs`); or a state snapshot.
     Operator(crate::ops::ctl::CtlCall),
+    /// A message on `oracle/{id}/commands` (the hub link's), unverified: `core/hub.rs` checks it.
+    HubCommand(Vec<u8>),
 }
 
 impl Event {

@@ -29,9 +29,10 @@ mod bars;
 pub mod books;
 mod commands;
 pub mod event;
+mod hub;
 mod link;
 mod operate;
-pub(crate) use operate::{Operations, journaled_commands};
+pub(crate) use operate::{Operations, fleet_book, journaled_commands};
 pub mod run;
 mod signals;
 pub mod sink;
@@ -60,6 +61,9 @@ use crate::notify::SystemdNotifier;
 use crate::state::StateLock;
 
 pub use crate::startup::RunError;
+
+/// Hub commands waiting for the loop (the link waits when it is full; commands are rare).
+const HUB_COMMAND_QUEUE: usize = 16;
 
 /// How often the `/metrics` gauges are refreshed from the status document.
 const METRICS_PERIOD: Duration = Duration::from_secs(1);
@@ -101,6 +105,8 @@ pub struct Started<B> {
     pub(crate) commands_tx: mpsc::Sender<CommandRequest>,
     pub(crate) broker: Option<BrokerLink>,
     pub(crate) key: IpcKey,
+    /// The hub link and its outbox's reading side (`crate::hub`), when configured.
+    pub(crate) hub: Option<(crate::hub::Link, crate::hub::outbox::Reader)>,
 }
 
 impl Executor {
@@ -224,9 +230,29 @@ impl<B: Broker> Started<B> {
             timers,
         )
         .with_operator(ctl_rx);
+        let (sources, hub) = match self.hub {
+            None => (sources, None),
+            Some((link, reader)) => {
+                let (tx, rx) = mpsc::channel(HUB_COMMAND_QUEUE);
+                (
+                    sources.with_hub(rx),
+                    Some(tokio::spawn(link.run(reader, tx))),
+                )
+            }
+        };
         run::serve(core, sources, shutdown).await;
         if let Some(c) = ctl {
             c.abort();
+        }
+        // The loop reported Stopping: the link says offline and disconnects, within its grace.
+        if let Some(h) = hub {
+            let abort = h.abort_handle();
+            if tokio::time::timeout(crate::hub::link::STOP_GRACE + Duration::from_secs(1), h)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
         }
         let _ = std::fs::remove_file(socket);
     }
@@ -298,6 +324,7 @@ impl<B: Broker> Core<B> {
                 Event::Command(c) => self.on_command(c),
                 // Between batches, like a signal: journaled before it acts.
                 Event::Operator(call) => self.on_ctl(call).await,
+                Event::HubCommand(raw) => self.on_hub_command(raw).await,
             }
         }
         if !signals.is_empty() {

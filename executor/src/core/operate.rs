@@ -35,6 +35,9 @@ pub(crate) struct Operations {
     pub last_bars: BTreeMap<Symbol, LastBar>,
     /// Taken by `run` (served in a task of its own).
     pub ctl_listener: Option<tokio::net::UnixListener>,
+    /// Hub command ids seen in this run, oldest first (`core/hub.rs`).
+    pub hub_ids: std::collections::HashSet<CommandId>,
+    pub hub_order: std::collections::VecDeque<CommandId>,
 }
 
 impl Operations {
@@ -53,6 +56,19 @@ impl Operations {
             last_acks: BTreeMap::new(),
             last_bars: BTreeMap::new(),
             ctl_listener: Some(ctl),
+            hub_ids: Default::default(),
+            hub_order: Default::default(),
+        }
+    }
+
+    pub(crate) fn remember_hub_id(&mut self, id: &CommandId) {
+        if self.hub_ids.insert(id.clone()) {
+            self.hub_order.push_back(id.clone());
+        }
+        while self.hub_order.len() > super::hub::HUB_IDS_KEPT {
+            if let Some(old) = self.hub_order.pop_front() {
+                self.hub_ids.remove(&old);
+            }
         }
     }
 }
@@ -163,8 +179,10 @@ impl<B: Broker> Core<B> {
     }
 
     /// The gauges of `/metrics` (every second and after a command).
-    pub(super) fn refresh_metrics(&self) {
-        self.ops.metrics.set_status(&self.status_document());
+    pub(super) fn refresh_metrics(&mut self) {
+        let doc = self.status_document();
+        self.ops.metrics.set_status(&doc);
+        self.report(super::sink::Report::Telemetry(&doc.telemetry));
     }
 
     /// A bar went to the books (the status's last bar per symbol).

@@ -66,6 +66,19 @@ impl Source for mpsc::Receiver<crate::ops::ctl::CtlCall> {
     }
 }
 
+/// Commands the hub link received (raw, verified on the loop).
+#[derive(Debug)]
+pub struct HubCommands(pub mpsc::Receiver<Vec<u8>>);
+
+impl Source for HubCommands {
+    async fn next(&mut self) -> Option<Event> {
+        self.0.recv().await.map(Event::HubCommand)
+    }
+    fn ready(&mut self) -> Option<Event> {
+        self.0.try_recv().ok().map(Event::HubCommand)
+    }
+}
+
 /// Config reloads asked for (SIGHUP), as commands.
 #[derive(Debug)]
 pub struct Reloads(pub mpsc::Receiver<()>);
@@ -224,6 +237,7 @@ pub struct Sources {
     answers: Live<mpsc::UnboundedReceiver<Event>>,
     reloads: Live<Reloads>,
     operator: Live<mpsc::Receiver<crate::ops::ctl::CtlCall>>,
+    hub: Live<HubCommands>,
     commands: Live<mpsc::Receiver<CommandRequest>>,
     broker: Live<BrokerLink>,
     timers: Live<Timers>,
@@ -243,6 +257,7 @@ impl Sources {
             answers: Live(Some(answers)),
             reloads: Live(Some(Reloads(reloads))),
             operator: Live(None),
+            hub: Live(None),
             commands: Live(Some(commands)),
             broker: Live(broker),
             timers: Live(Some(timers)),
@@ -252,6 +267,12 @@ impl Sources {
     /// Listens to operator commands on `calls` too.
     pub fn with_operator(mut self, calls: mpsc::Receiver<crate::ops::ctl::CtlCall>) -> Self {
         self.operator = Live(Some(calls));
+        self
+    }
+
+    /// Listens to the hub link's commands too.
+    pub fn with_hub(mut self, commands: mpsc::Receiver<Vec<u8>>) -> Self {
+        self.hub = Live(Some(HubCommands(commands)));
         self
     }
 
@@ -274,6 +295,7 @@ impl Sources {
             e = self.reloads.next() => batch.push(e),
             // One command a turn: each is handled between batches, like a signal.
             e = self.operator.next() => batch.push(e),
+            e = self.hub.next() => batch.push(e),
             e = self.commands.next() => batch.push(e),
             e = self.timers.next() => batch.push(e),
         }

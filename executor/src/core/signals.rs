@@ -14,6 +14,9 @@ impl<B: Broker> Core<B> {
     /// repeat, which changed nothing).
     pub(super) async fn on_signals(&mut self, sigs: Vec<Signal>) {
         let now = self.clock.now();
+        for sig in &sigs {
+            self.report(Report::Signal(sig));
+        }
         let kill = self.cfg.risk.kill_switch_file.exists();
         let preditor = &self.preditor;
         let outcomes = self
@@ -24,6 +27,11 @@ impl<B: Broker> Core<B> {
             })
             .await;
         self.note_signals(&sigs, &outcomes);
+        for books in &outcomes {
+            for (book, o) in books {
+                self.report(Report::Ack(*book, &o.ack));
+            }
+        }
         for (sig, books) in sigs.iter().zip(&outcomes) {
             if books.first().is_some_and(|(_, o)| o.duplicate) {
                 continue;

@@ -1,12 +1,16 @@
 //! Where the core loop reports what happened, besides the preditor: `drift.csv`, systemd's
-//! notifications, and (later) the hub's outbox and `/metrics`. A sink is called on the loop, once
+//! notifications, the hub's outbox (`crate::hub`). A sink is called on the loop, once
 //! per happening, and must return at once: append to a file, send on a bounded channel and drop
 //! when it is full — never wait on a peer, since every symbol's next order waits behind it.
 
 use tokio::time::Instant;
 
+use fleet::{CommandOutcome, Telemetry};
+use protocol::{Ack, BarLine, Signal};
+
 use crate::drift::{DriftLog, DriftRow};
 use crate::notify::SystemdNotifier;
+use crate::orders::Book;
 
 /// One happening.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +27,16 @@ pub enum Report<'a> {
     Stopping,
     /// A signal's outcome on every book.
     Drift(&'a DriftRow),
+    /// A SIGNAL from the active preditor, before the books decide it.
+    Signal(&'a Signal),
+    /// The ACK a book answered.
+    Ack(Book, &'a Ack),
+    /// A closed bar sent to the preditor.
+    Bar(&'a BarLine),
+    /// The executor's figures (every second, from the status document `/metrics` shows).
+    Telemetry(&'a Telemetry),
+    /// The answer to a hub command (`core/hub.rs`).
+    CommandResult(&'a CommandOutcome),
 }
 
 pub trait Sink: Send + std::fmt::Debug {
@@ -47,7 +61,12 @@ impl Sink for SystemdNotifier {
             Report::Status(status) => self.status(status),
             Report::Progress(at) => self.progress(at.into_std()),
             Report::Stopping => self.stopping(),
-            Report::Drift(_) => {}
+            Report::Drift(_)
+            | Report::Signal(_)
+            | Report::Ack(..)
+            | Report::Bar(_)
+            | Report::Telemetry(_)
+            | Report::CommandResult(_) => {}
         }
     }
 }

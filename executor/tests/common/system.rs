@@ -304,6 +304,12 @@ impl System {
     /// Writes the bars, models, secrets and config, then starts the simulator and the executor
     /// (waiting until it serves) and the preditor.
     pub fn start(spec: SystemSpec) -> System {
+        Self::start_with(spec, serde_json::Value::Null)
+    }
+
+    /// [`System::start`] with `extra`'s top-level keys added to the executor's config (e.g. a
+    /// `hub` section).
+    pub fn start_with(spec: SystemSpec, extra: serde_json::Value) -> System {
         // Every binary is checked before anything starts.
         for (bin, pkg) in [
             ("ctrader-sim", "ctrader-sim"),
@@ -398,6 +404,10 @@ impl System {
             },
             "symbols": symbols
         });
+        let mut config = config;
+        if let (Some(c), serde_json::Value::Object(extra)) = (config.as_object_mut(), extra) {
+            c.extend(extra);
+        }
         let config_path = d.join("config.json");
         std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
 

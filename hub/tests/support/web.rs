@@ -114,6 +114,23 @@ impl HubProc {
         }
     }
 
+    /// SIGTERM by pid at once, then its exit status (`None`: still running 15 s later, then
+    /// SIGKILLed).
+    pub fn terminate_now(&mut self) -> Option<std::process::ExitStatus> {
+        let (mut c, s) = (self.child.take()?, self.stopper.take()?);
+        s.terminate();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = c.wait();
+        None
+    }
+
     /// SIGKILL by pid: the worst moment, whatever it is doing.
     pub fn kill(&mut self) {
         if let (Some(mut c), Some(s)) = (self.child.take(), self.stopper.take()) {
