@@ -293,6 +293,7 @@ async fn assemble<B: Broker>(
     }
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(drift)];
     // The hub link: its outbox is opened (and recovered) now; the link task starts with the loop.
+    let mut hub_link = None;
     let hub = match &cfg.hub {
         None => None,
         Some(h) => {
@@ -304,6 +305,7 @@ async fn assemble<B: Broker>(
             )?;
             let (sink, reader) = crate::hub::open(h, &cfg.state_dir, common.clock.clone())
                 .map_err(crate::hub::LinkError::from)?;
+            hub_link = Some(sink.shared());
             sinks.push(Box::new(sink));
             tracing::info!(broker = %h.broker, instance = %h.instance_id, "hub link configured");
             Some((link, reader))
@@ -318,7 +320,12 @@ async fn assemble<B: Broker>(
         Preditor::new(log),
         sinks,
         answers_tx,
-        crate::core::Operations::new(common.metrics, common.overlay, commands, common.ctl),
+        {
+            let mut ops =
+                crate::core::Operations::new(common.metrics, common.overlay, commands, common.ctl);
+            ops.hub_link = hub_link;
+            ops
+        },
         common.lock,
     );
     let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);

@@ -539,8 +539,13 @@ fn a_one_minute_broker_outage_loses_nothing_and_trading_goes_on() {
     );
     let status_doc = status(&sys.config);
     assert!(status_doc.telemetry.equity > 0.0);
+    // /metrics says where the records are: not connected, waiting in the outbox.
+    let down = metrics(&sys);
+    assert_eq!(down["oracle_executor_hub_connected"], 0.0);
+    assert!(down["oracle_executor_hub_outbox_bytes"] > 0.0);
+    assert!(down["oracle_executor_hub_telemetry_skipped"] > 0.0);
+    assert_eq!(down["oracle_executor_hub_records_dropped"], 0.0);
     hub.broker.restart();
-    tracing_free_wait();
     let outage = stopped.elapsed();
     sys.sim.control_ok("pause");
     std::thread::sleep(Duration::from_secs(3));
@@ -580,12 +585,23 @@ fn a_one_minute_broker_outage_loses_nothing_and_trading_goes_on() {
         "online",
         "{status:?}"
     );
+    let up = metrics(&sys);
+    assert_eq!(up["oracle_executor_hub_connected"], 1.0);
+    assert!(up["oracle_executor_hub_records_acked"] > down["oracle_executor_hub_records_acked"]);
     eprintln!("outage {outage:?}: {} ACKs during it", during - before);
 }
 
-/// Lets the link notice the broker is back (its backoff is at most 10 s).
-fn tracing_free_wait() {
-    std::thread::sleep(Duration::from_secs(1));
+/// The executor's /metrics, unlabelled series only.
+fn metrics(sys: &System) -> BTreeMap<String, f64> {
+    let (code, body) = common::system::http_get(sys.http_executor, "/metrics");
+    assert_eq!(code, 200);
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.contains('{'))
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 #[test]

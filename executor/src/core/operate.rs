@@ -38,6 +38,8 @@ pub(crate) struct Operations {
     /// Hub command ids seen in this run, oldest first (`core/hub.rs`).
     pub hub_ids: std::collections::HashSet<CommandId>,
     pub hub_order: std::collections::VecDeque<CommandId>,
+    /// The hub link's counters, for `/metrics` (when a hub section is configured).
+    pub hub_link: Option<Arc<crate::hub::Shared>>,
 }
 
 impl Operations {
@@ -58,6 +60,7 @@ impl Operations {
             ctl_listener: Some(ctl),
             hub_ids: Default::default(),
             hub_order: Default::default(),
+            hub_link: None,
         }
     }
 
@@ -182,6 +185,9 @@ impl<B: Broker> Core<B> {
     pub(super) fn refresh_metrics(&mut self) {
         let doc = self.status_document();
         self.ops.metrics.set_status(&doc);
+        if let Some(h) = &self.ops.hub_link {
+            self.ops.metrics.set_hub(h);
+        }
         self.report(super::sink::Report::Telemetry(&doc.telemetry));
     }
 

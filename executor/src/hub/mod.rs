@@ -61,6 +61,11 @@ pub fn open(
 }
 
 impl HubSink {
+    /// The counters the link and the outbox keep (for `/metrics`).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.outbox.shared()
+    }
+
     fn ts_ms(&self) -> i64 {
         self.clock.wall().timestamp_millis()
     }

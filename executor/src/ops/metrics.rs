@@ -62,6 +62,8 @@ pub struct ExecutorMetrics {
     paused: IntGauge,
     kill_switch: IntGauge,
     commands: IntCounterVec,
+    /// The hub link (`crate::hub`): connected, outbox bytes, and its counts since the start.
+    hub: [IntGauge; 5],
     timing: Mutex<Timing>,
 }
 
@@ -122,6 +124,14 @@ impl ExecutorMetrics {
     pub fn new<'a>(symbols: impl IntoIterator<Item = &'a protocol::Symbol>) -> Arc<Self> {
         let r = Registry::new_custom(Some("oracle_executor".into()), None)
             .unwrap_or_else(|e| panic!("registry: {e}"));
+        let hub = [
+            ("hub_connected", "1 while the hub link is connected to its broker (0 without a hub section)."),
+            ("hub_outbox_bytes", "Bytes of the hub outbox on disk (records not yet acknowledged by the broker, and the current segment)."),
+            ("hub_records_acked", "Records the broker acknowledged since the start."),
+            ("hub_records_dropped", "Records dropped since the start: the outbox was at hub.outbox_max_bytes (or could not be written). The hub sees the gap in seq."),
+            ("hub_telemetry_skipped", "Telemetry snapshots not queued since the start, the broker being unreachable."),
+        ]
+        .map(|(name, help)| int_gauge(&r, name, help));
         let m = ExecutorMetrics {
             bars: counter(
                 &r,
@@ -242,6 +252,7 @@ impl ExecutorMetrics {
             ),
             registry: r,
             symbols: RwLock::new(symbols.into_iter().map(|s| s.to_string()).collect()),
+            hub,
             timing: Mutex::new(Timing::default()),
         };
         Arc::new(m)
@@ -349,6 +360,21 @@ impl ExecutorMetrics {
 
     pub fn on_fsync(&self, d: Duration) {
         self.fsync.observe(d.as_secs_f64());
+    }
+
+    /// The hub link's figures (every second).
+    pub fn set_hub(&self, h: &crate::hub::Shared) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let v = [
+            i64::from(h.connected.load(Relaxed)),
+            h.bytes.load(Relaxed) as i64,
+            h.acked.load(Relaxed) as i64,
+            h.dropped.load(Relaxed) as i64,
+            h.telemetry_skipped.load(Relaxed) as i64,
+        ];
+        for (g, v) in self.hub.iter().zip(v) {
+            g.set(v);
+        }
     }
 
     /// The broker link went up or down; an up after a down is a reconnect.
