@@ -347,6 +347,10 @@ impl Conn {
         outbox: &mut Reader,
         id: &InstanceId,
     ) -> Result<bool, OutboxError> {
+        // Refill in halves of the window: one read and one fsync per batch, not per PUBACK.
+        if self.inflight.len() > WINDOW / 2 {
+            return Ok(true);
+        }
         while self.inflight.len() < WINDOW {
             let batch = outbox.next_batch(WINDOW - self.inflight.len())?;
             if batch.is_empty() {
@@ -366,6 +370,37 @@ impl Conn {
             }
         }
         Ok(true)
+    }
+}
+
+/// Runs the link on a thread of its own with its own runtime: its TLS, file reads and fsyncs never
+/// run on the core loop's thread (the executor's runtime is single-threaded, and a blocking fsync
+/// in a task there held every signal behind it: the benchmark's `--hub on` showed it). The
+/// receiver resolves when the link has stopped; `None` when the thread could not start (logged).
+pub fn spawn(
+    link: Link,
+    outbox: Reader,
+    commands: mpsc::Sender<Vec<u8>>,
+) -> Option<tokio::sync::oneshot::Receiver<()>> {
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let started = std::thread::Builder::new()
+        .name("hub-link".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(link.run(outbox, commands)),
+                Err(e) => tracing::error!(error = %e, "hub link: cannot start its runtime"),
+            }
+            let _ = done_tx.send(());
+        });
+    match started {
+        Ok(_) => Some(done),
+        Err(e) => {
+            tracing::error!(error = %e, "hub link: cannot start its thread; records wait in the outbox");
+            None
+        }
     }
 }
 
