@@ -152,12 +152,13 @@ pub fn run(models_dir: &Path, bars_path: &Path, symbols: usize) -> anyhow::Resul
         })
     };
     println!(
-        "models: {} twins from {} zip(s); bars file {} ({} bars); HMM emissions {}, policy {} rows per call",
+        "models: {} twins from {} zip(s); bars file {} ({} bars); HMM emissions {}, policy {} ({} rows per call)",
         symbols,
         zips.len(),
         bars_path.display(),
         bars.len(),
         models[own].emission_evaluator(),
+        models[own].policy_evaluator(),
         models[own].policy_rows()
     );
     println!(

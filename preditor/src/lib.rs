@@ -33,6 +33,7 @@ pub mod live_window;
 pub mod metrics;
 pub mod model;
 pub mod plans;
+pub mod policy;
 pub mod series;
 pub use service::notify;
 pub mod session;

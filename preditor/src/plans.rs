@@ -9,7 +9,9 @@
 //!   output column with the same instruction sequence); `tests/policy_batch.rs` checks it;
 //! - the HMM emissions of the export.py graph are evaluated natively with tract's arithmetic
 //!   ([`crate::emission`]), after checking on probe rows that they equal tract's `[1, 3]` plan bit for
-//!   bit; any other emission graph runs through that `[1, 3]` plan, one row per call.
+//!   bit; any other emission graph runs through that `[1, 3]` plan, one row per call;
+//! - the policy of the export.py graph is evaluated natively the same way ([`crate::policy`]), after
+//!   checking on probe rows that it gives the plan's bits; otherwise through the plan.
 
 use std::path::Path;
 
@@ -17,6 +19,7 @@ use tract_onnx::prelude::*;
 
 use crate::emission::GaussianEmission;
 use crate::model::{InferenceError, ModelError, OnnxMeta};
+use crate::policy::{BiasOrder, NativePolicy};
 
 type Plan = TypedRunnableModel<TypedModel>;
 
@@ -41,6 +44,8 @@ pub struct Plans {
     policy: Plan,
     /// Rows of `policy`: [`POLICY_BATCH`], or 1 for a graph whose batch dimension is fixed at 1.
     policy_rows: usize,
+    /// The policy evaluated natively, when it gave the plan's bits on the probe rows.
+    native_policy: Option<NativePolicy>,
     emission: Emission,
 }
 
@@ -49,6 +54,7 @@ impl std::fmt::Debug for Plans {
         f.debug_struct("Plans")
             .field("symbol", &self.symbol)
             .field("emission", &self.emission_evaluator())
+            .field("policy", &self.policy_evaluator())
             .finish_non_exhaustive()
     }
 }
@@ -73,6 +79,54 @@ fn probe_rows() -> Vec<[f64; 3]> {
             (s >> 11) as f64 / (1u64 << 53) as f64 * 12.0 - 6.0
         };
         rows.push([next(), next(), next()]);
+    }
+    rows
+}
+
+/// Observations the native policy must reproduce bit for bit before it is used: ENV.md §7's
+/// values (features within the clip, a one-hot regime, a position, an unrealised PnL), the edges
+/// tract's tanh clamps at, and a fixed pseudo-random spread over every input.
+fn policy_probe_rows(obs_dim: usize) -> Vec<Vec<f32>> {
+    let k = obs_dim.saturating_sub(8);
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut rows = vec![
+        vec![0.0f32; obs_dim],
+        vec![1.0f32; obs_dim],
+        vec![-9.5f32; obs_dim],
+    ];
+    for r in 0..40 {
+        let mut row = vec![0.0f32; obs_dim];
+        if r < 24 {
+            for v in row.iter_mut().take(5) {
+                *v = next() * 10.0 - 5.0;
+            }
+            if k > 0 {
+                row[5 + r % k] = 1.0;
+            }
+            let dir = (r % 3) as f32 - 1.0;
+            row[5 + k] = dir;
+            row[6 + k] = if dir == 0.0 {
+                0.0
+            } else {
+                (1 + r % 3) as f32 / 3.0
+            };
+            row[7 + k] = if dir == 0.0 {
+                0.0
+            } else {
+                next() * 20.0 - 10.0
+            };
+        } else {
+            for v in &mut row {
+                *v = next() * 24.0 - 12.0;
+            }
+        }
+        rows.push(row);
     }
     rows
 }
@@ -115,8 +169,10 @@ impl Plans {
             n_states,
             policy,
             policy_rows,
+            native_policy: None,
             emission: Emission::Tract(row),
         };
+        plans.native_policy = plans.checked_native_policy(ppo, path)?;
         match GaussianEmission::from_onnx(hmm, n_states) {
             Ok(native) => {
                 let mut ours = vec![0.0; n_states];
@@ -144,9 +200,72 @@ impl Plans {
         Ok(plans)
     }
 
-    /// Rows one policy call evaluates (the batch the series path fills).
+    /// The native policy in the bias order that gives the plan's bits on every probe row, if any.
+    fn checked_native_policy(
+        &self,
+        ppo: &[u8],
+        path: &Path,
+    ) -> Result<Option<NativePolicy>, ModelError> {
+        let native = match NativePolicy::from_onnx(ppo, self.obs_dim) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::info!(model = %path.display(), reason = %e, "policy through tract");
+                return Ok(None);
+            }
+        };
+        let probes = policy_probe_rows(self.obs_dim);
+        let mut theirs = Vec::with_capacity(probes.len());
+        self.logits_rows(&probes.concat(), &mut theirs)
+            .map_err(|e| ModelError::new(path, e.to_string()))?;
+        for order in [BiasOrder::After, BiasOrder::First] {
+            let candidate = native.clone().with_bias(order);
+            let same = probes.iter().zip(&theirs).all(|(row, t)| {
+                let ours = candidate.logits_row(row);
+                ours.iter().zip(t).all(|(a, b)| a.to_bits() == b.to_bits())
+            });
+            if same {
+                return Ok(Some(candidate));
+            }
+        }
+        let (row, t) = (&probes[0], &theirs[0]);
+        tracing::warn!(model = %path.display(), row = ?row, native = ?native.logits_row(row), tract = ?t,
+            "native policy differs from tract's plan; using the plan");
+        Ok(None)
+    }
+
+    /// `"native"` or `"tract"`: which evaluator computes the policy's logits.
+    pub fn policy_evaluator(&self) -> &'static str {
+        if self.native_policy.is_some() {
+            "native"
+        } else {
+            "tract"
+        }
+    }
+
+    /// The plan's logits for rows of observations, whichever evaluator is in use (the loader's and
+    /// the tests' reference).
+    pub fn tract_logits_rows(
+        &self,
+        obs: &[f32],
+        out: &mut Vec<[f32; 7]>,
+    ) -> Result<(), InferenceError> {
+        self.plan_logits_rows(obs, out)
+    }
+
+    /// Rows one policy call evaluates (the batch the series path fills): 1 when native (a row costs
+    /// the same alone as in a batch, so nothing is evaluated ahead).
     pub fn policy_rows(&self) -> usize {
-        self.policy_rows
+        if self.native_policy.is_some() {
+            1
+        } else {
+            self.policy_rows
+        }
+    }
+
+    /// One observation's logits when the policy is native (no allocation); `None` otherwise.
+    pub fn native_logits(&self, obs: &[f32]) -> Option<[f32; 7]> {
+        let native = self.native_policy.as_ref()?;
+        (obs.len() == self.obs_dim).then(|| native.logits_row(obs))
     }
 
     /// `"native"` or `"tract"`: which evaluator computes the HMM emissions.
@@ -167,6 +286,23 @@ impl Plans {
 
     /// The policy's logits for `obs.len() / obs_dim` observations (row-major), appended to `out`.
     pub fn logits_rows(&self, obs: &[f32], out: &mut Vec<[f32; 7]>) -> Result<(), InferenceError> {
+        match &self.native_policy {
+            Some(native) => {
+                let d = self.obs_dim;
+                if !obs.len().is_multiple_of(d) {
+                    return Err(self.err(
+                        "policy",
+                        format!("{} values are not rows of {d}", obs.len()),
+                    ));
+                }
+                out.extend(obs.chunks_exact(d).map(|row| native.logits_row(row)));
+                Ok(())
+            }
+            None => self.plan_logits_rows(obs, out),
+        }
+    }
+
+    fn plan_logits_rows(&self, obs: &[f32], out: &mut Vec<[f32; 7]>) -> Result<(), InferenceError> {
         let d = self.obs_dim;
         if !obs.len().is_multiple_of(d) {
             return Err(self.err(

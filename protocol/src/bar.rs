@@ -210,6 +210,9 @@ pub fn check_bar_time(time: i64, timeframe: Option<Timeframe>, now: i64) -> Resu
 /// bar off its grid without a word.
 pub fn parse_time(text: &str) -> Option<i64> {
     let t = text.trim();
+    if let Some(unix) = canonical_time(t) {
+        return Some(unix);
+    }
     if t.contains('.') {
         return None;
     }
@@ -242,6 +245,27 @@ pub fn parse_time(text: &str) -> Option<i64> {
         return d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc().timestamp());
     }
     None
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (what [`format_time`] writes and most bars files hold) without chrono's
+/// parser; `None` for any other text, which then takes the general path (where a valid time in
+/// this form gives the same seconds: a leap second or an invalid date is left to it).
+fn canonical_time(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)?).ok()?, num(5, 7)?, num(8, 10)?)?;
+    let time = date.and_hms_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?)?;
+    Some(time.and_utc().timestamp())
 }
 
 /// Canonical text of a bar time, `YYYY-MM-DDTHH:MM:SSZ` (the wire's `B:` form); `@<unix>` for a
@@ -306,6 +330,42 @@ mod tests {
         }
         assert_eq!(format_time(1_704_074_400), "2024-01-01T02:00:00Z");
         assert_eq!(format_time(i64::MAX), format!("@{}", i64::MAX));
+    }
+
+    /// The canonical form's fast path gives chrono's RFC 3339 seconds, over the whole range, and
+    /// leaves what it cannot read (leap seconds, impossible dates) to chrono.
+    #[test]
+    fn the_canonical_fast_path_is_chronos_rfc3339() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let unix = (s % 253_402_300_800) as i64;
+            let text = format_time(unix);
+            let chrono = DateTime::parse_from_rfc3339(&text)
+                .map(|d| d.timestamp())
+                .ok();
+            assert_eq!(canonical_time(&text), Some(unix), "{text}");
+            assert_eq!(chrono, Some(unix), "{text}");
+        }
+        for text in [
+            "2024-02-30T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+        ] {
+            assert_eq!(canonical_time(text), None, "{text}");
+            assert_eq!(parse_time(text), None, "{text}");
+        }
+        let leap = "2016-12-31T23:59:60Z";
+        assert_eq!(canonical_time(leap), None);
+        assert_eq!(
+            parse_time(leap),
+            DateTime::parse_from_rfc3339(leap)
+                .map(|d| d.timestamp())
+                .ok()
+        );
+        assert_eq!(canonical_time("2024-01-01T02:00:0xZ"), None);
     }
 
     #[test]

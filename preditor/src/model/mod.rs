@@ -201,6 +201,9 @@ impl Model {
 
     /// The policy's 7 logits for one observation (`obs` has `5 + K + 3` values).
     pub fn logits(&self, obs: &[f32]) -> Result<[f32; 7], InferenceError> {
+        if let Some(l) = self.plans.native_logits(obs) {
+            return Ok(l);
+        }
         let mut out = Vec::with_capacity(1);
         self.plans.logits_rows(obs, &mut out)?;
         out.first().copied().ok_or_else(|| InferenceError {
@@ -229,6 +232,21 @@ impl Model {
     /// Log emission densities `[K]` of one scaled HMM observation into `out`.
     pub fn log_emission_row(&self, x: &[f64; 3], out: &mut [f64]) -> Result<(), InferenceError> {
         self.plans.log_emission_row(x, out)
+    }
+
+    /// `"native"` (the export.py graph, evaluated with tract's arithmetic) or `"tract"`: the policy.
+    pub fn policy_evaluator(&self) -> &'static str {
+        self.plans.policy_evaluator()
+    }
+
+    /// The policy's tract plan on rows of observations, whichever evaluator is in use (the native
+    /// evaluator's reference).
+    pub fn tract_logits_rows(
+        &self,
+        obs: &[f32],
+        out: &mut Vec<[f32; 7]>,
+    ) -> Result<(), InferenceError> {
+        self.plans.tract_logits_rows(obs, out)
     }
 
     /// `"native"` (the export.py graph, evaluated with tract's arithmetic) or `"tract"`.
