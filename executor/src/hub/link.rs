@@ -5,9 +5,10 @@
 //!    against a timer (a poll dropped while connecting drops a half-open connection whose will the
 //!    broker then fires; docs/HUB.md §4);
 //! 3. on CONNACK: subscribe to `oracle/{id}/commands`, publish the retained online, then send the
-//!    outbox from its acknowledged position, at most [`WINDOW`] records unacknowledged. A server
-//!    sends PUBACKs in the order it received the PUBLISHes (MQTT v5 §4.6, "Message ordering"),
-//!    so the acknowledged position only moves forward;
+//!    outbox from its acknowledged position, at most [`WINDOW`] records unacknowledged. PUBACKs
+//!    are matched by packet id and the acknowledged position moves only over a contiguous run of
+//!    acknowledged records, so it never depends on the order PUBACKs come in (MQTT v5 §4.6 asks a
+//!    receiver to send them in PUBLISH order, [MQTT-4.6.0-2]; nothing here relies on it);
 //! 4. when the connection dies: wait (1 s, doubling up to 10 s) and start again at 1. What was
 //!    unacknowledged is sent again; the hub's upsert by (instance, stream, seq) makes a repeat
 //!    harmless.
