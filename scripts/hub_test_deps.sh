@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the hub's tests start for themselves (hub/tests, scripts/browser/hub_dashboard.test.mjs):
+# What the hub's tests start for themselves (hub/tests, scripts/browser/hub_{dashboard,fleet}.test.mjs):
 # Debian's mosquitto (the broker, and mosquitto_pub for one browser check) and PostgreSQL (initdb
 # and postgres for a private cluster; the service is never started). Installs them with apt-get
 # when missing (as root, or through sudo); safe to run again.

@@ -223,6 +223,7 @@ test("hub dashboard with real instances: equity as the executors report it, offl
         assert.fail(`${id}: the dashboard shows equity ${await row(id).locator("td.equity").textContent()}, its executor ${want}`);
       });
       assert.equal(await row(id).locator("td.mode").textContent(), own[id].mode);
+      t.diagnostic(`${id}: equity ${want} on the dashboard and from executor ctl status`);
     }
     for (const [id, cfg] of [["shadow-1", shadowCfg], ["paper-1", paperCfg]]) {
       assert.equal(ctlStatus(cfg).telemetry.equity, own[id].telemetry.equity, `${id}'s equity moved while the clock was held`);
@@ -244,6 +245,7 @@ test("hub dashboard with real instances: equity as the executors report it, offl
     // Flatten: nothing closes at the simulator until the dialog's second confirmation.
     const before = await simPositions(sim.control);
     assert.ok(before > 0);
+    t.diagnostic(`the simulator holds ${before} position(s) before the flatten`);
     await row("shadow-1").locator('button[data-cmd="flatten"]').click();
     await page.locator("#confirm[open]").waitFor({ timeout: 30_000 });
     assert.match(await page.locator('#confirm-list li[data-instance="shadow-1"]').textContent(), /flatten/);
