@@ -105,16 +105,6 @@ fn parse_line(line: &[u8]) -> Option<(Stream, u64, &[u8])> {
     Some((stream, head.seq, payload))
 }
 
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), OutboxError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    let mut f = File::create(&tmp).map_err(err(&tmp))?;
-    f.write_all(bytes).map_err(err(&tmp))?;
-    f.sync_all().map_err(err(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(err(&path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(err(dir))
-}
-
 /// Opens (or creates) the outbox in `dir`: the loop's [`Writer`], the link's [`Reader`].
 pub fn open(dir: &Path, cap: u64) -> Result<(Writer, Reader), OutboxError> {
     std::fs::create_dir_all(dir).map_err(err(dir))?;
@@ -466,7 +456,11 @@ impl Reader {
             *e = (*e).max(*q);
         }
         let bytes = serde_json::to_vec(&self.counters).unwrap_or_default();
-        write_atomic(&self.dir, COUNTERS, &bytes)
+        let path = self.dir.join(COUNTERS);
+        service::write_atomic(&path, &bytes, service::Access::Private).map_err(|e| OutboxError {
+            path: e.path,
+            source: e.source,
+        })
     }
 }
 
