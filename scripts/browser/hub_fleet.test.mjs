@@ -12,9 +12,8 @@
 // (hub_dashboard.test.mjs drives the same page with synthetic instances: hostile payloads, CSRF,
 // no foreign request.)
 //
-// An executor built before the hub link refuses the `hub` section (`executor check`: `- hub: "hub"
-// is neither a known setting nor a valid symbol`): the instances are then started without it, the harness's own checks run (positions at
-// the simulator, `executor ctl status`), and the dashboard part is SKIPPED with that reason.
+// The executor must accept the `hub` section as `hub add-instance` prints it (`executor check`):
+// a refusal fails the test, it is never skipped.
 // Env: EXECUTOR_BIN, PREDITOR_BIN, CTRADER_SIM_BIN (default target/debug/…), and hub_env.mjs's.
 
 import { test } from "node:test";
@@ -169,15 +168,8 @@ test("hub dashboard with real instances: equity as the executors report it, offl
     };
     const paperBroker = { mode: "paper", paper: { initial_balance: 100000, leverage: 30, bars_dir: join(paper.dir, "bars"), replay_bars_per_second: 8, start_bar: START_BAR } };
     const [shadowIpc, paperIpc] = [await freePort(), await freePort()];
-    let shadowCfg = config(shadow, shadowIpc, shadowBroker, true);
-    let paperCfg = config(paper, paperIpc, paperBroker, true);
-    const c = check(shadowCfg);
-    const linked = c.ok;
-    if (!linked) {
-      assert.match(c.out, /^\s*- hub: /m, `executor check refused the config:\n${c.out}`);
-      shadowCfg = config(shadow, shadowIpc, shadowBroker, false);
-      paperCfg = config(paper, paperIpc, paperBroker, false);
-    }
+    const shadowCfg = config(shadow, shadowIpc, shadowBroker, true);
+    const paperCfg = config(paper, paperIpc, paperBroker, true);
     for (const p of [shadowCfg, paperCfg]) {
       const r = check(p);
       assert.ok(r.ok, `executor check ${p}:\n${r.out}`);
@@ -201,10 +193,6 @@ test("hub dashboard with real instances: equity as the executors report it, offl
     const live = own["shadow-1"].books.find((b) => b.book === "live");
     assert.ok(live && live.symbols.some((s) => s.positions.length > 0), `the executor's live book holds nothing: ${JSON.stringify(own["shadow-1"].books)}`);
 
-    if (!linked) {
-      t.skip(`this executor has no hub link (executor check: ${c.out.split("\n").find((l) => /^\s*- hub: /.test(l)).trim()}); the dashboard part needs it`);
-      return;
-    }
 
     ctx = await chromium.launchPersistentContext(profile, { executablePath: browserPath, headless: true, args: FLAGS });
     const page = await ctx.newPage();

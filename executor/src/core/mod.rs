@@ -236,7 +236,7 @@ impl<B: Broker> Started<B> {
                 let (tx, rx) = mpsc::channel(HUB_COMMAND_QUEUE);
                 (
                     sources.with_hub(rx),
-                    Some(tokio::spawn(link.run(reader, tx))),
+                    crate::hub::link::spawn(link, reader, tx),
                 )
             }
         };
@@ -245,14 +245,10 @@ impl<B: Broker> Started<B> {
             c.abort();
         }
         // The loop reported Stopping: the link says offline and disconnects, within its grace.
-        if let Some(h) = hub {
-            let abort = h.abort_handle();
-            if tokio::time::timeout(crate::hub::link::STOP_GRACE + Duration::from_secs(1), h)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
+        if let Some(done) = hub {
+            let _ =
+                tokio::time::timeout(crate::hub::link::STOP_GRACE + Duration::from_secs(1), done)
+                    .await;
         }
         let _ = std::fs::remove_file(socket);
     }
