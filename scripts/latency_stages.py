@@ -12,9 +12,10 @@ Stages of one bar close (all 20 symbols), from the logs' stamps on one machine's
                   "ctrader send" (run bench.sh with RUST_LOG=info,ctrader::client::session=debug);
   exec->last ACK  the executor's last `< SIGNAL` to its last `> ACK` for that bar (orders, the
                   simulator's fills, the ACKs).
-signals.log stamps milliseconds (truncated), the preditor's log microseconds: a stage between the two
-can read up to 1 ms low, even negative. The first 10 closes after the warm-up (the bars held back during
-it, sent as a backlog) are left out. Prints each stage's p50/p99/max and the slowest closes.
+Both logs stamp microseconds (signals.log before 2026-12-01 stamped milliseconds, truncated: such a
+run's stages between the two logs can read up to 1 ms low, even negative). The first 10 closes after the
+warm-up (the bars held back during it, sent as a backlog) are left out. Prints each stage's p50/p99/max
+(milliseconds, to the microsecond) and the slowest closes.
 """
 import re
 import sys
@@ -39,11 +40,15 @@ B = re.compile(r"\|B:([^|\s]+)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 ex_bar, ex_sig, ex_ack, pr_bar, pr_sig, sends = {}, {}, {}, {}, {}, []
+# How far signals.log's stamps can lag the instant they stand for: 1 ms for millisecond stamps.
+ex_slack = 0.0
 for line in open(run / "log/signals.log", errors="replace"):
     parts = line.rstrip("\n").split(" ", 3)
     if len(parts) < 4:
         continue
     t, way, msg = parts[0], parts[2], parts[3]
+    if len(t.rstrip("Z").partition(".")[2]) < 6:
+        ex_slack = 1.0
     if way == ">" and msg.startswith("BAR|"):
         ex_bar.setdefault(BAR.search(msg).group(1), ms(t))
     elif way == "<" and msg.startswith("SIGNAL|") and B.search(msg):
@@ -74,7 +79,7 @@ rows = []
 for k, t0 in ex_bar.items():
     if warm is None or t0 <= warm or not all(k in d for d in (pr_bar, pr_sig, ex_sig, ex_ack)):
         continue
-    i = bisect_left(sends, ex_sig[k] - 1.0)  # signals.log truncates to the millisecond
+    i = bisect_left(sends, ex_sig[k] - ex_slack)
     first = sends[i] - ex_sig[k] if i < len(sends) and sends[i] <= ex_ack[k] else None
     rows.append((k, pr_bar[k] - t0, pr_sig[k] - pr_bar[k], ex_sig[k] - pr_sig[k], first, ex_ack[k] - ex_sig[k],
                  ex_ack[k] - t0))
@@ -94,9 +99,9 @@ print(f"{len(rows)} bar closes after the warm-up ({run}); ms")
 for i, n in enumerate(names):
     v = [r[i + 1] for r in rows if r[i + 1] is not None]
     if v:
-        print(f"  {n:16s} p50 {q(v, 50):8.2f}  p99 {q(v, 99):8.2f}  max {max(v):8.2f}  (n={len(v)})")
+        print(f"  {n:16s} p50 {q(v, 50):9.3f}  p99 {q(v, 99):9.3f}  max {max(v):9.3f}  (n={len(v)})")
     else:
         print(f"  {n:16s} not logged")
 print("slowest closes: bar | " + " | ".join(names))
 for r in sorted(rows, key=lambda r: -r[6])[:8]:
-    print("  " + r[0] + "  " + "  ".join("       -" if x is None else f"{x:8.2f}" for x in r[1:]))
+    print("  " + r[0] + "  " + "  ".join("        -" if x is None else f"{x:9.3f}" for x in r[1:]))
