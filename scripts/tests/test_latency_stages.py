@@ -15,7 +15,7 @@ def run_dir(tmp_path: Path, closes: int, sig_us: bool = False, scale: float = 1.
     sit on whole milliseconds), or microseconds with `sig_us`."""
     log = tmp_path / "log"
     log.mkdir()
-    sig, pred, ex = [], [], []
+    sig, pred, ex, sim = [], [], [], []
     pred.append("2026-12-01T12:00:00.000000Z  INFO preditor::live: history consumed symbol=EURUSD bars=700")
 
     def stamp_ms(ms: float) -> str:  # signals.log: milliseconds
@@ -38,10 +38,17 @@ def run_dir(tmp_path: Path, closes: int, sig_us: bool = False, scale: float = 1.
             pred.append(f"{stamp_us(t0 + 1.5 * scale)}  INFO wire: > SIGNAL|{sym}|LONG_WEAK|3|0.00|B:{bar}|N:1")
             sig.append(f"{stamp_sig(t0 + 4.0 * scale)} c1 < SIGNAL|{sym}|LONG_WEAK|3|0.00|B:{bar}|N:1")
             ex.append(f"{stamp_us(t0 + 5.0 * scale + late)} DEBUG ctrader::client::session: ctrader send request=\"ProtoOANewOrderReq\" id=x")
+            # The simulator published the bar 2 ms before the executor's BAR; the order reaches it
+            # 0.1 ms after the executor sent it.
+            at = 5.1 * scale + late
+            us = round((at + 2.0 * scale) * 1000)
+            sim.append(f"{stamp_us(t0 + at)} DEBUG ctrader_sim::core::trading: bar close -> order symbol={sym} latency_us={us}")
             sig.append(f"{stamp_sig(t0 + 7.0 * scale + late)} c1 > ACK|{sym}|LONG_WEAK|OK|T:1|P:1.15|B:{bar}")
     (log / "signals.log").write_text("\n".join(sig) + "\n")
     (log / "preditor.log").write_text("\n".join(pred) + "\n")
     (log / "executor.log").write_text("\n".join(ex) + "\n")
+    if sig_us:
+        (log / "ctrader-sim.log").write_text("\n".join(sim) + "\n")
     return tmp_path
 
 
@@ -87,3 +94,8 @@ def test_microsecond_stamps_give_stages_to_the_microsecond(tmp_path):
     assert s["preditor->exec"] == [0.625, 0.625, 0.625], out
     assert s["exec->1st order"] == [0.25, 10.25, 10.25], out
     assert s["exec->last ACK"] == [0.75, 10.75, 10.75], out
+    # The simulator's stamps: its publication to the executor's BAR, and its own figure.
+    assert s["spots->BAR"] == [0.5, 0.5, 0.5], out
+    assert s["at the sim"] == [1.775, 11.775, 11.775], out
+    slowest = out.split("slowest closes")[1].splitlines()[1]
+    assert slowest.split()[0] == "2017-06-01T12:00:00Z", out
