@@ -535,5 +535,9 @@ async fn a_burst_of_queued_requests_is_sent_together_and_each_is_answered() {
         .iter()
         .filter(|(_, p)| matches!(p, Payload::VersionReq(_)))
         .count();
-    assert!(sent - before >= 100, "the peer saw {} of 100", sent - before);
+    assert!(
+        sent - before >= 100,
+        "the peer saw {} of 100",
+        sent - before
+    );
 }
