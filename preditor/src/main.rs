@@ -88,19 +88,8 @@ fn main() -> anyhow::Result<()> {
     });
     match cli.command {
         Command::Backtest { model, bars, out } => {
-            // The bars are read while the model loads: two independent inputs, and the model's
-            // load (tract's plans) and the CSV read are each a few milliseconds of a command that
-            // takes about ten. A bad model is still reported first.
-            let (model, read) = std::thread::scope(|scope| {
-                let reading = scope.spawn(|| preditor::bars::read_bars_csv(&bars));
-                let model = Model::load(&model);
-                (model, reading.join())
-            });
-            let model = model?;
-            let Ok(read) = read else {
-                anyhow::bail!("reading {} stopped on a panic (a bug)", bars.display());
-            };
-            let bars = read?;
+            let model = Model::load(&model)?;
+            let bars = preditor::bars::read_bars_csv(&bars)?;
             let (decisions, _) = preditor::backtest::run(
                 &model.spec,
                 &model,
@@ -109,11 +98,8 @@ fn main() -> anyhow::Result<()> {
             )?;
             let file =
                 std::fs::File::create(&out).with_context(|| format!("create {}", out.display()))?;
-            preditor::backtest::write_csv(
-                std::io::BufWriter::with_capacity(1 << 18, file),
-                &decisions,
-            )
-            .with_context(|| format!("write {}", out.display()))?;
+            preditor::backtest::write_csv(std::io::BufWriter::new(file), &decisions)
+                .with_context(|| format!("write {}", out.display()))?;
             let summary = preditor::summary::BacktestSummary::from_decisions(&decisions);
             println!(
                 "backtest of {} {} over {} bars",
