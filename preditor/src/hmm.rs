@@ -252,7 +252,7 @@ const LANES: usize = 4;
 /// time leaves the core idle most of each step; four windows' steps are independent, and they run
 /// side by side in vector registers, each lane doing exactly [`step_k`]'s operations in its order.
 /// (Four, not eight: a group runs until its slowest lane has joined, and with eight the wasted
-/// steps ate the gain; on EURUSD's 5,000 bars four lanes took the pass from 2.8 to 1.6 ms.)
+/// steps ate the gain; on EURUSD's 5,000 bars four lanes took the pass from 2.8 to 1.6–1.9 ms.)
 /// Every lane runs its window from its own first row until its `α` has the bits of the window
 /// before's at the same row (lane 0 compares with the previous group's last window, kept in
 /// `trajectory`) or it reaches its last row. After the join, a window's `α` is its predecessor's,
