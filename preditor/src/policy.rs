@@ -64,6 +64,39 @@ struct Dense {
     activation: Activation,
 }
 
+impl Dense {
+    /// A layer from its transposed weights (`[inputs][stride]`, `stride` = `outputs` rounded up to
+    /// 8) and biases, both already through DAZ.
+    fn new(
+        inputs: usize,
+        outputs: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        activation: Activation,
+    ) -> Self {
+        let stride = outputs.div_ceil(8) * 8;
+        let mut bias_padded = bias.clone();
+        bias_padded.resize(stride, 0.0);
+        let min_ulp = weight
+            .iter()
+            .chain(&bias)
+            .filter(|v| **v != 0.0)
+            .map(|v| ulp_exponent(*v))
+            .min()
+            .unwrap_or(i32::MAX);
+        Dense {
+            inputs,
+            outputs,
+            weight,
+            stride,
+            bias,
+            bias_padded,
+            min_ulp,
+            activation,
+        }
+    }
+}
+
 /// The weights of an export.py policy graph.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativePolicy {
@@ -272,25 +305,7 @@ impl NativePolicy {
                 }
             }
             let bias: Vec<f32> = bias.into_iter().map(daz).collect();
-            let mut bias_padded = bias.clone();
-            bias_padded.resize(stride, 0.0);
-            let min_ulp = transposed
-                .iter()
-                .chain(&bias)
-                .filter(|v| **v != 0.0)
-                .map(|v| ulp_exponent(*v))
-                .min()
-                .unwrap_or(i32::MAX);
-            layers.push(Dense {
-                inputs: width,
-                outputs,
-                weight: transposed,
-                stride,
-                bias_padded,
-                min_ulp,
-                bias,
-                activation,
-            });
+            layers.push(Dense::new(width, outputs, transposed, bias, activation));
             width = outputs;
             if activation == Activation::Identity {
                 break;
@@ -699,25 +714,7 @@ mod tests {
         let bias: Vec<f32> = (0..outputs)
             .map(|o| if tiny && o % 3 == 0 { 0.0 } else { next() })
             .collect();
-        let mut bias_padded = bias.clone();
-        bias_padded.resize(stride, 0.0);
-        let min_ulp = weight
-            .iter()
-            .chain(&bias)
-            .filter(|v| **v != 0.0)
-            .map(|v| ulp_exponent(*v))
-            .min()
-            .unwrap_or(i32::MAX);
-        Dense {
-            inputs,
-            outputs,
-            weight,
-            stride,
-            bias,
-            bias_padded,
-            min_ulp,
-            activation,
-        }
+        Dense::new(inputs, outputs, weight, bias, activation)
     }
 
     #[cfg(target_arch = "x86_64")]
