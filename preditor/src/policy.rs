@@ -64,6 +64,39 @@ struct Dense {
     activation: Activation,
 }
 
+impl Dense {
+    /// A layer from its transposed weights (`[inputs][stride]`, `stride` = `outputs` rounded up to
+    /// 8) and biases, both already through DAZ.
+    fn new(
+        inputs: usize,
+        outputs: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        activation: Activation,
+    ) -> Self {
+        let stride = outputs.div_ceil(8) * 8;
+        let mut bias_padded = bias.clone();
+        bias_padded.resize(stride, 0.0);
+        let min_ulp = weight
+            .iter()
+            .chain(&bias)
+            .filter(|v| **v != 0.0)
+            .map(|v| ulp_exponent(*v))
+            .min()
+            .unwrap_or(i32::MAX);
+        Dense {
+            inputs,
+            outputs,
+            weight,
+            stride,
+            bias,
+            bias_padded,
+            min_ulp,
+            activation,
+        }
+    }
+}
+
 /// The weights of an export.py policy graph.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativePolicy {
@@ -272,25 +305,7 @@ impl NativePolicy {
                 }
             }
             let bias: Vec<f32> = bias.into_iter().map(daz).collect();
-            let mut bias_padded = bias.clone();
-            bias_padded.resize(stride, 0.0);
-            let min_ulp = transposed
-                .iter()
-                .chain(&bias)
-                .filter(|v| **v != 0.0)
-                .map(|v| ulp_exponent(*v))
-                .min()
-                .unwrap_or(i32::MAX);
-            layers.push(Dense {
-                inputs: width,
-                outputs,
-                weight: transposed,
-                stride,
-                bias_padded,
-                min_ulp,
-                bias,
-                activation,
-            });
+            layers.push(Dense::new(width, outputs, transposed, bias, activation));
             width = outputs;
             if activation == Activation::Identity {
                 break;
@@ -326,86 +341,271 @@ impl NativePolicy {
 
     /// The 7 logits of one observation (`obs_dim` values).
     pub fn logits_row(&self, obs: &[f32]) -> [f32; 7] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[allow(unsafe_code)]
+            // SAFETY: a `NativePolicy` exists only where AVX2 and FMA were detected (`from_graph`,
+            // `fma_available`), so the instructions `logits_row_fma` is compiled for are present.
+            unsafe {
+                self.logits_row_fma(obs)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let mut rows = LayerBuffers::new(obs);
+            for layer in &self.layers {
+                let (x, y) = rows.next(layer);
+                x.iter_mut().for_each(|v| *v = daz(*v));
+                layer_portable(layer, self.bias, x, y);
+            }
+            rows.logits()
+        }
+    }
+
+    /// The whole row compiled with AVX2 and FMA, the copies and DAZ passes between layers too.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn logits_row_fma(&self, obs: &[f32]) -> [f32; 7] {
+        let mut rows = LayerBuffers::new(obs);
+        for layer in &self.layers {
+            let (x, y) = rows.next(layer);
+            daz_all(x);
+            layer_fma(layer, self.bias, x, y);
+        }
+        rows.logits()
+    }
+}
+
+/// A row's values between layers: two stack buffers, the inputs of the next layer and its outputs.
+struct LayerBuffers {
+    a: [f32; MAX_WIDTH],
+    b: [f32; MAX_WIDTH],
+}
+
+impl LayerBuffers {
+    #[inline(always)]
+    fn new(obs: &[f32]) -> Self {
         let mut a = [0.0f32; MAX_WIDTH];
-        let mut b = [0.0f32; MAX_WIDTH];
         let n = obs.len().min(MAX_WIDTH);
         a[..n].copy_from_slice(&obs[..n]);
-        for layer in &self.layers {
-            for v in &mut a[..layer.inputs] {
-                *v = daz(*v);
-            }
-            layer_fma(layer, self.bias, &a[..layer.inputs], &mut b[..layer.stride]);
-            std::mem::swap(&mut a, &mut b);
+        LayerBuffers {
+            a,
+            b: [0.0f32; MAX_WIDTH],
         }
+    }
+
+    /// The last layer's outputs become the inputs of `layer`: (inputs, outputs), the inputs not yet
+    /// read through DAZ.
+    #[inline(always)]
+    fn next(&mut self, layer: &Dense) -> (&mut [f32], &mut [f32]) {
+        std::mem::swap(&mut self.a, &mut self.b);
+        (&mut self.b[..layer.inputs], &mut self.a[..layer.stride])
+    }
+
+    #[inline(always)]
+    fn logits(&self) -> [f32; 7] {
         let mut out = [0.0f32; 7];
-        out.copy_from_slice(&a[..7]);
+        out.copy_from_slice(&self.a[..7]);
         out
     }
 }
 
-/// One layer; compiled with AVX2 and FMA (tract's condition for its FMA kernels, `x86_64_fma.rs`)
-/// so that `mul_add` is the `vfmadd` instruction, not a call, and the denormal test runs 8 lanes.
-fn layer_fma(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[allow(unsafe_code)]
-        // SAFETY: a `NativePolicy` exists only where AVX2 and FMA were detected (`from_graph`,
-        // `fma_available`), so the instructions `layer_with_fma` is compiled for are present.
-        unsafe {
-            layer_with_fma(layer, bias, x, y);
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    layer_portable(layer, bias, x, y);
-}
-
+/// One layer with AVX2 and FMA (tract's condition for its FMA kernels, `x86_64_fma.rs`): the
+/// multiply-adds in explicit 8-lane `vfmadd231ps`, as tract's kernel does them. (Left to the
+/// compiler, the 8-output logits layer came out as a chain of scalar FMAs and lane shuffles: a
+/// third of the policy's time in `perf record`.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn layer_with_fma(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
-    layer_portable(layer, bias, x, y);
-}
-
-/// Every output's accumulator takes the inputs in order (the kernel's order per output); blocks of
-/// outputs are independent chains, held in registers.
-#[inline(always)]
-fn layer_portable(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
-    // DAZ on the accumulator changes nothing when no partial sum can be denormal: every partial
-    // sum is a multiple of the smallest ulp among the products (and biases) that enter it, and a
-    // nonzero multiple of 2^-126 or more is normal. So the test runs per input, not per product.
-    let x_ulp = x
-        .iter()
-        .filter(|v| **v != 0.0)
-        .map(|v| ulp_exponent(*v))
-        .min()
-        .unwrap_or(i32::MAX);
-    // (A first bias enters unmultiplied: an input of ulp 2^0 or more does not lower the bound.)
-    let exact = layer.min_ulp.saturating_add(x_ulp.min(0)) < -126;
+#[inline]
+fn layer_fma(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
+    let exact = exact_daz(layer, min_biased_exponent_fma(x));
     let stride = layer.stride;
     let mut o0 = 0;
     while o0 < stride {
-        let left = stride - o0;
-        let n = if left >= 64 {
-            64
-        } else if left >= 32 {
-            32
-        } else if left >= 16 {
-            16
-        } else {
-            8
-        };
         let first = match bias {
-            BiasOrder::First => Some(&layer.bias_padded[o0..o0 + n]),
+            BiasOrder::First => Some(&layer.bias_padded[o0..]),
             BiasOrder::After => None,
         };
-        let out = &mut y[o0..o0 + n];
-        match n {
-            64 => block::<64>(layer, o0, x, first, exact, out),
-            32 => block::<32>(layer, o0, x, first, exact, out),
-            16 => block::<16>(layer, o0, x, first, exact, out),
-            _ => block::<8>(layer, o0, x, first, exact, out),
-        }
-        o0 += n;
+        let out = &mut y[o0..];
+        // Blocks of 64, 32, 16 or 8 outputs: up to 8 ymm accumulators, held in registers.
+        o0 += match stride - o0 {
+            64.. => simd_block::<8>(layer, o0, x, first, exact, out),
+            32.. => simd_block::<4>(layer, o0, x, first, exact, out),
+            16.. => simd_block::<2>(layer, o0, x, first, exact, out),
+            _ => simd_block::<1>(layer, o0, x, first, exact, out),
+        };
     }
+    finish_layer(layer, bias, y);
+}
+
+/// Outputs `o0 .. o0 + 8·M` of a layer (the padded width is a multiple of 8); returns `8·M`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn simd_block<const M: usize>(
+    layer: &Dense,
+    o0: usize,
+    x: &[f32],
+    first: Option<&[f32]>,
+    exact: bool,
+    out: &mut [f32],
+) -> usize {
+    use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_setzero_ps};
+    let width = 8 * M;
+    let mut acc = [_mm256_setzero_ps(); M];
+    if let Some(b) = first.and_then(|b| b.get(..width)) {
+        for (m, a) in acc.iter_mut().enumerate() {
+            *a = load8(&b[8 * m..]);
+        }
+    }
+    let stride = layer.stride;
+    let mut step = |k: usize, xk: f32, daz_acc: bool| {
+        let Some(w) = layer.weight.get(k * stride + o0..k * stride + o0 + width) else {
+            return;
+        };
+        let xv = _mm256_set1_ps(xk);
+        for (m, a) in acc.iter_mut().enumerate() {
+            let acc_in: __m256 = if daz_acc { daz8(*a) } else { *a };
+            *a = _mm256_fmadd_ps(load8(&w[8 * m..]), xv, acc_in);
+        }
+    };
+    // Two loops, so that the common one has no test in it.
+    if exact {
+        for (k, xk) in x.iter().enumerate() {
+            step(k, *xk, true);
+        }
+    } else {
+        for (k, xk) in x.iter().enumerate() {
+            step(k, *xk, false);
+        }
+    }
+    if let Some(out) = out.get_mut(..width) {
+        for (m, a) in acc.iter().enumerate() {
+            store8(&mut out[8 * m..], *a);
+        }
+    }
+    width
+}
+
+/// The first 8 values of `v` (at least 8 long) as one register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn load8(v: &[f32]) -> std::arch::x86_64::__m256 {
+    let v: &[f32; 8] = v.first_chunk().expect("8 lanes");
+    #[allow(unsafe_code)]
+    // SAFETY: `v` is 8 f32 (32 bytes) of readable memory; `loadu` takes any alignment.
+    unsafe {
+        std::arch::x86_64::_mm256_loadu_ps(v.as_ptr())
+    }
+}
+
+/// Stores a register into the first 8 values of `v` (at least 8 long).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn store8(v: &mut [f32], a: std::arch::x86_64::__m256) {
+    let v: &mut [f32; 8] = v.first_chunk_mut().expect("8 lanes");
+    #[allow(unsafe_code)]
+    // SAFETY: `v` is 8 f32 (32 bytes) of writable memory; `storeu` takes any alignment.
+    unsafe {
+        std::arch::x86_64::_mm256_storeu_ps(v.as_mut_ptr(), a)
+    }
+}
+
+/// [`daz`] on 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn daz8(v: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let bits = _mm256_castps_si256(v);
+    let exponent = _mm256_and_si256(bits, _mm256_set1_epi32(0x7f80_0000));
+    let denormal = _mm256_cmpeq_epi32(exponent, _mm256_setzero_si256());
+    let signed_zero = _mm256_and_si256(bits, _mm256_set1_epi32(i32::MIN));
+    _mm256_castsi256_ps(_mm256_blendv_epi8(bits, signed_zero, denormal))
+}
+
+/// Whether a partial sum of this layer could be denormal, so that DAZ must be applied to the
+/// accumulator at every step. It cannot when every partial sum is a multiple of the smallest ulp
+/// among the products (and biases) that enter it, and that ulp is 2^-126 or more: a nonzero
+/// multiple of it is normal. So the test runs per input, not per product. `min_biased` is the
+/// inputs' [`min_biased_exponent`].
+#[inline(always)]
+fn exact_daz(layer: &Dense, min_biased: u32) -> bool {
+    // No nonzero input: nothing but the bias enters, and it is normal (or zero).
+    let x_ulp = if min_biased == ZERO_EXPONENT {
+        i32::MAX
+    } else {
+        min_biased as i32 - 127 - 23
+    };
+    // (A first bias enters unmultiplied: an input of ulp 2^0 or more does not lower the bound.)
+    layer.min_ulp.saturating_add(x_ulp.min(0)) < -126
+}
+
+/// What [`min_biased_exponent`] gives when every input is zero: above any finite exponent.
+const ZERO_EXPONENT: u32 = 0x100;
+
+/// The smallest biased exponent (bits 23-30) among the nonzero values of `x` (already through
+/// DAZ, so a nonzero value has an exponent above 0), or [`ZERO_EXPONENT`].
+#[inline(always)]
+fn min_biased_exponent(x: &[f32]) -> u32 {
+    x.iter()
+        .map(|v| biased_exponent_or_zero(v.to_bits()))
+        .fold(ZERO_EXPONENT, u32::min)
+}
+
+#[inline(always)]
+fn biased_exponent_or_zero(bits: u32) -> u32 {
+    let e = (bits >> 23) & 0xff;
+    if e == 0 { ZERO_EXPONENT } else { e }
+}
+
+/// [`min_biased_exponent`] 8 lanes at a time (this runs for every layer of every row).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn min_biased_exponent_fma(x: &[f32]) -> u32 {
+    use std::arch::x86_64::*;
+    let mut lanes = _mm256_set1_epi32(ZERO_EXPONENT as i32);
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        let bits = _mm256_castps_si256(load8(c));
+        let e = _mm256_and_si256(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(0xff));
+        let zero = _mm256_cmpeq_epi32(e, _mm256_setzero_si256());
+        let e = _mm256_blendv_epi8(e, _mm256_set1_epi32(ZERO_EXPONENT as i32), zero);
+        lanes = _mm256_min_epu32(lanes, e);
+    }
+    let mut m = [0u32; 8];
+    #[allow(unsafe_code)]
+    // SAFETY: `m` is 8 u32 (32 bytes) of writable memory; `storeu` takes any alignment.
+    unsafe {
+        _mm256_storeu_si256(m.as_mut_ptr().cast(), lanes)
+    };
+    m.into_iter()
+        .chain(tail.iter().map(|v| biased_exponent_or_zero(v.to_bits())))
+        .fold(ZERO_EXPONENT, u32::min)
+}
+
+/// [`daz`] on every value of `x`, 8 lanes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn daz_all(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = daz8(load8(c));
+        store8(c, v);
+    }
+    for v in chunks.into_remainder() {
+        *v = daz(*v);
+    }
+}
+
+/// The bias (when it enters after the products) and the activation.
+#[inline(always)]
+fn finish_layer(layer: &Dense, bias: BiasOrder, y: &mut [f32]) {
     if bias == BiasOrder::After {
         for (acc, b) in y.iter_mut().zip(&layer.bias) {
             *acc = daz(*acc) + b;
@@ -413,11 +613,13 @@ fn layer_portable(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
     }
     // One loop per activation, so that each vectorises (tract's tanh is a division per value).
     match layer.activation {
-        // Eight lanes at a time (`y` is padded to a multiple of 8), as tract's kernel does.
+        // Eight lanes at a time (`y` is padded to a multiple of 8), as tract's kernel does. A plain
+        // loop, not `array::map`, whose closure would be a function compiled without the caller's
+        // AVX2/FMA (each `mul_add` in it a call to `fmaf`).
         Activation::Tanh => {
             for lanes in y.chunks_exact_mut(8) {
-                if let Ok(lanes) = <&mut [f32; 8]>::try_from(lanes) {
-                    *lanes = lanes.map(tract_tanh);
+                for v in lanes {
+                    *v = tract_tanh(*v);
                 }
             }
         }
@@ -426,37 +628,32 @@ fn layer_portable(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Outputs `o0..o0 + N` of a layer (`N` a multiple of 8, the padded width).
-#[inline(always)]
-fn block<const N: usize>(
-    layer: &Dense,
-    o0: usize,
-    x: &[f32],
-    first: Option<&[f32]>,
-    exact: bool,
-    out: &mut [f32],
-) {
-    let mut acc = [0.0f32; N];
-    if let Some(b) = first {
-        acc.copy_from_slice(b);
-    }
+/// The same layer without SIMD types (other targets; and the reference `tests` compare with):
+/// every output's accumulator takes the inputs in order (the kernel's order per output); blocks of
+/// outputs are independent chains.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn layer_portable(layer: &Dense, bias: BiasOrder, x: &[f32], y: &mut [f32]) {
+    let exact = exact_daz(layer, min_biased_exponent(x));
     let stride = layer.stride;
-    for (k, xk) in x.iter().enumerate() {
-        let Ok(w) = <&[f32; N]>::try_from(&layer.weight[k * stride + o0..k * stride + o0 + N])
-        else {
-            continue;
+    let mut o0 = 0;
+    while o0 < stride {
+        let n = (stride - o0).min(64);
+        let first = match bias {
+            BiasOrder::First => Some(&layer.bias_padded[o0..o0 + n]),
+            BiasOrder::After => None,
         };
-        if exact {
-            for (a, wj) in acc.iter_mut().zip(w) {
-                *a = wj.mul_add(*xk, daz(*a));
+        let out = &mut y[o0..o0 + n];
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut a = first.map_or(0.0, |b| b[j]);
+            for (k, xk) in x.iter().enumerate() {
+                let wj = layer.weight[k * stride + o0 + j];
+                a = wj.mul_add(*xk, if exact { daz(a) } else { a });
             }
-        } else {
-            for (a, wj) in acc.iter_mut().zip(w) {
-                *a = wj.mul_add(*xk, *a);
-            }
+            *o = a;
         }
+        o0 += n;
     }
-    out.copy_from_slice(&acc);
+    finish_layer(layer, bias, y);
 }
 
 /// The exponent of a normal `v`'s last significand bit (its ulp is `2^ulp_exponent`); `v` is not
@@ -487,6 +684,89 @@ mod tests {
         }
         assert_eq!(daz(f32::MIN_POSITIVE / 2.0), 0.0);
         assert!(daz(-f32::MIN_POSITIVE / 2.0).is_sign_negative());
+    }
+
+    /// A layer of `inputs × outputs` pseudo-random weights; `tiny` puts denormal-range weights in
+    /// it, so that partial sums can be denormal and the accumulator's DAZ path runs.
+    fn dense(
+        inputs: usize,
+        outputs: usize,
+        seed: u64,
+        tiny: bool,
+        activation: Activation,
+    ) -> Dense {
+        let mut s = seed | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        };
+        let stride = outputs.div_ceil(8) * 8;
+        let mut weight = vec![0.0f32; inputs * stride];
+        for k in 0..inputs {
+            for o in 0..outputs {
+                let w = next();
+                weight[k * stride + o] = daz(if tiny && o % 3 == 0 { w * 1e-30 } else { w });
+            }
+        }
+        // The tiny outputs get no bias, so that their sums of tiny products are not rounded away.
+        let bias: Vec<f32> = (0..outputs)
+            .map(|o| if tiny && o % 3 == 0 { 0.0 } else { next() })
+            .collect();
+        Dense::new(inputs, outputs, weight, bias, activation)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn simd_layers_give_the_portable_loops_bits() {
+        if !fma_available() {
+            return;
+        }
+        let shapes = [(13, 64), (64, 64), (64, 7), (5, 100), (70, 24), (3, 8)];
+        for (n, &(inputs, outputs)) in shapes.iter().enumerate() {
+            for tiny in [false, true] {
+                for act in [Activation::Tanh, Activation::Relu, Activation::Identity] {
+                    let layer = dense(inputs, outputs, 77 + n as u64, tiny, act);
+                    let mut s = 0x2545_f491_4f6c_dd1du64 + n as u64;
+                    let mut next = move || {
+                        s ^= s << 13;
+                        s ^= s >> 7;
+                        s ^= s << 17;
+                        (s >> 40) as f32 / (1u64 << 24) as f32 * 8.0 - 4.0
+                    };
+                    for row in 0..40 {
+                        // With tiny weights, some rows of tiny inputs: products of 1e-39 to 1e-37,
+                        // so that partial sums start denormal and DAZ on the accumulator shows.
+                        let x: Vec<f32> = (0..inputs)
+                            .map(|i| match (row + i) % 11 {
+                                0 => 0.0,
+                                _ if tiny && row % 4 == 0 => next() * [1e-9, 1e-8, 1e-7][i % 3],
+                                1 if tiny => next() * 1e-20,
+                                _ => next(),
+                            })
+                            .collect();
+                        for bias in [BiasOrder::After, BiasOrder::First] {
+                            let mut ours = vec![0.0f32; layer.stride];
+                            let mut theirs = vec![0.0f32; layer.stride];
+                            #[allow(unsafe_code)]
+                            // SAFETY: AVX2 and FMA were detected just above.
+                            unsafe {
+                                layer_fma(&layer, bias, &x, &mut ours)
+                            };
+                            layer_portable(&layer, bias, &x, &mut theirs);
+                            let bits =
+                                |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(
+                                bits(&ours),
+                                bits(&theirs),
+                                "{inputs}x{outputs} tiny={tiny} {act:?} {bias:?} row {row}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

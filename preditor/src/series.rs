@@ -18,9 +18,11 @@ use crate::hmm::{Chain, scale_emission_row, series_regimes};
 use crate::model::{EnvSpec, InferenceError};
 use crate::twin::{Decision, Inference, TwinState, WindowFacts, act};
 
-/// Windows handled per pass: bounds the memory of a long backtest to a few hundred kilobytes beyond its
-/// bars and decisions (each pass recomputes the `S` rows it shares with the previous one).
-const CHUNK: usize = 4096;
+/// Windows handled per pass: bounds the memory of a long backtest to about 200 kB beyond its bars and
+/// decisions (each pass recomputes the `S` rows it shares with the previous one, a few percent of a
+/// pass). 1024 rather than 4096: the passes' buffers are reused instead of touching fresh pages
+/// (a 5,000-bar backtest: 670 page faults instead of 780, `perf stat`).
+const CHUNK: usize = 1024;
 
 /// The scaled emission rows `e` of bars `from … to−1` of `bars` (`from ≥ H`), `K` values per bar.
 pub fn scaled_rows<I: Inference + ?Sized>(
