@@ -506,3 +506,38 @@ async fn a_client_disconnect_event_drops_the_link_at_once() {
         "{seen:#?}"
     );
 }
+
+/// Requests queued together (a wave of orders, one per symbol) are framed into one write: each is
+/// still registered under its own id and answered.
+#[tokio::test]
+async fn a_burst_of_queued_requests_is_sent_together_and_each_is_answered() {
+    let peer = start_peer(|_| vec![], true).await;
+    let mut cfg = peer.config();
+    // More than one write's worth (64), and not held back by the pacing this peer does not need.
+    cfg.normal_rate_per_sec = 1000;
+    let (client, mut events) = connect(cfg).unwrap();
+    wait_for(&mut events, STEP, "ready", is_ready).await;
+    let before = peer
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| matches!(p, Payload::VersionReq(_)))
+        .count();
+    let answers = futures_util::future::join_all((0..100).map(|_| client.version())).await;
+    for a in &answers {
+        assert_eq!(a.as_deref().unwrap(), "peer");
+    }
+    let sent = peer
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| matches!(p, Payload::VersionReq(_)))
+        .count();
+    assert!(
+        sent - before >= 100,
+        "the peer saw {} of 100",
+        sent - before
+    );
+}

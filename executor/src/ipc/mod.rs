@@ -202,9 +202,9 @@ async fn connection(
                     }
                     Some(Ok(_)) => continue, // ping/pong are answered by tungstenite
                 };
-                for raw in text.as_str().strip_suffix('\n').unwrap_or(text.as_str()).split('\n') {
-                    log.record(id, Dir::In, &redact(raw));
-                }
+                let raw = text.as_str().strip_suffix('\n').unwrap_or(text.as_str());
+                let shown: Vec<String> = raw.split('\n').map(redact).collect();
+                log.record_lines(id, Dir::In, shown.iter().map(String::as_str));
                 for action in session.on_message(text.as_str()) {
                     match action {
                         SessionAction::Reply(r) => {

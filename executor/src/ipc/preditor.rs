@@ -90,9 +90,8 @@ impl Preditor {
             return;
         }
         let texts: Vec<String> = lines.iter().map(Line::to_string).collect();
-        for t in &texts {
-            self.log.record(*id, Dir::Out, t);
-        }
+        self.log
+            .record_lines(*id, Dir::Out, texts.iter().map(String::as_str));
         let _ = tx.send(Outbound::Line(texts.join("\n")));
     }
 

@@ -13,6 +13,28 @@ use crate::client::error::ClientError;
 use crate::client::requests::{Awaiting, RequestTable};
 use crate::messages::*;
 
+/// Most requests framed before one flush: a wave of orders for every symbol, bounded so a flood
+/// of requests cannot hold the read side back for long.
+const MAX_FRAMES_PER_WRITE: usize = 64;
+
+/// A write failed with `fed` framed but perhaps not sent: each of their callers is told the link
+/// went down (the outcome of an order is then looked up, never resent blindly).
+fn fail_written(
+    table: &mut RequestTable<Waiter>,
+    fed: &[(String, &'static str)],
+    e: &impl std::fmt::Display,
+) -> Exit {
+    for (id, request) in fed {
+        if let Some(w) = table.take(id) {
+            let _ = w
+                .waiter
+                .reply
+                .send(Err(ClientError::Disconnected { request }));
+        }
+    }
+    Exit::Disconnected(format!("write failed: {e}"))
+}
+
 pub(super) async fn serve(
     shared: &Shared,
     mut conn: Conn,
@@ -37,24 +59,38 @@ pub(super) async fn serve(
                     let _ = SinkExt::<ProtoMessage>::close(&mut conn).await;
                     return Exit::Shutdown;
                 };
-                let now = Instant::now();
-                if cmd.reply.is_closed() || cmd.deadline <= now {
-                    // The caller gave up while the request queued: never send it late.
-                    let _ = cmd.reply.send(Err(ClientError::Timeout { request: cmd.request, after: Duration::ZERO }));
-                    continue;
-                }
-                let Command { mut envelope, request, completion, deadline, reply } = cmd;
-                let timeout = deadline - now;
-                let payload_type = envelope.payload_type;
-                let awaiting = Awaiting::new(completion);
-                let id = table.register(now, timeout, payload_type, Waiter { reply, request, awaiting, timeout });
-                envelope.client_msg_id = Some(id.clone());
-                tracing::debug!(request, id = %id, "ctrader send");
-                if let Err(e) = conn.send(envelope).await {
-                    if let Some(w) = table.take(&id) {
-                        let _ = w.waiter.reply.send(Err(ClientError::Disconnected { request }));
+                // The requests queued behind this one (a wave of orders, one per symbol) go out
+                // with it: each is framed into the buffer, then one flush is one TLS write, so the
+                // last symbol's order does not wait for the others' writes.
+                let mut fed = Vec::new();
+                let mut next = Some(cmd);
+                while let Some(cmd) = next.take() {
+                    let now = Instant::now();
+                    if cmd.reply.is_closed() || cmd.deadline <= now {
+                        // The caller gave up while the request queued: never send it late.
+                        let _ = cmd.reply.send(Err(ClientError::Timeout { request: cmd.request, after: Duration::ZERO }));
+                    } else {
+                        let Command { mut envelope, request, completion, deadline, reply } = cmd;
+                        let timeout = deadline - now;
+                        let payload_type = envelope.payload_type;
+                        let awaiting = Awaiting::new(completion);
+                        let id = table.register(now, timeout, payload_type, Waiter { reply, request, awaiting, timeout });
+                        envelope.client_msg_id = Some(id.clone());
+                        tracing::debug!(request, id = %id, "ctrader send");
+                        let fed_ok = conn.feed(envelope).await;
+                        fed.push((id, request));
+                        if let Err(e) = fed_ok {
+                            return fail_written(table, &fed, &e);
+                        }
                     }
-                    return Exit::Disconnected(format!("write failed: {e}"));
+                    if fed.len() < MAX_FRAMES_PER_WRITE {
+                        next = cmds.try_recv().ok();
+                    }
+                }
+                if !fed.is_empty()
+                    && let Err(e) = SinkExt::<ProtoMessage>::flush(&mut conn).await
+                {
+                    return fail_written(table, &fed, &e);
                 }
             }
             frame = conn.next() => {
