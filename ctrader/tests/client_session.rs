@@ -207,6 +207,16 @@ fn wall_ms() -> i64 {
 }
 
 impl Peer {
+    /// How many requests received so far match `kind`.
+    fn seen_count(&self, kind: impl Fn(&Payload) -> bool) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| kind(p))
+            .count()
+    }
+
     fn config(&self) -> ClientConfig {
         let mut c = common::client_config(self.port, ACCOUNT, self.cert.path());
         c.tls_server_name = Some("localhost".into());
@@ -366,20 +376,8 @@ async fn a_quiet_but_alive_server_is_probed_not_dropped() {
             "{ev:?}"
         );
     }
-    let probes = peer
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, p)| matches!(p, Payload::VersionReq(_)))
-        .count();
-    let heartbeats = peer
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, p)| matches!(p, Payload::HeartbeatEvent(_)))
-        .count();
+    let probes = peer.seen_count(|p| matches!(p, Payload::VersionReq(_)));
+    let heartbeats = peer.seen_count(|p| matches!(p, Payload::HeartbeatEvent(_)));
     assert!(probes >= 3, "probes sent: {probes}");
     assert!(heartbeats >= 5, "heartbeats sent: {heartbeats}");
 }
@@ -517,24 +515,12 @@ async fn a_burst_of_queued_requests_is_sent_together_and_each_is_answered() {
     cfg.normal_rate_per_sec = 1000;
     let (client, mut events) = connect(cfg).unwrap();
     wait_for(&mut events, STEP, "ready", is_ready).await;
-    let before = peer
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, p)| matches!(p, Payload::VersionReq(_)))
-        .count();
+    let before = peer.seen_count(|p| matches!(p, Payload::VersionReq(_)));
     let answers = futures_util::future::join_all((0..100).map(|_| client.version())).await;
     for a in &answers {
         assert_eq!(a.as_deref().unwrap(), "peer");
     }
-    let sent = peer
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, p)| matches!(p, Payload::VersionReq(_)))
-        .count();
+    let sent = peer.seen_count(|p| matches!(p, Payload::VersionReq(_)));
     assert!(
         sent - before >= 100,
         "the peer saw {} of 100",
