@@ -54,10 +54,7 @@ impl SignalsLog {
     /// the format (eight per line), 160 for a bar close of 20 symbols.
     pub fn record_lines<'a>(&self, conn: u64, dir: Dir, lines: impl IntoIterator<Item = &'a str>) {
         let lines: Vec<&str> = lines.into_iter().collect();
-        if lines.is_empty() {
-            return;
-        }
-        self.write(&stamp(conn, dir, &lines));
+        self.record_all(conn, dir, lines.iter().copied());
         if let Some(o) = self.observer.get() {
             let at = std::time::Instant::now();
             for l in lines {
